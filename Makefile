@@ -1,0 +1,52 @@
+# Two entry points: `make demo` and `make test`. Both build their own virtual environment.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
+.PHONY: install demo test lint typecheck chromium postgres serve clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian's Chromium drives the browser tests; Playwright must never download its own browser.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || ( $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium )
+
+# The PostgreSQL tests need the local server; start it if it has stopped.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || \
+		( $(SUDO) pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start && sleep 2 )
+
+lint: install
+	$(BIN)/ruff check .
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install chromium postgres lint typecheck
+	$(BIN)/pytest
+
+demo: install
+	$(BIN)/hitl db upgrade
+	$(BIN)/hitl demo-data --items 2000 --customers 300 --seed 7
+	$(BIN)/hitl warm-up --decisions 300 --seed 7
+	$(BIN)/hitl curator add curator --password curator --if-missing
+	$(BIN)/hitl token create demo-client
+	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator"
+	$(BIN)/hitl serve --host $(HOST) --port $(PORT)
+
+serve: install
+	$(BIN)/hitl serve --host $(HOST) --port $(PORT)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

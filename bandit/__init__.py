@@ -1,0 +1,1 @@
+"""Contextual-bandit engine: pruning, the VW policy, slates, uncertainty and routing."""

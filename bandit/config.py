@@ -1,0 +1,144 @@
+"""Policy configs: named, versioned exploration and routing settings, validated before use."""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+ALGORITHMS = ("epsilon_greedy", "softmax", "bag", "squarecb", "cover", "rnd")
+ROUTING_MODES = ("review_before", "review_after", "partial")
+UNCERTAINTY_MEASURES = ("least_confidence", "margin", "ratio", "entropy")
+
+
+class ConfigError(ValueError):
+    """A policy config field is missing, of the wrong type or out of range."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """Exploration, pruning, routing and reward settings of one deployment.
+
+    Routing compares the policy's confidence (1 - the named uncertainty measure) with two
+    thresholds. In ``partial`` mode: confidence >= ``auto_threshold`` goes out with no review;
+    ``review_threshold`` <= confidence < ``auto_threshold`` goes out at once and a curator
+    verifies it afterwards; confidence < ``review_threshold`` waits for a curator first.
+    """
+
+    name: str = "default"
+    algorithm: str = "epsilon_greedy"
+    epsilon: float = 0.1
+    softmax_lambda: float = 10.0
+    bag_size: int = 5
+    cover_size: int = 4
+    squarecb_gamma_scale: float = 10.0
+    rnd_size: int = 3
+    learning_rate: float = 0.5
+    vw_bits: int = 18
+    candidate_count: int = 50
+    slate_size: int = 5
+    exploration_slot_share: float = 0.1
+    routing_mode: str = "partial"
+    uncertainty_measure: str = "least_confidence"
+    uncertainty_temperature: float = 0.1
+    auto_threshold: float = 0.9
+    review_threshold: float = 0.5
+    review_lease_seconds: int = 600
+    reward_wait_seconds: int = 86400
+    default_reward: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_text(self, "name")
+        _check_choice(self, "algorithm", ALGORITHMS)
+        _check_choice(self, "routing_mode", ROUTING_MODES)
+        _check_choice(self, "uncertainty_measure", UNCERTAINTY_MEASURES)
+        for name in ("epsilon", "exploration_slot_share", "auto_threshold", "review_threshold"):
+            _check_number(self, name, low=0.0, high=1.0)
+        for name in ("softmax_lambda", "squarecb_gamma_scale", "learning_rate"):
+            _check_number(self, name, low=0.0, high=None, strict_low=True)
+        _check_number(self, "uncertainty_temperature", low=0.0, high=None, strict_low=True)
+        _check_number(self, "default_reward", low=-1e6, high=1e6)
+        for name, low, high in (
+            ("bag_size", 2, 64),
+            ("cover_size", 1, 64),
+            ("rnd_size", 1, 64),
+            ("vw_bits", 10, 28),
+            ("candidate_count", 2, 10_000),
+            ("slate_size", 1, 100),
+            ("review_lease_seconds", 10, 86_400),
+            ("reward_wait_seconds", 0, 365 * 86_400),
+        ):
+            _check_int(self, name, low, high)
+        if self.review_threshold > self.auto_threshold:
+            raise ConfigError(
+                "review_threshold",
+                f"must not exceed auto_threshold ({self.review_threshold} > {self.auto_threshold})",
+            )
+        if self.candidate_count < self.slate_size:
+            raise ConfigError(
+                "candidate_count",
+                f"K={self.candidate_count} must be at least the slate size M={self.slate_size}",
+            )
+
+    def to_document(self) -> dict[str, Any]:
+        """The config as a plain JSON-able dict."""
+        return asdict(self)
+
+
+def config_from_mapping(document: dict[str, Any]) -> PolicyConfig:
+    """Build a config from a dict, refusing unknown fields by name."""
+    if not isinstance(document, dict):
+        raise ConfigError("document", "a policy config must be a mapping of fields")
+    known = {f.name for f in fields(PolicyConfig)}
+    unknown = sorted(set(document) - known)
+    if unknown:
+        raise ConfigError(unknown[0], "unknown field")
+    return PolicyConfig(**document)
+
+
+def load_config_file(path: Path) -> PolicyConfig:
+    """Read a policy config from a TOML or JSON file."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError("document", f"cannot parse {path.name}: {error}") from error
+    return config_from_mapping(document)
+
+
+def _check_text(config: PolicyConfig, name: str) -> None:
+    value = getattr(config, name)
+    if not isinstance(value, str) or not value.strip() or len(value) > 120:
+        raise ConfigError(name, "must be a non-empty string of at most 120 characters")
+
+
+def _check_choice(config: PolicyConfig, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_number(
+    config: PolicyConfig, name: str, low: float, high: float | None, strict_low: bool = False
+) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(name, f"must be a number; got {value!r}")
+    too_low = value <= low if strict_low else value < low
+    if too_low or (high is not None and value > high):
+        bound = f"({low}, {high}]" if strict_low else f"[{low}, {high}]"
+        raise ConfigError(name, f"must be in {bound.replace('None', 'inf')}; got {value}")
+
+
+def _check_int(config: PolicyConfig, name: str, low: int, high: int) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(name, f"must be an integer; got {value!r}")
+    if not low <= value <= high:
+        raise ConfigError(name, f"must be in [{low}, {high}]; got {value}")

@@ -1,0 +1,256 @@
+"""Tables of the loop: catalog, people, configs, decisions, reviews, outcomes, model versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, returns aware UTC: SQLite keeps no zone, PostgreSQL would convert."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, aware and in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class CatalogItem(Base):
+    __tablename__ = "catalog_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    item_id: Mapped[str] = mapped_column(String(128), unique=True)
+    title: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str] = mapped_column(String(100), index=True)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    embedding: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    price: Mapped[float | None] = mapped_column(Float, nullable=True)
+    stock: Mapped[int] = mapped_column(Integer, default=1)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Customer(Base):
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(128), unique=True)
+    profile: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Curator(Base):
+    __tablename__ = "curators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(80), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[str] = mapped_column(String(20), default="curator")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiClient(Base):
+    __tablename__ = "api_clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PolicyConfigRow(Base):
+    __tablename__ = "policy_configs"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    version: Mapped[int] = mapped_column(Integer)
+    document: Mapped[dict[str, Any]] = mapped_column()
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(80), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, unique=True)
+    policy_config_id: Mapped[int] = mapped_column(ForeignKey("policy_configs.id"))
+    vw_arguments: Mapped[str] = mapped_column(Text)
+    examples_learned: Mapped[int] = mapped_column(Integer, default=0)
+    examples_total: Mapped[int] = mapped_column(Integer, default=0)
+    note: Mapped[str] = mapped_column(String(300), default="")
+    model_bytes: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Decision(Base):
+    """One request and the policy's own proposal for it, exactly as the policy made it."""
+
+    __tablename__ = "decisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    event_id: Mapped[str] = mapped_column(String(128), unique=True)
+    api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id"), nullable=True)
+    context: Mapped[dict[str, Any]] = mapped_column()
+    exclude: Mapped[list[Any]] = mapped_column(default=list)
+    # Every candidate with P(candidate), the policy's full pmf and its score, in VW's order.
+    candidates: Mapped[list[Any]] = mapped_column()
+    uncertainty: Mapped[dict[str, Any]] = mapped_column()
+    route: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), index=True)
+    policy_config_id: Mapped[int] = mapped_column(ForeignKey("policy_configs.id"))
+    policy_name: Mapped[str] = mapped_column(String(120))
+    policy_version: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    reward_due_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+
+    proposed: Mapped[list[ProposedItem]] = relationship(
+        back_populates="decision", order_by="ProposedItem.position", cascade="all, delete-orphan"
+    )
+    final_slate: Mapped[list[FinalSlateItem]] = relationship(
+        order_by="FinalSlateItem.id", cascade="all, delete-orphan"
+    )
+
+
+class ProposedItem(Base):
+    """One position of the policy's slate, with the probabilities needed to learn and replay."""
+
+    __tablename__ = "proposed_items"
+    __table_args__ = (UniqueConstraint("decision_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(128))
+    # P(item entered the candidates) x P(policy chose it at this position | candidates).
+    probability: Mapped[float] = mapped_column(Float)
+    candidate_probability: Mapped[float] = mapped_column(Float)
+    position_probability: Mapped[float] = mapped_column(Float)
+    score: Mapped[float] = mapped_column(Float)
+    explored: Mapped[bool] = mapped_column(Boolean)
+    reason: Mapped[str] = mapped_column(String(500))
+
+    decision: Mapped[Decision] = relationship(back_populates="proposed")
+
+
+class FinalSlateItem(Base):
+    """The curated slate, item by item: kept, removed, swapped out or swapped in."""
+
+    __tablename__ = "final_slate_items"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(128))
+    tag: Mapped[str] = mapped_column(String(20))
+    decided_by: Mapped[str] = mapped_column(String(20))
+    replaced_item_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+
+
+class ReviewTask(Base):
+    __tablename__ = "review_tasks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    route: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    priority: Mapped[float] = mapped_column(Float, default=0.0)
+    curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
+    lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    leased_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    decision: Mapped[Decision] = relationship()
+
+
+class CuratorAction(Base):
+    """A curator's verdict on one proposed position."""
+
+    __tablename__ = "curator_actions"
+    __table_args__ = (UniqueConstraint("task_id", "position"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("review_tasks.id"), index=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    curator_id: Mapped[int] = mapped_column(ForeignKey("curators.id"))
+    position: Mapped[int] = mapped_column(Integer)
+    item_id: Mapped[str] = mapped_column(String(128))
+    verdict: Mapped[str] = mapped_column(String(20))
+    replacement_item_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(String(500), default="")
+    seconds_spent: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+
+
+class Outcome(Base):
+    """A delayed reward from a client, or the config's default when none came in time."""
+
+    __tablename__ = "outcomes"
+    # item_key is "" for an event-level reward, so the pair is unique on every backend.
+    __table_args__ = (UniqueConstraint("decision_id", "item_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    item_key: Mapped[str] = mapped_column(String(128), default="")
+    value: Mapped[float] = mapped_column(Float)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A real reward that arrived after the default was learned: kept for the record only.
+    after_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # False when the reward was processed but not given to VW (e.g. on a curator's swap-in).
+    fed_to_policy: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+
+
+Index("ix_review_tasks_queue", ReviewTask.status, ReviewTask.priority)
+
+
+class SystemState(Base):
+    """Small counters shared by every process, such as the catalog revision."""
+
+    __tablename__ = "system_state"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,60 @@
+"""Database engines and session factories built from a URL; nothing global."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_SQLITE_PATH = Path("instance") / "hitl.sqlite3"
+
+
+def database_url(explicit: str | None = None) -> str:
+    """The URL to use: an explicit one, else HITL_DATABASE_URL, else the SQLite file."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get("HITL_DATABASE_URL", "").strip()
+    if from_env:
+        return from_env
+    DEFAULT_SQLITE_PATH.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{DEFAULT_SQLITE_PATH.resolve()}"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """An Engine with the per-backend settings the loop relies on."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; take it over, and
+    # begin IMMEDIATE so two writers queue on busy_timeout instead of failing on lock upgrade.
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit, for handing records to templates."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def is_postgresql(session: Session) -> bool:
+    """True when the session talks to PostgreSQL."""
+    return session.get_bind().dialect.name == "postgresql"

@@ -1,0 +1,126 @@
+"""The engine facade: prune, score with the policy, draw a slate, measure, route."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bandit import uncertainty, vw_format
+from bandit.catalog import CatalogIndex
+from bandit.config import PolicyConfig
+from bandit.policy import VWPolicy
+from bandit.pruning import CandidateSet, prescore_parts, prune
+from bandit.records import Candidate, Proposal, SlateItem
+from bandit.routing import route_for
+from bandit.slate import draw_slate
+
+
+class NoEligibleItems(LookupError):
+    """The filters left nothing to propose."""
+
+
+class Recommender:
+    """Proposes slates for contexts; holds no database handle and never learns."""
+
+    def __init__(
+        self,
+        catalog: CatalogIndex,
+        config: PolicyConfig,
+        policy: VWPolicy,
+        rng: np.random.Generator,
+    ) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.policy = policy
+        self._rng = rng
+
+    def propose(
+        self,
+        context: Mapping[str, Any],
+        exclude: Sequence[str] = (),
+        slate_size: int | None = None,
+    ) -> Proposal:
+        """A slate for `context`, with logged probabilities, uncertainty and route."""
+        config = self.config
+        candidates = prune(
+            self.catalog,
+            context,
+            exclude,
+            config.candidate_count,
+            config.exploration_slot_share,
+            self._rng,
+        )
+        if candidates.indices.size == 0:
+            raise NoEligibleItems("no catalog item is eligible for this request")
+        rows = [self.catalog.rows[i] for i in candidates.indices]
+        shared = vw_format.shared_line(context)
+        pmf, scores = self.policy.score(shared, [vw_format.action_line(r) for r in rows])
+        draw = draw_slate(pmf, slate_size or config.slate_size, self._rng)
+        measures = uncertainty.all_measures(
+            uncertainty.confidence_distribution(scores, config.uncertainty_temperature)
+        )
+        confidence = 1.0 - measures[config.uncertainty_measure]
+        reasons = self._reasons(context, candidates, scores)
+        slate = []
+        remaining = np.ones(pmf.size, dtype=bool)
+        for position, (pick, p_position) in enumerate(
+            zip(draw.chosen, draw.position_probability, strict=True)
+        ):
+            # Exploratory = entered through a slot, or not the policy's most likely remaining item.
+            most_likely = float(np.max(np.where(remaining, pmf, -np.inf)))
+            explored = bool(candidates.exploration_slot[pick] or pmf[pick] < most_likely - 1e-9)
+            remaining[pick] = False
+            p_candidate = float(candidates.candidate_probability[pick])
+            slate.append(
+                SlateItem(
+                    position=position,
+                    item_id=rows[pick].item_id,
+                    probability=p_candidate * float(p_position),
+                    candidate_probability=p_candidate,
+                    position_probability=float(p_position),
+                    score=float(scores[pick]),
+                    explored=explored,
+                    reason=reasons[pick] + (" · exploration pick" if explored else ""),
+                )
+            )
+        return Proposal(
+            candidates=tuple(
+                Candidate(
+                    item_id=row.item_id,
+                    candidate_probability=float(candidates.candidate_probability[i]),
+                    prescore=float(candidates.prescores[i]),
+                    exploration_slot=bool(candidates.exploration_slot[i]),
+                    pmf=float(pmf[i]),
+                    score=float(scores[i]),
+                )
+                for i, row in enumerate(rows)
+            ),
+            slate=tuple(slate),
+            uncertainty=measures,
+            confidence=confidence,
+            route=route_for(confidence, config),
+        )
+
+    def _reasons(
+        self, context: Mapping[str, Any], candidates: CandidateSet, scores: np.ndarray
+    ) -> list[str]:
+        parts = prescore_parts(self.catalog, context, candidates.indices)
+        reasons = []
+        for i in range(candidates.indices.size):
+            value = {name: float(column[i]) for name, column in parts.items()}
+            phrases = []
+            if value.get("style", 0.0) > 0:
+                phrases.append(f"matches preferred style {context.get('preferred_style')}")
+            if value.get("category", 0.0) > 0:
+                phrases.append("a favourite category")
+            if value.get("budget", 0.0) < 0:
+                phrases.append("above budget")
+            if "taste" in value:
+                phrases.append(f"taste match {value['taste']:+.2f}")
+            if candidates.exploration_slot[i]:
+                phrases.append("entered via an exploration slot")
+            phrases.append(f"model expects reward {scores[i]:.2f}")
+            reasons.append("; ".join(phrases))
+        return reasons

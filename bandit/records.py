@@ -1,0 +1,66 @@
+"""Typed records that flow through the loop: proposals, slate items and logged rounds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An item that survived pruning, with the chance it had to get there."""
+
+    item_id: str
+    candidate_probability: float
+    prescore: float
+    exploration_slot: bool
+    pmf: float
+    score: float
+
+
+@dataclass(frozen=True)
+class SlateItem:
+    """One position of a proposed slate and the probabilities behind it.
+
+    ``probability`` = ``candidate_probability`` x ``position_probability``, where
+    ``position_probability`` is the policy's pmf of the item renormalised over the candidates
+    not already placed at earlier positions.
+    """
+
+    position: int
+    item_id: str
+    probability: float
+    candidate_probability: float
+    position_probability: float
+    score: float
+    explored: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What the policy proposes for one request, before any human sees it."""
+
+    candidates: tuple[Candidate, ...]
+    slate: tuple[SlateItem, ...]
+    uncertainty: Mapping[str, float]
+    confidence: float
+    route: str
+
+
+@dataclass(frozen=True)
+class LoggedRound:
+    """One learnable choice: a context, the items on offer, the one chosen and its reward.
+
+    Learning, replay and off-policy evaluation all read this type.
+    """
+
+    event_id: str
+    context: Mapping[str, Any]
+    offered_item_ids: tuple[str, ...]
+    chosen_item_id: str
+    position: int
+    probability: float
+    reward: float
+    source: str

@@ -1,0 +1,72 @@
+"""Per-process engine state: the catalog arrays, the active config and the served model.
+
+Each is reloaded when storage says it changed, so a new model version or catalog load
+reaches every serving process without a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy.orm import Session
+
+from bandit.catalog import CatalogIndex
+from bandit.config import PolicyConfig
+from bandit.db.models import PolicyConfigRow
+from bandit.engine import Recommender
+from bandit.policy import VWPolicy
+from bandit.services import catalog_store, configs, model_store
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What a decision was made with."""
+
+    recommender: Recommender
+    config_row: PolicyConfigRow
+    model_version: int
+
+
+class EngineRuntime:
+    """Caches the engine's inputs and refreshes them from storage when they change."""
+
+    def __init__(self, rng: np.random.Generator) -> None:
+        self._rng = rng
+        self._lock = threading.Lock()
+        self._catalog: CatalogIndex | None = None
+        self._catalog_revision = -1
+        self._policy: VWPolicy | None = None
+        self._policy_key: tuple[int, int] | None = None
+
+    def serving(self, session: Session) -> Serving:
+        """An up-to-date recommender for this request."""
+        config_row, config = configs.active_config(session)
+        with self._lock:
+            catalog = self._current_catalog(session)
+            version, policy = self._current_policy(session, config_row, config)
+        return Serving(Recommender(catalog, config, policy, self._rng), config_row, version)
+
+    def _current_catalog(self, session: Session) -> CatalogIndex:
+        revision = catalog_store.catalog_revision(session)
+        if self._catalog is None or revision != self._catalog_revision:
+            self._catalog = catalog_store.load_index(session)
+            self._catalog_revision = revision
+        return self._catalog
+
+    def _current_policy(
+        self, session: Session, config_row: PolicyConfigRow, config: PolicyConfig
+    ) -> tuple[int, VWPolicy]:
+        version = model_store.latest_version_number(session)
+        key = (version, config_row.id)
+        if self._policy is None or key != self._policy_key:
+            saved = model_store.latest_model(session)
+            policy = (
+                VWPolicy.fresh(config)
+                if saved is None
+                else VWPolicy.from_bytes(saved.model_bytes, config)
+            )
+            # The old workspace is dropped, not closed: a request may still be scoring with it.
+            self._policy, self._policy_key = policy, key
+        return version, self._policy

@@ -1,0 +1,74 @@
+"""Curators with hashed passwords, and API clients with bearer tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from bandit.db.models import ApiClient, Curator
+
+ROLES = ("curator", "admin")
+MIN_PASSWORD_LENGTH = 8
+
+
+class AccountError(ValueError):
+    """A username, role, password or token name is not acceptable."""
+
+
+def add_curator(session: Session, username: str, password: str, role: str = "curator") -> Curator:
+    """Create a curator; refuses duplicates, unknown roles and short passwords."""
+    username = username.strip()
+    if not username or len(username) > 80:
+        raise AccountError("username must be 1 to 80 characters")
+    if role not in ROLES:
+        raise AccountError(f"role must be one of {', '.join(ROLES)}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise AccountError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if find_curator(session, username) is not None:
+        raise AccountError(f"curator {username!r} already exists")
+    curator = Curator(username=username, password_hash=generate_password_hash(password), role=role)
+    session.add(curator)
+    session.flush()
+    return curator
+
+
+def find_curator(session: Session, username: str) -> Curator | None:
+    """The curator with this username, if any."""
+    return session.scalars(select(Curator).where(Curator.username == username)).first()
+
+
+def authenticate(session: Session, username: str, password: str) -> Curator | None:
+    """The active curator whose password matches, else None."""
+    curator = find_curator(session, username)
+    if curator is None or not curator.active:
+        return None
+    return curator if check_password_hash(curator.password_hash, password) else None
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(session: Session, name: str) -> str:
+    """Register an API client and return its token; only the hash is stored."""
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise AccountError("token name must be 1 to 120 characters")
+    if session.scalars(select(ApiClient).where(ApiClient.name == name)).first() is not None:
+        raise AccountError(f"an API client named {name!r} already exists")
+    token = "hitl_" + secrets.token_urlsafe(32)
+    session.add(ApiClient(name=name, token_hash=_token_hash(token)))
+    session.flush()
+    return token
+
+
+def client_for_token(session: Session, token: str) -> ApiClient | None:
+    """The active API client holding `token`, else None."""
+    client = session.scalars(
+        select(ApiClient).where(ApiClient.token_hash == _token_hash(token))
+    ).first()
+    return client if client is not None and client.active else None

@@ -1,0 +1,207 @@
+"""Reading catalog files into the database, and the catalog as the engine sees it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from bandit.catalog import CatalogIndex, CatalogRow
+from bandit.db.models import CatalogItem, SystemState
+
+REQUIRED_COLUMNS = ("item_id", "title", "category")
+RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")
+EMBEDDING_PREFIX = "emb_"
+CATALOG_REVISION = "catalog_revision"
+
+
+class CatalogFileError(ValueError):
+    """A catalog file cannot be loaded; the message names the column or row."""
+
+
+def read_catalog_file(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet catalog file, checking its columns."""
+    if not path.exists():
+        raise CatalogFileError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            frame = pd.read_csv(path, dtype={"item_id": str, "title": str, "category": str})
+        elif suffix in (".parquet", ".pq"):
+            frame = pd.read_parquet(path)
+        else:
+            raise CatalogFileError(f"{path.name}: expected a .csv or .parquet file")
+    except (ValueError, OSError) as error:
+        if isinstance(error, CatalogFileError):
+            raise
+        raise CatalogFileError(f"{path.name}: cannot read: {error}") from error
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CatalogFileError(f"missing required column(s): {', '.join(missing)}")
+    return frame
+
+
+def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """Validated catalog rows from a data frame; the first bad row is named."""
+    embedding_columns = sorted(
+        (c for c in frame.columns if str(c).startswith(EMBEDDING_PREFIX)),
+        key=lambda c: int(str(c)[len(EMBEDDING_PREFIX) :]) if str(c)[4:].isdigit() else 10**9,
+    )
+    attribute_columns = [
+        c for c in frame.columns if c not in RESERVED_COLUMNS and c not in embedding_columns
+    ]
+    rows: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for number, record in enumerate(frame.to_dict(orient="records"), start=2):
+        rows.append(_validated_row(record, number, embedding_columns, attribute_columns, seen))
+    return rows
+
+
+def _validated_row(
+    record: dict[str, Any],
+    number: int,
+    embedding_columns: Sequence[str],
+    attribute_columns: Sequence[str],
+    seen: set[str],
+) -> dict[str, Any]:
+    where = f"row {number}"
+    item_id = _text(record.get("item_id"), f"{where}, column item_id", 128)
+    if item_id in seen:
+        raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
+    seen.add(item_id)
+    price = record.get("price")
+    if price is not None and not _missing(price):
+        if not isinstance(price, int | float) or price < 0 or not math.isfinite(price):
+            raise CatalogFileError(f"{where}, column price: must be a non-negative number")
+    stock = record.get("stock", 1)
+    stock = 1 if _missing(stock) else stock
+    if not isinstance(stock, int | float) or stock < 0 or int(stock) != stock:
+        raise CatalogFileError(f"{where}, column stock: must be a non-negative integer")
+    embedding = [record[c] for c in embedding_columns]
+    for column, value in zip(embedding_columns, embedding, strict=True):
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise CatalogFileError(f"{where}, column {column}: must be a finite number")
+    attributes = {str(c): _plain(record[c]) for c in attribute_columns if not _missing(record[c])}
+    return {
+        "item_id": item_id,
+        "title": _text(record.get("title"), f"{where}, column title", 500),
+        "category": _text(record.get("category"), f"{where}, column category", 100),
+        "price": None if _missing(price) else float(price),
+        "stock": int(stock),
+        "active": bool(record.get("active", True)) if not _missing(record.get("active")) else True,
+        "attributes": attributes,
+        "embedding": [float(v) for v in embedding] or None,
+    }
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any, where: str, limit: int) -> str:
+    if _missing(value) or not str(value).strip():
+        raise CatalogFileError(f"{where}: must not be empty")
+    text = str(value).strip()
+    if len(text) > limit:
+        raise CatalogFileError(f"{where}: longer than {limit} characters")
+    return text
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def upsert_items(session: Session, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
+    """Insert new items and update known ones; returns (inserted, updated)."""
+    rows = list(rows)
+    existing = {
+        item.item_id: item
+        for item in session.scalars(
+            select(CatalogItem).where(CatalogItem.item_id.in_([r["item_id"] for r in rows]))
+        )
+    }
+    inserted = updated = 0
+    for row in rows:
+        item = existing.get(row["item_id"])
+        if item is None:
+            session.add(CatalogItem(**row))
+            inserted += 1
+        else:
+            for key, value in row.items():
+                setattr(item, key, value)
+            updated += 1
+    bump_catalog_revision(session)
+    return inserted, updated
+
+
+def bump_catalog_revision(session: Session) -> None:
+    """Tell every serving process that the catalog changed."""
+    state = session.get(SystemState, CATALOG_REVISION)
+    if state is None:
+        session.add(SystemState(key=CATALOG_REVISION, value=1))
+    else:
+        state.value += 1
+
+
+def catalog_revision(session: Session) -> int:
+    """The current catalog revision (0 before any load)."""
+    state = session.get(SystemState, CATALOG_REVISION)
+    return 0 if state is None else state.value
+
+
+def as_row(item: CatalogItem) -> CatalogRow:
+    """The engine's view of a stored catalog item."""
+    return CatalogRow(
+        item_id=item.item_id,
+        title=item.title,
+        category=item.category,
+        attributes=item.attributes,
+        embedding=item.embedding,
+        price=item.price,
+        stock=item.stock,
+        active=item.active,
+    )
+
+
+def load_index(session: Session) -> CatalogIndex:
+    """Every active catalog item as column arrays."""
+    items = session.scalars(select(CatalogItem).where(CatalogItem.active.is_(True)))
+    return CatalogIndex(as_row(i) for i in items)
+
+
+def search_items(
+    session: Session, query: str, category: str | None = None, limit: int = 20
+) -> list[CatalogItem]:
+    """Items in stock whose id, title or category contains `query` (case-insensitive)."""
+    pattern = f"%{query.strip().lower()}%"
+    statement = select(CatalogItem).where(
+        CatalogItem.active.is_(True),
+        CatalogItem.stock > 0,
+        or_(
+            func.lower(CatalogItem.title).like(pattern),
+            func.lower(CatalogItem.item_id).like(pattern),
+            func.lower(CatalogItem.category).like(pattern),
+        ),
+    )
+    if category:
+        statement = statement.where(CatalogItem.category == category)
+    return list(session.scalars(statement.order_by(CatalogItem.title).limit(limit)))
+
+
+def items_by_id(session: Session, item_ids: Iterable[str]) -> dict[str, CatalogItem]:
+    """Catalog items keyed by item id, for the ids that exist."""
+    ids = sorted(set(item_ids))
+    found: dict[str, CatalogItem] = {}
+    # Chunked so a long id list stays under every backend's bound-parameter limit.
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        statement = select(CatalogItem).where(CatalogItem.item_id.in_(chunk))
+        found.update((i.item_id, i) for i in session.scalars(statement))
+    return found

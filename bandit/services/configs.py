@@ -1,0 +1,45 @@
+"""Policy configs in storage: the active one, new versions, activation."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from bandit.config import PolicyConfig, config_from_mapping
+from bandit.db.models import PolicyConfigRow
+
+
+def active_config(session: Session) -> tuple[PolicyConfigRow, PolicyConfig]:
+    """The active config row and its parsed settings, creating the default on first use."""
+    row = session.scalars(select(PolicyConfigRow).where(PolicyConfigRow.active.is_(True))).first()
+    if row is None:
+        row = save_config(session, PolicyConfig(), created_by="system", activate=True)
+    return row, config_from_mapping(dict(row.document))
+
+
+def save_config(
+    session: Session, config: PolicyConfig, created_by: str, activate: bool
+) -> PolicyConfigRow:
+    """Store `config` as the next version of its name, optionally making it the active one."""
+    latest = session.scalar(
+        select(func.max(PolicyConfigRow.version)).where(PolicyConfigRow.name == config.name)
+    )
+    row = PolicyConfigRow(
+        name=config.name,
+        version=(latest or 0) + 1,
+        document=config.to_document(),
+        created_by=created_by,
+        active=False,
+    )
+    session.add(row)
+    session.flush()
+    if activate:
+        activate_config(session, row)
+    return row
+
+
+def activate_config(session: Session, row: PolicyConfigRow) -> None:
+    """Make `row` the single active config."""
+    session.execute(update(PolicyConfigRow).values(active=False))
+    row.active = True
+    session.flush()

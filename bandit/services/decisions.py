@@ -1,0 +1,282 @@
+"""Making decisions (rank) and reading them back as events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bandit.config import PolicyConfig, config_from_mapping
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    Outcome,
+    PolicyConfigRow,
+    ProposedItem,
+    ReviewTask,
+    utcnow,
+)
+from bandit.records import Proposal
+from bandit.routing import AUTO, REVIEW_BEFORE
+from bandit.runtime import EngineRuntime
+from bandit.services.catalog_store import items_by_id
+
+PENDING_REVIEW = "pending_review"
+IN_REVIEW = "in_review"
+DELIVERED = "delivered"
+REWARDED = "rewarded"
+DELIVERED_TAGS = ("kept", "swapped_in")
+
+
+class UnknownItems(ValueError):
+    """The request names catalog items that do not exist."""
+
+
+@dataclass(frozen=True)
+class RankRequest:
+    """A validated request for a slate."""
+
+    context: Mapping[str, Any]
+    event_id: str | None = None
+    slate_size: int | None = None
+    exclude: Sequence[str] = field(default_factory=tuple)
+
+
+def find_decision(session: Session, event_id: str) -> Decision | None:
+    """The decision logged under `event_id`, if any."""
+    return session.scalars(select(Decision).where(Decision.event_id == event_id)).first()
+
+
+def rank(
+    session: Session,
+    runtime: EngineRuntime,
+    request: RankRequest,
+    api_client_id: int | None = None,
+    now: datetime | None = None,
+) -> tuple[Decision, bool]:
+    """Propose and log a slate; a repeated event id returns the stored decision.
+
+    Returns the decision and whether it was created by this call. Commits.
+    """
+    if request.event_id:
+        existing = find_decision(session, request.event_id)
+        if existing is not None:
+            return existing, False
+    unknown = sorted(set(request.exclude) - set(items_by_id(session, request.exclude)))
+    if unknown:
+        raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
+    serving = runtime.serving(session)
+    proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
+    decision = _log_decision(
+        session,
+        request,
+        proposal,
+        serving.config_row,
+        serving.recommender.config,
+        serving.model_version,
+        api_client_id,
+        now or utcnow(),
+    )
+    try:
+        session.commit()
+    except IntegrityError:
+        # Another request logged the same event id first: that one is the decision.
+        session.rollback()
+        existing = find_decision(session, request.event_id or "")
+        if existing is None:
+            raise
+        return existing, False
+    return decision, True
+
+
+def _log_decision(
+    session: Session,
+    request: RankRequest,
+    proposal: Proposal,
+    config_row: PolicyConfigRow,
+    config: PolicyConfig,
+    model_version: int,
+    api_client_id: int | None,
+    now: datetime,
+) -> Decision:
+    route = proposal.route
+    decision = Decision(
+        event_id=request.event_id or uuid.uuid4().hex,
+        api_client_id=api_client_id,
+        context=dict(request.context),
+        exclude=list(request.exclude),
+        candidates=[
+            {
+                "item_id": c.item_id,
+                "candidate_probability": c.candidate_probability,
+                "prescore": c.prescore,
+                "exploration_slot": c.exploration_slot,
+                "pmf": c.pmf,
+                "score": c.score,
+            }
+            for c in proposal.candidates
+        ],
+        uncertainty={**proposal.uncertainty, "confidence": proposal.confidence},
+        route=route,
+        status=PENDING_REVIEW if route == REVIEW_BEFORE else DELIVERED,
+        policy_config_id=config_row.id,
+        policy_name=config_row.name,
+        policy_version=config_row.version,
+        model_version=model_version,
+        created_at=now,
+    )
+    decision.proposed = [
+        ProposedItem(
+            position=s.position,
+            item_id=s.item_id,
+            probability=s.probability,
+            candidate_probability=s.candidate_probability,
+            position_probability=s.position_probability,
+            score=s.score,
+            explored=s.explored,
+            reason=s.reason,
+        )
+        for s in proposal.slate
+    ]
+    session.add(decision)
+    session.flush()
+    if route != REVIEW_BEFORE:
+        mark_delivered(decision, config, now)
+        decision.final_slate = [
+            FinalSlateItem(
+                decision_id=decision.id,
+                position=s.position,
+                item_id=s.item_id,
+                tag="kept",
+                decided_by="policy",
+            )
+            for s in proposal.slate
+        ]
+    if route != AUTO:
+        session.add(
+            ReviewTask(
+                decision_id=decision.id,
+                route=route,
+                status="open",
+                priority=float(proposal.uncertainty[config.uncertainty_measure]),
+                created_at=now,
+            )
+        )
+    return decision
+
+
+def mark_delivered(decision: Decision, config: PolicyConfig, now: datetime) -> None:
+    """The slate went out: start the wait for its reward."""
+    decision.status = DELIVERED
+    decision.delivered_at = now
+    decision.reward_due_at = now + timedelta(seconds=config.reward_wait_seconds)
+
+
+def decision_config(session: Session, decision: Decision) -> PolicyConfig:
+    """The policy config the decision was made under."""
+    row = session.get(PolicyConfigRow, decision.policy_config_id)
+    assert row is not None
+    return config_from_mapping(dict(row.document))
+
+
+def rank_response(decision: Decision) -> dict[str, Any]:
+    """The API's answer to a rank request."""
+    return {
+        "event_id": decision.event_id,
+        "slate": [
+            {"item_id": p.item_id, "probability": p.probability, "score": p.score}
+            for p in decision.proposed
+        ],
+        "route": decision.route,
+        "status": decision.status,
+        "uncertainty": dict(decision.uncertainty),
+        "policy_version": f"{decision.policy_name}@{decision.policy_version}",
+        "model_version": decision.model_version,
+    }
+
+
+def event_view(session: Session, decision: Decision) -> dict[str, Any]:
+    """Everything known about an event: proposal, review, final slate, outcomes."""
+    task = session.scalars(select(ReviewTask).where(ReviewTask.decision_id == decision.id)).first()
+    actions = session.scalars(
+        select(CuratorAction)
+        .where(CuratorAction.decision_id == decision.id)
+        .order_by(CuratorAction.position)
+    ).all()
+    outcomes = session.scalars(
+        select(Outcome).where(Outcome.decision_id == decision.id).order_by(Outcome.id)
+    ).all()
+    final = list(decision.final_slate)
+    return {
+        **rank_response(decision),
+        "context": dict(decision.context),
+        "created_at": decision.created_at.isoformat(),
+        "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,
+        "proposed_slate": [
+            {
+                "position": p.position,
+                "item_id": p.item_id,
+                "probability": p.probability,
+                "candidate_probability": p.candidate_probability,
+                "position_probability": p.position_probability,
+                "score": p.score,
+                "explored": p.explored,
+                "reason": p.reason,
+            }
+            for p in decision.proposed
+        ],
+        "candidates": list(decision.candidates),
+        "review": None
+        if task is None
+        else {
+            "task_id": task.id,
+            "route": task.route,
+            "status": task.status,
+            "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+            "actions": [
+                {
+                    "position": a.position,
+                    "item_id": a.item_id,
+                    "verdict": a.verdict,
+                    "replacement_item_id": a.replacement_item_id,
+                    "reason": a.reason,
+                    "seconds_spent": a.seconds_spent,
+                    "curator_id": a.curator_id,
+                    "created_at": a.created_at.isoformat(),
+                }
+                for a in actions
+            ],
+        },
+        "final_slate": None
+        if not final
+        else [
+            {
+                "position": f.position,
+                "item_id": f.item_id,
+                "tag": f.tag,
+                "decided_by": f.decided_by,
+                "replaced_item_id": f.replaced_item_id,
+                "delivered": f.tag in DELIVERED_TAGS,
+            }
+            for f in final
+        ],
+        "outcomes": [
+            {
+                "item_id": None if o.is_default else (o.item_key or None),
+                "value": o.value,
+                "is_default": o.is_default,
+                "after_default": o.after_default,
+                "source": o.source,
+                "created_at": o.created_at.isoformat(),
+                "learned": o.learned_at is not None,
+            }
+            for o in outcomes
+        ],
+    }

@@ -1,0 +1,166 @@
+"""The one learner: turns verdicts and rewards not yet learned into VW updates, exactly once.
+
+Curator verdicts on the policy's own picks become rounds with reward 1 (kept) or 0 (removed,
+swapped out), at the probability the policy had for that pick. Client and default rewards
+become rounds on the policy's own delivered picks. Items a curator swapped in were never
+chosen by the policy: their rewards are stored and marked processed but never given to VW
+as if the policy had chosen them.
+
+Marking rows learned and saving the new model version happen in one transaction, and the
+model version number is unique, so a crash or a second learner can neither skip nor repeat
+a signal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from bandit import vw_format
+from bandit.catalog import CatalogRow
+from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
+from bandit.policy import VWPolicy
+from bandit.records import LoggedRound
+from bandit.services import configs, model_store
+from bandit.services.catalog_store import as_row, items_by_id
+from bandit.services.rewards import assign_default_rewards
+
+CURATOR_REWARD = {"kept": 1.0, "removed": 0.0, "swapped": 0.0}
+# Any constant works as long as every learner takes the same one.
+LEARNER_LOCK_KEY = 820_417_113
+
+
+@dataclass(frozen=True)
+class LearnReport:
+    """What one learning pass did."""
+
+    rounds_learned: int
+    verdicts: int
+    rewards: int
+    rewards_not_fed: int
+    defaults_assigned: int
+    model_version: int | None
+
+
+def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
+    """Learn every pending verdict and reward once and save a model version. Commits."""
+    now = now or utcnow()
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
+    defaults = assign_default_rewards(session, now)
+    actions = session.scalars(
+        select(CuratorAction).where(CuratorAction.learned_at.is_(None)).order_by(CuratorAction.id)
+    ).all()
+    outcomes = session.scalars(
+        select(Outcome).where(Outcome.learned_at.is_(None)).order_by(Outcome.id)
+    ).all()
+    decisions = _decisions(
+        session, {a.decision_id for a in actions} | {o.decision_id for o in outcomes}
+    )
+    rounds = [_verdict_round(decisions[a.decision_id], a) for a in actions]
+    not_fed = 0
+    for outcome in outcomes:
+        outcome_rounds = _outcome_rounds(decisions[outcome.decision_id], outcome)
+        outcome.fed_to_policy = bool(outcome_rounds)
+        not_fed += 0 if outcome_rounds else 1
+        rounds.extend(outcome_rounds)
+    version = None
+    if rounds:
+        config_row, config = configs.active_config(session)
+        previous = model_store.latest_model(session)
+        policy = (
+            VWPolicy.fresh(config)
+            if previous is None
+            else VWPolicy.from_bytes(previous.model_bytes, config)
+        )
+        apply_rounds(policy, rounds, _catalog_rows(session, rounds))
+        saved = model_store.save_model(
+            session, policy, config_row, len(rounds), previous, note="learned"
+        )
+        version = saved.version
+    for row in [*actions, *outcomes]:
+        row.learned_at = now
+    session.commit()
+    return LearnReport(
+        rounds_learned=len(rounds),
+        verdicts=len(actions),
+        rewards=len(outcomes),
+        rewards_not_fed=not_fed,
+        defaults_assigned=defaults,
+        model_version=version,
+    )
+
+
+def apply_rounds(
+    policy: VWPolicy, rounds: Iterable[LoggedRound], catalog: dict[str, CatalogRow]
+) -> int:
+    """Feed rounds to the policy; returns how many it learned (rounds on lost items skip)."""
+    learned = 0
+    for round_ in rounds:
+        offered = [catalog[i] for i in round_.offered_item_ids if i in catalog]
+        ids = [row.item_id for row in offered]
+        if round_.chosen_item_id not in ids:
+            continue
+        policy.learn(
+            vw_format.shared_line(round_.context),
+            [vw_format.action_line(row) for row in offered],
+            ids.index(round_.chosen_item_id),
+            round_.reward,
+            round_.probability,
+        )
+        learned += 1
+    return learned
+
+
+def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:
+    if not ids:
+        return {}
+    return {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
+
+
+def offered_at(decision: Decision, position: int) -> tuple[str, ...]:
+    """The candidates still available when the policy filled `position`."""
+    earlier = {p.item_id for p in decision.proposed if p.position < position}
+    return tuple(c["item_id"] for c in decision.candidates if c["item_id"] not in earlier)
+
+
+def _round(decision: Decision, position: int, reward: float, source: str) -> LoggedRound:
+    proposed = next(p for p in decision.proposed if p.position == position)
+    return LoggedRound(
+        event_id=decision.event_id,
+        context=decision.context,
+        offered_item_ids=offered_at(decision, position),
+        chosen_item_id=proposed.item_id,
+        position=position,
+        probability=proposed.position_probability,
+        reward=reward,
+        source=source,
+    )
+
+
+def _verdict_round(decision: Decision, action: CuratorAction) -> LoggedRound:
+    return _round(decision, action.position, CURATOR_REWARD[action.verdict], "curator")
+
+
+def _outcome_rounds(decision: Decision, outcome: Outcome) -> list[LoggedRound]:
+    if outcome.after_default:
+        return []
+    policy_positions = {p.item_id: p.position for p in decision.proposed}
+    delivered_by_policy = [
+        f.item_id for f in decision.final_slate if f.tag == "kept" and f.item_id in policy_positions
+    ]
+    if outcome.item_key and not outcome.is_default:
+        targets = [outcome.item_key] if outcome.item_key in delivered_by_policy else []
+    else:
+        targets = delivered_by_policy
+    source = "default" if outcome.is_default else "client"
+    return [_round(decision, policy_positions[i], outcome.value, source) for i in targets]
+
+
+def _catalog_rows(session: Session, rounds: list[LoggedRound]) -> dict[str, CatalogRow]:
+    needed = {i for r in rounds for i in r.offered_item_ids}
+    return {item_id: as_row(item) for item_id, item in items_by_id(session, needed).items()}

@@ -1,0 +1,284 @@
+"""The review queue: claiming tasks under a lease and recording curators' verdicts."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from bandit.db.models import CuratorAction, Decision, FinalSlateItem, ReviewTask, utcnow
+from bandit.routing import REVIEW_BEFORE
+from bandit.services import configs
+from bandit.services.catalog_store import items_by_id
+from bandit.services.decisions import IN_REVIEW, PENDING_REVIEW, decision_config, mark_delivered
+
+OPEN = "open"
+CLAIMED = "claimed"
+DONE = "done"
+VERDICTS = ("keep", "remove", "swap")
+CLAIM_ATTEMPTS = 5
+
+
+class ReviewError(Exception):
+    """A review request cannot be honoured; `status` is the matching HTTP code."""
+
+    status = 400
+
+
+class TaskNotFound(ReviewError):
+    status = 404
+
+
+class LeaseLost(ReviewError):
+    status = 409
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    """A curator's verdict on one proposed position."""
+
+    position: int
+    verdict: str
+    replacement_item_id: str | None = None
+    reason: str = ""
+
+
+def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+    return or_(
+        ReviewTask.status == OPEN,
+        and_(ReviewTask.status == CLAIMED, ReviewTask.leased_until < now),
+    )
+
+
+def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | None:
+    """The task this curator holds under a live lease, if any."""
+    return session.scalars(
+        select(ReviewTask).where(
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.status == CLAIMED,
+            ReviewTask.leased_until >= now,
+        )
+    ).first()
+
+
+def claim_next(session: Session, curator_id: int, now: datetime | None = None) -> ReviewTask | None:
+    """Lease the most informative waiting task to the curator; None when the queue is empty.
+
+    The lease is taken by a conditional UPDATE that only succeeds while the task is still
+    claimable, so two curators can never hold the same task; on PostgreSQL the candidate row
+    is also locked with SKIP LOCKED so concurrent claimers do not queue on one row. Commits.
+    """
+    now = now or utcnow()
+    held = held_task(session, curator_id, now)
+    if held is not None:
+        return held
+    _, config = configs.active_config(session)
+    for _ in range(CLAIM_ATTEMPTS):
+        query = (
+            select(ReviewTask.id)
+            .where(_claimable(now))
+            .order_by(ReviewTask.priority.desc(), ReviewTask.created_at, ReviewTask.id)
+            .limit(1)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        task_id = session.scalar(query)
+        if task_id is None:
+            session.commit()
+            return None
+        claimed = session.execute(
+            update(ReviewTask)
+            .where(ReviewTask.id == task_id, _claimable(now))
+            .values(
+                status=CLAIMED,
+                curator_id=curator_id,
+                lease_token=uuid.uuid4().hex,
+                leased_until=now + timedelta(seconds=config.review_lease_seconds),
+                claimed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            task = session.get(ReviewTask, task_id, populate_existing=True)
+            assert task is not None
+            if task.decision.status == PENDING_REVIEW:
+                task.decision.status = IN_REVIEW
+            session.commit()
+            return task
+        session.rollback()
+    return None
+
+
+def release(session: Session, task_id: int, curator_id: int) -> None:
+    """Give a held task back to the queue. Commits."""
+    task = session.get(ReviewTask, task_id)
+    if task is None:
+        raise TaskNotFound(f"no review task {task_id}")
+    if task.status != CLAIMED or task.curator_id != curator_id:
+        raise LeaseLost("you do not hold this task")
+    task.status, task.curator_id, task.lease_token, task.leased_until = OPEN, None, None, None
+    if task.decision.status == IN_REVIEW:
+        task.decision.status = PENDING_REVIEW
+    session.commit()
+
+
+def submit_review(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    lease_token: str,
+    verdicts: Sequence[ItemVerdict],
+    seconds_spent: float,
+    now: datetime | None = None,
+) -> bool:
+    """Record the verdicts and the curated slate. Commits.
+
+    Returns True when recorded now, False when this exact lease already recorded them (a
+    repeated submit changes nothing). Raises before writing anything if the verdicts are
+    invalid or the curator no longer holds the task.
+    """
+    now = now or utcnow()
+    task = session.get(ReviewTask, task_id)
+    if task is None:
+        raise TaskNotFound(f"no review task {task_id}")
+    if task.status == DONE and task.curator_id == curator_id and task.lease_token == lease_token:
+        return False
+    if task.status != CLAIMED or task.curator_id != curator_id or task.lease_token != lease_token:
+        raise LeaseLost("this task is no longer leased to you; it was released or taken over")
+    decision = task.decision
+    _check_verdicts(session, decision, verdicts)
+    if not 0 <= seconds_spent < 86_400:
+        raise ReviewError("seconds_spent must be between 0 and 86400")
+    done = session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == task_id,
+            ReviewTask.status == CLAIMED,
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.lease_token == lease_token,
+        )
+        .values(status=DONE, completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise LeaseLost("this task is no longer leased to you; it was released or taken over")
+    _record(session, decision, task, curator_id, verdicts, seconds_spent, now)
+    session.commit()
+    return True
+
+
+def _check_verdicts(session: Session, decision: Decision, verdicts: Sequence[ItemVerdict]) -> None:
+    positions = {p.position for p in decision.proposed}
+    given = [v.position for v in verdicts]
+    if sorted(given) != sorted(positions):
+        raise ReviewError(
+            f"give exactly one verdict for each slate position {sorted(positions)}; got {given}"
+        )
+    replacements = [v.replacement_item_id for v in verdicts if v.verdict == "swap"]
+    known = items_by_id(session, [r for r in replacements if r])
+    slate_items = {p.item_id for p in decision.proposed}
+    for verdict in verdicts:
+        if verdict.verdict not in VERDICTS:
+            raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}")
+        if len(verdict.reason) > 500:
+            raise ReviewError("reason: at most 500 characters")
+        if verdict.verdict != "swap":
+            continue
+        item_id = verdict.replacement_item_id
+        if not item_id:
+            raise ReviewError(f"position {verdict.position}: a swap needs a replacement item")
+        item = known.get(item_id)
+        if item is None:
+            raise ReviewError(f"position {verdict.position}: unknown item {item_id!r}")
+        if not item.active or item.stock <= 0 or item_id in decision.exclude:
+            raise ReviewError(f"position {verdict.position}: item {item_id!r} is not eligible")
+        if item_id in slate_items:
+            raise ReviewError(
+                f"position {verdict.position}: item {item_id!r} is already on the slate"
+            )
+    if len(replacements) != len(set(replacements)):
+        raise ReviewError("the same replacement item is used twice")
+
+
+def _record(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    verdicts: Sequence[ItemVerdict],
+    seconds_spent: float,
+    now: datetime,
+) -> None:
+    by_position = {p.position: p for p in decision.proposed}
+    per_item_seconds = seconds_spent / max(1, len(verdicts))
+    final: list[FinalSlateItem] = []
+    for verdict in sorted(verdicts, key=lambda v: v.position):
+        proposed = by_position[verdict.position]
+        session.add(
+            CuratorAction(
+                task_id=task.id,
+                decision_id=decision.id,
+                curator_id=curator_id,
+                position=verdict.position,
+                item_id=proposed.item_id,
+                verdict={"keep": "kept", "remove": "removed", "swap": "swapped"}[verdict.verdict],
+                replacement_item_id=verdict.replacement_item_id
+                if verdict.verdict == "swap"
+                else None,
+                reason=verdict.reason,
+                seconds_spent=per_item_seconds,
+                created_at=now,
+            )
+        )
+        tag = {"keep": "kept", "remove": "removed", "swap": "swapped_out"}[verdict.verdict]
+        final.append(
+            FinalSlateItem(
+                position=verdict.position,
+                item_id=proposed.item_id,
+                tag=tag,
+                decided_by="curator",
+                replaced_item_id=None,
+            )
+        )
+        if verdict.verdict == "swap":
+            final.append(
+                FinalSlateItem(
+                    position=verdict.position,
+                    item_id=verdict.replacement_item_id or "",
+                    tag="swapped_in",
+                    decided_by="curator",
+                    replaced_item_id=proposed.item_id,
+                )
+            )
+    decision.final_slate = final
+    if task.route == REVIEW_BEFORE:
+        mark_delivered(decision, decision_config(session, decision), now)
+
+
+def queue_summary(session: Session) -> dict[str, int]:
+    """How many tasks wait, are held, and were done."""
+    counts = dict(
+        session.execute(select(ReviewTask.status, func.count()).group_by(ReviewTask.status)).all()
+    )
+    return {
+        "open": int(counts.get(OPEN, 0)),
+        "claimed": int(counts.get(CLAIMED, 0)),
+        "done": int(counts.get(DONE, 0)),
+    }
+
+
+def waiting_tasks(session: Session, limit: int = 50) -> list[ReviewTask]:
+    """The queue in the order curators will get it."""
+    return list(
+        session.scalars(
+            select(ReviewTask)
+            .where(ReviewTask.status.in_((OPEN, CLAIMED)))
+            .order_by(ReviewTask.priority.desc(), ReviewTask.created_at, ReviewTask.id)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,129 @@
+"""Delayed rewards from clients, and default rewards for events that waited too long."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+
+from sqlalchemy import exists, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bandit.db.models import Decision, Outcome, utcnow
+from bandit.services.decisions import (
+    DELIVERED,
+    DELIVERED_TAGS,
+    REWARDED,
+    decision_config,
+    find_decision,
+)
+
+DEFAULT_KEY = "*default*"
+MAX_ABS_REWARD = 1e6
+
+
+class RewardError(Exception):
+    """A reward cannot be accepted; `status` is the matching HTTP code."""
+
+    status = 400
+
+
+class EventNotFound(RewardError):
+    status = 404
+
+
+class RewardConflict(RewardError):
+    status = 409
+
+
+def record_reward(
+    session: Session,
+    event_id: str,
+    value: float,
+    item_id: str | None,
+    source: str,
+    now: datetime | None = None,
+) -> tuple[Outcome, bool]:
+    """Store a client's reward; the same (event, item) twice is accepted once. Commits.
+
+    Returns the outcome and whether this call created it.
+    """
+    now = now or utcnow()
+    if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
+        raise RewardError(f"value must be a finite number within ±{MAX_ABS_REWARD:g}")
+    decision = find_decision(session, event_id)
+    if decision is None:
+        raise EventNotFound(f"unknown event {event_id!r}")
+    key = item_id or ""
+    existing = _outcome(session, decision.id, key)
+    if existing is not None:
+        if existing.value != value:
+            raise RewardConflict(
+                f"a reward of {existing.value} is already recorded for this event and item"
+            )
+        return existing, False
+    if decision.status not in (DELIVERED, REWARDED):
+        raise RewardConflict("the event is still awaiting review; its slate was not delivered")
+    if item_id is not None:
+        delivered = {f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS}
+        if item_id not in delivered:
+            raise RewardError(f"item_id: {item_id!r} is not in the delivered slate of this event")
+    defaulted = _outcome(session, decision.id, DEFAULT_KEY) is not None
+    outcome = Outcome(
+        decision_id=decision.id,
+        item_key=key,
+        value=float(value),
+        is_default=False,
+        after_default=defaulted,
+        source=source,
+        created_at=now,
+    )
+    session.add(outcome)
+    decision.status = REWARDED
+    try:
+        session.commit()
+    except IntegrityError:
+        # A concurrent retry of the same reward got there first.
+        session.rollback()
+        stored = _outcome(session, decision.id, key)
+        if stored is None:
+            raise
+        return stored, False
+    return outcome, True
+
+
+def _outcome(session: Session, decision_id: int, key: str) -> Outcome | None:
+    return session.scalars(
+        select(Outcome).where(Outcome.decision_id == decision_id, Outcome.item_key == key)
+    ).first()
+
+
+def assign_default_rewards(session: Session, now: datetime | None = None) -> int:
+    """Give the config's default reward to delivered events whose wait has run out.
+
+    Does not commit; returns how many events got one.
+    """
+    now = now or utcnow()
+    overdue = session.scalars(
+        select(Decision).where(
+            Decision.status == DELIVERED,
+            Decision.reward_due_at.is_not(None),
+            Decision.reward_due_at <= now,
+            ~exists().where(Outcome.decision_id == Decision.id),
+        )
+    ).all()
+    for decision in overdue:
+        config = decision_config(session, decision)
+        session.add(
+            Outcome(
+                decision_id=decision.id,
+                item_key=DEFAULT_KEY,
+                value=config.default_reward,
+                is_default=True,
+                source="default",
+                created_at=now,
+            )
+        )
+        decision.status = REWARDED
+    session.flush()
+    return len(overdue)

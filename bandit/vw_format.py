@@ -1,0 +1,78 @@
+"""Everything that knows Vowpal Wabbit's text format and its cost sign lives here.
+
+Contexts become the shared namespace ``U``; items become action lines in namespace ``I``;
+the policy crosses them with ``-q UI``. Keys ending in ``_id`` other than the item id are
+identifiers, not features, and are left out. VW minimises cost, so cost = -reward.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bandit.catalog import CatalogRow
+
+CONTEXT_NAMESPACE = "U"
+ITEM_NAMESPACE = "I"
+INTERACTIONS = CONTEXT_NAMESPACE + ITEM_NAMESPACE
+_UNSAFE = re.compile(r"[\s|:]+")
+
+
+def reward_to_cost(reward: float) -> float:
+    """VW's cost for a reward."""
+    return -float(reward)
+
+
+def _token(value: Any) -> str:
+    return _UNSAFE.sub("_", str(value))[:100] or "_"
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _features(mapping: Mapping[str, Any]) -> list[str]:
+    features: list[str] = []
+    for key, value in sorted(mapping.items()):
+        name = _token(key)
+        if key.endswith("_id") or value is None:
+            continue
+        if isinstance(value, bool):
+            features.append(f"{name}={int(value)}")
+        elif _number(value):
+            features.append(f"{name}:{float(value):.6g}")
+        elif isinstance(value, str):
+            features.append(f"{name}={_token(value)}")
+        elif isinstance(value, list):
+            for position, element in enumerate(value):
+                if _number(element):
+                    features.append(f"{name}_{position}:{float(element):.6g}")
+                elif isinstance(element, str):
+                    features.append(f"{name}={_token(element)}")
+    return features
+
+
+def shared_line(context: Mapping[str, Any]) -> str:
+    """The shared example line for a request context."""
+    return f"shared |{CONTEXT_NAMESPACE} " + " ".join(_features(context))
+
+
+def action_line(item: CatalogRow) -> str:
+    """The action line of a catalog item (its id, category, attributes and price)."""
+    features = [f"id={_token(item.item_id)}", f"category={_token(item.category)}"]
+    features += _features({k: v for k, v in item.attributes.items() if k != "popularity"})
+    if item.price is not None and _number(item.price) and item.price > 0:
+        features.append(f"log_price:{math.log1p(item.price):.4g}")
+    return f"|{ITEM_NAMESPACE} " + " ".join(features)
+
+
+def labelled_example(
+    shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
+) -> list[str]:
+    """A multi-line ADF learning example with the chosen action's cost and probability."""
+    lines = [shared, *actions]
+    label = f"0:{reward_to_cost(reward):.6g}:{probability:.6g}"
+    lines[chosen + 1] = f"{label} {actions[chosen]}"
+    return lines

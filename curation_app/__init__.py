@@ -1,0 +1,49 @@
+"""The curators' console and the JSON API, served by one Flask application."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from flask import Flask
+
+from bandit.db.session import database_url, make_engine, make_session_factory
+from bandit.runtime import EngineRuntime
+
+
+def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the application: storage, engine runtime, login, CSRF and the blueprints."""
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.from_mapping(
+        SECRET_KEY=os.environ.get("HITL_SECRET_KEY") or secrets.token_hex(32),
+        DATABASE_URL=None,
+        MAX_CONTENT_LENGTH=256 * 1024,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_SECURE=os.environ.get("HITL_SECURE_COOKIES", "") == "1",
+        WTF_CSRF_TIME_LIMIT=None,
+        ENGINE_SEED=None,
+        BACKGROUND_LEARNER_SECONDS=0,
+    )
+    if test_config:
+        app.config.from_mapping(test_config)
+    session_factory = app.config.get("SESSION_FACTORY")
+    if session_factory is None:
+        engine = make_engine(database_url(app.config["DATABASE_URL"]))
+        session_factory = make_session_factory(engine)
+    app.extensions["hitl.session_factory"] = session_factory
+    app.extensions["hitl.runtime"] = EngineRuntime(np.random.default_rng(app.config["ENGINE_SEED"]))
+
+    from curation_app import api, auth, console, db, errors, security
+
+    db.init_app(app)
+    security.init_app(app)
+    errors.init_app(app)
+    auth.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(console.bp)
+    app.register_blueprint(api.bp)
+    return app

@@ -1,0 +1,35 @@
+"""One SQLAlchemy session per request, closed on teardown."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy.orm import Session
+
+from bandit.runtime import EngineRuntime
+
+
+def get_session() -> Session:
+    """The request's session, opened on first use."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["hitl.session_factory"]()
+    session: Session = g.db_session
+    return session
+
+
+def get_runtime() -> EngineRuntime:
+    """The process's engine runtime."""
+    runtime: EngineRuntime = current_app.extensions["hitl.runtime"]
+    return runtime
+
+
+def close_session(_error: BaseException | None = None) -> None:
+    """Roll back anything uncommitted and release the connection."""
+    session = g.pop("db_session", None)
+    if session is not None:
+        session.rollback()
+        session.close()
+
+
+def init_app(app: Flask) -> None:
+    """Register the teardown."""
+    app.teardown_appcontext(close_session)

@@ -1,0 +1,44 @@
+"""Errors as JSON for the API and as plain pages for the console; never a traceback."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+    status = error.code or 500
+    message = error.description or error.name
+    if status == 413:
+        message = "request body too large"
+    if _wants_json():
+        return jsonify(error=message), status
+    return render_template("error.html", status=status, message=message), status
+
+
+def _csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+    message = "the form expired or was not sent from this site; reload the page and try again"
+    return render_template("error.html", status=400, message=message), 400
+
+
+def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+    if isinstance(error, HTTPException):
+        return _http_error(error)
+    from flask import current_app
+
+    current_app.logger.exception("unhandled error")
+    if _wants_json():
+        return jsonify(error="internal error"), 500
+    return render_template("error.html", status=500, message="internal error"), 500
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers."""
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)

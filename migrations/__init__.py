@@ -1,0 +1,1 @@
+"""Alembic migrations, shipped as a package so `hitl db upgrade` finds them when installed."""

@@ -1,0 +1,1 @@
+"""Simulation of customers and curators driving the real loop."""
