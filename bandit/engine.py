@@ -56,22 +56,26 @@ class Recommender:
             raise NoEligibleItems("no catalog item is eligible for this request")
         rows = [self.catalog.rows[i] for i in candidates.indices]
         shared = vw_format.shared_line(context)
-        pmf, scores = self.policy.score(shared, [vw_format.action_line(r) for r in rows])
-        draw = draw_slate(pmf, slate_size or config.slate_size, self._rng)
+        actions = [vw_format.action_line(r) for r in rows]
+        first_pmf, scores = self.policy.score(shared, actions)
+
+        def pmf_over(remaining: np.ndarray) -> np.ndarray:
+            if remaining.size == len(actions):
+                return first_pmf
+            return self.policy.score(shared, [actions[i] for i in remaining])[0]
+
+        draw = draw_slate(pmf_over, len(actions), slate_size or config.slate_size, self._rng)
         measures = uncertainty.all_measures(
             uncertainty.confidence_distribution(scores, config.uncertainty_temperature)
         )
         confidence = 1.0 - measures[config.uncertainty_measure]
         reasons = self._reasons(context, candidates, scores)
         slate = []
-        remaining = np.ones(pmf.size, dtype=bool)
-        for position, (pick, p_position) in enumerate(
-            zip(draw.chosen, draw.position_probability, strict=True)
+        for position, (pick, p_position, pmf) in enumerate(
+            zip(draw.chosen, draw.position_probability, draw.pmfs, strict=True)
         ):
-            # Exploratory = entered through a slot, or not the policy's most likely remaining item.
-            most_likely = float(np.max(np.where(remaining, pmf, -np.inf)))
-            explored = bool(candidates.exploration_slot[pick] or pmf[pick] < most_likely - 1e-9)
-            remaining[pick] = False
+            # Exploratory: entered through a slot, or not the policy's most likely item here.
+            explored = bool(candidates.exploration_slot[pick] or p_position < pmf.max() - 1e-9)
             p_candidate = float(candidates.candidate_probability[pick])
             slate.append(
                 SlateItem(
@@ -92,12 +96,13 @@ class Recommender:
                     candidate_probability=float(candidates.candidate_probability[i]),
                     prescore=float(candidates.prescores[i]),
                     exploration_slot=bool(candidates.exploration_slot[i]),
-                    pmf=float(pmf[i]),
+                    pmf=float(first_pmf[i]),
                     score=float(scores[i]),
                 )
                 for i, row in enumerate(rows)
             ),
             slate=tuple(slate),
+            position_pmfs=tuple(tuple(float(p) for p in pmf) for pmf in draw.pmfs),
             uncertainty=measures,
             confidence=confidence,
             route=route_for(confidence, config),

@@ -44,6 +44,8 @@ class Proposal:
 
     candidates: tuple[Candidate, ...]
     slate: tuple[SlateItem, ...]
+    # Position j's pmf over the candidates not placed before it, in candidate order.
+    position_pmfs: tuple[tuple[float, ...], ...]
     uncertainty: Mapping[str, float]
     confidence: float
     route: str

@@ -1,7 +1,8 @@
-"""Slates of M items drawn without replacement from the policy's pmf."""
+"""Slates of M items drawn without replacement, one policy decision per position."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,32 +10,34 @@ import numpy as np
 
 @dataclass(frozen=True)
 class SlateDraw:
-    """Candidate positions chosen, in slate order, with each draw's conditional probability."""
+    """Candidates chosen in slate order, each draw's probability and the pmf it came from."""
 
     chosen: np.ndarray
     position_probability: np.ndarray
+    pmfs: tuple[np.ndarray, ...]
 
 
-def draw_slate(pmf: np.ndarray, size: int, rng: np.random.Generator) -> SlateDraw:
-    """Draw `size` candidates one position at a time.
+def draw_slate(
+    pmf_over: Callable[[np.ndarray], np.ndarray],
+    candidate_count: int,
+    size: int,
+    rng: np.random.Generator,
+) -> SlateDraw:
+    """Fill `size` positions; position j is a fresh policy decision over what is left.
 
-    At position j the pmf is renormalised over the candidates not yet placed:
-    P(i at j | earlier picks) = pmf_i / (1 - sum of the earlier picks' pmf). If no mass is left
-    on the remaining candidates (a greedy pmf), the draw is uniform over them and that
-    uniform probability is what gets logged.
+    ``pmf_over(remaining)`` returns the policy's pmf over the candidate indices in
+    ``remaining``; the item drawn at position j is logged with that pmf's mass, which is
+    exactly P(item at j | the items placed at positions before j).
     """
-    remaining = np.ones(pmf.size, dtype=bool)
+    remaining = np.arange(candidate_count)
     chosen: list[int] = []
     probabilities: list[float] = []
-    for _ in range(min(size, pmf.size)):
-        weights = np.where(remaining, pmf, 0.0)
-        total = weights.sum()
-        if total <= 1e-12:
-            weights = remaining.astype(float)
-            total = weights.sum()
-        conditional = weights / total
-        pick = int(rng.choice(pmf.size, p=conditional))
-        chosen.append(pick)
-        probabilities.append(float(conditional[pick]))
-        remaining[pick] = False
-    return SlateDraw(np.array(chosen, dtype=np.int64), np.array(probabilities))
+    pmfs: list[np.ndarray] = []
+    for _ in range(min(size, candidate_count)):
+        pmf = np.asarray(pmf_over(remaining), dtype=float)
+        pick = int(rng.choice(remaining.size, p=pmf))
+        chosen.append(int(remaining[pick]))
+        probabilities.append(float(pmf[pick]))
+        pmfs.append(pmf)
+        remaining = np.delete(remaining, pick)
+    return SlateDraw(np.array(chosen, dtype=np.int64), np.array(probabilities), tuple(pmfs))

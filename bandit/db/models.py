@@ -131,6 +131,8 @@ class Decision(Base):
     exclude: Mapped[list[Any]] = mapped_column(default=list)
     # Every candidate with P(candidate), the policy's full pmf and its score, in VW's order.
     candidates: Mapped[list[Any]] = mapped_column()
+    # Per slate position, the policy's pmf over the candidates still available there.
+    position_pmfs: Mapped[list[Any]] = mapped_column(default=list)
     uncertainty: Mapped[dict[str, Any]] = mapped_column()
     route: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), index=True)

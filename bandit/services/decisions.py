@@ -123,6 +123,7 @@ def _log_decision(
             }
             for c in proposal.candidates
         ],
+        position_pmfs=[list(pmf) for pmf in proposal.position_pmfs],
         uncertainty={**proposal.uncertainty, "confidence": proposal.confidence},
         route=route,
         status=PENDING_REVIEW if route == REVIEW_BEFORE else DELIVERED,
@@ -214,6 +215,13 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
         select(Outcome).where(Outcome.decision_id == decision.id).order_by(Outcome.id)
     ).all()
     final = list(decision.final_slate)
+    # Titles as stored (possibly containing markup): JSON carries them as plain strings.
+    titles = {
+        item_id: item.title
+        for item_id, item in items_by_id(
+            session, [p.item_id for p in decision.proposed] + [f.item_id for f in final]
+        ).items()
+    }
     return {
         **rank_response(decision),
         "context": dict(decision.context),
@@ -223,6 +231,7 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             {
                 "position": p.position,
                 "item_id": p.item_id,
+                "title": titles.get(p.item_id),
                 "probability": p.probability,
                 "candidate_probability": p.candidate_probability,
                 "position_probability": p.position_probability,
@@ -260,6 +269,7 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             {
                 "position": f.position,
                 "item_id": f.item_id,
+                "title": titles.get(f.item_id),
                 "tag": f.tag,
                 "decided_by": f.decided_by,
                 "replaced_item_id": f.replaced_item_id,

@@ -20,6 +20,7 @@ from bandit.services.decisions import (
 
 DEFAULT_KEY = "*default*"
 MAX_ABS_REWARD = 1e6
+SOURCE_LENGTH = 120
 
 
 class RewardError(Exception):
@@ -50,17 +51,14 @@ def record_reward(
     """
     now = now or utcnow()
     if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
-        raise RewardError(f"value must be a finite number within ±{MAX_ABS_REWARD:g}")
+        raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
     decision = find_decision(session, event_id)
     if decision is None:
         raise EventNotFound(f"unknown event {event_id!r}")
     key = item_id or ""
     existing = _outcome(session, decision.id, key)
     if existing is not None:
-        if existing.value != value:
-            raise RewardConflict(
-                f"a reward of {existing.value} is already recorded for this event and item"
-            )
+        _check_same_value(existing, value)
         return existing, False
     if decision.status not in (DELIVERED, REWARDED):
         raise RewardConflict("the event is still awaiting review; its slate was not delivered")
@@ -68,6 +66,7 @@ def record_reward(
         delivered = {f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS}
         if item_id not in delivered:
             raise RewardError(f"item_id: {item_id!r} is not in the delivered slate of this event")
+    _check_one_granularity(session, decision.id, item_id)
     defaulted = _outcome(session, decision.id, DEFAULT_KEY) is not None
     outcome = Outcome(
         decision_id=decision.id,
@@ -75,7 +74,7 @@ def record_reward(
         value=float(value),
         is_default=False,
         after_default=defaulted,
-        source=source,
+        source=source[:SOURCE_LENGTH],
         created_at=now,
     )
     session.add(outcome)
@@ -88,8 +87,35 @@ def record_reward(
         stored = _outcome(session, decision.id, key)
         if stored is None:
             raise
+        _check_same_value(stored, value)
         return stored, False
     return outcome, True
+
+
+def _check_same_value(stored: Outcome, value: float) -> None:
+    if stored.value != value:
+        raise RewardConflict(
+            f"value: a reward of {stored.value:g} is already recorded for this event and item"
+        )
+
+
+def _check_one_granularity(session: Session, decision_id: int, item_id: str | None) -> None:
+    # An event-level reward is learned on every delivered item, so mixing it with per-item
+    # rewards would count an item twice.
+    others = session.scalars(
+        select(Outcome.item_key).where(
+            Outcome.decision_id == decision_id, Outcome.item_key != DEFAULT_KEY
+        )
+    ).all()
+    if item_id is None and others:
+        raise RewardConflict(
+            "item_id: this event already has per-item rewards; report the reward per item"
+        )
+    if item_id is not None and "" in others:
+        raise RewardConflict(
+            "item_id: this event already has an event-level reward; per-item rewards would "
+            "count its items twice"
+        )
 
 
 def _outcome(session: Session, decision_id: int, key: str) -> Outcome | None:

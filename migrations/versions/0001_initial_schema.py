@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 03:04:23.832268
+Create Date: 2026-11-22 03:06:23.010815
 """
 
 from collections.abc import Sequence
@@ -92,6 +92,7 @@ def upgrade() -> None:
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("exclude", sa.JSON(), nullable=False),
         sa.Column("candidates", sa.JSON(), nullable=False),
+        sa.Column("position_pmfs", sa.JSON(), nullable=False),
         sa.Column("uncertainty", sa.JSON(), nullable=False),
         sa.Column("route", sa.String(length=20), nullable=False),
         sa.Column("status", sa.String(length=20), nullable=False),

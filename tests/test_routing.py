@@ -1,0 +1,30 @@
+"""Routing by confidence, mode and the two thresholds."""
+
+import pytest
+
+from bandit.config import PolicyConfig
+from bandit.routing import AUTO, REVIEW_AFTER, REVIEW_BEFORE, route_for
+
+PARTIAL = PolicyConfig(routing_mode="partial", auto_threshold=0.95, review_threshold=0.6)
+
+
+@pytest.mark.parametrize(
+    ("confidence", "expected"),
+    [(0.99, AUTO), (0.95, AUTO), (0.94, REVIEW_AFTER), (0.6, REVIEW_AFTER), (0.59, REVIEW_BEFORE)],
+)
+def test_partial_mode_bands(confidence: float, expected: str) -> None:
+    assert route_for(confidence, PARTIAL) == expected
+
+
+@pytest.mark.parametrize("mode", [REVIEW_BEFORE, REVIEW_AFTER])
+def test_fixed_modes_ignore_confidence(mode: str) -> None:
+    config = PolicyConfig(routing_mode=mode)
+    assert {route_for(c, config) for c in (0.0, 0.5, 1.0)} == {mode}
+
+
+def test_lowering_the_upper_threshold_sends_fewer_decisions_to_review() -> None:
+    confidences = [i / 100 for i in range(101)]
+    strict = PolicyConfig(auto_threshold=0.99, review_threshold=0.5)
+    relaxed = PolicyConfig(auto_threshold=0.8, review_threshold=0.5)
+    reviewed = [sum(route_for(c, cfg) != AUTO for c in confidences) for cfg in (strict, relaxed)]
+    assert reviewed[1] < reviewed[0]
