@@ -40,9 +40,10 @@ demo: install
 	$(BIN)/hitl db upgrade
 	$(BIN)/hitl demo-data --items 2000 --customers 300 --seed 7
 	$(BIN)/hitl warm-up --decisions 300 --seed 7
-	$(BIN)/hitl curator add curator --password curator --if-missing
-	$(BIN)/hitl token create demo-client
-	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator"
+	$(BIN)/hitl curator add curator --password curator-demo --if-missing
+	@echo "API token for client service demo-client:"
+	@$(BIN)/hitl token create demo-client --replace
+	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator-demo"
 	$(BIN)/hitl serve --host $(HOST) --port $(PORT)
 
 serve: install

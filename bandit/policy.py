@@ -82,7 +82,8 @@ class VWPolicy:
             finally:
                 self._workspace.finish_example(examples)
         pmf = np.clip(pmf, 0.0, None)
-        return pmf / pmf.sum(), -np.asarray(costs, dtype=float)
+        # 0.0 - x, not -x: an untrained score should read 0.00, not -0.00.
+        return pmf / pmf.sum(), 0.0 - np.asarray(costs, dtype=float)
 
     def learn(
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float

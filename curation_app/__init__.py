@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,7 +19,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: storage, engine runtime, login, CSRF and the blueprints."""
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(
-        SECRET_KEY=os.environ.get("HITL_SECRET_KEY") or secrets.token_hex(32),
+        SECRET_KEY=os.environ.get("HITL_SECRET_KEY"),
         DATABASE_URL=None,
         MAX_CONTENT_LENGTH=256 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
@@ -30,6 +31,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     )
     if test_config:
         app.config.from_mapping(test_config)
+    if not app.config["SECRET_KEY"]:
+        app.config["SECRET_KEY"] = _instance_secret()
     session_factory = app.config.get("SESSION_FACTORY")
     if session_factory is None:
         engine = make_engine(database_url(app.config["DATABASE_URL"]))
@@ -47,3 +50,13 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(console.bp)
     app.register_blueprint(api.bp)
     return app
+
+
+def _instance_secret() -> str:
+    """A secret kept under ./instance/, so curators stay logged in across restarts."""
+    path = Path("instance") / "secret_key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_hex(32), encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -11,7 +12,7 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
-def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
+def _http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
     message = error.description or error.name
     if status == 413:
@@ -21,16 +22,14 @@ def _http_error(error: HTTPException):  # type: ignore[no-untyped-def]
     return render_template("error.html", status=status, message=message), status
 
 
-def _csrf_error(error: CSRFError):  # type: ignore[no-untyped-def]
+def _csrf_error(error: CSRFError) -> ResponseReturnValue:
     message = "the form expired or was not sent from this site; reload the page and try again"
     return render_template("error.html", status=400, message=message), 400
 
 
-def _unexpected(error: Exception):  # type: ignore[no-untyped-def]
+def _unexpected(error: Exception) -> ResponseReturnValue:
     if isinstance(error, HTTPException):
         return _http_error(error)
-    from flask import current_app
-
     current_app.logger.exception("unhandled error")
     if _wants_json():
         return jsonify(error="internal error"), 500

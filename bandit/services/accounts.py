@@ -53,15 +53,23 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, name: str) -> str:
-    """Register an API client and return its token; only the hash is stored."""
+def create_token(session: Session, name: str, replace: bool = False) -> str:
+    """Register an API client and return its token; only the hash is stored.
+
+    With `replace`, an existing client of that name gets a new token and the old one stops
+    working.
+    """
     name = name.strip()
     if not name or len(name) > 120:
         raise AccountError("token name must be 1 to 120 characters")
-    if session.scalars(select(ApiClient).where(ApiClient.name == name)).first() is not None:
-        raise AccountError(f"an API client named {name!r} already exists")
     token = "hitl_" + secrets.token_urlsafe(32)
-    session.add(ApiClient(name=name, token_hash=_token_hash(token)))
+    existing = session.scalars(select(ApiClient).where(ApiClient.name == name)).first()
+    if existing is None:
+        session.add(ApiClient(name=name, token_hash=_token_hash(token)))
+    elif replace:
+        existing.token_hash, existing.active = _token_hash(token), True
+    else:
+        raise AccountError(f"an API client named {name!r} already exists (use --replace)")
     session.flush()
     return token
 

@@ -58,7 +58,8 @@ def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     seen: set[str] = set()
     for number, record in enumerate(frame.to_dict(orient="records"), start=2):
-        rows.append(_validated_row(record, number, embedding_columns, attribute_columns, seen))
+        fields = {str(key): value for key, value in record.items()}
+        rows.append(_validated_row(fields, number, embedding_columns, attribute_columns, seen))
     return rows
 
 
@@ -74,7 +75,7 @@ def _validated_row(
     if item_id in seen:
         raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
     seen.add(item_id)
-    price = record.get("price")
+    price: Any = record.get("price")
     if price is not None and not _missing(price):
         if not isinstance(price, int | float) or price < 0 or not math.isfinite(price):
             raise CatalogFileError(f"{where}, column price: must be a non-negative number")
@@ -180,14 +181,16 @@ def search_items(
     session: Session, query: str, category: str | None = None, limit: int = 20
 ) -> list[CatalogItem]:
     """Items in stock whose id, title or category contains `query` (case-insensitive)."""
-    pattern = f"%{query.strip().lower()}%"
+    # LIKE wildcards typed by a curator are literal characters, not patterns.
+    escaped = query.strip().lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    pattern = f"%{escaped}%"
     statement = select(CatalogItem).where(
         CatalogItem.active.is_(True),
         CatalogItem.stock > 0,
         or_(
-            func.lower(CatalogItem.title).like(pattern),
-            func.lower(CatalogItem.item_id).like(pattern),
-            func.lower(CatalogItem.category).like(pattern),
+            func.lower(CatalogItem.title).like(pattern, escape="\\"),
+            func.lower(CatalogItem.item_id).like(pattern, escape="\\"),
+            func.lower(CatalogItem.category).like(pattern, escape="\\"),
         ),
     )
     if category:

@@ -82,8 +82,10 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
             session, policy, config_row, len(rounds), previous, note="learned"
         )
         version = saved.version
-    for row in [*actions, *outcomes]:
-        row.learned_at = now
+    for action in actions:
+        action.learned_at = now
+    for outcome in outcomes:
+        outcome.learned_at = now
     session.commit()
     return LearnReport(
         rounds_learned=len(rounds),

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CuratorAction, Decision, FinalSlateItem, ReviewTask, utcnow
@@ -47,7 +47,7 @@ class ItemVerdict:
     reason: str = ""
 
 
-def _claimable(now: datetime):  # type: ignore[no-untyped-def]
+def _claimable(now: datetime) -> ColumnElement[bool]:
     return or_(
         ReviewTask.status == OPEN,
         and_(ReviewTask.status == CLAIMED, ReviewTask.leased_until < now),
@@ -142,7 +142,8 @@ def submit_review(
     invalid or the curator no longer holds the task.
     """
     now = now or utcnow()
-    task = session.get(ReviewTask, task_id)
+    # Fresh from the database: another process may have finished or reclaimed it meanwhile.
+    task = session.get(ReviewTask, task_id, populate_existing=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if task.status == DONE and task.curator_id == curator_id and task.lease_token == lease_token:
@@ -167,6 +168,7 @@ def submit_review(
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
         raise LeaseLost("this task is no longer leased to you; it was released or taken over")
+    task.status, task.completed_at = DONE, now
     _record(session, decision, task, curator_id, verdicts, seconds_spent, now)
     session.commit()
     return True
