@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
+from pydantic_core import PydanticCustomError
 
 from bandit.engine import NoEligibleItems
 from bandit.services import accounts, decisions, rewards
@@ -19,14 +28,50 @@ from curation_app.security import csrf
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
 
-Identifier = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@/-]+$")
+# No "/" in event ids: the id is a single path segment of /events/<event_id>.
+EventId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@-]+$")
 ]
-ContextText = Annotated[str, StringConstraints(max_length=200)]
-Scalar = bool | int | float | ContextText
-ContextValue = Scalar | None | Annotated[list[Scalar], Field(max_length=100)]
+# Item ids are whatever the catalog holds (1 to 128 characters); control characters never are.
+ItemId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
 ContextKey = Annotated[
     str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+]
+MAX_CONTEXT_TEXT = 200
+MAX_CONTEXT_LIST = 100
+# Integers beyond 2**53 lose precision as JSON numbers and overflow float conversions.
+MAX_CONTEXT_INT = 2**53
+CONTEXT_VALUE_RULE = (
+    f"must be a string of at most {MAX_CONTEXT_TEXT} characters, a finite number, a boolean, "
+    f"null, or a list of at most {MAX_CONTEXT_LIST} strings, numbers or booleans"
+)
+
+
+def _scalar_ok(value: Any) -> bool:
+    if isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return abs(value) <= MAX_CONTEXT_INT
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return isinstance(value, str) and len(value) <= MAX_CONTEXT_TEXT
+
+
+def _context_value(value: Any) -> Any:
+    """One context value: a scalar, null, or a short list of scalars."""
+    if value is None or _scalar_ok(value):
+        return value
+    if isinstance(value, list) and len(value) <= MAX_CONTEXT_LIST:
+        if all(_scalar_ok(element) for element in value):
+            return value
+    raise PydanticCustomError("context_value", CONTEXT_VALUE_RULE)
+
+
+ContextValue = Annotated[Any, AfterValidator(_context_value)]
+RewardValue = Annotated[
+    float, Field(allow_inf_nan=False, ge=-rewards.MAX_ABS_REWARD, le=rewards.MAX_ABS_REWARD)
 ]
 
 
@@ -43,16 +88,16 @@ class RankBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     context: Annotated[dict[ContextKey, ContextValue], Field(max_length=100)]
-    event_id: Identifier | None = None
+    event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
-    exclude: Annotated[list[Identifier], Field(max_length=1000)] = []
+    exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
 
 
 class RewardBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    value: float
-    item_id: Identifier | None = None
+    value: RewardValue
+    item_id: ItemId | None = None
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -60,13 +105,20 @@ Body = TypeVar("Body", bound=BaseModel)
 
 @bp.errorhandler(ApiError)
 def _api_error(error: ApiError) -> ResponseReturnValue:
-    return jsonify(error=error.message), error.status
+    headers = {"WWW-Authenticate": 'Bearer realm="hitl"'} if error.status == 401 else {}
+    return jsonify(error=error.message), error.status, headers
 
 
 def _describe(error: ValidationError) -> str:
     messages = []
     for problem in error.errors():
-        where = ".".join(str(part) for part in problem["loc"]) or "body"
+        parts = [str(part) for part in problem["loc"]]
+        if parts and parts[-1] == "[key]":
+            # A bad key of a mapping: pydantic puts the key itself in the location.
+            where = ".".join(parts[:-2]) or "body"
+            messages.append(f"{where}: key {parts[-2]!r}: {problem['msg']}")
+            continue
+        where = ".".join(parts) or "body"
         if problem["type"] == "extra_forbidden":
             messages.append(f"{where}: unknown field")
         elif problem["type"] == "missing":
@@ -77,14 +129,26 @@ def _describe(error: ValidationError) -> str:
     return "; ".join(list(dict.fromkeys(messages))[:4])
 
 
+def _json_kind(document: Any) -> str:
+    if isinstance(document, bool):
+        return "a boolean"
+    if isinstance(document, int | float):
+        return "a number"
+    if isinstance(document, list):
+        return "an array"
+    return "a string" if isinstance(document, str) else "null"
+
+
 def _parse(model: type[Body]) -> Body:
     raw = request.get_data(cache=False)
     try:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ApiError(400, f"malformed JSON: {error}") from error
+    except RecursionError as error:
+        raise ApiError(400, "malformed JSON: nested too deeply") from error
     if not isinstance(document, dict):
-        raise ApiError(400, "the body must be a JSON object")
+        raise ApiError(400, f"body: must be a JSON object, not {_json_kind(document)}")
     try:
         return model.model_validate(document)
     except ValidationError as error:
@@ -99,10 +163,12 @@ def require_token(view: Callable[..., ResponseReturnValue]) -> Callable[..., Res
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(401, "missing bearer token: send 'Authorization: Bearer <token>'")
+            raise ApiError(
+                401, "Authorization: missing bearer token; send 'Authorization: Bearer <token>'"
+            )
         client = accounts.client_for_token(get_session(), token.strip())
         if client is None:
-            raise ApiError(401, "invalid or revoked token")
+            raise ApiError(401, "Authorization: invalid or revoked bearer token")
         g.api_client_id = client.id
         g.api_client_name = client.name
         return view(*args, **kwargs)

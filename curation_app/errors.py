@@ -16,7 +16,8 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
     message = error.description or error.name
     if status == 413:
-        message = "request body too large"
+        limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
+        message = f"request body too large (the limit is {limit // 1024} KiB)"
     if _wants_json():
         return jsonify(error=message), status
     return render_template("error.html", status=status, message=message), status

@@ -75,29 +75,65 @@ def _validated_row(
     if item_id in seen:
         raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
     seen.add(item_id)
-    price: Any = record.get("price")
-    if price is not None and not _missing(price):
-        if not isinstance(price, int | float) or price < 0 or not math.isfinite(price):
-            raise CatalogFileError(f"{where}, column price: must be a non-negative number")
-    stock = record.get("stock", 1)
-    stock = 1 if _missing(stock) else stock
-    if not isinstance(stock, int | float) or stock < 0 or int(stock) != stock:
+    price = _number(record.get("price"))
+    if price is not None and (not math.isfinite(price) or price < 0):
+        raise CatalogFileError(f"{where}, column price: must be a non-negative number")
+    stock = _number(record.get("stock"), default=1.0)
+    if stock is None or not stock.is_integer() or stock < 0:
         raise CatalogFileError(f"{where}, column stock: must be a non-negative integer")
-    embedding = [record[c] for c in embedding_columns]
+    embedding = [_number(record[c]) for c in embedding_columns]
     for column, value in zip(embedding_columns, embedding, strict=True):
-        if not isinstance(value, int | float) or not math.isfinite(value):
+        if value is None or not math.isfinite(value):
             raise CatalogFileError(f"{where}, column {column}: must be a finite number")
     attributes = {str(c): _plain(record[c]) for c in attribute_columns if not _missing(record[c])}
     return {
         "item_id": item_id,
         "title": _text(record.get("title"), f"{where}, column title", 500),
         "category": _text(record.get("category"), f"{where}, column category", 100),
-        "price": None if _missing(price) else float(price),
+        "price": price,
         "stock": int(stock),
-        "active": bool(record.get("active", True)) if not _missing(record.get("active")) else True,
+        "active": _flag(record.get("active"), f"{where}, column active"),
         "attributes": attributes,
-        "embedding": [float(v) for v in embedding] or None,
+        "embedding": [float(v) for v in embedding if v is not None] or None,
     }
+
+
+def _number(value: Any, default: float | None = None) -> float | None:
+    """A cell as a float; text is parsed, because one text cell turns a CSV column into text.
+
+    A missing cell gives `default`; a cell that is not a number gives NaN so callers reject it.
+    """
+    value = _plain(value)
+    if _missing(value):
+        return default
+    if isinstance(value, bool):
+        return math.nan
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(str(value).strip())
+    except ValueError:
+        return math.nan
+
+
+TRUE_WORDS = ("true", "t", "yes", "y", "1")
+FALSE_WORDS = ("false", "f", "no", "n", "0")
+
+
+def _flag(value: Any, where: str) -> bool:
+    """The `active` cell: blank means active; words are read, never bool() of a string."""
+    value = _plain(value)
+    if _missing(value) or (isinstance(value, str) and not value.strip()):
+        return True
+    if isinstance(value, bool):
+        return value
+    word = str(int(value) if isinstance(value, float) and value.is_integer() else value)
+    word = word.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise CatalogFileError(f"{where}: must be true or false; got {value!r}")
 
 
 def _missing(value: Any) -> bool:
