@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
 from pathlib import Path
 
 import click
@@ -278,12 +277,14 @@ def database_url_or_default(url: str | None) -> str:
     return resolved
 
 
-def start_background_learner(sessions: sessionmaker[Session], every: float) -> threading.Thread:
-    """Run `learn_pending` every `every` seconds in a daemon thread (single-process demo)."""
+def start_background_learner(
+    sessions: sessionmaker[Session], every: float, stop: threading.Event | None = None
+) -> threading.Thread:
+    """Run `learn_pending` every `every` seconds in a daemon thread until `stop` is set."""
+    stop = stop or threading.Event()
 
     def loop() -> None:
-        while True:
-            time.sleep(every)
+        while not stop.wait(every):
             try:
                 with sessions() as session:
                     learning.learn_pending(session)
