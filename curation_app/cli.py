@@ -235,7 +235,10 @@ def policy_set(file: Path, database_url: str | None) -> None:
     except (ConfigError, TypeError) as error:
         raise click.ClickException(f"invalid policy config: {error}") from error
     with _sessions(database_url)() as session:
-        row = configs.save_config(session, config, created_by="cli", activate=True)
+        try:
+            row = configs.save_config(session, config, created_by="cli", activate=True)
+        except ConfigError as error:
+            raise click.ClickException(f"policy config refused: {error}") from error
         session.commit()
     click.echo(f"policy config {row.name} version {row.version} is active")
 
