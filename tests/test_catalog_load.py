@@ -303,3 +303,29 @@ def test_a_parquet_cell_json_cannot_hold_is_refused_by_row_and_column(
     assert result.exit_code != 0
     assert expected in result.output and "Traceback" not in result.output
     assert snapshot(session_factory) == before
+
+
+def test_a_catalog_beyond_the_bound_parameter_limit_loads_and_reloads(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # PostgreSQL allows 65,535 bound parameters per statement; one IN () over all ids would fail.
+    from bandit.services import catalog_store
+
+    count = 66_000
+    rows = [
+        {
+            "item_id": f"bulk-{n}",
+            "title": f"Item {n}",
+            "category": "top",
+            "price": 1.0,
+            "stock": 1,
+            "active": True,
+            "attributes": {},
+            "embedding": None,
+        }
+        for n in range(count)
+    ]
+    with session_factory() as session:
+        assert catalog_store.upsert_items(session, rows) == (count, 0)
+        session.commit()
+        assert catalog_store.upsert_items(session, rows[:10]) == (0, 10)
