@@ -45,6 +45,9 @@ class CatalogIndex:
         self.style_codes, self.styles = _codes(
             [str(r.attributes.get("style", "")) for r in self.rows]
         )
+        # One code per (category, style) pair, so the pre-score reads both through one table.
+        styles = max(len(self.styles), 1)
+        self.category_style_codes = self.category_codes * styles + self.style_codes
         self.price = np.array(
             [np.nan if r.price is None else float(r.price) for r in self.rows], dtype=float
         )

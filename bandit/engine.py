@@ -30,11 +30,14 @@ class Recommender:
         config: PolicyConfig,
         policy: VWPolicy,
         rng: np.random.Generator,
+        action_lines: vw_format.ActionLines | None = None,
     ) -> None:
         self.catalog = catalog
         self.config = config
         self.policy = policy
         self._rng = rng
+        # Shared across requests by the runtime, so each item's VW text is formatted once.
+        self._action_lines = action_lines or vw_format.ActionLines(catalog)
 
     def propose(
         self,
@@ -56,20 +59,22 @@ class Recommender:
             raise NoEligibleItems("no catalog item is eligible for this request")
         rows = [self.catalog.rows[i] for i in candidates.indices]
         shared = vw_format.shared_line(context)
-        actions = [vw_format.action_line(r) for r in rows]
-        first_pmf, scores = self.policy.score(shared, actions)
+        actions = self._action_lines.lines(candidates.indices)
+        with self.policy.scoring(shared, actions) as score_subset:
+            first_pmf, scores = score_subset(np.arange(len(actions)))
 
-        def pmf_over(remaining: np.ndarray) -> np.ndarray:
-            if remaining.size == len(actions):
-                return first_pmf
-            return self.policy.score(shared, [actions[i] for i in remaining])[0]
+            def pmf_over(remaining: np.ndarray) -> np.ndarray:
+                if remaining.size == len(actions):
+                    return first_pmf
+                return score_subset(remaining)[0]
 
-        draw = draw_slate(pmf_over, len(actions), slate_size or config.slate_size, self._rng)
+            size = slate_size or config.slate_size
+            draw = draw_slate(pmf_over, len(actions), size, self._rng)
         measures = uncertainty.all_measures(
             uncertainty.confidence_distribution(scores, config.uncertainty_temperature)
         )
         confidence = 1.0 - measures[config.uncertainty_measure]
-        reasons = self._reasons(context, candidates, scores)
+        reasons = self._reasons(context, candidates, scores, draw.chosen)
         slate = []
         for position, (pick, p_position, pmf) in enumerate(
             zip(draw.chosen, draw.position_probability, draw.pmfs, strict=True)
@@ -86,7 +91,7 @@ class Recommender:
                     position_probability=float(p_position),
                     score=float(scores[pick]),
                     explored=explored,
-                    reason=reasons[pick] + (" · exploration pick" if explored else ""),
+                    reason=reasons[position] + (" · exploration pick" if explored else ""),
                 )
             )
         return Proposal(
@@ -109,12 +114,17 @@ class Recommender:
         )
 
     def _reasons(
-        self, context: Mapping[str, Any], candidates: CandidateSet, scores: np.ndarray
+        self,
+        context: Mapping[str, Any],
+        candidates: CandidateSet,
+        scores: np.ndarray,
+        picks: np.ndarray,
     ) -> list[str]:
-        parts = prescore_parts(self.catalog, context, candidates.indices)
+        """A one-line reason per slate pick (only picks: the other candidates are never shown)."""
+        parts = prescore_parts(self.catalog, context, candidates.indices[picks])
         reasons = []
-        for i in range(candidates.indices.size):
-            value = {name: float(column[i]) for name, column in parts.items()}
+        for j, pick in enumerate(picks):
+            value = {name: float(column[j]) for name, column in parts.items()}
             phrases = []
             if value.get("style", 0.0) > 0:
                 phrases.append(f"matches preferred style {context.get('preferred_style')}")
@@ -124,8 +134,8 @@ class Recommender:
                 phrases.append("above budget")
             if "taste" in value:
                 phrases.append(f"taste match {value['taste']:+.2f}")
-            if candidates.exploration_slot[i]:
+            if candidates.exploration_slot[pick]:
                 phrases.append("entered via an exploration slot")
-            phrases.append(f"model expects reward {scores[i]:.2f}")
+            phrases.append(f"model expects reward {scores[pick]:.2f}")
             reasons.append("; ".join(phrases))
         return reasons

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
+import pylibvw
 from vowpalwabbit import Workspace
 
 from bandit import vw_format
@@ -78,14 +81,46 @@ class VWPolicy:
 
     def score(self, shared: str, actions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """The exploration pmf over `actions` and each action's estimated reward."""
+        with self.scoring(shared, actions) as score_subset:
+            return score_subset(np.arange(len(actions)))
+
+    @contextmanager
+    def scoring(
+        self, shared: str, actions: Sequence[str]
+    ) -> Iterator[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+        """Parse a request once; yield a function scoring any subset of its actions.
+
+        ``score_subset(indices)`` is the policy's decision over ``actions[indices]`` alone: a
+        linear ADF model scores each action on its own features, so predicting on a sub-list of
+        the parsed examples equals parsing that sub-list afresh (tests/test_policy.py checks
+        this for every algorithm). Parsing once saves the text parse of every later slate
+        position. The examples are finished on exit.
+        """
         with self._lock:
-            examples = self._workspace.parse([shared, *actions])
+            examples = self._parse([shared, *actions])
             try:
-                pmf = np.asarray(self._workspace.predict(examples), dtype=float)
-                costs = [example.get_partial_prediction() for example in examples[1:]]
+
+                def score_subset(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    return self._predict([examples[0], *(examples[i + 1] for i in indices)])
+
+                yield score_subset
             finally:
-                self._workspace.finish_example(examples)
-        scores = 0.0 - np.asarray(costs, dtype=float)  # 0.0 - x: untrained reads 0.00, not -0.00
+                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+
+    def _parse(self, lines: Sequence[str]) -> list[Any]:
+        # The native parser directly: pyvw.parse wraps every line in a Python Example object,
+        # which costs more than VW's own parse and predict for a 100-action request.
+        return list(self._workspace._parse("\n".join(lines)))
+
+    def _predict(self, examples: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        pylibvw.vw.predict_multi(self._workspace, examples)
+        pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
+        costs = np.fromiter(
+            (example.get_partial_prediction() for example in examples[1:]),
+            dtype=float,
+            count=len(examples) - 1,
+        )
+        scores = 0.0 - costs  # 0.0 - x: untrained reads 0.00, not -0.00
         pmf = np.clip(pmf, 0.0, None)
         if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
             raise UnscorableContext(
@@ -100,7 +135,11 @@ class VWPolicy:
         """Update on one logged choice among `actions`."""
         lines = vw_format.labelled_example(shared, actions, chosen, reward, probability)
         with self._lock:
-            self._workspace.learn(lines)
+            examples = self._parse(lines)
+            try:
+                pylibvw.vw.learn_multi(self._workspace, examples)
+            finally:
+                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
 
     def close(self) -> None:
         """Release the native workspace."""

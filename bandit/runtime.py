@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy.orm import Session
 
+from bandit import vw_format
 from bandit.catalog import CatalogIndex
 from bandit.config import PolicyConfig
 from bandit.db.models import PolicyConfigRow
@@ -36,6 +37,7 @@ class EngineRuntime:
         self._rng = rng
         self._lock = threading.Lock()
         self._catalog: CatalogIndex | None = None
+        self._action_lines: vw_format.ActionLines | None = None
         self._catalog_revision = -1
         self._policy: VWPolicy | None = None
         self._policy_key: tuple[int, int] | None = None
@@ -45,13 +47,16 @@ class EngineRuntime:
         config_row, config = configs.active_config(session)
         with self._lock:
             catalog = self._current_catalog(session)
+            action_lines = self._action_lines
             version, policy = self._current_policy(session, config_row, config)
-        return Serving(Recommender(catalog, config, policy, self._rng), config_row, version)
+        recommender = Recommender(catalog, config, policy, self._rng, action_lines)
+        return Serving(recommender, config_row, version)
 
     def _current_catalog(self, session: Session) -> CatalogIndex:
         revision = catalog_store.catalog_revision(session)
         if self._catalog is None or revision != self._catalog_revision:
             self._catalog = catalog_store.load_index(session)
+            self._action_lines = vw_format.ActionLines(self._catalog)
             self._catalog_revision = revision
         return self._catalog
 

@@ -46,14 +46,19 @@ def entropy(probabilities: ArrayLike) -> float:
 
 
 def all_measures(probabilities: ArrayLike) -> dict[str, float]:
-    """Every measure, clipped into [0, 1] against rounding."""
-    functions = {
-        "least_confidence": least_confidence,
-        "margin": margin,
-        "ratio": ratio,
-        "entropy": entropy,
+    """Every measure, clipped into [0, 1] against rounding (the distribution is checked once)."""
+    p = _sorted_distribution(probabilities)
+    n = p.size
+    if n == 1:
+        return dict.fromkeys(MEASURES, 0.0)
+    nonzero = p[p > 0]
+    values = {
+        "least_confidence": (1.0 - p[0]) * n / (n - 1),
+        "margin": 1.0 - (p[0] - p[1]),
+        "ratio": p[1] / p[0],
+        "entropy": -(nonzero * np.log2(nonzero)).sum() / np.log2(n),
     }
-    return {name: min(1.0, max(0.0, fn(probabilities))) for name, fn in functions.items()}
+    return {name: min(1.0, max(0.0, float(value))) for name, value in values.items()}
 
 
 def confidence_distribution(scores: ArrayLike, temperature: float) -> np.ndarray:

@@ -7,12 +7,13 @@ identifiers, not features, and are left out. VW minimises cost, so cost = -rewar
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from bandit.catalog import CatalogRow
+from bandit.catalog import CatalogIndex, CatalogRow
 
 CONTEXT_NAMESPACE = "U"
 ITEM_NAMESPACE = "I"
@@ -25,8 +26,14 @@ def reward_to_cost(reward: float) -> float:
     return -float(reward)
 
 
+# Feature names and categorical values repeat across every request: memoise their cleaning.
+@functools.lru_cache(maxsize=65_536)
+def _clean(text: str) -> str:
+    return _UNSAFE.sub("_", text)[:100] or "_"
+
+
 def _token(value: Any) -> str:
-    return _UNSAFE.sub("_", str(value))[:100] or "_"
+    return _clean(value if isinstance(value, str) else str(value))
 
 
 def _number(value: Any) -> bool:
@@ -66,6 +73,24 @@ def action_line(item: CatalogRow) -> str:
     if item.price is not None and _number(item.price) and item.price > 0:
         features.append(f"log_price:{math.log1p(item.price):.4g}")
     return f"|{ITEM_NAMESPACE} " + " ".join(features)
+
+
+class ActionLines:
+    """Action lines of one catalog snapshot, formatted once per item and reused by every request."""
+
+    def __init__(self, catalog: CatalogIndex) -> None:
+        self._rows = catalog.rows
+        self._lines: list[str | None] = [None] * len(catalog.rows)
+
+    def lines(self, indices: Iterable[int]) -> list[str]:
+        """The action lines of the catalog rows at `indices`, in that order."""
+        out = []
+        for index in indices:
+            line = self._lines[index]
+            if line is None:
+                line = self._lines[index] = action_line(self._rows[index])
+            out.append(line)
+        return out
 
 
 def labelled_example(

@@ -99,19 +99,29 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
 
 
 def apply_rounds(
-    policy: VWPolicy, rounds: Iterable[LoggedRound], catalog: dict[str, CatalogRow]
+    policy: VWPolicy,
+    rounds: Iterable[LoggedRound],
+    catalog: dict[str, CatalogRow],
+    action_lines: dict[str, str] | None = None,
 ) -> int:
-    """Feed rounds to the policy; returns how many it learned (rounds on lost items skip)."""
+    """Feed rounds to the policy; returns how many it learned (rounds on lost items skip).
+
+    `action_lines` caches each item's VW text across rounds (and across calls, if the caller
+    keeps it for the same catalog).
+    """
+    lines = {} if action_lines is None else action_lines
     learned = 0
     for round_ in rounds:
-        offered = [catalog[i] for i in round_.offered_item_ids if i in catalog]
-        ids = [row.item_id for row in offered]
-        if round_.chosen_item_id not in ids:
+        offered = [i for i in round_.offered_item_ids if i in catalog]
+        if round_.chosen_item_id not in offered:
             continue
+        for item_id in offered:
+            if item_id not in lines:
+                lines[item_id] = vw_format.action_line(catalog[item_id])
         policy.learn(
             vw_format.shared_line(round_.context),
-            [vw_format.action_line(row) for row in offered],
-            ids.index(round_.chosen_item_id),
+            [lines[i] for i in offered],
+            offered.index(round_.chosen_item_id),
             round_.reward,
             round_.probability,
         )
