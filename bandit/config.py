@@ -9,8 +9,17 @@ from pathlib import Path
 from typing import Any
 
 ALGORITHMS = ("epsilon_greedy", "softmax", "bag", "squarecb", "cover", "rnd")
-ROUTING_MODES = ("review_before", "review_after", "partial")
-UNCERTAINTY_MEASURES = ("least_confidence", "margin", "ratio", "entropy")
+# apprentice: a curator chooses every slate before output; the policy only learns to imitate.
+ROUTING_MODES = ("review_before", "review_after", "partial", "apprentice")
+UNCERTAINTY_MEASURES = (
+    "least_confidence",
+    "margin",
+    "ratio",
+    "entropy",
+    "committee_disagreement",
+    "vote_entropy",
+)
+COMMITTEE_MEASURES = ("committee_disagreement", "vote_entropy")
 # Settings baked into a trained VW model's reductions: a reloaded model cannot change them.
 MODEL_SHAPE_FIELDS = ("algorithm", "vw_bits", "bag_size", "cover_size", "rnd_size")
 
@@ -54,6 +63,7 @@ class PolicyConfig:
     review_lease_seconds: int = 600
     reward_wait_seconds: int = 86400
     default_reward: float = 0.0
+    learn_from_swap_ins: bool = True
 
     def __post_init__(self) -> None:
         _check_text(self, "name")
@@ -66,6 +76,10 @@ class PolicyConfig:
             _check_number(self, name, low=0.0, high=None, strict_low=True)
         _check_number(self, "uncertainty_temperature", low=0.0, high=None, strict_low=True)
         _check_number(self, "default_reward", low=-1e6, high=1e6)
+        if not isinstance(self.learn_from_swap_ins, bool):
+            raise ConfigError(
+                "learn_from_swap_ins", f"must be true or false; got {self.learn_from_swap_ins!r}"
+            )
         for name, low, high in (
             ("bag_size", 2, 64),
             ("cover_size", 1, 64),
@@ -81,6 +95,12 @@ class PolicyConfig:
             raise ConfigError(
                 "review_threshold",
                 f"must not exceed auto_threshold ({self.review_threshold} > {self.auto_threshold})",
+            )
+        if self.uncertainty_measure in COMMITTEE_MEASURES and self.algorithm != "bag":
+            raise ConfigError(
+                "uncertainty_measure",
+                f"{self.uncertainty_measure} needs a committee: set algorithm = \"bag\" "
+                f"(got {self.algorithm!r})",
             )
         if self.candidate_count < self.slate_size:
             raise ConfigError(

@@ -73,6 +73,8 @@ class Recommender:
         measures = uncertainty.all_measures(
             uncertainty.confidence_distribution(scores, config.uncertainty_temperature)
         )
+        if config.algorithm == "bag":
+            measures |= uncertainty.committee_measures(first_pmf, config.bag_size, config.epsilon)
         confidence = 1.0 - measures[config.uncertainty_measure]
         reasons = self._reasons(context, candidates, scores, draw.chosen)
         slate = []

@@ -12,7 +12,7 @@ ROUTES = (AUTO, REVIEW_BEFORE, REVIEW_AFTER)
 
 def route_for(confidence: float, config: PolicyConfig) -> str:
     """Who acts on a decision: nobody, a curator before output, or a curator after output."""
-    if config.routing_mode == REVIEW_BEFORE:
+    if config.routing_mode in (REVIEW_BEFORE, "apprentice"):
         return REVIEW_BEFORE
     if config.routing_mode == REVIEW_AFTER:
         return REVIEW_AFTER

@@ -6,6 +6,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 MEASURES = ("least_confidence", "margin", "ratio", "entropy")
+# Measures of a bag's committee: only a `bag` policy has one.
+COMMITTEE_MEASURES = ("committee_disagreement", "vote_entropy")
 
 
 def _sorted_distribution(probabilities: ArrayLike) -> np.ndarray:
@@ -71,3 +73,47 @@ def confidence_distribution(scores: ArrayLike, temperature: float) -> np.ndarray
     s -= s.max()
     weights = np.exp(s)
     return weights / weights.sum()
+
+
+def committee_votes(pmf: ArrayLike, epsilon: float) -> np.ndarray:
+    """The bag members' vote shares over the actions, read back from VW's bag pmf.
+
+    VW's bag gives each of its N members' top action a vote of 1/N (a member whose top scores
+    tie splits its vote), then enforces the floor f = epsilon / n by projection: every share
+    v becomes p = max(v - tau, f) with one shift tau chosen so the pmf sums to 1. The inverse
+    on the actions above the floor (the voted set A) is v_a = p_a + (1 - sum_{b in A} p_b) / |A|,
+    and v = 0 elsewhere. An action whose vote was pushed down to the floor reads as 0 votes.
+    """
+    p = np.asarray(pmf, dtype=float)
+    voted = p > epsilon / p.size + 1e-6
+    if not voted.any():
+        return np.full(p.size, 1.0 / p.size)
+    shares = np.zeros(p.size)
+    shares[voted] = p[voted] + (1.0 - p[voted].sum()) / voted.sum()
+    return np.clip(shares, 0.0, None) / np.clip(shares, 0.0, None).sum()
+
+
+def committee_disagreement(shares: ArrayLike, members: int) -> float:
+    """Share of members not voting for the top pick, (1 - v1) / (1 - 1/m), m = min(N, n)."""
+    v = np.asarray(shares, dtype=float)
+    m = min(members, v.size)
+    return 0.0 if m <= 1 else float(np.clip((1.0 - v.max()) / (1.0 - 1.0 / m), 0.0, 1.0))
+
+
+def vote_entropy(shares: ArrayLike, members: int) -> float:
+    """-sum v log2 v / log2 m over the vote shares v, m = min(N, n)."""
+    v = np.asarray(shares, dtype=float)
+    m = min(members, v.size)
+    if m <= 1:
+        return 0.0
+    nonzero = v[v > 0]
+    return float(np.clip(-(nonzero * np.log2(nonzero)).sum() / np.log2(m), 0.0, 1.0))
+
+
+def committee_measures(pmf: ArrayLike, members: int, epsilon: float) -> dict[str, float]:
+    """Both committee measures of a bag policy's pmf."""
+    shares = committee_votes(pmf, epsilon)
+    return {
+        "committee_disagreement": committee_disagreement(shares, members),
+        "vote_entropy": vote_entropy(shares, members),
+    }

@@ -17,7 +17,8 @@ from bandit.db import migrate
 from bandit.db.models import Customer
 from bandit.db.session import database_url as resolve_database_url
 from bandit.db.session import make_engine, make_session_factory
-from bandit.services import accounts, catalog_store, configs, learning
+from bandit.services import accounts, catalog_store, configs, learning, model_versions
+from curation_app.cli_models import model
 
 URL_OPTION = click.option(
     "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
@@ -220,6 +221,9 @@ def learn(database_url: str | None) -> None:
     )
 
 
+main.add_command(model)
+
+
 @main.group()
 def policy() -> None:
     """Policy configs."""
@@ -227,8 +231,13 @@ def policy() -> None:
 
 @policy.command("set")
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
+@click.option(
+    "--new-model",
+    is_flag=True,
+    help="Start a fresh, untrained model (needed to change algorithm, bits or bag/cover/rnd size).",
+)
 @URL_OPTION
-def policy_set(file: Path, database_url: str | None) -> None:
+def policy_set(file: Path, new_model: bool, database_url: str | None) -> None:
     """Store a TOML/JSON policy config FILE as a new version and activate it."""
     try:
         config = load_config_file(file)
@@ -236,7 +245,12 @@ def policy_set(file: Path, database_url: str | None) -> None:
         raise click.ClickException(f"invalid policy config: {error}") from error
     with _sessions(database_url)() as session:
         try:
-            row = configs.save_config(session, config, created_by="cli", activate=True)
+            if new_model:
+                saved = model_versions.start_new_lineage(session, config, created_by="cli")
+                click.echo(f"model version {saved.version} starts a new, untrained lineage")
+                row, _ = configs.active_config(session)
+            else:
+                row = configs.save_config(session, config, created_by="cli", activate=True)
         except ConfigError as error:
             raise click.ClickException(f"policy config refused: {error}") from error
         session.commit()

@@ -28,3 +28,28 @@ def test_lowering_the_upper_threshold_sends_fewer_decisions_to_review() -> None:
     relaxed = PolicyConfig(auto_threshold=0.8, review_threshold=0.5)
     reviewed = [sum(route_for(c, cfg) != AUTO for c in confidences) for cfg in (strict, relaxed)]
     assert reviewed[1] < reviewed[0]
+
+
+def test_the_route_uses_the_committee_measure_the_config_names() -> None:
+    import numpy as np
+
+    from bandit.engine import Recommender
+    from bandit.policy import VWPolicy
+    from tests.engine_helpers import CONTEXT, small_catalog
+
+    config = PolicyConfig(
+        algorithm="bag",
+        bag_size=4,
+        uncertainty_measure="committee_disagreement",
+        auto_threshold=0.9,
+        review_threshold=0.4,
+    )
+    recommender = Recommender(
+        small_catalog(30), config, VWPolicy.fresh(config), np.random.default_rng(0)
+    )
+    proposal = recommender.propose(CONTEXT)
+    assert proposal.confidence == pytest.approx(
+        1 - proposal.uncertainty["committee_disagreement"]
+    )
+    assert proposal.route == route_for(proposal.confidence, config)
+    assert {"committee_disagreement", "vote_entropy"} <= set(proposal.uncertainty)

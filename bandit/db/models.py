@@ -169,6 +169,8 @@ class ProposedItem(Base):
     score: Mapped[float] = mapped_column(Float)
     explored: Mapped[bool] = mapped_column(Boolean)
     reason: Mapped[str] = mapped_column(String(500))
+    # The few features that moved this item's score most: [{"feature", "weight"}, ...].
+    why: Mapped[list[Any] | None] = mapped_column(nullable=True)
 
     decision: Mapped[Decision] = relationship(back_populates="proposed")
 
@@ -243,6 +245,31 @@ class Outcome(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # False when the reward was processed but not given to VW (e.g. on a curator's swap-in).
     fed_to_policy: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+
+
+class ImitationExample(Base):
+    """A human's own choice for one slate position, to be imitated, never propensity-weighted.
+
+    Written for curator swap-ins (the curator inserted an item the policy did not pick) and
+    for every position of an apprentice-mode decision. Kept apart from the logged policy
+    choices so that replay and off-policy evaluation never mistake it for a bandit draw.
+    """
+
+    __tablename__ = "imitation_examples"
+    __table_args__ = (UniqueConstraint("decision_id", "position", "source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    # "swap_in" or "apprentice".
+    source: Mapped[str] = mapped_column(String(20))
+    chosen_item_id: Mapped[str] = mapped_column(String(128))
+    policy_item_id: Mapped[str] = mapped_column(String(128))
+    matched: Mapped[bool] = mapped_column(Boolean)
+    # The items the human chose among: the candidates open at this position, plus the choice.
+    offered_item_ids: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
 
 

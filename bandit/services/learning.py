@@ -25,9 +25,9 @@ from bandit.catalog import CatalogRow
 from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
 from bandit.policy import VWPolicy
 from bandit.records import LoggedRound
-from bandit.services import configs, model_store
+from bandit.services import apprentice, configs, model_store
 from bandit.services.catalog_store import as_row, items_by_id
-from bandit.services.decisions import policy_items_delivered
+from bandit.services.decisions import decision_config, policy_items_delivered
 from bandit.services.rewards import assign_default_rewards
 
 CURATOR_REWARD = {"kept": 1.0, "removed": 0.0, "swapped": 0.0}
@@ -45,6 +45,7 @@ class LearnReport:
     rewards_not_fed: int
     defaults_assigned: int
     model_version: int | None
+    imitation_rounds: int = 0
 
 
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
@@ -62,15 +63,25 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     decisions = _decisions(
         session, {a.decision_id for a in actions} | {o.decision_id for o in outcomes}
     )
-    rounds = [_verdict_round(decisions[a.decision_id], a) for a in actions]
+    rounds = []
+    for action in actions:
+        decision = decisions[action.decision_id]
+        config = decision_config(session, decision)
+        offered = offered_at(decision, action.position)
+        apprentice.record_choice(session, decision, action, config, offered)
+        # In apprentice mode the human chose every item: nothing there is a bandit draw.
+        if config.routing_mode != apprentice.APPRENTICE:
+            rounds.append(_verdict_round(decision, action))
     not_fed = 0
     for outcome in outcomes:
         outcome_rounds = _outcome_rounds(decisions[outcome.decision_id], outcome)
         outcome.fed_to_policy = bool(outcome_rounds)
         not_fed += 0 if outcome_rounds else 1
         rounds.extend(outcome_rounds)
+    session.flush()
+    imitation = apprentice.pending_rounds(session, now)
     version = None
-    if rounds:
+    if rounds or imitation:
         config_row, config = configs.active_config(session)
         previous = model_store.latest_model(session)
         policy = (
@@ -78,9 +89,12 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
             if previous is None
             else VWPolicy.from_bytes(previous.model_bytes, config)
         )
-        apply_rounds(policy, rounds, _catalog_rows(session, rounds))
+        catalog = _catalog_rows(session, rounds + imitation)
+        lines: dict[str, str] = {}
+        apply_rounds(policy, rounds, catalog, lines)
+        apply_rounds(policy, imitation, catalog, lines)
         saved = model_store.save_model(
-            session, policy, config_row, len(rounds), previous, note="learned"
+            session, policy, config_row, len(rounds) + len(imitation), previous, note="learned"
         )
         version = saved.version
     for action in actions:
@@ -95,6 +109,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         rewards_not_fed=not_fed,
         defaults_assigned=defaults,
         model_version=version,
+        imitation_rounds=len(imitation),
     )
 
 

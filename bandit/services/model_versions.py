@@ -1,0 +1,132 @@
+"""Model version management: list, checkpoint on demand, roll back, start a new lineage.
+
+Serving always loads the newest version, so every operation here that changes what is served
+appends a version instead of editing history: a rollback to version v stores v's bytes as the
+next version. The runtime sees a new newest version on its next request and swaps the model
+in without a restart, and the learner keeps training from the rolled-back state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bandit.config import PolicyConfig, check_model_compatible, config_from_mapping
+from bandit.db.models import ModelVersion, PolicyConfigRow
+from bandit.policy import VWPolicy
+from bandit.services import configs, learning, model_store
+
+
+class ModelVersionError(LookupError):
+    """A model version operation names a version that does not exist or cannot be served."""
+
+
+@dataclass(frozen=True)
+class VersionSummary:
+    """One stored model version, without its bytes."""
+
+    version: int
+    created_at: datetime
+    policy: str
+    examples_learned: int
+    examples_total: int
+    note: str
+    serving: bool
+
+
+def list_versions(session: Session) -> list[VersionSummary]:
+    """Every model version, newest first; the newest is the one being served."""
+    rows = session.execute(
+        select(
+            ModelVersion.version,
+            ModelVersion.created_at,
+            PolicyConfigRow.name,
+            PolicyConfigRow.version,
+            ModelVersion.examples_learned,
+            ModelVersion.examples_total,
+            ModelVersion.note,
+        )
+        .join(PolicyConfigRow, PolicyConfigRow.id == ModelVersion.policy_config_id)
+        .order_by(ModelVersion.version.desc())
+    ).all()
+    return [
+        VersionSummary(
+            version=row[0],
+            created_at=row[1],
+            policy=f"{row[2]}@{row[3]}",
+            examples_learned=row[4],
+            examples_total=row[5],
+            note=row[6],
+            serving=index == 0,
+        )
+        for index, row in enumerate(rows)
+    ]
+
+
+def rollback(session: Session, version: int) -> ModelVersion:
+    """Serve version `version` again, as a new newest version; learning continues from it."""
+    target = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
+    if target is None:
+        raise ModelVersionError(f"version: no model version {version}")
+    latest = model_store.latest_model(session)
+    assert latest is not None  # target exists, so there is a newest version
+    if latest.version == version:
+        raise ModelVersionError(f"version: {version} is already the version being served")
+    config_row, config = configs.active_config(session)
+    _check_runs_under(session, target, config)
+    rolled_back = ModelVersion(
+        version=latest.version + 1,
+        policy_config_id=config_row.id,
+        vw_arguments=target.vw_arguments,
+        examples_learned=0,
+        examples_total=target.examples_total,
+        note=f"rollback to version {version}",
+        model_bytes=target.model_bytes,
+    )
+    session.add(rolled_back)
+    session.flush()
+    return rolled_back
+
+
+def checkpoint(session: Session, note: str) -> ModelVersion:
+    """Learn everything pending, then store the result as a version labelled `note`. Commits."""
+    learning.learn_pending(session)
+    latest = model_store.latest_model(session)
+    config_row, config = configs.active_config(session)
+    policy = (
+        VWPolicy.fresh(config)
+        if latest is None
+        else VWPolicy.from_bytes(latest.model_bytes, config)
+    )
+    saved = model_store.save_model(
+        session, policy, config_row, 0, latest, note=f"checkpoint: {note}"[:300]
+    )
+    session.commit()
+    return saved
+
+
+def start_new_lineage(session: Session, config: PolicyConfig, created_by: str) -> ModelVersion:
+    """Activate `config` with a fresh, untrained model: the explicit way to change settings a
+    trained model's reductions cannot change (algorithm, bits, bag/cover/rnd size)."""
+    latest = model_store.latest_model(session)
+    row = configs.save_config(session, config, created_by=created_by, activate=False)
+    saved = model_store.save_model(
+        session,
+        VWPolicy.fresh(config),
+        row,
+        0,
+        latest,
+        note=f"new lineage: untrained {config.algorithm} model for {row.name}@{row.version}",
+    )
+    configs.activate_config(session, row)
+    return saved
+
+
+def _check_runs_under(session: Session, target: ModelVersion, config: PolicyConfig) -> None:
+    trained_row = session.get(PolicyConfigRow, target.policy_config_id)
+    if trained_row is not None:
+        trained_with = config_from_mapping(dict(trained_row.document))
+        check_model_compatible(trained_with, config, target.version)
