@@ -121,6 +121,7 @@ def start_new_lineage(session: Session, config: PolicyConfig, created_by: str) -
         latest,
         note=f"new lineage: untrained {config.algorithm} model for {row.name}@{row.version}",
     )
+    saved.examples_total = 0  # a new lineage starts from nothing, whatever came before
     configs.activate_config(session, row)
     return saved
 
