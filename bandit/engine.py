@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bandit import uncertainty, vw_format
+from bandit import explain, uncertainty, vw_format
 from bandit.catalog import CatalogIndex
 from bandit.config import PolicyConfig
 from bandit.policy import VWPolicy
@@ -77,6 +77,8 @@ class Recommender:
             measures |= uncertainty.committee_measures(first_pmf, config.bag_size, config.epsilon)
         confidence = 1.0 - measures[config.uncertainty_measure]
         reasons = self._reasons(context, candidates, scores, draw.chosen)
+        # Outside the scoring block: explaining scores with the policy takes its lock again.
+        why = explain.explain(self.policy, context, [rows[pick] for pick in draw.chosen])
         slate = []
         for position, (pick, p_position, pmf) in enumerate(
             zip(draw.chosen, draw.position_probability, draw.pmfs, strict=True)
@@ -94,19 +96,21 @@ class Recommender:
                     score=float(scores[pick]),
                     explored=explored,
                     reason=reasons[position] + (" · exploration pick" if explored else ""),
+                    why=tuple((c.feature, c.weight) for c in why[position]),
                 )
             )
         return Proposal(
+            # tolist() turns each column into Python numbers in one call, not K x 5 calls.
             candidates=tuple(
-                Candidate(
-                    item_id=row.item_id,
-                    candidate_probability=float(candidates.candidate_probability[i]),
-                    prescore=float(candidates.prescores[i]),
-                    exploration_slot=bool(candidates.exploration_slot[i]),
-                    pmf=float(first_pmf[i]),
-                    score=float(scores[i]),
+                map(
+                    Candidate,
+                    [row.item_id for row in rows],
+                    candidates.candidate_probability.astype(float).tolist(),
+                    candidates.prescores.astype(float).tolist(),
+                    candidates.exploration_slot.astype(bool).tolist(),
+                    first_pmf.tolist(),
+                    scores.tolist(),
                 )
-                for i, row in enumerate(rows)
             ),
             slate=tuple(slate),
             position_pmfs=tuple(tuple(float(p) for p in pmf) for pmf in draw.pmfs),

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class Candidate:
-    """An item that survived pruning, with the chance it had to get there."""
+class Candidate(NamedTuple):
+    """An item that survived pruning, with the chance it had to get there.
+
+    A named tuple, not a dataclass: a proposal builds K of them per request.
+    """
 
     item_id: str
     candidate_probability: float
@@ -36,6 +38,8 @@ class SlateItem:
     score: float
     explored: bool
     reason: str
+    # The features that moved the score most, as (feature, contribution to the score).
+    why: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -66,13 +66,39 @@ def shared_line(context: Mapping[str, Any]) -> str:
     return f"shared |{CONTEXT_NAMESPACE} " + " ".join(_features(context))
 
 
-def action_line(item: CatalogRow) -> str:
-    """The action line of a catalog item (its id, category, attributes and price)."""
+def item_features(item: CatalogRow) -> list[str]:
+    """The VW features of a catalog item (its id, category, attributes and price)."""
     features = [f"id={_token(item.item_id)}", f"category={_token(item.category)}"]
     features += _features({k: v for k, v in item.attributes.items() if k != "popularity"})
     if item.price is not None and _number(item.price) and item.price > 0:
         features.append(f"log_price:{math.log1p(item.price):.4g}")
-    return f"|{ITEM_NAMESPACE} " + " ".join(features)
+    return features
+
+
+def action_line(item: CatalogRow) -> str:
+    """The action line of a catalog item."""
+    return f"|{ITEM_NAMESPACE} " + " ".join(item_features(item))
+
+
+def context_features(context: Mapping[str, Any]) -> list[str]:
+    """The VW features of a request context."""
+    return _features(context)
+
+
+# For explanations the context travels inside each action line instead of a shared line; a
+# cb_adf model merges shared features into every action, so the scores are the same.
+EMPTY_SHARED = f"shared |{CONTEXT_NAMESPACE}"
+
+
+def inline_action_line(context: Sequence[str], item: Sequence[str]) -> str:
+    """An action line carrying the given context and item features itself."""
+    return f"|{CONTEXT_NAMESPACE} {' '.join(context)} |{ITEM_NAMESPACE} {' '.join(item)}"
+
+
+def feature_label(feature: str, namespace: str) -> str:
+    """A readable name for a VW feature: `style=bohemian (item)`, `taste_3 (customer)`."""
+    name = feature.split(":", 1)[0]
+    return f"{name} ({'customer' if namespace == CONTEXT_NAMESPACE else 'item'})"
 
 
 class ActionLines:

@@ -62,6 +62,7 @@ class SlateRow:
     probability: float
     explored: bool
     reason: str
+    why: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -168,6 +169,7 @@ def slate_rows(session: Session, decision: Decision) -> list[SlateRow]:
             probability=p.probability,
             explored=p.explored,
             reason=p.reason,
+            why=tuple((str(w["feature"]), float(w["weight"])) for w in p.why or []),
         )
         for p in decision.proposed
     ]

@@ -31,7 +31,7 @@ def test_rank_returns_a_slate_with_probabilities_uncertainty_and_version(
     assert body["event_id"]
     assert len(body["slate"]) == 5  # the default config's slate size
     for item in body["slate"]:
-        assert set(item) == {"item_id", "probability", "score"}
+        assert set(item) == {"item_id", "probability", "score", "why"}
         assert 0.0 < item["probability"] <= 1.0
         assert isinstance(item["score"], float)
     assert len({item["item_id"] for item in body["slate"]}) == len(body["slate"])

@@ -74,7 +74,11 @@ def test_rollback_reaches_a_running_console_without_restart(
     first = _train_version(session_factory, context, favourite=3)
     assert ranked(client, auth_headers, context)["model_version"] == first
     second = _train_version(session_factory, context, favourite=11)
-    assert ranked(client, auth_headers, context)["model_version"] == second
+    trained = ranked(client, auth_headers, context)
+    assert trained["model_version"] == second
+    # A trained model explains its picks: "why" lists features with their score contributions.
+    assert any(item["why"] for item in trained["slate"])
+    assert all(set(w) == {"feature", "weight"} for item in trained["slate"] for w in item["why"])
 
     result = CliRunner().invoke(
         main, ["model", "rollback", str(first), "--database-url", app.config["DATABASE_URL"]]

@@ -163,6 +163,7 @@ def _log_decision(
             score=s.score,
             explored=s.explored,
             reason=s.reason,
+            why=[{"feature": feature, "weight": weight} for feature, weight in s.why],
         )
         for s in proposal.slate
     ]
@@ -212,7 +213,12 @@ def rank_response(decision: Decision) -> dict[str, Any]:
     return {
         "event_id": decision.event_id,
         "slate": [
-            {"item_id": p.item_id, "probability": p.probability, "score": p.score}
+            {
+                "item_id": p.item_id,
+                "probability": p.probability,
+                "score": p.score,
+                "why": list(p.why or []),
+            }
             for p in decision.proposed
         ],
         "route": decision.route,
@@ -258,6 +264,7 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
                 "score": p.score,
                 "explored": p.explored,
                 "reason": p.reason,
+                "why": list(p.why or []),
             }
             for p in decision.proposed
         ],
