@@ -21,7 +21,20 @@ UNCERTAINTY_MEASURES = (
 )
 COMMITTEE_MEASURES = ("committee_disagreement", "vote_entropy")
 # Settings baked into a trained VW model's reductions: a reloaded model cannot change them.
-MODEL_SHAPE_FIELDS = ("algorithm", "vw_bits", "bag_size", "cover_size", "rnd_size")
+MODEL_SHAPE_FIELDS = (
+    "algorithm",
+    "vw_bits",
+    "bag_size",
+    "cover_size",
+    "rnd_size",
+    "action_space",
+    "las_max_actions",
+)
+# prescore: our pruning picks K candidates and VW explores over all of them.
+# vw_large_action_space: VW's --large_action_space also narrows the K candidates to at most
+# las_max_actions diverse ones (the others get probability 0) before exploring.
+ACTION_SPACES = ("prescore", "vw_large_action_space")
+LARGE_ACTION_SPACE_ALGORITHMS = ("epsilon_greedy", "squarecb")
 
 
 class ConfigError(ValueError):
@@ -64,12 +77,15 @@ class PolicyConfig:
     reward_wait_seconds: int = 86400
     default_reward: float = 0.0
     learn_from_swap_ins: bool = True
+    action_space: str = "prescore"
+    las_max_actions: int = 20
 
     def __post_init__(self) -> None:
         _check_text(self, "name")
         _check_choice(self, "algorithm", ALGORITHMS)
         _check_choice(self, "routing_mode", ROUTING_MODES)
         _check_choice(self, "uncertainty_measure", UNCERTAINTY_MEASURES)
+        _check_choice(self, "action_space", ACTION_SPACES)
         for name in ("epsilon", "exploration_slot_share", "auto_threshold", "review_threshold"):
             _check_number(self, name, low=0.0, high=1.0)
         for name in ("softmax_lambda", "squarecb_gamma_scale", "learning_rate"):
@@ -86,6 +102,7 @@ class PolicyConfig:
             ("rnd_size", 1, 64),
             ("vw_bits", 10, 28),
             ("candidate_count", 2, 10_000),
+            ("las_max_actions", 2, 1_000),
             ("slate_size", 1, 100),
             ("review_lease_seconds", 10, 86_400),
             ("reward_wait_seconds", 0, 365 * 86_400),
@@ -101,6 +118,15 @@ class PolicyConfig:
                 "uncertainty_measure",
                 f"{self.uncertainty_measure} needs a committee: set algorithm = \"bag\" "
                 f"(got {self.algorithm!r})",
+            )
+        if (
+            self.action_space == "vw_large_action_space"
+            and self.algorithm not in LARGE_ACTION_SPACE_ALGORITHMS
+        ):
+            raise ConfigError(
+                "action_space",
+                "vw_large_action_space works with algorithm "
+                f"{' or '.join(LARGE_ACTION_SPACE_ALGORITHMS)}; got {self.algorithm!r}",
             )
         if self.candidate_count < self.slate_size:
             raise ConfigError(

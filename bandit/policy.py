@@ -35,9 +35,15 @@ def exploration_arguments(config: PolicyConfig) -> str:
 
 def vw_arguments(config: PolicyConfig) -> str:
     """The full argument string of a fresh workspace for `config`."""
+    large_action_space = (
+        f" --large_action_space --max_actions {config.las_max_actions}"
+        if config.action_space == "vw_large_action_space"
+        else ""
+    )
     return (
-        f"--cb_explore_adf {exploration_arguments(config)} -q {vw_format.INTERACTIONS} "
-        f"-b {config.vw_bits} -l {config.learning_rate} --save_resume --quiet"
+        f"--cb_explore_adf {exploration_arguments(config)}{large_action_space} "
+        f"-q {vw_format.INTERACTIONS} -b {config.vw_bits} -l {config.learning_rate} "
+        "--save_resume --quiet"
     )
 
 

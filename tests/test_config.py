@@ -22,6 +22,10 @@ from bandit.config import ConfigError, PolicyConfig, config_from_mapping, load_c
         ({"slate_size": 2.5}, "slate_size"),
         ({"surprise": 1}, "surprise"),
         ({"name": ""}, "name"),
+        ({"uncertainty_measure": "committee_disagreement"}, "uncertainty_measure"),
+        ({"action_space": "vw_large_action_space", "algorithm": "bag"}, "action_space"),
+        ({"action_space": "everything"}, "action_space"),
+        ({"las_max_actions": 1}, "las_max_actions"),
     ],
     ids=lambda value: json.dumps(value) if isinstance(value, dict) else value,
 )

@@ -53,3 +53,53 @@ def test_reload_applies_the_current_exploration_setting() -> None:
     _train(trained, 200, np.random.default_rng(1))
     wider = VWPolicy.from_bytes(trained.to_bytes(), PolicyConfig(epsilon=0.6))
     assert wider.score(SHARED, ACTIONS)[0].max() == pytest.approx(1 - 0.6 + 0.6 / len(ACTIONS))
+
+
+@pytest.mark.parametrize("algorithm", ["epsilon_greedy", "squarecb"])
+def test_large_action_space_mode_explores_over_few_diverse_actions_and_learns(
+    algorithm: str,
+) -> None:
+    catalog = small_catalog(60)
+    actions = [vw_format.action_line(row) for row in catalog.rows]
+    config = PolicyConfig(
+        algorithm=algorithm, action_space="vw_large_action_space", las_max_actions=8
+    )
+    policy = VWPolicy.fresh(config)
+    rng = np.random.default_rng(2)
+    best = 7
+    for _ in range(300):
+        pmf, _ = policy.score(SHARED, actions)
+        chosen = int(rng.choice(len(actions), p=pmf))
+        policy.learn(SHARED, actions, chosen, float(chosen == best), float(pmf[chosen]))
+    pmf, scores = policy.score(SHARED, actions)
+    assert pmf.sum() == pytest.approx(1.0)
+    # The spanner keeps at most max_actions (+ the greedy one) with non-zero probability.
+    assert 2 <= np.count_nonzero(pmf) <= config.las_max_actions + 1
+    assert int(np.argmax(scores)) == best and pmf[best] == pytest.approx(pmf.max())
+    reloaded = VWPolicy.from_bytes(policy.to_bytes(), config)
+    assert np.allclose(reloaded.score(SHARED, actions)[1], scores, atol=1e-5)
+
+
+def test_scoring_a_subset_of_parsed_actions_equals_parsing_the_subset() -> None:
+    """What propose relies on to parse a request once for every slate position."""
+    for algorithm in ALGORITHMS:
+        policy = VWPolicy.fresh(PolicyConfig(algorithm=algorithm))
+        _train(policy, 60, np.random.default_rng(3))
+        subset = np.array([0, 2, 5])
+        with policy.scoring(SHARED, ACTIONS) as score_subset:
+            reused_pmf, reused_scores = score_subset(subset)
+            full_pmf, _ = score_subset(np.arange(len(ACTIONS)))
+        fresh_pmf, fresh_scores = policy.score(SHARED, [ACTIONS[i] for i in subset])
+        assert np.allclose(reused_pmf, fresh_pmf) and np.allclose(reused_scores, fresh_scores)
+        assert full_pmf.size == len(ACTIONS)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_same_seed_same_model_and_learning_leaves_inputs_alone(algorithm: str) -> None:
+    config = PolicyConfig(algorithm=algorithm)
+    first, second = VWPolicy.fresh(config), VWPolicy.fresh(config)
+    actions_before = list(ACTIONS)
+    _train(first, 50, np.random.default_rng(9))
+    _train(second, 50, np.random.default_rng(9))
+    assert ACTIONS == actions_before
+    assert np.allclose(first.score(SHARED, ACTIONS)[1], second.score(SHARED, ACTIONS)[1])
