@@ -301,3 +301,12 @@ def start_background_learner(
 
 def _redacted(url: str) -> str:
     return make_engine(url).url.render_as_string(hide_password=True)
+
+
+def _register_commands() -> None:
+    from curation_app.cli_sim import simulate_command
+
+    main.add_command(simulate_command)
+
+
+_register_commands()
