@@ -335,3 +335,25 @@ def _check_timestamps(table: pa.Table) -> None:
         bad = parsed.isna().to_numpy()
     if bad.any():
         _raise_first(table, bad, "timestamp", "log", "must hold ISO 8601 date-times")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a table as Parquet or CSV, by suffix."""
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    elif path.suffix == ".csv":
+        pacsv.write_csv(table, path)
+    else:
+        raise LogFormatError(f"{path.name}: the file must end in .parquet or .csv")
+
+
+def write_log(rounds: pa.Table, candidates: pa.Table, items: pa.Table, path: Path) -> LogPaths:
+    """Write the three tables of a log next to each other; returns their paths."""
+    paths = LogPaths.for_file(path)
+    for table, target in (
+        (rounds, paths.rounds),
+        (candidates, paths.candidates),
+        (items, paths.items),
+    ):
+        write_table(table, target)
+    return paths
