@@ -177,6 +177,10 @@ def tune_command(
         f"{len(ranked)} grid points on {log.rows} rows, ranked by {grid.objective.estimator}; "
         "workload = share of events reviewed / held before output / rejected when unreviewed"
     )
+    click.echo(
+        f"{'#':>3} {'algorithm':<15} {'settings':<42} {'value':>7} {'95% CI':<20} "
+        f"{'review':>7} {'before':>7} {'reject':>7}"
+    )
     for rank, point in enumerate(ranked, start=1):
         click.echo(_point_line(rank, point))
     if out is not None:
