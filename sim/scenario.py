@@ -10,6 +10,14 @@ from typing import Any
 
 from bandit.config import ConfigError, PolicyConfig, config_from_mapping
 
+# A sharper confidence and thresholds that let a learning policy earn its way to automation.
+SIMULATED_POLICY = {
+    "name": "simulated",
+    "uncertainty_temperature": 0.05,
+    "auto_threshold": 0.6,
+    "review_threshold": 0.3,
+}
+
 
 class ScenarioError(ValueError):
     """A scenario field is missing, unknown, of the wrong type or out of range."""
@@ -46,7 +54,7 @@ class Scenario:
     """Everything `hitl simulate` needs besides the rounds, seed and output folder."""
 
     world: WorldSettings = field(default_factory=WorldSettings)
-    policy: PolicyConfig = field(default_factory=lambda: PolicyConfig(name="simulated"))
+    policy: PolicyConfig = field(default_factory=lambda: config_from_mapping(SIMULATED_POLICY))
     curators: tuple[CuratorSettings, ...] = (
         CuratorSettings("sim-ana", accuracy=0.92),
         CuratorSettings("sim-ben", accuracy=0.85, fatigue_per_hour=0.04),
@@ -70,7 +78,7 @@ def scenario_from_mapping(document: dict[str, Any]) -> Scenario:
     world = _build(WorldSettings, _table(document, "world"), "world")
     _check_world(world)
     try:
-        policy = config_from_mapping({"name": "simulated", **_table(document, "policy")})
+        policy = config_from_mapping({**SIMULATED_POLICY, **_table(document, "policy")})
     except (ConfigError, TypeError) as error:
         raise ScenarioError(f"policy.{error}") from error
     curators = (
