@@ -11,6 +11,8 @@ from typing import Any
 ALGORITHMS = ("epsilon_greedy", "softmax", "bag", "squarecb", "cover", "rnd")
 ROUTING_MODES = ("review_before", "review_after", "partial")
 UNCERTAINTY_MEASURES = ("least_confidence", "margin", "ratio", "entropy")
+# Settings baked into a trained VW model's reductions: a reloaded model cannot change them.
+MODEL_SHAPE_FIELDS = ("algorithm", "vw_bits", "bag_size", "cover_size", "rnd_size")
 
 
 class ConfigError(ValueError):
@@ -100,6 +102,19 @@ def config_from_mapping(document: dict[str, Any]) -> PolicyConfig:
     if unknown:
         raise ConfigError(unknown[0], "unknown field")
     return PolicyConfig(**document)
+
+
+def check_model_compatible(trained_with: PolicyConfig, config: PolicyConfig, version: int) -> None:
+    """Refuse `config` if it changes a setting the trained model's reductions were built with."""
+    for name in MODEL_SHAPE_FIELDS:
+        before, after = getattr(trained_with, name), getattr(config, name)
+        if before != after:
+            raise ConfigError(
+                name,
+                f"model version {version} was trained with {name}={before!r}; a trained model "
+                f"cannot switch to {after!r} (only exploration parameters such as epsilon may "
+                "change on a trained model)",
+            )
 
 
 def load_config_file(path: Path) -> PolicyConfig:

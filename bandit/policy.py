@@ -38,6 +38,10 @@ def vw_arguments(config: PolicyConfig) -> str:
     )
 
 
+class UnscorableContext(ValueError):
+    """The policy's scores for a context are not finite numbers."""
+
+
 class VWPolicy:
     """A `--cb_explore_adf` workspace; one lock so threads never share native state at once."""
 
@@ -81,9 +85,14 @@ class VWPolicy:
                 costs = [example.get_partial_prediction() for example in examples[1:]]
             finally:
                 self._workspace.finish_example(examples)
+        scores = 0.0 - np.asarray(costs, dtype=float)  # 0.0 - x: untrained reads 0.00, not -0.00
         pmf = np.clip(pmf, 0.0, None)
-        # 0.0 - x, not -x: an untrained score should read 0.00, not -0.00.
-        return pmf / pmf.sum(), 0.0 - np.asarray(costs, dtype=float)
+        if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
+            raise UnscorableContext(
+                "context: the policy cannot score this context (its numbers overflow the "
+                "model); send smaller or rescaled numeric values"
+            )
+        return pmf / pmf.sum(), scores
 
     def learn(
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float

@@ -21,6 +21,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bandit.engine import NoEligibleItems
+from bandit.policy import UnscorableContext
 from bandit.services import accounts, decisions, rewards
 from curation_app.db import get_runtime, get_session
 from curation_app.security import csrf
@@ -43,6 +44,9 @@ MAX_CONTEXT_TEXT = 200
 MAX_CONTEXT_LIST = 100
 # Integers beyond 2**53 lose precision as JSON numbers and overflow float conversions.
 MAX_CONTEXT_INT = 2**53
+# Feature numbers are crossed with item features in VW's single-precision arithmetic; beyond
+# this they overflow it. Identifiers (keys ending in _id) are not features.
+MAX_FEATURE_NUMBER = 1e6
 CONTEXT_VALUE_RULE = (
     f"must be a string of at most {MAX_CONTEXT_TEXT} characters, a finite number, a boolean, "
     f"null, or a list of at most {MAX_CONTEXT_LIST} strings, numbers or booleans"
@@ -56,7 +60,21 @@ def _scalar_ok(value: Any) -> bool:
         return abs(value) <= MAX_CONTEXT_INT
     if isinstance(value, float):
         return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= MAX_CONTEXT_TEXT
+    return isinstance(value, str) and len(value) <= MAX_CONTEXT_TEXT and "\x00" not in value
+
+
+def _feature_numbers_in_range(context: dict[str, Any]) -> dict[str, Any]:
+    for key, value in context.items():
+        if key.endswith("_id"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
+        if any(abs(v) > MAX_FEATURE_NUMBER for v in numbers):
+            raise PydanticCustomError(
+                "context_number",
+                f"{key}: numbers must be within ±{MAX_FEATURE_NUMBER:g}; rescale this feature",
+            )
+    return context
 
 
 def _context_value(value: Any) -> Any:
@@ -87,7 +105,11 @@ class ApiError(Exception):
 class RankBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    context: Annotated[dict[ContextKey, ContextValue], Field(max_length=100)]
+    context: Annotated[
+        dict[ContextKey, ContextValue],
+        Field(max_length=100),
+        AfterValidator(_feature_numbers_in_range),
+    ]
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
@@ -194,7 +216,7 @@ def rank() -> ResponseReturnValue:
         )
     except decisions.UnknownItems as error:
         raise ApiError(400, str(error)) from error
-    except NoEligibleItems as error:
+    except (NoEligibleItems, UnscorableContext) as error:
         raise ApiError(422, str(error)) from error
     return jsonify(decisions.rank_response(decision)), 201 if created else 200
 

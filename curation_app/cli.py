@@ -240,7 +240,10 @@ def policy_set(file: Path, database_url: str | None) -> None:
     except (ConfigError, TypeError) as error:
         raise click.ClickException(f"invalid policy config: {error}") from error
     with _sessions(database_url)() as session:
-        row = configs.save_config(session, config, created_by="cli", activate=True)
+        try:
+            row = configs.save_config(session, config, created_by="cli", activate=True)
+        except ConfigError as error:
+            raise click.ClickException(f"policy config refused: {error}") from error
         session.commit()
     click.echo(f"policy config {row.name} version {row.version} is active")
 
@@ -303,3 +306,12 @@ def start_background_learner(
 
 def _redacted(url: str) -> str:
     return make_engine(url).url.render_as_string(hide_password=True)
+
+
+def _register_commands() -> None:
+    from curation_app.cli_sim import simulate_command
+
+    main.add_command(simulate_command)
+
+
+_register_commands()

@@ -1,8 +1,9 @@
-"""CSRF protection for every form, and security headers on every response."""
+"""CSRF protection for every form, security headers on every response, and a guard that turns
+input no database can store into a clear 4xx before any view runs."""
 
 from __future__ import annotations
 
-from flask import Flask, Response
+from flask import Flask, Response, abort, request
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
@@ -19,7 +20,24 @@ def _headers(response: Response) -> Response:
     return response
 
 
+# Database integer keys are signed 64-bit; a larger id in a URL can name nothing.
+MAX_ROW_ID = 2**63 - 1
+
+
+def _refuse_unstorable_input() -> None:
+    # PostgreSQL refuses NUL in text, so a NUL would otherwise surface as a server error.
+    texts = [request.path, *request.args.keys(), *request.args.values()]
+    if request.method == "POST" and request.mimetype != "application/json":
+        texts += [*request.form.keys(), *request.form.values()]
+    if any("\x00" in text for text in texts):
+        abort(400, description="the request contains a NUL character")
+    for value in (request.view_args or {}).values():
+        if isinstance(value, int) and value > MAX_ROW_ID:
+            abort(404, description="no such record")
+
+
 def init_app(app: Flask) -> None:
-    """Protect forms and add headers."""
+    """Protect forms, guard input and add headers."""
+    app.before_request(_refuse_unstorable_input)
     csrf.init_app(app)
     app.after_request(_headers)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Outcome, utcnow
-from bandit.services import learning
+from bandit.services import learning, rewards
 from tests.api_support import (
     DELIVER_AT_ONCE,
     activate_config,
@@ -250,3 +252,31 @@ def test_no_default_reward_before_the_wait_runs_out(
 
     assert report.defaults_assigned == 0
     assert row_count(session_factory, "outcomes") == 0
+
+
+def test_a_reward_racing_the_default_pass_is_counted_once(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+    context: dict[str, Any],
+) -> None:
+    activate_config(session_factory, **DELIVER_AT_ONCE, reward_wait_seconds=0, default_reward=0.25)
+    event_id = ranked(client, auth_headers, context, slate_size=2)["event_id"]
+    learner = session_factory()
+    assert rewards.assign_default_rewards(learner, utcnow() + timedelta(seconds=1)) == 1
+
+    def client_reward() -> None:
+        with session_factory() as session:
+            rewards.record_reward(session, event_id, 1.0, None, "client:test")
+
+    racer = threading.Thread(target=client_reward)
+    racer.start()
+    # The client's reward arrives while the default pass has not committed yet.
+    time.sleep(0.5)
+    learner.commit()
+    learner.close()
+    racer.join(timeout=30)
+
+    assert _outcomes(session_factory) == [("*default*", 0.25, True, False), ("", 1.0, False, True)]
+    report = _learn(session_factory, seconds_later=2)
+    assert (report.rewards_not_fed, report.rounds_learned) == (1, 2)  # the default, per item

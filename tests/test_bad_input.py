@@ -62,6 +62,14 @@ CASES = {
     "context-value-huge-int": Bad(
         "rank", 400, "context.budget", body={"context": {"budget": 10**400}}
     ),
+    "context-number-overflows-vw": Bad("rank", 400, "budget", body={"context": {"budget": 3e38}}),
+    "context-list-number-overflows-vw": Bad(
+        "rank", 400, "taste", body={"context": {"taste": [0.5, -1e30]}}
+    ),
+    "context-text-with-nul": Bad(
+        "rank", 400, "context.segment", body={"context": {"segment": "a\x00"}}
+    ),
+    "exclude-with-nul": Bad("rank", 400, "exclude", body={"context": {}, "exclude": ["a\x00b"]}),
     "context-list-of-lists": Bad("rank", 400, "context.taste", body={"context": {"taste": [[1]]}}),
     "context-bad-key": Bad("rank", 400, "context", body={"context": {"no spaces": 1}}),
     "context-long-text": Bad("rank", 400, "context.note", body={"context": {"note": "x" * 201}}),
@@ -86,6 +94,11 @@ CASES = {
         "reward", 404, "no-such-event", body={"value": 1.0}, event_id="no-such-event"
     ),
     "get-unknown-event": Bad("event", 404, "no-such-event", event_id="no-such-event"),
+    "get-event-id-with-nul": Bad("event", 400, "NUL", event_id="nul%00id"),
+    "reward-event-id-with-nul": Bad("reward", 400, "NUL", body={"value": 1.0}, event_id="x%00"),
+    "reward-item-id-with-nul": Bad(
+        "reward", 400, "item_id", body={"value": 1.0, "item_id": "\x00"}
+    ),
     # Authorization.
     "rank-missing-token": Bad(
         "rank", 401, "Authorization", body={"context": {}}, authorization=None

@@ -259,3 +259,73 @@ def test_an_html_title_is_stored_verbatim_and_returned_as_plain_json(
     assert response.headers["X-Content-Type-Options"] == "nosniff"
     titles = {p["item_id"]: p["title"] for p in response.get_json()["proposed_slate"]}
     assert titles["html-1"] == HTML_TITLE
+
+
+def test_parquet_lists_and_dates_become_json_attributes(
+    tmp_path: Path, database_url: str, session_factory: sessionmaker[Session]
+) -> None:
+    frame = FULL[["item_id", "title", "category"]].copy()
+    frame["sizes"] = [["S", "M"], ["L"], []]
+    frame["launched"] = pd.to_datetime(["2026-03-01 00:00", "2026-04-15 08:30", "2026-05-20 12:00"])
+
+    assert _load(_write(frame, tmp_path / "catalog.parquet"), database_url).exit_code == 0
+
+    attributes = _items(session_factory)["sku-2"]["attributes"]
+    assert attributes == {"sizes": ["L"], "launched": "2026-04-15T08:30:00"}
+
+
+BAD_ATTRIBUTES = {
+    "infinite-number": ("fit", [1.0, float("inf"), 2.0], "row 3, column fit"),
+    "nested-mapping": ("extra", [{"a": 1}, {"a": 2}, {"a": 3}], "row 2, column extra"),
+    "nul-in-text": ("colour", ["white", "na\x00vy", "red"], "row 3, column colour"),
+    "nul-in-title": ("title", ["ok", "bad\x00title", "ok"], "row 3, column title"),
+}
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "expected"), BAD_ATTRIBUTES.values(), ids=list(BAD_ATTRIBUTES)
+)
+def test_a_parquet_cell_json_cannot_hold_is_refused_by_row_and_column(
+    tmp_path: Path,
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    column: str,
+    values: list[Any],
+    expected: str,
+) -> None:
+    assert _load(_write(FULL, tmp_path / "good.csv"), database_url).exit_code == 0
+    before = snapshot(session_factory)
+    frame = FULL[["item_id", "title", "category"]].copy()
+    frame[column] = values
+
+    result = _load(_write(frame, tmp_path / "bad.parquet"), database_url)
+
+    assert result.exit_code != 0
+    assert expected in result.output and "Traceback" not in result.output
+    assert snapshot(session_factory) == before
+
+
+def test_a_catalog_beyond_the_bound_parameter_limit_loads_and_reloads(
+    session_factory: sessionmaker[Session],
+) -> None:
+    # PostgreSQL allows 65,535 bound parameters per statement; one IN () over all ids would fail.
+    from bandit.services import catalog_store
+
+    count = 66_000
+    rows = [
+        {
+            "item_id": f"bulk-{n}",
+            "title": f"Item {n}",
+            "category": "top",
+            "price": 1.0,
+            "stock": 1,
+            "active": True,
+            "attributes": {},
+            "embedding": None,
+        }
+        for n in range(count)
+    ]
+    with session_factory() as session:
+        assert catalog_store.upsert_items(session, rows) == (count, 0)
+        session.commit()
+        assert catalog_store.upsert_items(session, rows[:10]) == (0, 10)

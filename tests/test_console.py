@@ -429,3 +429,52 @@ def test_catalog_search(curator: FlaskClient, demo_catalog: Any) -> None:
     assert curator.get("/catalog/search").get_json() == {"items": []}
     coats = curator.get("/catalog/search?q=wool&category=coat").get_json()["items"]
     assert coats and {i["category"] for i in coats} == {"coat"}
+
+
+UNSTORABLE_REQUESTS = {
+    "task-id-beyond-64-bit": ("get", "/tasks/99999999999999999999999", None, 404),
+    "submit-id-beyond-64-bit": ("post", "/tasks/99999999999999999999999", {}, 404),
+    "search-with-nul": ("get", "/catalog/search?q=dr%00ess", None, 400),
+    "category-with-nul": ("get", "/catalog/search?q=dress&category=a%00", None, 400),
+    "review-field-with-nul": ("post", "/tasks/@task", {"reason-0": "bad\x00reason"}, 400),
+}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "changes", "status"),
+    UNSTORABLE_REQUESTS.values(),
+    ids=list(UNSTORABLE_REQUESTS),
+)
+def test_input_no_database_can_store_gets_a_clear_error_and_stores_nothing(
+    curator: FlaskClient,
+    session_factory: sessionmaker[Session],
+    two_tasks: list[str],
+    method: str,
+    path: str,
+    changes: dict[str, str] | None,
+    status: int,
+) -> None:
+    task_id, _, form = open_next(curator)
+    path = path.replace("@task", str(task_id))
+    if method == "get":
+        response = curator.get(path)
+    else:
+        response = curator.post(path, data={**keep_all(form), **(changes or {})})
+
+    assert response.status_code == status
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert stored_actions(session_factory) == 0
+    # The task is still held and a clean submit still works.
+    assert curator.post(f"/tasks/{task_id}", data=keep_all(form)).status_code == 302
+
+
+def test_a_login_name_with_nul_is_refused(
+    client: FlaskClient, curator_account: tuple[str, str]
+) -> None:
+    page = client.get("/login").get_data(as_text=True)
+    data = {"username": "cur\x00ator", "password": "x", "csrf_token": csrf_token(page)}
+
+    response = client.post("/login", data=data)
+
+    assert response.status_code == 400
+    assert "NUL" in response.get_data(as_text=True)

@@ -1,13 +1,15 @@
 """Learning: a real learning curve, exactly-once processing, swap-ins kept out of VW."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy import stats
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.config import PolicyConfig
-from bandit.db.models import CuratorAction, ModelVersion, Outcome
+from bandit.config import ConfigError, PolicyConfig
+from bandit.db.models import CuratorAction, ModelVersion, Outcome, PolicyConfigRow
 from bandit.runtime import EngineRuntime
 from bandit.services import configs, decisions, learning, model_store, review, rewards
 from bandit.services.review import ItemVerdict
@@ -135,9 +137,41 @@ def test_serving_picks_up_new_model_versions_and_a_restart_keeps_them(
 
 
 def test_policy_config_change_reaches_serving_without_restart(
-    session: Session, reviewed_events: tuple[EngineRuntime, list[str], str]
+    session: Session,
+    reviewed_events: tuple[EngineRuntime, list[str], str],
+    demo_catalog: DemoCatalog,
 ) -> None:
     runtime, _, _ = reviewed_events
+    learning.learn_pending(session)
     configs.save_config(session, PolicyConfig(name="wide", epsilon=0.5), "test", activate=True)
     session.commit()
-    assert runtime.serving(session).recommender.config.epsilon == 0.5
+    serving = runtime.serving(session)
+    assert serving.recommender.config.epsilon == 0.5 and serving.model_version == 1
+    proposal = serving.recommender.propose(demo_catalog.customers[0])
+    first_pmf = np.asarray(proposal.position_pmfs[0])
+    # Epsilon-greedy spreads epsilon evenly: every candidate gets at least epsilon / K.
+    assert first_pmf.min() >= 0.5 / first_pmf.size - 1e-9
+    assert np.isclose(first_pmf.sum(), 1.0)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"algorithm": "cover"}, {"algorithm": "squarecb"}, {"vw_bits": 20}, {"bag_size": 7}],
+    ids=lambda change: next(iter(change)) + "=" + str(next(iter(change.values()))),
+)
+def test_a_trained_model_refuses_settings_its_reductions_cannot_change(
+    session: Session, reviewed_events: tuple[EngineRuntime, list[str], str], change: dict
+) -> None:
+    runtime, _, _ = reviewed_events
+    if "bag_size" in change:
+        configs.save_config(session, PolicyConfig(algorithm="bag"), "test", activate=True)
+    learning.learn_pending(session)
+    session.commit()
+    before_row, before = configs.active_config(session)
+    stored = session.scalar(select(func.count()).select_from(PolicyConfigRow))
+    with pytest.raises(ConfigError, match=f"^{next(iter(change))}: model version 1"):
+        configs.save_config(session, replace(before, **change), "test", activate=True)
+    session.rollback()
+    assert session.scalar(select(func.count()).select_from(PolicyConfigRow)) == stored
+    assert configs.active_config(session)[0].id == before_row.id
+    assert runtime.serving(session).recommender.config == before

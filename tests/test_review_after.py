@@ -5,7 +5,7 @@ from sqlalchemy.orm import Session
 
 from bandit.config import PolicyConfig
 from bandit.runtime import EngineRuntime
-from bandit.services import accounts, configs, decisions, review
+from bandit.services import accounts, configs, decisions, learning, review, rewards
 from bandit.services.review import ItemVerdict
 from tests.conftest import DemoCatalog
 
@@ -39,3 +39,11 @@ def test_a_delivered_slate_is_corrected_by_the_later_review(
     assert (1, "swapped_out", "curator") in tags and (1, "swapped_in", "curator") in tags
     assert sum(f["delivered"] for f in view["final_slate"]) == len(decision.proposed)
     assert [a["verdict"] for a in view["review"]["actions"]].count("swapped") == 1
+
+    # The customer saw the policy's item before the curator swapped it: its reward counts.
+    swapped_out = decision.proposed[1].item_id
+    outcome, created = rewards.record_reward(session, decision.event_id, 1.0, swapped_out, "t")
+    assert created and outcome.item_key == swapped_out
+    report = learning.learn_pending(session)
+    assert (report.rewards, report.rewards_not_fed) == (1, 0)
+    assert report.rounds_learned == len(decision.proposed) + 1  # verdicts + the reward

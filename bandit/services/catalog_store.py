@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -85,7 +87,11 @@ def _validated_row(
     for column, value in zip(embedding_columns, embedding, strict=True):
         if value is None or not math.isfinite(value):
             raise CatalogFileError(f"{where}, column {column}: must be a finite number")
-    attributes = {str(c): _plain(record[c]) for c in attribute_columns if not _missing(record[c])}
+    attributes = {
+        str(c): _attribute(record[c], f"{where}, column {c}")
+        for c in attribute_columns
+        if not _missing(record[c])
+    }
     return {
         "item_id": item_id,
         "title": _text(record.get("title"), f"{where}, column title", 500),
@@ -137,7 +143,11 @@ def _flag(value: Any, where: str) -> bool:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    if isinstance(value, np.ndarray | list | tuple):
+        return False
+    if value is None or value is pd.NaT or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
 
 
 def _text(value: Any, where: str, limit: int) -> str:
@@ -146,7 +156,46 @@ def _text(value: Any, where: str, limit: int) -> str:
     text = str(value).strip()
     if len(text) > limit:
         raise CatalogFileError(f"{where}: longer than {limit} characters")
+    if "\x00" in text:
+        raise CatalogFileError(f"{where}: contains a NUL character")
     return text
+
+
+ATTRIBUTE_TEXT_LIMIT = 1000
+ATTRIBUTE_LIST_LIMIT = 100
+
+
+def _attribute(value: Any, where: str) -> Any:
+    """An attribute cell as JSON every backend stores: text, integer, finite number, flag,
+    ISO date-time, or a short list of those."""
+    if isinstance(value, np.ndarray | list | tuple):
+        items = list(value)
+        if len(items) > ATTRIBUTE_LIST_LIMIT:
+            raise CatalogFileError(f"{where}: lists hold at most {ATTRIBUTE_LIST_LIMIT} values")
+        return [_scalar_attribute(item, where) for item in items]
+    return _scalar_attribute(value, where)
+
+
+def _scalar_attribute(value: Any, where: str) -> Any:
+    if isinstance(value, datetime | date | pd.Timestamp | np.datetime64):
+        return pd.Timestamp(value).isoformat()
+    value = _plain(value)
+    if isinstance(value, bool | int):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise CatalogFileError(f"{where}: must be a finite number; got {value}")
+        return value
+    if isinstance(value, str):
+        if len(value) > ATTRIBUTE_TEXT_LIMIT or "\x00" in value:
+            raise CatalogFileError(
+                f"{where}: text must be at most {ATTRIBUTE_TEXT_LIMIT} characters, without NUL"
+            )
+        return value.strip()
+    raise CatalogFileError(
+        f"{where}: unsupported value of type {type(value).__name__} "
+        "(use text, numbers, true/false, dates or lists of those)"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -158,12 +207,7 @@ def _plain(value: Any) -> Any:
 def upsert_items(session: Session, rows: Iterable[dict[str, Any]]) -> tuple[int, int]:
     """Insert new items and update known ones; returns (inserted, updated)."""
     rows = list(rows)
-    existing = {
-        item.item_id: item
-        for item in session.scalars(
-            select(CatalogItem).where(CatalogItem.item_id.in_([r["item_id"] for r in rows]))
-        )
-    }
+    existing = items_by_id(session, (r["item_id"] for r in rows))
     inserted = updated = 0
     for row in rows:
         item = existing.get(row["item_id"])

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bandit.config import PolicyConfig, config_from_mapping
-from bandit.db.models import PolicyConfigRow
+from bandit.config import PolicyConfig, check_model_compatible, config_from_mapping
+from bandit.db.models import ModelVersion, PolicyConfigRow
 
 
 def active_config(session: Session) -> tuple[PolicyConfigRow, PolicyConfig]:
@@ -21,6 +21,8 @@ def save_config(
     session: Session, config: PolicyConfig, created_by: str, activate: bool
 ) -> PolicyConfigRow:
     """Store `config` as the next version of its name, optionally making it the active one."""
+    if activate:
+        check_trained_model_accepts(session, config)
     latest = session.scalar(
         select(func.max(PolicyConfigRow.version)).where(PolicyConfigRow.name == config.name)
     )
@@ -40,6 +42,18 @@ def save_config(
 
 def activate_config(session: Session, row: PolicyConfigRow) -> None:
     """Make `row` the single active config."""
+    check_trained_model_accepts(session, config_from_mapping(dict(row.document)))
     session.execute(update(PolicyConfigRow).values(active=False))
     row.active = True
     session.flush()
+
+
+def check_trained_model_accepts(session: Session, config: PolicyConfig) -> None:
+    """Raise ConfigError if the newest model cannot run under `config`."""
+    latest = session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
+    if latest is None:
+        return
+    trained_row = session.get(PolicyConfigRow, latest.policy_config_id)
+    if trained_row is not None:
+        trained_with = config_from_mapping(dict(trained_row.document))
+        check_model_compatible(trained_with, config, latest.version)

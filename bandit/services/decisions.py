@@ -35,6 +35,25 @@ REWARDED = "rewarded"
 DELIVERED_TAGS = ("kept", "swapped_in")
 
 
+def policy_items_delivered(decision: Decision) -> list[str]:
+    """The policy's own items the customer received, in position order.
+
+    Auto and review-after slates went out as proposed, before any curator saw them; a
+    review-before slate went out as the curator left it.
+    """
+    proposed = [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
+    if decision.route != REVIEW_BEFORE:
+        return proposed
+    kept = {f.item_id for f in decision.final_slate if f.tag == "kept"}
+    return [item_id for item_id in proposed if item_id in kept]
+
+
+def delivered_item_ids(decision: Decision) -> set[str]:
+    """Every item the customer received: the policy's, and any curator swap-ins."""
+    swapped_in = {f.item_id for f in decision.final_slate if f.tag == "swapped_in"}
+    return set(policy_items_delivered(decision)) | swapped_in
+
+
 class UnknownItems(ValueError):
     """The request names catalog items that do not exist."""
 
@@ -49,9 +68,10 @@ class RankRequest:
     exclude: Sequence[str] = field(default_factory=tuple)
 
 
-def find_decision(session: Session, event_id: str) -> Decision | None:
-    """The decision logged under `event_id`, if any."""
-    return session.scalars(select(Decision).where(Decision.event_id == event_id)).first()
+def find_decision(session: Session, event_id: str, lock: bool = False) -> Decision | None:
+    """The decision logged under `event_id`, if any; `lock` holds its row until commit."""
+    query = select(Decision).where(Decision.event_id == event_id)
+    return session.scalars(query.with_for_update() if lock else query).first()
 
 
 def rank(

@@ -27,6 +27,7 @@ from bandit.policy import VWPolicy
 from bandit.records import LoggedRound
 from bandit.services import configs, model_store
 from bandit.services.catalog_store import as_row, items_by_id
+from bandit.services.decisions import policy_items_delivered
 from bandit.services.rewards import assign_default_rewards
 
 CURATOR_REWARD = {"kept": 1.0, "removed": 0.0, "swapped": 0.0}
@@ -152,9 +153,7 @@ def _outcome_rounds(decision: Decision, outcome: Outcome) -> list[LoggedRound]:
     if outcome.after_default:
         return []
     policy_positions = {p.item_id: p.position for p in decision.proposed}
-    delivered_by_policy = [
-        f.item_id for f in decision.final_slate if f.tag == "kept" and f.item_id in policy_positions
-    ]
+    delivered_by_policy = policy_items_delivered(decision)
     if outcome.item_key and not outcome.is_default:
         targets = [outcome.item_key] if outcome.item_key in delivered_by_policy else []
     else:

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from bandit.db.models import Decision, Outcome, utcnow
 from bandit.services.decisions import (
     DELIVERED,
-    DELIVERED_TAGS,
     REWARDED,
     decision_config,
+    delivered_item_ids,
     find_decision,
 )
 
@@ -52,7 +52,9 @@ def record_reward(
     now = now or utcnow()
     if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
         raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
-    decision = find_decision(session, event_id)
+    # The row lock orders this reward against a concurrent default-reward pass on PostgreSQL
+    # (SQLite's BEGIN IMMEDIATE already serialises writers), so one of them sees the other.
+    decision = find_decision(session, event_id, lock=True)
     if decision is None:
         raise EventNotFound(f"unknown event {event_id!r}")
     key = item_id or ""
@@ -63,8 +65,7 @@ def record_reward(
     if decision.status not in (DELIVERED, REWARDED):
         raise RewardConflict("the event is still awaiting review; its slate was not delivered")
     if item_id is not None:
-        delivered = {f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS}
-        if item_id not in delivered:
+        if item_id not in delivered_item_ids(decision):
             raise RewardError(f"item_id: {item_id!r} is not in the delivered slate of this event")
     _check_one_granularity(session, decision.id, item_id)
     defaulted = _outcome(session, decision.id, DEFAULT_KEY) is not None
@@ -137,6 +138,8 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
             Decision.reward_due_at <= now,
             ~exists().where(Outcome.decision_id == Decision.id),
         )
+        # A row a client reward is writing is skipped; its status will no longer be DELIVERED.
+        .with_for_update(skip_locked=True)
     ).all()
     for decision in overdue:
         config = decision_config(session, decision)
