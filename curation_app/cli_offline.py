@@ -18,6 +18,8 @@ from bandit.ope.replay import evaluate, parse_estimators
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.targets import TargetError, resolve_target
 from bandit.ope.tuning import GridError, TunedPoint, load_grid, named, tune
+from sim.grid import simulate_configs
+from sim.scenario import ScenarioError, load_scenario
 
 OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 URL_HELP = "Database URL (defaults to HITL_DATABASE_URL, then instance/)."
@@ -159,19 +161,31 @@ def _point_line(rank: int, point: TunedPoint) -> str:
 @click.option("--out", type=click.Path(path_type=Path), help="Write DIR/tune.json here.")
 @click.option("--save", "save_name", help="Store the recommended config as a new version NAME.")
 @click.option("--database-url", envvar="HITL_DATABASE_URL", default=None, help=URL_HELP)
+@click.option(
+    "--sim",
+    "sim_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also run every grid point through this simulation scenario (hitl simulate's TOML).",
+)
+@click.option("--sim-rounds", type=click.IntRange(10, 1_000_000), default=500, show_default=True)
+@click.option("--sim-seed", type=int, default=7, show_default=True)
 def tune_command(
     log_file: Path,
     grid_file: Path,
     out: Path | None,
     save_name: str | None,
     database_url: str | None,
+    sim_file: Path | None,
+    sim_rounds: int,
+    sim_seed: int,
 ) -> None:
     """Rank exploration settings and review thresholds by estimated reward and workload."""
     log = _source(log_file, None)
     try:
         grid = load_grid(grid_file)
+        scenario = load_scenario(sim_file) if sim_file else None
         ranked, best = tune(log, grid)
-    except OFFLINE_ERRORS as error:
+    except (*OFFLINE_ERRORS, ScenarioError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(
         f"{len(ranked)} grid points on {log.rows} rows, ranked by {grid.objective.estimator}; "
@@ -183,12 +197,29 @@ def tune_command(
     )
     for rank, point in enumerate(ranked, start=1):
         click.echo(_point_line(rank, point))
+    simulated = None
+    if scenario is not None:
+        simulated = simulate_configs([p.config for p in ranked], scenario, sim_rounds, sim_seed)
+        click.echo(f"simulated, {sim_rounds} decisions each (seed {sim_seed}):")
+        click.echo(
+            f"{'#':>3} {'reward/decision':>16} {'regret':>9} {'automation':>11} "
+            f"{'curator min/1000':>17}"
+        )
+        for rank, result in enumerate(simulated, start=1):
+            click.echo(
+                f"{rank:>3} {result['reward_per_decision']:>16.3f} "
+                f"{result['cumulative_regret']:>9.1f} {result['automation_rate']:>11.2f} "
+                f"{result['curator_minutes_per_1000']:>17.1f}"
+            )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         document = {
             "rows": log.rows,
             "objective": grid.objective.__dict__,
-            "points": [p.as_json() for p in ranked],
+            "points": [
+                {**p.as_json(), **({"simulated": simulated[i]} if simulated else {})}
+                for i, p in enumerate(ranked)
+            ],
             "recommended": None if best is None else best.as_json(),
         }
         (out / "tune.json").write_text(json.dumps(document, indent=2) + "\n")

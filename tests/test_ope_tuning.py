@@ -136,3 +136,40 @@ def test_synthetic_log_is_valid() -> None:
     world = SyntheticWorld.make()
     rounds, candidates, _ = world.sample(10, np.random.default_rng(0))
     assert build_log(rounds, candidates).rows == 10
+
+
+ROUTING_GRID = """
+[base]
+name = "routing"
+candidate_count = 5
+slate_size = 2
+auto_threshold = 0.0
+review_threshold = 0.0
+
+[grid]
+routing_mode = ["review_before", "partial"]
+"""
+
+
+def test_tune_with_sim_measures_reward_and_workload_of_every_point(tmp_path: Path) -> None:
+    log_file = _synthetic_log(tmp_path)
+    grid = tmp_path / "grid.toml"
+    grid.write_text(ROUTING_GRID)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text("[world]\nitems = 120\ncustomers = 20\nlearn_every = 5\n")
+    arguments = ["tune", "--log", str(log_file), "--grid", str(grid), "--out", str(tmp_path)]
+
+    result = CliRunner().invoke(main, [*arguments, "--sim", str(scenario), "--sim-rounds", "30"])
+
+    assert result.exit_code == 0, result.output
+    assert "simulated, 30 decisions each" in result.output
+    points = json.loads((tmp_path / "tune.json").read_text())["points"]
+    simulated = {p["config"]["routing_mode"]: p["simulated"] for p in points}
+    # Always reviewed: curators spend minutes and nothing is automated; with both thresholds
+    # at 0 every decision goes out unreviewed.
+    assert simulated["review_before"]["automation_rate"] == 0.0
+    assert simulated["review_before"]["curator_minutes_per_1000"] > 0
+    assert simulated["partial"]["automation_rate"] == 1.0
+    assert simulated["partial"]["curator_minutes_per_1000"] == 0.0
+    for result_row in simulated.values():
+        assert 0 < result_row["reward_per_decision"]
