@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.services import catalog_store, customers, review
+from bandit.services import catalog_store, customers, review, review_queue
 from curation_app import review_forms
 from curation_app.auth import current_curator_id
 from curation_app.db import get_session
@@ -41,8 +41,8 @@ def queue() -> ResponseReturnValue:
     now = utcnow()
     return render_template(
         "queue.html",
-        summary=review.queue_summary(session),
-        rows=review_forms.queue_rows(session, review.waiting_tasks(session), now),
+        summary=review_queue.queue_summary(session, now),
+        rows=review_forms.queue_rows(session, review_queue.waiting_tasks(session), now),
         held=review.held_task(session, current_curator_id(), now),
     )
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import CatalogItem, Curator, Decision, ReviewTask
 from bandit.services.catalog_store import items_by_id
 from bandit.services.review import CLAIMED, ItemVerdict, ReviewError
+from bandit.services.review_queue import priority_at
 
 PROFILE_FIELDS = (
     ("segment", "Segment"),
@@ -113,7 +114,7 @@ def queue_rows(session: Session, tasks: Iterable[ReviewTask], now: datetime) -> 
                 task_id=task.id,
                 event_id=task.decision.event_id,
                 route=task.route,
-                priority=task.priority,
+                priority=priority_at(task, now),
                 confidence=float(confidence) if confidence is not None else None,
                 age=describe_age((now - task.created_at).total_seconds()),
                 status=task.status,
