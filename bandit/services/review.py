@@ -109,14 +109,22 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
     return None
 
 
-def release(session: Session, task_id: int, curator_id: int, now: datetime | None = None) -> None:
-    """Give a held task back to the queue. Commits."""
+def release(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    now: datetime | None = None,
+    lease_token: str | None = None,
+) -> None:
+    """Give a held task back to the queue (only this lease's, when `lease_token` is given)."""
     now = now or utcnow()
     task = session.get(ReviewTask, task_id, populate_existing=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if task.status != CLAIMED or task.curator_id != curator_id:
         raise LeaseLost("you do not hold this task")
+    if lease_token is not None and task.lease_token != lease_token:
+        raise LeaseLost("this lease token is not the task's current lease")
     if task.leased_until is None or task.leased_until < now:
         raise LeaseLost("your lease on this task ran out; it is back in the queue")
     task.status, task.curator_id, task.lease_token, task.leased_until = OPEN, None, None, None
