@@ -157,8 +157,9 @@ def renew_lease(
         .execution_options(synchronize_session=False)
     )
     if renewed.rowcount != 1:  # type: ignore[attr-defined]
+        missing = session.get(ReviewTask, task_id) is None
         session.rollback()
-        if session.get(ReviewTask, task_id) is None:
+        if missing:
             raise TaskNotFound(f"no review task {task_id}")
         raise LeaseLost(LOST_LEASE)
     session.commit()
