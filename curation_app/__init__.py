@@ -53,6 +53,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         api,
         auth,
         console,
+        dashboard,
         db,
         errors,
         openapi,
@@ -70,6 +71,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(review_api.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
     return app
 

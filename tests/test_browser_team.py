@@ -207,3 +207,26 @@ def test_a_curator_is_refused_from_the_settings_page(
     response = page.goto(f"{live_server}/settings")
     assert response is not None and response.status == 403
     expect(page.get_by_text("This page is for admins only.")).to_be_visible()
+
+
+def test_dashboard_draws_its_charts(
+    app: Flask, live_server: str, browser: Browser, contexts: list[BrowserContext],
+    session_factory: sessionmaker[Session], demo_catalog: Any, people: list[str],
+    client: FlaskClient, auth_headers: dict[str, str],
+) -> None:  # fmt: skip
+    activate_config(session_factory, auto_threshold=0.0, review_threshold=0.0)
+    for customer in demo_catalog.customers[:6]:
+        ranked(client, auth_headers, customer)
+    activate_config(session_factory, routing_mode="review_before")
+    queue_up(app, session_factory, demo_catalog.customers[6:10])
+    page, errors = new_page(browser, contexts)
+    sign_in(page, live_server, "lead")
+    page.get_by_role("link", name="Dashboard").click()
+    charts = page.locator(".charts img")
+    expect(charts).to_have_count(7)
+    expect(page.locator("#dash-open")).to_have_text("4")
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.charts img')].every(i => i.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    assert errors == []
