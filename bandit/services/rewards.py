@@ -132,8 +132,7 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
     """
     now = now or utcnow()
     overdue = session.scalars(
-        select(Decision)
-        .where(
+        select(Decision).where(
             Decision.status == DELIVERED,
             Decision.reward_due_at.is_not(None),
             Decision.reward_due_at <= now,
