@@ -18,6 +18,7 @@ from bandit.db.models import Customer
 from bandit.db.session import database_url as resolve_database_url
 from bandit.db.session import make_engine, make_session_factory
 from bandit.services import accounts, catalog_store, configs, learning
+from curation_app.cli_offline import OFFLINE_COMMANDS
 
 URL_OPTION = click.option(
     "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
@@ -31,6 +32,10 @@ def _sessions(url: str | None) -> sessionmaker[Session]:
 @click.group()
 def main() -> None:
     """Contextual-bandit recommendations with human curators in the loop."""
+
+
+for _offline_command in OFFLINE_COMMANDS:
+    main.add_command(_offline_command)
 
 
 @main.group()
@@ -308,3 +313,12 @@ def start_background_learner(
 
 def _redacted(url: str) -> str:
     return make_engine(url).url.render_as_string(hide_password=True)
+
+
+def _register_commands() -> None:
+    from curation_app.cli_sim import simulate_command
+
+    main.add_command(simulate_command)
+
+
+_register_commands()
