@@ -199,12 +199,19 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--replace", is_flag=True, help="Give an existing client a new token.")
+@click.option(
+    "--curator", "curator_username", help="Bind the token to this curator (review API access)."
+)
 @URL_OPTION
-def token_create(name: str, replace: bool, database_url: str | None) -> None:
+def token_create(
+    name: str, replace: bool, curator_username: str | None, database_url: str | None
+) -> None:
     """Create an API client NAME and print its bearer token (shown only once)."""
     with _sessions(database_url)() as session:
         try:
-            secret = accounts.create_token(session, name, replace=replace)
+            secret = accounts.create_token(
+                session, name, replace=replace, curator_username=curator_username
+            )
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from error
         session.commit()
