@@ -20,6 +20,8 @@ UNCERTAINTY_MEASURES = (
     "vote_entropy",
 )
 COMMITTEE_MEASURES = ("committee_disagreement", "vote_entropy")
+# What happens to a review task the curators cannot reach within the review SLA.
+OVERFLOW_POLICIES = ("deliver_unreviewed", "hold")
 # Settings baked into a trained VW model's reductions: a reloaded model cannot change them.
 MODEL_SHAPE_FIELDS = (
     "algorithm",
@@ -79,6 +81,13 @@ class PolicyConfig:
     learn_from_swap_ins: bool = True
     action_space: str = "prescore"
     las_max_actions: int = 20
+    # --- curation console: review SLA, curator capacity, overflow, double and blinded review ---
+    review_sla_seconds: int = 4 * 3600
+    curator_capacity_per_hour: int = 120
+    overflow_policy: str = "deliver_unreviewed"
+    double_review_share: float = 0.0
+    blinded_review: bool = False
+    # --- end of curation console settings ---
 
     def __post_init__(self) -> None:
         _check_text(self, "name")
@@ -133,6 +142,7 @@ class PolicyConfig:
                 "candidate_count",
                 f"K={self.candidate_count} must be at least the slate size M={self.slate_size}",
             )
+        _check_console_settings(self)
 
     def to_document(self) -> dict[str, Any]:
         """The config as a plain JSON-able dict."""
@@ -171,6 +181,23 @@ def load_config_file(path: Path) -> PolicyConfig:
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise ConfigError("document", f"cannot parse {path.name}: {error}") from error
     return config_from_mapping(document)
+
+
+def _check_console_settings(config: PolicyConfig) -> None:
+    """The curation console's block of settings (review SLA, capacity, overflow, sampling)."""
+    _check_int(config, "review_sla_seconds", 60, 30 * 86_400)
+    _check_int(config, "curator_capacity_per_hour", 1, 1_000_000)
+    _check_choice(config, "overflow_policy", OVERFLOW_POLICIES)
+    _check_number(config, "double_review_share", low=0.0, high=1.0)
+    if not isinstance(config.blinded_review, bool):
+        raise ConfigError("blinded_review", f"must be true or false; got {config.blinded_review!r}")
+    if config.review_lease_seconds > config.review_sla_seconds:
+        # A lease longer than the SLA would let one idle curator make a task miss it.
+        raise ConfigError(
+            "review_lease_seconds",
+            f"must not exceed review_sla_seconds ({config.review_lease_seconds} > "
+            f"{config.review_sla_seconds})",
+        )
 
 
 def _check_text(config: PolicyConfig, name: str) -> None:

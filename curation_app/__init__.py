@@ -24,8 +24,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         MAX_CONTENT_LENGTH=256 * 1024,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=os.environ.get("HITL_SECURE_COOKIES", "") == "1",
+        # Secure unless told otherwise: plain-HTTP development sets HITL_SECURE_COOKIES=0.
+        SESSION_COOKIE_SECURE=os.environ.get("HITL_SECURE_COOKIES", "1") != "0",
+        REMEMBER_COOKIE_HTTPONLY=True,
+        REMEMBER_COOKIE_SAMESITE="Lax",
+        REMEMBER_COOKIE_SECURE=os.environ.get("HITL_SECURE_COOKIES", "1") != "0",
+        # One shift: a forgotten browser stops being signed in.
+        PERMANENT_SESSION_LIFETIME=12 * 3600,
         WTF_CSRF_TIME_LIMIT=None,
+        LOGIN_RATE_LIMIT="10 per minute",
+        RATELIMIT_STORAGE_URI="memory://",
+        RATELIMIT_HEADERS_ENABLED=True,
         ENGINE_SEED=None,
         BACKGROUND_LEARNER_SECONDS=0,
     )
@@ -40,7 +49,18 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["hitl.session_factory"] = session_factory
     app.extensions["hitl.runtime"] = EngineRuntime(np.random.default_rng(app.config["ENGINE_SEED"]))
 
-    from curation_app import api, auth, console, db, errors, security
+    from curation_app import (
+        api,
+        auth,
+        console,
+        dashboard,
+        db,
+        errors,
+        openapi,
+        review_api,
+        security,
+        settings,
+    )
 
     db.init_app(app)
     security.init_app(app)
@@ -49,6 +69,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(console.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(review_api.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(dashboard.bp)
+    app.register_blueprint(settings.bp)
     return app
 
 

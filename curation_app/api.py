@@ -126,7 +126,8 @@ Body = TypeVar("Body", bound=BaseModel)
 
 
 @bp.errorhandler(ApiError)
-def _api_error(error: ApiError) -> ResponseReturnValue:
+def handle_api_error(error: ApiError) -> ResponseReturnValue:
+    """An ApiError as a JSON body with its status (and the bearer challenge on 401)."""
     headers = {"WWW-Authenticate": 'Bearer realm="hitl"'} if error.status == 401 else {}
     return jsonify(error=error.message), error.status, headers
 
@@ -161,7 +162,7 @@ def _json_kind(document: Any) -> str:
     return "a string" if isinstance(document, str) else "null"
 
 
-def _parse(model: type[Body]) -> Body:
+def parse_body(model: type[Body]) -> Body:
     raw = request.get_data(cache=False)
     try:
         document = json.loads(raw)
@@ -202,7 +203,7 @@ def require_token(view: Callable[..., ResponseReturnValue]) -> Callable[..., Res
 @require_token
 def rank() -> ResponseReturnValue:
     """Propose a slate for a context; a repeated event id returns the stored decision."""
-    body = _parse(RankBody)
+    body = parse_body(RankBody)
     session = get_session()
     request_record = decisions.RankRequest(
         context=body.context,
@@ -239,7 +240,7 @@ def reward(event_id: str) -> ResponseReturnValue:
     session = get_session()
     if decisions.find_decision(session, event_id) is None:
         raise ApiError(404, f"unknown event {event_id!r}")
-    body = _parse(RewardBody)
+    body = parse_body(RewardBody)
     try:
         outcome, created = rewards.record_reward(
             session, event_id, body.value, body.item_id, source=f"client:{g.api_client_name}"

@@ -19,6 +19,7 @@ from bandit.db.session import database_url as resolve_database_url
 from bandit.db.session import make_engine, make_session_factory
 from bandit.services import accounts, catalog_store, configs, learning, model_versions
 from curation_app.cli_models import model
+from curation_app.cli_offline import OFFLINE_COMMANDS
 
 URL_OPTION = click.option(
     "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
@@ -32,6 +33,10 @@ def _sessions(url: str | None) -> sessionmaker[Session]:
 @click.group()
 def main() -> None:
     """Contextual-bandit recommendations with human curators in the loop."""
+
+
+for _offline_command in OFFLINE_COMMANDS:
+    main.add_command(_offline_command)
 
 
 @main.group()
@@ -195,12 +200,19 @@ def token() -> None:
 @token.command("create")
 @click.argument("name")
 @click.option("--replace", is_flag=True, help="Give an existing client a new token.")
+@click.option(
+    "--curator", "curator_username", help="Bind the token to this curator (review API access)."
+)
 @URL_OPTION
-def token_create(name: str, replace: bool, database_url: str | None) -> None:
+def token_create(
+    name: str, replace: bool, curator_username: str | None, database_url: str | None
+) -> None:
     """Create an API client NAME and print its bearer token (shown only once)."""
     with _sessions(database_url)() as session:
         try:
-            secret = accounts.create_token(session, name, replace=replace)
+            secret = accounts.create_token(
+                session, name, replace=replace, curator_username=curator_username
+            )
         except accounts.AccountError as error:
             raise click.ClickException(str(error)) from error
         session.commit()
@@ -315,3 +327,12 @@ def start_background_learner(
 
 def _redacted(url: str) -> str:
     return make_engine(url).url.render_as_string(hide_password=True)
+
+
+def _register_commands() -> None:
+    from curation_app.cli_sim import simulate_command
+
+    main.add_command(simulate_command)
+
+
+_register_commands()

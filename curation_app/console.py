@@ -10,9 +10,10 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.services import catalog_store, customers, review
+from bandit.routing import REVIEW_AFTER
+from bandit.services import audit, catalog_store, configs, customers, overflow, review, review_queue
 from curation_app import review_forms
-from curation_app.auth import current_curator_id
+from curation_app.auth import current_curator_id, current_username
 from curation_app.db import get_session
 
 bp = Blueprint("console", __name__)
@@ -26,10 +27,17 @@ def _error_page(status: int, message: str) -> ResponseReturnValue:
 
 
 def _next_task_or_queue() -> ResponseReturnValue:
-    task = review.claim_next(get_session(), current_curator_id())
+    session = get_session()
+    curator_id = current_curator_id()
+    overflow.upkeep(session)
+    resumed = review.held_task(session, curator_id, utcnow())
+    task = review.claim_next(session, curator_id)
     if task is None:
         flash("The queue is empty: nothing waits for review.", "info")
         return redirect(url_for("console.queue"))
+    if resumed is None:
+        audit.record(session, "task.claim", current_username(), curator_id, f"task {task.id}")
+        session.commit()
     return redirect(url_for("console.task", task_id=task.id))
 
 
@@ -38,12 +46,16 @@ def _next_task_or_queue() -> ResponseReturnValue:
 def queue() -> ResponseReturnValue:
     """Queue counts and the waiting tasks in the order curators will get them."""
     session = get_session()
+    overflow.upkeep(session)
     now = utcnow()
+    _, config = configs.active_config(session)
     return render_template(
         "queue.html",
-        summary=review.queue_summary(session),
-        rows=review_forms.queue_rows(session, review.waiting_tasks(session), now),
+        summary=review_queue.queue_summary(session, now),
+        rows=review_forms.queue_rows(session, review_queue.waiting_tasks(session), now),
         held=review.held_task(session, current_curator_id(), now),
+        config=config,
+        describe_age=review_forms.describe_age,
     )
 
 
@@ -84,14 +96,18 @@ def _render_task(
     session = get_session()
     decision = task.decision
     inputs = dict(inputs or {})
+    _, config = configs.active_config(session)
     return render_template(
         "task.html",
         task=task,
         decision=decision,
         error=error,
+        delivered_already=task.route == REVIEW_AFTER,
+        blinded=config.blinded_review,
+        heartbeat_ms=review_forms.heartbeat_interval_ms(config.review_lease_seconds),
         summary=review_forms.customer_summary(customers.with_profile(session, decision.context)),
         context_rows=review_forms.raw_context(decision.context),
-        slate=review_forms.slate_rows(session, decision),
+        slate=review_forms.slate_rows(session, decision, blinded=config.blinded_review),
         alternates=review_forms.alternates(session, decision),
         inputs=inputs,
         default_input=review_forms.PositionInput(),
@@ -134,7 +150,20 @@ def submit(task_id: int) -> ResponseReturnValue:
         # Keep the first render time: the minutes before a rejected submit are review time too.
         started = form.get("rendered_at") if review_forms.render_time(form) is not None else None
         return _render_task(task, inputs, str(error), error.status, started)
-    flash("Review saved." if recorded else "This review was already saved.", "success")
+    if recorded:
+        outcome = review_forms.verdict_summary(verdicts)
+        audit.record(
+            session,
+            "task.submit",
+            current_username(),
+            current_curator_id(),
+            f"task {task_id}",
+            route=task.route,
+            verdicts=outcome,
+            seconds=round(seconds, 1),
+        )
+        session.commit()
+    flash(review_forms.saved_message(task.route, verdicts, recorded), "success")
     return _next_task_or_queue()
 
 
@@ -142,12 +171,33 @@ def submit(task_id: int) -> ResponseReturnValue:
 @login_required
 def release(task_id: int) -> ResponseReturnValue:
     """Give a held task back to the queue."""
+    session = get_session()
     try:
-        review.release(get_session(), task_id, current_curator_id())
+        review.release(session, task_id, current_curator_id())
     except review.ReviewError as error:
+        session.rollback()
         return _error_page(error.status, f"Task {task_id}: {error}")
+    audit.record(
+        session, "task.release", current_username(), current_curator_id(), f"task {task_id}"
+    )
+    session.commit()
     flash(f"Task {task_id} went back to the queue.", "info")
     return redirect(url_for("console.queue"))
+
+
+@bp.post("/tasks/<int:task_id>/heartbeat")
+@login_required
+def heartbeat(task_id: int) -> ResponseReturnValue:
+    """Renew this curator's lease while the review page stays open (JSON, CSRF header)."""
+    body = request.get_json(silent=True)
+    token = body.get("lease_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        return jsonify(error="lease_token: required"), 400
+    try:
+        until = review.renew_lease(get_session(), task_id, current_curator_id(), token)
+    except review.ReviewError as error:
+        return jsonify(error=f"Task {task_id}: {error}"), error.status
+    return jsonify(task_id=task_id, leased_until=until.isoformat())
 
 
 @bp.get("/catalog/search")

@@ -11,8 +11,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CatalogItem, Curator, Decision, ReviewTask
+from bandit.routing import REVIEW_AFTER
 from bandit.services.catalog_store import items_by_id
 from bandit.services.review import CLAIMED, ItemVerdict, ReviewError
+from bandit.services.review_queue import priority_at
 
 PROFILE_FIELDS = (
     ("segment", "Segment"),
@@ -23,6 +25,11 @@ PROFILE_FIELDS = (
 )
 ALTERNATES = 12
 MAX_SECONDS = 86_400.0
+# The engine appends this to the reason of an exploratory pick.
+EXPLORATION_NOTE = " · exploration pick"
+# Renew well before the lease ends, so one late or lost heartbeat does not lose the task.
+HEARTBEATS_PER_LEASE = 3
+MAX_HEARTBEAT_MS = 60_000
 
 
 @dataclass(frozen=True)
@@ -33,10 +40,15 @@ class QueueRow:
     event_id: str
     route: str
     priority: float
+    measure_name: str
+    measure: float
     confidence: float | None
     age: str
+    due_in: str
+    overdue: bool
     status: str
     held_by: str
+    overflow: str
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class SlateRow:
     item: ItemView
     score: float
     probability: float
-    explored: bool
+    explored: bool | None  # None under blinded review: the curator is not told
     reason: str
     why: tuple[tuple[str, float], ...] = ()
 
@@ -109,16 +121,22 @@ def queue_rows(session: Session, tasks: Iterable[ReviewTask], now: datetime) -> 
             if task.leased_until is not None and task.leased_until < now:
                 held_by += " (lease expired)"
         confidence = task.decision.uncertainty.get("confidence")
+        due = task.due_at
         rows.append(
             QueueRow(
                 task_id=task.id,
                 event_id=task.decision.event_id,
                 route=task.route,
-                priority=task.priority,
+                priority=priority_at(task, now),
+                measure_name=task.measure_name.replace("_", " "),
+                measure=task.priority,
                 confidence=float(confidence) if confidence is not None else None,
                 age=describe_age((now - task.created_at).total_seconds()),
+                due_in=describe_age(abs((due - now).total_seconds())) if due else "",
+                overdue=due is not None and due < now,
                 status=task.status,
                 held_by=held_by,
+                overflow=task.overflow or "",
             )
         )
     return rows
@@ -158,8 +176,12 @@ def item_view(item: CatalogItem | None, item_id: str) -> ItemView:
     )
 
 
-def slate_rows(session: Session, decision: Decision) -> list[SlateRow]:
-    """The proposed slate in position order, joined with the catalog."""
+def slate_rows(session: Session, decision: Decision, blinded: bool = False) -> list[SlateRow]:
+    """The proposed slate in position order, joined with the catalog.
+
+    Under blinded review the exploration flag (and the reason's note of it) is left out, and
+    the probability with it, since a low probability gives an exploratory pick away.
+    """
     items = items_by_id(session, [p.item_id for p in decision.proposed])
     return [
         SlateRow(
@@ -167,9 +189,12 @@ def slate_rows(session: Session, decision: Decision) -> list[SlateRow]:
             item=item_view(items.get(p.item_id), p.item_id),
             score=p.score,
             probability=p.probability,
-            explored=p.explored,
-            reason=p.reason,
-            why=tuple((str(w["feature"]), float(w["weight"])) for w in p.why or []),
+            explored=None if blinded else p.explored,
+            reason=p.reason.replace(EXPLORATION_NOTE, "") if blinded else p.reason,
+            # The model's own reasons, like its exploration flag, stay hidden in blinded review.
+            why=()
+            if blinded
+            else tuple((str(w["feature"]), float(w["weight"])) for w in p.why or []),
         )
         for p in decision.proposed
     ]
@@ -243,3 +268,28 @@ def chosen_items(session: Session, inputs: Mapping[int, PositionInput]) -> dict[
     ids = [given.chosen for given in inputs.values() if given.chosen]
     found = items_by_id(session, ids)
     return {item_id: item_view(found.get(item_id), item_id) for item_id in ids}
+
+
+def heartbeat_interval_ms(lease_seconds: int) -> int:
+    """How often the review page renews its lease."""
+    return min(MAX_HEARTBEAT_MS, int(lease_seconds * 1000 / HEARTBEATS_PER_LEASE))
+
+
+def verdict_summary(verdicts: Iterable[ItemVerdict]) -> dict[str, int]:
+    """How many positions were kept, removed and swapped."""
+    counts = {"keep": 0, "remove": 0, "swap": 0}
+    for verdict in verdicts:
+        counts[verdict.verdict] = counts.get(verdict.verdict, 0) + 1
+    return counts
+
+
+def saved_message(route: str, verdicts: Iterable[ItemVerdict], recorded: bool) -> str:
+    """What the curator is told after a submit."""
+    if not recorded:
+        return "This review was already saved."
+    if route != REVIEW_AFTER:
+        return "Review saved."
+    changed = any(v.verdict != "keep" for v in verdicts)
+    if changed:
+        return "Review saved: the delivered slate was overturned and the correction logged."
+    return "Review saved: the delivered slate was reinstated as it went out."

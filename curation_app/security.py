@@ -4,18 +4,27 @@ input no database can store into a clear 4xx before any view runs."""
 from __future__ import annotations
 
 from flask import Flask, Response, abort, request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
 csrf = CSRFProtect()
+# No default limits: only routes that say so (the login form) are limited.
+limiter = Limiter(key_func=get_remote_address)
 
 
 def _headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     )
     return response
 
@@ -40,4 +49,5 @@ def init_app(app: Flask) -> None:
     """Protect forms, guard input and add headers."""
     app.before_request(_refuse_unstorable_input)
     csrf.init_app(app)
+    limiter.init_app(app)
     app.after_request(_headers)

@@ -1,4 +1,5 @@
-"""Simulated curators: right most of the time, and they know the catalog a little."""
+"""Simulated curators: right most of the time, slower and sloppier as a shift wears on,
+partial to some categories, and limited in how many tasks they can take an hour."""
 
 from __future__ import annotations
 
@@ -11,18 +12,35 @@ import numpy as np
 from bandit.services.review import ItemVerdict
 from sim.world import TrueRewardModel
 
+# A tired curator still does better than a coin toss.
+ACCURACY_FLOOR = 0.5
+
 
 @dataclass
 class SimulatedCurator:
     """Keeps an item it believes the customer will keep; otherwise swaps in its best guess.
 
-    `accuracy` is the chance each keep/drop judgement matches the truth.
+    `accuracy` is the chance each keep/drop judgement matches the truth at the start of a
+    shift; it falls by `fatigue_per_hour` for every hour of review work, down to 0.5.
+    With chance `bias`, an item of a `favored_categories` category is kept whatever its fit,
+    and favoured items are preferred as swap-ins. `tasks_per_hour` caps the curator's pace
+    (None: as many as the loop offers).
     """
 
     username: str
     accuracy: float
     seconds_per_item: float
     rng: np.random.Generator = field(repr=False)
+    fatigue_per_hour: float = 0.0
+    favored_categories: tuple[str, ...] = ()
+    bias: float = 0.0
+    tasks_per_hour: float | None = None
+    seconds_worked: float = 0.0
+
+    def current_accuracy(self) -> float:
+        """The accuracy after the review time worked so far in this shift."""
+        hours = self.seconds_worked / 3600.0
+        return max(ACCURACY_FLOOR, self.accuracy - self.fatigue_per_hour * hours)
 
     def review(
         self,
@@ -33,11 +51,13 @@ class SimulatedCurator:
     ) -> tuple[list[ItemVerdict], float]:
         """Verdicts for each slate position and the seconds it took."""
         keep_chance = truth.keep_probability(profile, slate)
-        correct = self.rng.random(len(slate)) < self.accuracy
+        correct = self.rng.random(len(slate)) < self.current_accuracy()
         keeps = np.where(correct, keep_chance >= 0.5, keep_chance < 0.5)
+        if self.bias > 0 and self.favored_categories:
+            favoured = np.isin(truth.categories_of(slate), self.favored_categories)
+            keeps |= favoured & (self.rng.random(len(slate)) < self.bias)
         spare = [a for a in alternates if a not in slate]
-        spare_chance = truth.keep_probability(profile, spare) if spare else np.array([])
-        order = list(np.argsort(-spare_chance))
+        order = self._swap_preference(truth, profile, spare)
         verdicts = []
         for position, keep in enumerate(keeps):
             if keep:
@@ -49,4 +69,20 @@ class SimulatedCurator:
             else:
                 verdicts.append(ItemVerdict(position, "remove", reason="poor fit"))
         seconds = float(self.rng.gamma(4.0, self.seconds_per_item / 4.0) * len(slate))
+        self.seconds_worked += seconds
         return verdicts, seconds
+
+    def _swap_preference(
+        self, truth: TrueRewardModel, profile: Mapping[str, Any], spare: Sequence[str]
+    ) -> list[int]:
+        if not spare:
+            return []
+        belief = truth.keep_probability(profile, spare)
+        if self.bias > 0 and self.favored_categories:
+            favoured = np.isin(truth.categories_of(spare), self.favored_categories)
+            belief = belief + self.bias * favoured
+        return [int(i) for i in np.argsort(-belief)]
+
+    def start_shift(self) -> None:
+        """A rested curator: fatigue starts again from zero."""
+        self.seconds_worked = 0.0

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import heapq
 import secrets
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision
+from bandit.routing import REVIEW_BEFORE
 from bandit.runtime import EngineRuntime
 from bandit.services import accounts, decisions, learning, review, rewards
 from bandit.services.decisions import DELIVERED_TAGS
@@ -37,6 +39,18 @@ class LoopSettings:
     tasks_per_step: int = 2
     reward_share: float = 0.7
     leave_unreviewed: int = 0
+    # Customers answer this many decisions after their slate went out (0: at once).
+    outcome_delay: int = 0
+    # Simulated time between requests; it paces curators with an hourly capacity and shifts.
+    seconds_per_decision: float = 30.0
+    shift_hours: float = 8.0
+
+
+@dataclass(order=True)
+class _DueOutcome:
+    due_step: int
+    decision_id: int
+    profile: dict[str, Any] = field(compare=False)
 
 
 def ensure_curator_ids(session: Session, curators: Sequence[SimulatedCurator]) -> dict[str, int]:
@@ -64,7 +78,8 @@ def run_loop(
     """Run `settings.decisions` decisions and return per-decision statistics."""
     with session_factory() as session:
         curator_ids = ensure_curator_ids(session, curators)
-    profiles = {c["customer_id"]: c for c in customers}
+    world = _World(truth, {c["customer_id"]: c for c in customers}, settings, rng)
+    desk = _ReviewDesk(curators, curator_ids, settings, rng)
     stats: list[RoundStat] = []
     for step in range(settings.decisions):
         profile = customers[int(rng.integers(len(customers)))]
@@ -78,14 +93,10 @@ def run_loop(
                 RoundStat(step, decision.route, float(chance.mean()), float((chance >= 0.5).mean()))
             )
             if decision.status == decisions.DELIVERED:
-                _report_outcomes(session, truth, profile, decision, settings, rng)
+                world.delivered(session, decision, profile, step)
             if step < settings.decisions - settings.leave_unreviewed:
-                for _ in range(settings.tasks_per_step):
-                    curator = curators[int(rng.integers(len(curators)))]
-                    if not _review_one(
-                        session, truth, profiles, curator, curator_ids, settings, rng
-                    ):
-                        break
+                desk.work(session, world, step)
+            world.answer_due(session, step)
         if (step + 1) % settings.learn_every == 0:
             with session_factory() as session:
                 learning.learn_pending(session)
@@ -96,45 +107,118 @@ def run_loop(
     return stats
 
 
-def _review_one(
-    session: Session,
-    truth: TrueRewardModel,
-    profiles: dict[str, dict[str, Any]],
-    curator: SimulatedCurator,
-    curator_ids: dict[str, int],
-    settings: LoopSettings,
-    rng: np.random.Generator,
-) -> bool:
-    curator_id = curator_ids[curator.username]
-    task = review.claim_next(session, curator_id)
-    if task is None:
-        return False
-    decision = task.decision
-    profile = profiles.get(str(decision.context.get("customer_id")), dict(decision.context))
-    slate = [p.item_id for p in decision.proposed]
-    alternates = [c["item_id"] for c in decision.candidates]
-    verdicts, seconds = curator.review(truth, profile, slate, alternates)
-    review.submit_review(session, task.id, curator_id, task.lease_token or "", verdicts, seconds)
-    if task.route == "review_before":
-        _report_outcomes(session, truth, profile, decision, settings, rng)
-    return True
+class _World:
+    """Customers: they answer a delivered slate with outcomes, possibly some decisions later."""
+
+    def __init__(
+        self,
+        truth: TrueRewardModel,
+        profiles: dict[str, dict[str, Any]],
+        settings: LoopSettings,
+        rng: np.random.Generator,
+    ) -> None:
+        self.truth = truth
+        self.profiles = profiles
+        self.settings = settings
+        self.rng = rng
+        self._waiting: list[_DueOutcome] = []
+
+    def profile_of(self, decision: Decision) -> dict[str, Any]:
+        return self.profiles.get(str(decision.context.get("customer_id")), dict(decision.context))
+
+    def delivered(
+        self, session: Session, decision: Decision, profile: dict[str, Any], step: int
+    ) -> None:
+        if self.settings.outcome_delay == 0:
+            self._report(session, decision, profile)
+        else:
+            due = _DueOutcome(step + self.settings.outcome_delay, decision.id, profile)
+            heapq.heappush(self._waiting, due)
+
+    def answer_due(self, session: Session, step: int) -> None:
+        while self._waiting and self._waiting[0].due_step <= step:
+            due = heapq.heappop(self._waiting)
+            decision = session.get(Decision, due.decision_id)
+            if decision is not None:
+                self._report(session, decision, due.profile)
+
+    def _report(self, session: Session, decision: Decision, profile: dict[str, Any]) -> None:
+        if self.rng.random() >= self.settings.reward_share:
+            return
+        received = customer_received(decision)
+        if not received:
+            return
+        kept = self.rng.random(len(received)) < self.truth.keep_probability(profile, received)
+        for item_id, was_kept in zip(received, kept, strict=True):
+            rewards.record_reward(
+                session, decision.event_id, float(was_kept), item_id, source="simulator"
+            )
 
 
-def _report_outcomes(
-    session: Session,
-    truth: TrueRewardModel,
-    profile: dict[str, Any],
-    decision: Decision,
-    settings: LoopSettings,
-    rng: np.random.Generator,
-) -> None:
-    if rng.random() >= settings.reward_share:
-        return
-    delivered = [f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS]
-    if not delivered:
-        return
-    kept = rng.random(len(delivered)) < truth.keep_probability(profile, delivered)
-    for item_id, was_kept in zip(delivered, kept, strict=True):
-        rewards.record_reward(
-            session, decision.event_id, float(was_kept), item_id, source="simulator"
+def customer_received(decision: Decision) -> list[str]:
+    """The items the customer got: the curated slate if it waited for review, else the
+    policy's proposal (a later correction does not reach a customer who already has it)."""
+    if decision.route == REVIEW_BEFORE:
+        return [f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS]
+    return [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
+
+
+class _ReviewDesk:
+    """The curators: each reviews at its own pace, or `tasks_per_step` among them all."""
+
+    def __init__(
+        self,
+        curators: Sequence[SimulatedCurator],
+        curator_ids: dict[str, int],
+        settings: LoopSettings,
+        rng: np.random.Generator,
+    ) -> None:
+        self.curators = list(curators)
+        self.curator_ids = curator_ids
+        self.settings = settings
+        self.rng = rng
+        self.paced = any(c.tasks_per_hour is not None for c in curators)
+        self.budget = {c.username: 0.0 for c in curators}
+        self.shift = 0
+
+    def work(self, session: Session, world: _World, step: int) -> None:
+        clock_hours = step * self.settings.seconds_per_decision / 3600.0
+        shift = int(clock_hours // self.settings.shift_hours)
+        if shift != self.shift:
+            self.shift = shift
+            for curator in self.curators:
+                curator.start_shift()
+        if not self.paced:
+            for _ in range(self.settings.tasks_per_step):
+                curator = self.curators[int(self.rng.integers(len(self.curators)))]
+                if not self._review_one(session, world, curator, step):
+                    return
+            return
+        for index in self.rng.permutation(len(self.curators)):
+            curator = self.curators[int(index)]
+            pace = curator.tasks_per_hour if curator.tasks_per_hour is not None else 3600.0
+            step_hours = self.settings.seconds_per_decision / 3600.0
+            budget = self.budget[curator.username] + pace * step_hours
+            while budget >= 1.0 and self._review_one(session, world, curator, step):
+                budget -= 1.0
+            # Unused capacity does not pile up while the queue is empty.
+            self.budget[curator.username] = min(budget, 1.0)
+
+    def _review_one(
+        self, session: Session, world: _World, curator: SimulatedCurator, step: int
+    ) -> bool:
+        curator_id = self.curator_ids[curator.username]
+        task = review.claim_next(session, curator_id)
+        if task is None:
+            return False
+        decision = task.decision
+        profile = world.profile_of(decision)
+        slate = [p.item_id for p in decision.proposed]
+        alternates = [c["item_id"] for c in decision.candidates]
+        verdicts, seconds = curator.review(world.truth, profile, slate, alternates)
+        review.submit_review(
+            session, task.id, curator_id, task.lease_token or "", verdicts, seconds
         )
+        if task.route == REVIEW_BEFORE:
+            world.delivered(session, decision, profile, step)
+        return True

@@ -42,7 +42,20 @@ class TrueRewardModel:
 
     def keep_probability(self, profile: Mapping[str, Any], item_ids: Sequence[str]) -> np.ndarray:
         """The true chance the customer keeps each item."""
-        rows = np.array([self.item_index[i] for i in item_ids], dtype=np.int64)
+        return self._keep_probability_of_rows(profile, self._rows(item_ids))
+
+    def keep_probability_all(self, profile: Mapping[str, Any]) -> np.ndarray:
+        """The true keep chance of every catalog item, in catalog order."""
+        return self._keep_probability_of_rows(profile, np.arange(len(self.quality)))
+
+    def categories_of(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Each item's category."""
+        return self.category[self._rows(item_ids)]
+
+    def _rows(self, item_ids: Sequence[str]) -> np.ndarray:
+        return np.array([self.item_index[i] for i in item_ids], dtype=np.int64)
+
+    def _keep_probability_of_rows(self, profile: Mapping[str, Any], rows: np.ndarray) -> np.ndarray:
         favoured_colors = SEGMENTS[profile["segment"]][2]
         logit = (
             -2.0

@@ -90,6 +90,8 @@ class ApiClient(Base):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A token bound to a curator may use the review API, acting as that curator.
+    curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
 
 
 class PolicyConfigRow(Base):
@@ -196,7 +198,14 @@ class ReviewTask(Base):
     decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
     route: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
+    # The value of the config's uncertainty measure (1 = most uncertain) at decision time.
     priority: Mapped[float] = mapped_column(Float, default=0.0)
+    measure_name: Mapped[str] = mapped_column(String(40), default="")
+    # Aging order: the creation time moved earlier by measure x SLA; smallest is served first.
+    queue_key: Mapped[float] = mapped_column(Float, default=0.0)
+    due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Set when the task missed the curators' capacity or SLA: "delivered_unreviewed" or "held".
+    overflow: Mapped[str | None] = mapped_column(String(30), nullable=True)
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     leased_until: Mapped[datetime | None] = mapped_column(nullable=True)
@@ -274,6 +283,37 @@ class ImitationExample(Base):
 
 
 Index("ix_review_tasks_queue", ReviewTask.status, ReviewTask.priority)
+Index("ix_review_tasks_aging", ReviewTask.status, ReviewTask.queue_key)
+
+
+class SlateVerification(Base):
+    """A verify-after-output review of a delivered slate: overturned (corrected) or reinstated."""
+
+    __tablename__ = "slate_verifications"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("review_tasks.id"), unique=True)
+    curator_id: Mapped[int] = mapped_column(ForeignKey("curators.id"))
+    outcome: Mapped[str] = mapped_column(String(20))
+    # Item ids by position: what the customer had, and what the curator's correction delivers.
+    delivered_before: Mapped[list[Any]] = mapped_column()
+    delivered_after: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEntry(Base):
+    """One curator, admin or API action, kept for the admins' audit log."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(60), index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
 class SystemState(Base):

@@ -53,25 +53,42 @@ def _token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(session: Session, name: str, replace: bool = False) -> str:
+def create_token(
+    session: Session, name: str, replace: bool = False, curator_username: str | None = None
+) -> str:
     """Register an API client and return its token; only the hash is stored.
 
     With `replace`, an existing client of that name gets a new token and the old one stops
-    working.
+    working. With `curator_username`, the token acts as that curator on the review API.
     """
     name = name.strip()
     if not name or len(name) > 120:
         raise AccountError("token name must be 1 to 120 characters")
+    curator_id = None
+    if curator_username is not None:
+        curator = find_curator(session, curator_username.strip())
+        if curator is None:
+            raise AccountError(f"no curator named {curator_username!r}")
+        curator_id = curator.id
     token = "hitl_" + secrets.token_urlsafe(32)
     existing = session.scalars(select(ApiClient).where(ApiClient.name == name)).first()
     if existing is None:
-        session.add(ApiClient(name=name, token_hash=_token_hash(token)))
+        session.add(ApiClient(name=name, token_hash=_token_hash(token), curator_id=curator_id))
     elif replace:
         existing.token_hash, existing.active = _token_hash(token), True
+        existing.curator_id = curator_id
     else:
         raise AccountError(f"an API client named {name!r} already exists (use --replace)")
     session.flush()
     return token
+
+
+def token_curator(session: Session, client: ApiClient) -> Curator | None:
+    """The active curator a token acts as, if it is bound to one."""
+    if client.curator_id is None:
+        return None
+    curator = session.get(Curator, client.curator_id)
+    return curator if curator is not None and curator.active else None
 
 
 def client_for_token(session: Session, token: str) -> ApiClient | None:

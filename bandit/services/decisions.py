@@ -21,11 +21,13 @@ from bandit.db.models import (
     PolicyConfigRow,
     ProposedItem,
     ReviewTask,
+    SlateVerification,
     utcnow,
 )
 from bandit.records import Proposal
 from bandit.routing import AUTO, REVIEW_BEFORE
 from bandit.runtime import EngineRuntime
+from bandit.services import review_queue
 from bandit.services.catalog_store import items_by_id
 
 PENDING_REVIEW = "pending_review"
@@ -127,6 +129,9 @@ def _log_decision(
     now: datetime,
 ) -> Decision:
     route = proposal.route
+    # A review the curators cannot reach within the SLA may go out unreviewed (overflow).
+    overflow = review_queue.admission(session, config) if route != AUTO else None
+    delivers_now = route != REVIEW_BEFORE or overflow == review_queue.DELIVERED_UNREVIEWED
     decision = Decision(
         event_id=request.event_id or uuid.uuid4().hex,
         api_client_id=api_client_id,
@@ -146,7 +151,7 @@ def _log_decision(
         position_pmfs=[list(pmf) for pmf in proposal.position_pmfs],
         uncertainty={**proposal.uncertainty, "confidence": proposal.confidence},
         route=route,
-        status=PENDING_REVIEW if route == REVIEW_BEFORE else DELIVERED,
+        status=DELIVERED if delivers_now else PENDING_REVIEW,
         policy_config_id=config_row.id,
         policy_name=config_row.name,
         policy_version=config_row.version,
@@ -169,29 +174,28 @@ def _log_decision(
     ]
     session.add(decision)
     session.flush()
-    if route != REVIEW_BEFORE:
-        mark_delivered(decision, config, now)
-        decision.final_slate = [
-            FinalSlateItem(
-                decision_id=decision.id,
-                position=s.position,
-                item_id=s.item_id,
-                tag="kept",
-                decided_by="policy",
-            )
-            for s in proposal.slate
-        ]
+    if delivers_now:
+        deliver_policy_slate(decision, config, now)
     if route != AUTO:
         session.add(
-            ReviewTask(
-                decision_id=decision.id,
-                route=route,
-                status="open",
-                priority=float(proposal.uncertainty[config.uncertainty_measure]),
-                created_at=now,
-            )
+            review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
         )
     return decision
+
+
+def deliver_policy_slate(decision: Decision, config: PolicyConfig, now: datetime) -> None:
+    """Send out the policy's own slate unchanged (auto, review-after, or overflow)."""
+    mark_delivered(decision, config, now)
+    decision.final_slate = [
+        FinalSlateItem(
+            decision_id=decision.id,
+            position=p.position,
+            item_id=p.item_id,
+            tag="kept",
+            decided_by="policy",
+        )
+        for p in decision.proposed
+    ]
 
 
 def mark_delivered(decision: Decision, config: PolicyConfig, now: datetime) -> None:
@@ -240,6 +244,11 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
     outcomes = session.scalars(
         select(Outcome).where(Outcome.decision_id == decision.id).order_by(Outcome.id)
     ).all()
+    verifications = session.scalars(
+        select(SlateVerification)
+        .where(SlateVerification.decision_id == decision.id)
+        .order_by(SlateVerification.id)
+    ).all()
     final = list(decision.final_slate)
     # Titles as stored (possibly containing markup): JSON carries them as plain strings.
     titles = {
@@ -275,6 +284,7 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             "task_id": task.id,
             "route": task.route,
             "status": task.status,
+            "overflow": task.overflow,
             "completed_at": task.completed_at.isoformat() if task.completed_at else None,
             "actions": [
                 {
@@ -303,6 +313,17 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
                 "delivered": f.tag in DELIVERED_TAGS,
             }
             for f in final
+        ],
+        # Verify-after-output reviews: the delivered slate overturned (corrected) or reinstated.
+        "verifications": [
+            {
+                "outcome": v.outcome,
+                "curator_id": v.curator_id,
+                "delivered_before": list(v.delivered_before),
+                "delivered_after": list(v.delivered_after),
+                "created_at": v.created_at.isoformat(),
+            }
+            for v in verifications
         ],
         "outcomes": [
             {

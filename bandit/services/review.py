@@ -7,19 +7,27 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CuratorAction, Decision, FinalSlateItem, ReviewTask, utcnow
-from bandit.routing import REVIEW_BEFORE
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    ReviewTask,
+    SlateVerification,
+    utcnow,
+)
+from bandit.routing import REVIEW_AFTER, REVIEW_BEFORE
 from bandit.services import configs
 from bandit.services.catalog_store import items_by_id
 from bandit.services.decisions import IN_REVIEW, PENDING_REVIEW, decision_config, mark_delivered
+from bandit.services.review_queue import CLAIMED, DONE, OPEN, QUEUE_ORDER, claimable
 
-OPEN = "open"
-CLAIMED = "claimed"
-DONE = "done"
+__all__ = ["CLAIMED", "DONE", "OPEN"]
 VERDICTS = ("keep", "remove", "swap")
+CORRECTED = "corrected"
+REINSTATED = "reinstated"
 CLAIM_ATTEMPTS = 5
 
 
@@ -47,13 +55,6 @@ class ItemVerdict:
     reason: str = ""
 
 
-def _claimable(now: datetime) -> ColumnElement[bool]:
-    return or_(
-        ReviewTask.status == OPEN,
-        and_(ReviewTask.status == CLAIMED, ReviewTask.leased_until < now),
-    )
-
-
 def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | None:
     """The task this curator holds under a live lease, if any."""
     return session.scalars(
@@ -78,12 +79,7 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
         return held
     _, config = configs.active_config(session)
     for _ in range(CLAIM_ATTEMPTS):
-        query = (
-            select(ReviewTask.id)
-            .where(_claimable(now))
-            .order_by(ReviewTask.priority.desc(), ReviewTask.created_at, ReviewTask.id)
-            .limit(1)
-        )
+        query = select(ReviewTask.id).where(claimable(now)).order_by(*QUEUE_ORDER).limit(1)
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         task_id = session.scalar(query)
@@ -92,7 +88,7 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
             return None
         claimed = session.execute(
             update(ReviewTask)
-            .where(ReviewTask.id == task_id, _claimable(now))
+            .where(ReviewTask.id == task_id, claimable(now))
             .values(
                 status=CLAIMED,
                 curator_id=curator_id,
@@ -113,17 +109,67 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
     return None
 
 
-def release(session: Session, task_id: int, curator_id: int) -> None:
-    """Give a held task back to the queue. Commits."""
-    task = session.get(ReviewTask, task_id)
+def release(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    now: datetime | None = None,
+    lease_token: str | None = None,
+) -> None:
+    """Give a held task back to the queue (only this lease's, when `lease_token` is given)."""
+    now = now or utcnow()
+    task = session.get(ReviewTask, task_id, populate_existing=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if task.status != CLAIMED or task.curator_id != curator_id:
         raise LeaseLost("you do not hold this task")
+    if lease_token is not None and task.lease_token != lease_token:
+        raise LeaseLost("this lease token is not the task's current lease")
+    if task.leased_until is None or task.leased_until < now:
+        raise LeaseLost("your lease on this task ran out; it is back in the queue")
     task.status, task.curator_id, task.lease_token, task.leased_until = OPEN, None, None, None
     if task.decision.status == IN_REVIEW:
         task.decision.status = PENDING_REVIEW
     session.commit()
+
+
+def renew_lease(
+    session: Session, task_id: int, curator_id: int, lease_token: str, now: datetime | None = None
+) -> datetime:
+    """Extend a live lease by the configured lease time (the review page's heartbeat). Commits.
+
+    A lease that already ran out is not revived: the task went back to the queue, and a
+    colleague may hold it by now.
+    """
+    now = now or utcnow()
+    _, config = configs.active_config(session)
+    until = now + timedelta(seconds=config.review_lease_seconds)
+    renewed = session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == task_id,
+            ReviewTask.status == CLAIMED,
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.lease_token == lease_token,
+            ReviewTask.leased_until >= now,
+        )
+        .values(leased_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    if renewed.rowcount != 1:  # type: ignore[attr-defined]
+        missing = session.get(ReviewTask, task_id) is None
+        session.rollback()
+        if missing:
+            raise TaskNotFound(f"no review task {task_id}")
+        raise LeaseLost(LOST_LEASE)
+    session.commit()
+    return until
+
+
+LOST_LEASE = (
+    "this task is no longer leased to you (your lease ran out, or it was released or taken "
+    "over); nothing was saved"
+)
 
 
 def submit_review(
@@ -149,7 +195,9 @@ def submit_review(
     if task.status == DONE and task.curator_id == curator_id and task.lease_token == lease_token:
         return False
     if task.status != CLAIMED or task.curator_id != curator_id or task.lease_token != lease_token:
-        raise LeaseLost("this task is no longer leased to you; it was released or taken over")
+        raise LeaseLost(LOST_LEASE)
+    if task.leased_until is None or task.leased_until < now:
+        raise LeaseLost(LOST_LEASE)
     decision = task.decision
     _check_verdicts(session, decision, verdicts)
     if not 0 <= seconds_spent < 86_400:
@@ -161,13 +209,14 @@ def submit_review(
             ReviewTask.status == CLAIMED,
             ReviewTask.curator_id == curator_id,
             ReviewTask.lease_token == lease_token,
+            ReviewTask.leased_until >= now,
         )
         .values(status=DONE, completed_at=now)
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()
-        raise LeaseLost("this task is no longer leased to you; it was released or taken over")
+        raise LeaseLost(LOST_LEASE)
     task.status, task.completed_at = DONE, now
     _record(session, decision, task, curator_id, verdicts, seconds_spent, now)
     session.commit()
@@ -257,30 +306,32 @@ def _record(
                     replaced_item_id=proposed.item_id,
                 )
             )
+    if task.route == REVIEW_AFTER:
+        _log_verification(session, decision, task, curator_id, final, now)
     decision.final_slate = final
     if task.route == REVIEW_BEFORE:
         mark_delivered(decision, decision_config(session, decision), now)
 
 
-def queue_summary(session: Session) -> dict[str, int]:
-    """How many tasks wait, are held, and were done."""
-    counts = dict(
-        session.execute(select(ReviewTask.status, func.count()).group_by(ReviewTask.status)).all()
-    )
-    return {
-        "open": int(counts.get(OPEN, 0)),
-        "claimed": int(counts.get(CLAIMED, 0)),
-        "done": int(counts.get(DONE, 0)),
-    }
-
-
-def waiting_tasks(session: Session, limit: int = 50) -> list[ReviewTask]:
-    """The queue in the order curators will get it."""
-    return list(
-        session.scalars(
-            select(ReviewTask)
-            .where(ReviewTask.status.in_((OPEN, CLAIMED)))
-            .order_by(ReviewTask.priority.desc(), ReviewTask.created_at, ReviewTask.id)
-            .limit(limit)
+def _log_verification(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    final: Sequence[FinalSlateItem],
+    now: datetime,
+) -> None:
+    """A verify-after review: the delivered slate is overturned (corrected) or reinstated."""
+    before = [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
+    after = [f.item_id for f in final if f.tag in ("kept", "swapped_in")]
+    session.add(
+        SlateVerification(
+            decision_id=decision.id,
+            task_id=task.id,
+            curator_id=curator_id,
+            outcome=REINSTATED if after == before else CORRECTED,
+            delivered_before=before,
+            delivered_after=after,
+            created_at=now,
         )
     )

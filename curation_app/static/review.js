@@ -1,4 +1,5 @@
-// Review page: catalog search as you type, and picking a swap target per slate position.
+// Review page: catalog search as you type, picking a swap target per slate position, keyboard
+// shortcuts, and a heartbeat that renews the task's lease while the page is open.
 // Loaded as a static file because the Content-Security-Policy forbids inline scripts.
 (function () {
   "use strict";
@@ -157,5 +158,121 @@
       setChosen(fieldset, "", "");
     });
     wireSearch(fieldset);
+  });
+
+  // --- Lease heartbeat -------------------------------------------------------------------
+  var csrfToken = form.querySelector('input[name="csrf_token"]').value;
+  var leaseToken = form.querySelector('input[name="lease_token"]').value;
+  var heartbeatUrl = form.getAttribute("data-heartbeat-url");
+  var heartbeatMs = Number(form.getAttribute("data-heartbeat-ms")) || 60000;
+  var leaseLost = false;
+
+  function loseLease() {
+    leaseLost = true;
+    document.getElementById("lease-lost").hidden = false;
+    document.getElementById("submit-review").disabled = true;
+  }
+
+  function heartbeat() {
+    fetch(heartbeatUrl, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrfToken },
+      body: JSON.stringify({ lease_token: leaseToken }),
+    })
+      .then(function (response) {
+        if (response.status === 409 || response.status === 404) {
+          loseLease();
+          return null;
+        }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (body) {
+        var ends = document.getElementById("lease-ends");
+        if (body && body.leased_until && ends) {
+          ends.textContent = body.leased_until.slice(11, 19);
+        }
+      })
+      .catch(function () {
+        // A network blip: the next beat retries well before the lease runs out.
+      });
+  }
+
+  var beat = window.setInterval(function () {
+    if (leaseLost) {
+      window.clearInterval(beat);
+      return;
+    }
+    heartbeat();
+  }, heartbeatMs);
+
+  // --- Keyboard shortcuts ----------------------------------------------------------------
+  var positions = Array.prototype.slice.call(form.querySelectorAll("fieldset.position"));
+  var current = 0;
+
+  function focusPosition(index) {
+    if (positions.length === 0) {
+      return;
+    }
+    current = (index + positions.length) % positions.length;
+    positions.forEach(function (fieldset, i) {
+      fieldset.classList.toggle("current", i === current);
+    });
+    positions[current].scrollIntoView({ block: "nearest" });
+  }
+
+  function swapForAlternate(fieldset, number) {
+    var item = document.querySelector("#alternate-keys li:nth-child(" + number + ")");
+    if (!item) {
+      return;
+    }
+    var select = part(fieldset, "alternate");
+    select.value = item.getAttribute("data-item-id");
+    setChosen(fieldset, "", "");
+    setVerdict(fieldset, "swap");
+  }
+
+  function typing(target) {
+    var tag = target.tagName;
+    return tag === "TEXTAREA" || tag === "SELECT" || (tag === "INPUT" && target.type !== "radio");
+  }
+
+  document.addEventListener("keydown", function (event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) {
+      return;
+    }
+    if (typing(event.target)) {
+      if (event.key === "Escape") {
+        event.target.blur();
+      }
+      return;
+    }
+    var fieldset = positions[current];
+    var handled = true;
+    if (event.key === "j" || event.key === "ArrowDown") {
+      focusPosition(current + 1);
+    } else if (event.key === "k" || event.key === "ArrowUp") {
+      focusPosition(current - 1);
+    } else if (event.key === "c") {
+      setVerdict(fieldset, "keep");
+      focusPosition(current + 1);
+    } else if (event.key === "x") {
+      setVerdict(fieldset, "remove");
+      focusPosition(current + 1);
+    } else if (event.key === "s") {
+      setVerdict(fieldset, "swap");
+      part(fieldset, "search").focus();
+    } else if (/^[1-9]$/.test(event.key)) {
+      swapForAlternate(fieldset, Number(event.key));
+    } else if (event.key === "n") {
+      if (!leaseLost) {
+        form.requestSubmit();
+      }
+    } else {
+      handled = false;
+    }
+    if (handled) {
+      event.preventDefault();
+    }
   });
 })();

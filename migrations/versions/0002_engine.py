@@ -1,7 +1,7 @@
 """engine: explanations on proposed items, imitation examples
 
 Revision ID: 0002_engine
-Revises: 0001
+Revises: 0002_console
 Create Date: 2026-11-22 07:40:00.000000
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0002_engine"
-down_revision: str | None = "0001"
+down_revision: str | None = "0002_console"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

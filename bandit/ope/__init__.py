@@ -1,0 +1,1 @@
+"""Offline replay: the log format, targets, off-policy estimators, interop and tuning."""

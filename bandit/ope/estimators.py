@@ -1,0 +1,220 @@
+"""Off-policy estimators over column arrays: IPS, SNIPS, DM and DR, with intervals and ESS.
+
+Every estimator is a frozen dataclass whose fields are its settings, and `estimate` is pure,
+vectorised numpy over the rows. Notation, per row i (one (event, position) of the log):
+r_i the logged reward, mu_i the logging policy's probability of the logged action a_i,
+pi_i = pi(a_i | x_i) the target's, w_i = pi_i / mu_i, q_i = q(x_i, a_i) a reward model's
+prediction for the logged action and qbar_i = sum_a pi(a | x_i) q(x_i, a) its expectation
+under the target.
+
+Intervals are normal approximations on the per-row terms whose mean is the estimate. Rows of
+one event (the positions of one slate) are not independent, so when event codes are given the
+variance is the cluster-robust (sandwich) one over events: Var = G / (G - 1) * sum_g S_g^2 / n^2
+with S_g the sum of centred terms of event g.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+
+@dataclass(frozen=True)
+class ReplayArrays:
+    """The per-row arrays every estimator reads; q arrays only for DM and DR."""
+
+    reward: np.ndarray
+    propensity: np.ndarray
+    target_probability: np.ndarray
+    cluster: np.ndarray | None = None
+    q_logged: np.ndarray | None = None
+    q_target: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        n = self.reward.shape
+        for name in ("propensity", "target_probability", "cluster", "q_logged", "q_target"):
+            value = getattr(self, name)
+            if value is not None and value.shape != n:
+                raise ValueError(f"{name}: shape {value.shape} differs from reward's {n}")
+        if self.reward.size == 0:
+            raise ValueError("reward: no rows to estimate from")
+
+    @property
+    def weight(self) -> np.ndarray:
+        """Importance weights pi_i / mu_i."""
+        return self.target_probability / self.propensity
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An estimated value of the target with its interval and effective sample size."""
+
+    estimator: str
+    value: float
+    ci_low: float
+    ci_high: float
+    ess: float
+    rows: int
+
+    def as_dict(self) -> dict[str, float]:
+        """The JSON fields of replay.json."""
+        return {
+            "value": self.value,
+            "ci_low": self.ci_low,
+            "ci_high": self.ci_high,
+            "ess": self.ess,
+        }
+
+
+def _check_level(level: float) -> None:
+    if not 0.5 <= level < 1.0:
+        raise ValueError(f"level: must be in [0.5, 1); got {level}")
+
+
+def _check_clip(max_weight: float | None) -> None:
+    if max_weight is not None and not max_weight > 0:
+        raise ValueError(f"max_weight: must be positive or None; got {max_weight}")
+
+
+def _clipped(weight: np.ndarray, max_weight: float | None) -> np.ndarray:
+    return weight if max_weight is None else np.minimum(weight, max_weight)
+
+
+def standard_error(centred: np.ndarray, cluster: np.ndarray | None) -> float:
+    """Standard error of a mean from its centred per-row terms, cluster-robust over events."""
+    n = centred.size
+    if cluster is None:
+        return float(np.sqrt(np.dot(centred, centred) / max(n - 1, 1) / n))
+    sums = np.bincount(cluster, weights=centred)
+    groups = int(np.count_nonzero(np.bincount(cluster)))
+    correction = groups / max(groups - 1, 1)
+    return float(np.sqrt(correction * np.dot(sums, sums)) / n)
+
+
+def effective_sample_size(weight: np.ndarray) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2; 0 when no row has weight."""
+    total = float(weight.sum())
+    squares = float(np.dot(weight, weight))
+    return 0.0 if squares == 0 else total * total / squares
+
+
+def _interval(name: str, value: float, se: float, ess: float, n: int, level: float) -> Estimate:
+    z = float(stats.norm.ppf(0.5 + level / 2))
+    return Estimate(name, value, value - z * se, value + z * se, ess, n)
+
+
+def _mean_estimate(
+    name: str, terms: np.ndarray, arrays: ReplayArrays, ess: float, level: float
+) -> Estimate:
+    value = float(terms.mean())
+    se = standard_error(terms - value, arrays.cluster)
+    return _interval(name, value, se, ess, terms.size, level)
+
+
+@dataclass(frozen=True)
+class IPS:
+    """Inverse propensity scoring: V = 1/n sum_i w_i r_i.
+
+    Unbiased when mu_i > 0 wherever pi puts mass (Horvitz & Thompson, 1952, "A generalization
+    of sampling without replacement from a finite universe"; Precup, Sutton & Singh, 2000,
+    "Eligibility traces for off-policy policy evaluation"). `max_weight` clips w (biased,
+    lower variance).
+    """
+
+    level: float = 0.95
+    max_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_level(self.level)
+        _check_clip(self.max_weight)
+
+    def estimate(self, arrays: ReplayArrays) -> Estimate:
+        """The IPS estimate with its interval and ESS."""
+        weight = _clipped(arrays.weight, self.max_weight)
+        terms = weight * arrays.reward
+        return _mean_estimate("ips", terms, arrays, effective_sample_size(weight), self.level)
+
+
+@dataclass(frozen=True)
+class SNIPS:
+    """Self-normalised IPS: V = sum_i w_i r_i / sum_i w_i.
+
+    Biased but consistent, bounded by the reward range, and usually far less variable than IPS
+    (Swaminathan & Joachims, 2015, "The self-normalized estimator for counterfactual
+    learning"). The interval uses the delta method: the terms w_i (r_i - V) / mean(w).
+    """
+
+    level: float = 0.95
+    max_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_level(self.level)
+        _check_clip(self.max_weight)
+
+    def estimate(self, arrays: ReplayArrays) -> Estimate:
+        """The SNIPS estimate with its delta-method interval and ESS."""
+        weight = _clipped(arrays.weight, self.max_weight)
+        ess = effective_sample_size(weight)
+        total = float(weight.sum())
+        if total == 0.0:
+            # The target never picks a logged action: the data say nothing about it.
+            nan = float("nan")
+            return Estimate("snips", nan, nan, nan, 0.0, arrays.reward.size)
+        value = float(np.dot(weight, arrays.reward) / total)
+        linearised = weight * (arrays.reward - value) * (weight.size / total)
+        se = standard_error(linearised, arrays.cluster)
+        return _interval("snips", value, se, ess, weight.size, self.level)
+
+
+@dataclass(frozen=True)
+class DM:
+    """Direct method: V = 1/n sum_i qbar_i, the reward model's value of the target.
+
+    No importance weights, so low variance, but biased wherever the reward model is wrong
+    (Dudík, Langford & Li, 2011, "Doubly robust policy evaluation and learning"). The interval
+    covers sampling noise of the contexts only, not the model's bias; ESS is n.
+    """
+
+    level: float = 0.95
+
+    def __post_init__(self) -> None:
+        _check_level(self.level)
+
+    def estimate(self, arrays: ReplayArrays) -> Estimate:
+        """The DM estimate with its interval."""
+        if arrays.q_target is None:
+            raise ValueError("q_target: DM needs the reward model's predictions")
+        n = arrays.q_target.size
+        return _mean_estimate("dm", arrays.q_target, arrays, float(n), self.level)
+
+
+@dataclass(frozen=True)
+class DR:
+    """Doubly robust: V = 1/n sum_i [qbar_i + w_i (r_i - q_i)].
+
+    Unbiased when the propensities are right, and of lower variance than IPS when the reward
+    model is good (Dudík, Langford & Li, 2011, "Doubly robust policy evaluation and learning").
+    q comes from K-fold cross-fitting, so no row's prediction saw its own reward
+    (Chernozhukov et al., 2018, "Double/debiased machine learning").
+    """
+
+    level: float = 0.95
+    max_weight: float | None = None
+
+    def __post_init__(self) -> None:
+        _check_level(self.level)
+        _check_clip(self.max_weight)
+
+    def estimate(self, arrays: ReplayArrays) -> Estimate:
+        """The DR estimate with its interval and the ESS of its weights."""
+        if arrays.q_target is None or arrays.q_logged is None:
+            raise ValueError("q_target, q_logged: DR needs the reward model's predictions")
+        weight = _clipped(arrays.weight, self.max_weight)
+        terms = arrays.q_target + weight * (arrays.reward - arrays.q_logged)
+        return _mean_estimate("dr", terms, arrays, effective_sample_size(weight), self.level)
+
+
+ESTIMATORS = {"ips": IPS, "snips": SNIPS, "dm": DM, "dr": DR}
+NEEDS_REWARD_MODEL = frozenset({"dm", "dr"})

@@ -1,0 +1,359 @@
+"""The replay log: one row per (event, position), validated at the edge, held as column arrays.
+
+A log is up to three tables (see docs/log-format.md): the rounds (required), the logging
+policy's full distribution over the candidates at each position (optional, needed by targets
+that choose among the candidates) and item features keyed by item id (optional).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
+CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
+CONTEXT_PREFIX = "context_"
+ITEM_ID = "item_id"
+SUM_TOLERANCE = 1e-6
+# Multi-valued categorical context values (lists of strings) are joined with this; VW tokens
+# never contain it, so the list can be rebuilt exactly.
+LIST_SEPARATOR = "|"
+
+
+class LogFormatError(ValueError):
+    """A log or target file breaks the format; the message names the column and first bad row."""
+
+
+@dataclass(frozen=True)
+class LogPaths:
+    """Where the three tables of one log live: FILE, FILE's `.candidates` and `.items` siblings."""
+
+    rounds: Path
+    candidates: Path
+    items: Path
+
+    @classmethod
+    def for_file(cls, path: Path) -> LogPaths:
+        """The sibling table paths for a rounds file `log.parquet` or `log.csv`."""
+        stem, suffix = path.with_suffix(""), path.suffix
+        return cls(path, Path(f"{stem}.candidates{suffix}"), Path(f"{stem}.items{suffix}"))
+
+
+@dataclass(frozen=True)
+class KeyedRows:
+    """(event, position) keys of a table, encoded against a log's events, in table order."""
+
+    row: np.ndarray  # index of the log row with the same (event, position); -1 when none
+    action: np.ndarray  # code in the log's action vocabulary
+    probability: np.ndarray
+
+
+@dataclass(frozen=True)
+class ReplayLog:
+    """A validated log as column arrays; rows keep the file's order."""
+
+    rounds: pa.Table
+    event: np.ndarray  # code of the event id per row, in [0, number of events)
+    event_ids: pa.Array
+    position: np.ndarray
+    action: np.ndarray  # code of the action per row in `actions`
+    actions: pa.Array  # action vocabulary: logged actions, then candidate and item ids
+    reward: np.ndarray
+    propensity: np.ndarray
+    candidates: KeyedRows | None
+    items: pd.DataFrame | None
+
+    @property
+    def rows(self) -> int:
+        """Number of (event, position) rows."""
+        return int(self.reward.size)
+
+    def context_frame(self) -> pd.DataFrame:
+        """The `context_*` columns, prefix removed."""
+        names = [n for n in self.rounds.column_names if n.startswith(CONTEXT_PREFIX)]
+        frame = self.rounds.select(names).to_pandas()
+        return frame.rename(columns=lambda n: n[len(CONTEXT_PREFIX) :])
+
+    def column(self, name: str) -> np.ndarray | None:
+        """An optional column of the rounds table as numpy, or None when absent."""
+        if name not in self.rounds.column_names:
+            return None
+        return self.rounds.column(name).to_numpy(zero_copy_only=False)
+
+    def rows_for(
+        self, table: pa.Table, what: str, allow_new_actions: bool = False
+    ) -> tuple[KeyedRows, pa.Array]:
+        """Encode a (event_id, position, action, probability) table against this log.
+
+        Returns the keyed rows and the action vocabulary extended by actions the log never saw
+        (only when `allow_new_actions`). Raises when a key does not join a log row.
+        """
+        _require(table, CANDIDATE_COLUMNS[:3], what)
+        event = pc.index_in(table.column("event_id").cast(pa.string()), value_set=self.event_ids)
+        event_code = event.to_numpy(zero_copy_only=False)
+        positions = _integers(table, "position", what)
+        missing = np.flatnonzero(pd.isna(event_code))
+        row = np.full(table.num_rows, -1, dtype=np.int64)
+        known = ~pd.isna(event_code)
+        row[known] = self._lookup(event_code[known].astype(np.int64), positions[known])
+        bad = np.flatnonzero(row < 0)
+        if bad.size:
+            first = int(bad[0])
+            reason = (
+                "event_id not in the log"
+                if missing.size and missing[0] == first
+                else ("no log row has this (event_id, position)")
+            )
+            raise LogFormatError(
+                f"{what}: row {first + 1} (event_id {table.column('event_id')[first].as_py()!r}, "
+                f"position {positions[first]}) does not join the log: {reason}"
+            )
+        actions = table.column("action").cast(pa.string())
+        code = pc.index_in(actions, value_set=self.actions).to_numpy(zero_copy_only=False)
+        vocabulary = self.actions
+        unknown = pd.isna(code)
+        if unknown.any():
+            if not allow_new_actions:
+                first = int(np.flatnonzero(unknown)[0])
+                raise LogFormatError(
+                    f"{what}: row {first + 1} names action {actions[first].as_py()!r}, which "
+                    "is in no log table"
+                )
+            extra = _flat(pc.unique(pc.filter(actions, pa.array(unknown))))
+            vocabulary = pa.concat_arrays([self.actions, extra])
+            code = pc.index_in(actions, value_set=vocabulary).to_numpy(zero_copy_only=False)
+        probability = (
+            _probabilities(table, what)
+            if "probability" in table.column_names
+            else (_propensities(table, what))
+        )
+        return KeyedRows(row, code.astype(np.int64), probability), vocabulary
+
+    def _lookup(self, event_code: np.ndarray, position: np.ndarray) -> np.ndarray:
+        # (event, position) pairs packed into one sortable integer key, looked up by bisection.
+        span = int(max(self.position.max(initial=0), position.max(initial=0))) + 1
+        keys = self.event.astype(np.int64) * span + self.position
+        order = np.argsort(keys, kind="stable")
+        wanted = event_code * span + position
+        at = np.searchsorted(keys[order], wanted)
+        at = np.minimum(at, keys.size - 1)
+        found = keys[order][at] == wanted
+        return np.where(found, order[at], -1)
+
+
+def read_table(path: Path, what: str) -> pa.Table:
+    """Read a Parquet or CSV file into an Arrow table."""
+    if not path.exists():
+        raise LogFormatError(f"{what}: file {path} does not exist")
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path)
+        if path.suffix == ".csv":
+            # Ids stay text even when they look like numbers.
+            types = {name: pa.string() for name in ("event_id", "action", ITEM_ID)}
+            return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
+    except (pa.ArrowInvalid, OSError) as error:
+        raise LogFormatError(f"{what}: cannot read {path}: {error}") from error
+    raise LogFormatError(f"{what}: {path.name} must end in .parquet or .csv")
+
+
+def load_log(path: Path) -> ReplayLog:
+    """Read and validate a log file and its optional `.candidates` and `.items` siblings."""
+    paths = LogPaths.for_file(path)
+    rounds = read_table(paths.rounds, "log")
+    candidates = read_table(paths.candidates, "candidates") if paths.candidates.exists() else None
+    items = read_table(paths.items, "items") if paths.items.exists() else None
+    return build_log(rounds, candidates, items)
+
+
+def build_log(
+    rounds: pa.Table, candidates: pa.Table | None = None, items: pa.Table | None = None
+) -> ReplayLog:
+    """Validate the tables of a log and encode them as arrays."""
+    _require(rounds, REQUIRED_COLUMNS, "log")
+    if rounds.num_rows == 0:
+        raise LogFormatError("log: the log has no rows")
+    rounds = rounds.combine_chunks()
+    event_encoded = pc.dictionary_encode(rounds.column("event_id").cast(pa.string()))
+    event_chunks = _flat(event_encoded)
+    event = event_chunks.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    position = _integers(rounds, "position", "log")
+    _check_unique_keys(rounds, event, position)
+    _check_timestamps(rounds)
+    reward = _numbers(rounds, "reward", "log")
+    propensity = _propensities(rounds, "log")
+    action_column = rounds.column("action").cast(pa.string())
+    if action_column.null_count:
+        _raise_first(rounds, np.asarray(pc.is_null(action_column)), "action", "log", "is empty")
+    vocabulary = _flat(pc.unique(action_column))
+    item_frame = None
+    if items is not None:
+        _require(items, (ITEM_ID,), "items")
+        item_frame = items.to_pandas().drop_duplicates(ITEM_ID).set_index(ITEM_ID)
+        item_ids = pa.array(item_frame.index.astype(str), type=pa.string())
+        vocabulary = _union(vocabulary, item_ids)
+    if candidates is not None:
+        _require(candidates, CANDIDATE_COLUMNS, "candidates")
+        vocabulary = _union(vocabulary, candidates.column("action").cast(pa.string()))
+    action = pc.index_in(action_column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    log = ReplayLog(
+        rounds=rounds,
+        event=event,
+        event_ids=event_chunks.dictionary,
+        position=position,
+        action=action.astype(np.int64),
+        actions=vocabulary,
+        reward=reward,
+        propensity=propensity,
+        candidates=None,
+        items=item_frame,
+    )
+    if candidates is None:
+        return log
+    keyed, _ = log.rows_for(candidates, "candidates")
+    check_distribution(keyed, log.rows, "candidates", "propensity")
+    _check_logged_action_in_candidates(log, keyed)
+    return ReplayLog(**{**log.__dict__, "candidates": keyed})
+
+
+def check_distribution(keyed: KeyedRows, rows: int, what: str, column: str) -> None:
+    """Every log row's distribution sums to 1; rows without one are refused."""
+    totals = np.bincount(keyed.row, weights=keyed.probability, minlength=rows)
+    covered = np.bincount(keyed.row, minlength=rows) > 0
+    if not covered.all():
+        first = int(np.flatnonzero(~covered)[0])
+        raise LogFormatError(f"{what}: no rows for log row {first + 1}; every row needs one")
+    bad = np.flatnonzero(np.abs(totals - 1.0) > SUM_TOLERANCE)
+    if bad.size:
+        first = int(bad[0])
+        raise LogFormatError(
+            f"{what}: {column} of log row {first + 1}'s (event_id, position) sums to "
+            f"{totals[first]:.6g}, not 1"
+        )
+
+
+def _check_logged_action_in_candidates(log: ReplayLog, keyed: KeyedRows) -> None:
+    matches = keyed.action == log.action[keyed.row]
+    has_logged = np.bincount(keyed.row[matches], minlength=log.rows) > 0
+    if not has_logged.all():
+        first = int(np.flatnonzero(~has_logged)[0])
+        raise LogFormatError(
+            f"candidates: the logged action of log row {first + 1} is not among its candidates"
+        )
+    gap = np.abs(keyed.probability[matches] - log.propensity[keyed.row[matches]])
+    if (gap > SUM_TOLERANCE).any():
+        first = int(keyed.row[matches][np.argmax(gap > SUM_TOLERANCE)])
+        raise LogFormatError(
+            f"candidates: propensity of the logged action differs from the log's at log row "
+            f"{first + 1}"
+        )
+
+
+def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+
+
+def _union(first: pa.Array, second: pa.Array | pa.ChunkedArray) -> pa.Array:
+    new = pc.filter(second, pc.invert(pc.is_in(second, value_set=first)))
+    return pa.concat_arrays([first, _flat(pc.unique(new)).cast(pa.string())])
+
+
+def _require(table: pa.Table, columns: tuple[str, ...], what: str) -> None:
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise LogFormatError(f"{what}: missing column(s) {', '.join(missing)}")
+
+
+def _raise_first(table: pa.Table, bad: np.ndarray, column: str, what: str, problem: str) -> None:
+    first = int(np.flatnonzero(bad)[0])
+    value = table.column(column)[first].as_py()
+    raise LogFormatError(f"{what}: column {column} {problem}; first bad row {first + 1}: {value!r}")
+
+
+def _numbers(table: pa.Table, column: str, what: str) -> np.ndarray:
+    raw = table.column(column)
+    if pa.types.is_integer(raw.type) or pa.types.is_floating(raw.type):
+        values = raw.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    else:
+        values = pd.to_numeric(raw.to_pandas(), errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        _raise_first(table, bad, column, what, "must hold finite numbers")
+    return np.asarray(values, dtype=np.float64)
+
+
+def _integers(table: pa.Table, column: str, what: str) -> np.ndarray:
+    values = _numbers(table, column, what)
+    bad = (values < 0) | (values != np.floor(values))
+    if bad.any():
+        _raise_first(table, bad, column, what, "must hold whole numbers >= 0")
+    return values.astype(np.int64)
+
+
+def _propensities(table: pa.Table, what: str) -> np.ndarray:
+    values = _numbers(table, "propensity", what)
+    bad = (values <= 0.0) | (values > 1.0)
+    if bad.any():
+        _raise_first(table, bad, "propensity", what, "must be in (0, 1]")
+    return values
+
+
+def _probabilities(table: pa.Table, what: str) -> np.ndarray:
+    values = _numbers(table, "probability", what)
+    bad = (values < 0.0) | (values > 1.0)
+    if bad.any():
+        _raise_first(table, bad, "probability", what, "must be in [0, 1]")
+    return values
+
+
+def _check_unique_keys(table: pa.Table, event: np.ndarray, position: np.ndarray) -> None:
+    span = int(position.max()) + 1
+    keys = event * span + position
+    order = np.argsort(keys, kind="stable")
+    repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
+    if repeated.size:
+        first = int(order[1:][repeated].min())
+        raise LogFormatError(
+            f"log: columns (event_id, position) must be unique; row {first + 1} repeats "
+            f"({table.column('event_id')[first].as_py()!r}, {position[first]})"
+        )
+
+
+def _check_timestamps(table: pa.Table) -> None:
+    column = table.column("timestamp")
+    if pa.types.is_timestamp(column.type):
+        bad = np.asarray(pc.is_null(column))
+    else:
+        parsed = pd.to_datetime(column.to_pandas(), errors="coerce", utc=True, format="ISO8601")
+        bad = parsed.isna().to_numpy()
+    if bad.any():
+        _raise_first(table, bad, "timestamp", "log", "must hold ISO 8601 date-times")
+
+
+def write_table(table: pa.Table, path: Path) -> None:
+    """Write a table as Parquet or CSV, by suffix."""
+    if path.suffix == ".parquet":
+        pq.write_table(table, path)
+    elif path.suffix == ".csv":
+        pacsv.write_csv(table, path)
+    else:
+        raise LogFormatError(f"{path.name}: the file must end in .parquet or .csv")
+
+
+def write_log(rounds: pa.Table, candidates: pa.Table, items: pa.Table, path: Path) -> LogPaths:
+    """Write the three tables of a log next to each other; returns their paths."""
+    paths = LogPaths.for_file(path)
+    for table, target in (
+        (rounds, paths.rounds),
+        (candidates, paths.candidates),
+        (items, paths.items),
+    ):
+        write_table(table, target)
+    return paths

@@ -1,0 +1,109 @@
+"""Target policies to evaluate: `uniform`, `logged`, a distribution file, or a policy config.
+
+A target is its distribution at every log row, held as (row, action, probability) triples, so
+estimators only ever see arrays. Built-in targets choose among the candidates the logging
+policy had at each position (the `.candidates` table); a file may name any action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bandit.config import ConfigError, load_config_file
+from bandit.ope.log_format import (
+    KeyedRows,
+    LogFormatError,
+    ReplayLog,
+    check_distribution,
+    read_table,
+)
+
+TARGET_COLUMNS = ("event_id", "position", "action", "probability")
+
+
+class TargetError(ValueError):
+    """A target cannot be built for this log."""
+
+
+@dataclass(frozen=True)
+class TargetDistribution:
+    """The target's probability of each logged action, and its full support when known."""
+
+    name: str
+    logged_probability: np.ndarray  # pi(a_i | x_i) per log row
+    support: KeyedRows | None  # every (row, action, probability) with mass, when known
+    vocabulary_size: int
+
+    def require_support(self, why: str) -> KeyedRows:
+        """The full support, or a TargetError saying why it is needed."""
+        if self.support is None:
+            raise TargetError(
+                f"target {self.name!r}: {why} needs its whole distribution, which needs the "
+                "log's candidates table (FILE.candidates.parquet or .csv)"
+            )
+        return self.support
+
+
+def from_support(
+    name: str, log: ReplayLog, support: KeyedRows, vocabulary: int
+) -> TargetDistribution:
+    """A target from its (row, action, probability) triples."""
+    match = support.action == log.action[support.row]
+    logged = np.bincount(support.row[match], weights=support.probability[match], minlength=log.rows)
+    return TargetDistribution(name, logged, support, vocabulary)
+
+
+def logged_target(log: ReplayLog) -> TargetDistribution:
+    """The logging policy itself (its value is the logged mean reward, a sanity check)."""
+    if log.candidates is None:
+        return TargetDistribution("logged", log.propensity.copy(), None, len(log.actions))
+    return from_support("logged", log, log.candidates, len(log.actions))
+
+
+def uniform_target(log: ReplayLog) -> TargetDistribution:
+    """Uniformly at random among the candidates available at each position."""
+    if log.candidates is None:
+        raise TargetError(
+            "target 'uniform' chooses among each position's candidates: the log needs its "
+            "candidates table (FILE.candidates.parquet or .csv)"
+        )
+    counts = np.bincount(log.candidates.row, minlength=log.rows)
+    support = KeyedRows(log.candidates.row, log.candidates.action, 1.0 / counts[log.candidates.row])
+    return from_support("uniform", log, support, len(log.actions))
+
+
+def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
+    """A target given as a file of (event_id, position, action, probability) rows."""
+    table = read_table(path, "target")
+    missing = [c for c in TARGET_COLUMNS if c not in table.column_names]
+    if missing:
+        raise LogFormatError(f"target: missing column(s) {', '.join(missing)}")
+    support, vocabulary = log.rows_for(table, "target", allow_new_actions=True)
+    check_distribution(support, log.rows, "target", "probability")
+    return from_support(path.name, log, support, len(vocabulary))
+
+
+def resolve_target(log: ReplayLog, spec: str) -> TargetDistribution:
+    """`uniform`, `logged`, a policy config (.toml/.json) or a distribution file (.parquet/.csv)."""
+    if spec == "uniform":
+        return uniform_target(log)
+    if spec == "logged":
+        return logged_target(log)
+    path = Path(spec)
+    if path.suffix in (".toml", ".json"):
+        from bandit.ope.policy_target import progressive_policy_target
+
+        try:
+            config = load_config_file(path)
+        except (ConfigError, TypeError, OSError) as error:
+            raise TargetError(f"target {path.name}: invalid policy config: {error}") from error
+        return progressive_policy_target(log, config)
+    if path.suffix in (".parquet", ".csv"):
+        return file_target(log, path)
+    raise TargetError(
+        f"target {spec!r}: use uniform, logged, a policy config (.toml/.json) or a "
+        "distribution file (.parquet/.csv)"
+    )

@@ -1,0 +1,121 @@
+"""Numbers behind the dashboards: volume by route, automation, verdict rates, queue, rewards."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import CatalogItem, CuratorAction, Decision, Outcome, ProposedItem, ReviewTask
+from bandit.routing import AUTO, ROUTES
+
+Series = dict[str, list[float]]
+
+
+@dataclass(frozen=True)
+class HourlySeries:
+    """Values per hour (oldest first), one list per named line."""
+
+    hours: list[datetime]
+    lines: Series
+
+
+def _hour(moment: datetime) -> datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _hours(since: datetime, now: datetime) -> list[datetime]:
+    start, end = _hour(since), _hour(now)
+    count = int((end - start).total_seconds() // 3600) + 1
+    return [start + timedelta(hours=i) for i in range(count)]
+
+
+def decisions_by_route(session: Session, since: datetime, now: datetime) -> HourlySeries:
+    """Decisions per hour, one line per route."""
+    hours = _hours(since, now)
+    counts: Counter[tuple[datetime, str]] = Counter(
+        (_hour(created), route)
+        for created, route in session.execute(
+            select(Decision.created_at, Decision.route).where(Decision.created_at >= since)
+        )
+    )
+    return HourlySeries(hours, {r: [float(counts[(h, r)]) for h in hours] for r in ROUTES})
+
+
+def automation_rate(series: HourlySeries) -> HourlySeries:
+    """Share of each hour's decisions that went out with no human (the bootstrapping curve)."""
+    totals = [sum(line[i] for line in series.lines.values()) for i in range(len(series.hours))]
+    auto = series.lines.get(AUTO, [0.0] * len(totals))
+    rate = [a / t if t else float("nan") for a, t in zip(auto, totals, strict=True)]
+    return HourlySeries(series.hours, {"automated share": rate})
+
+
+def verdict_rates(session: Session, since: datetime, now: datetime) -> HourlySeries:
+    """Per hour, the share of reviewed positions kept, swapped and removed."""
+    hours = _hours(since, now)
+    counts: dict[datetime, Counter[str]] = defaultdict(Counter)
+    for created, verdict in session.execute(
+        select(CuratorAction.created_at, CuratorAction.verdict).where(
+            CuratorAction.created_at >= since
+        )
+    ):
+        counts[_hour(created)][verdict] += 1
+    lines: Series = {}
+    for verdict in ("kept", "swapped", "removed"):
+        lines[verdict] = [
+            counts[h][verdict] / sum(counts[h].values()) if counts[h] else float("nan")
+            for h in hours
+        ]
+    return HourlySeries(hours, lines)
+
+
+def queue_history(session: Session, since: datetime, now: datetime) -> HourlySeries:
+    """At the end of each hour: tasks waiting, and the oldest one's wait in hours."""
+    hours = _hours(since, now)
+    spans = session.execute(
+        select(ReviewTask.created_at, ReviewTask.completed_at).where(
+            (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since),
+            ReviewTask.status != "overflowed",
+        )
+    ).all()
+    depth, oldest = [], []
+    for hour in hours:
+        moment = min(hour + timedelta(hours=1), now)
+        waiting = [c for c, done in spans if c <= moment and (done is None or done > moment)]
+        depth.append(float(len(waiting)))
+        oldest.append((moment - min(waiting)).total_seconds() / 3600 if waiting else 0.0)
+    return HourlySeries(hours, {"tasks waiting": depth, "oldest wait (h)": oldest})
+
+
+def mean_reward_by(session: Session, key: str) -> dict[str, float]:
+    """Mean customer reward grouped by "policy" version or by customer "segment"."""
+    sums: dict[str, list[float]] = defaultdict(list)
+    rows = session.execute(
+        select(Decision.policy_name, Decision.policy_version, Decision.context, Outcome.value)
+        .join(Outcome, Outcome.decision_id == Decision.id)
+        .where(Outcome.is_default.is_(False))
+    )
+    for name, version, context, value in rows:
+        label = f"{name} v{version}" if key == "policy" else str(context.get("segment", "unknown"))
+        sums[label].append(float(value))
+    return {label: sum(values) / len(values) for label, values in sorted(sums.items())}
+
+
+def catalog_coverage(session: Session) -> dict[str, float]:
+    """Per category, the share of catalog items the policy ever proposed."""
+    totals = dict(
+        session.execute(
+            select(CatalogItem.category, func.count()).group_by(CatalogItem.category)
+        ).all()
+    )
+    proposed = dict(
+        session.execute(
+            select(CatalogItem.category, func.count(func.distinct(ProposedItem.item_id)))
+            .join(CatalogItem, CatalogItem.item_id == ProposedItem.item_id)
+            .group_by(CatalogItem.category)
+        ).all()
+    )
+    return {category: proposed.get(category, 0) / total for category, total in totals.items()}

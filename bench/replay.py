@@ -1,0 +1,144 @@
+"""Replay benchmark, run by hand: `python bench/replay.py [--rows 1000000,10000000]`.
+
+1. Rows per second of IPS, SNIPS and DR (`bandit.ope.estimators`, value + cluster-robust 95%
+   interval + ESS) against a bare reference in plain numpy computing the same numbers from the
+   same arrays, in the same run (best of three each).
+2. End to end: `hitl replay --log LOG.parquet --target TARGET.parquet` on a 10M-row log in a
+   fresh process (loading, validation, target join, estimation), wall time and peak RSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bandit.ope.estimators import DR, IPS, SNIPS, ReplayArrays  # noqa: E402
+from bandit.ope.synthetic import SyntheticWorld  # noqa: E402
+
+Z = 1.959963984540054
+
+
+def _clustered_se(terms: np.ndarray, cluster: np.ndarray) -> float:
+    sums = np.bincount(cluster, weights=terms - terms.mean())
+    groups = np.count_nonzero(np.bincount(cluster))
+    return float(np.sqrt(groups / (groups - 1) * (sums @ sums)) / terms.size)
+
+
+def reference_ips(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
+    w = t / p
+    terms = w * r
+    v, se = terms.mean(), _clustered_se(terms, c)
+    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+
+
+def reference_snips(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
+    w = t / p
+    v = (w @ r) / w.sum()
+    se = _clustered_se(w * (r - v) * (w.size / w.sum()), c)
+    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+
+
+def reference_dr(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
+    w = t / p
+    terms = qt + w * (r - q)
+    v, se = terms.mean(), _clustered_se(terms, c)
+    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+
+
+def best_of(repeats: int, run: Callable[[], object]) -> float:
+    """Shortest wall time of `repeats` calls."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def estimator_throughput(rows: int) -> list[tuple[str, int, float, float]]:
+    """(estimator, rows, ours rows/s, reference rows/s) on generated arrays."""
+    rng = np.random.default_rng(1)
+    reward = (rng.random(rows) < 0.4).astype(float)
+    propensity = rng.uniform(0.05, 1.0, rows)
+    target = rng.uniform(0.0, 1.0, rows)
+    cluster = np.arange(rows) // 2  # two positions per event
+    q_logged, q_target = rng.uniform(0, 1, rows), rng.uniform(0, 1, rows)
+    arrays = ReplayArrays(reward, propensity, target, cluster, q_logged, q_target)
+    args = (reward, propensity, target, cluster, q_logged, q_target)
+    results = []
+    for name, ours, reference in (
+        ("ips", IPS(), reference_ips),
+        ("snips", SNIPS(), reference_snips),
+        ("dr", DR(), reference_dr),
+    ):
+        mine = ours.estimate(arrays)
+        expected = reference(*args)
+        assert np.allclose([mine.value, mine.ci_low, mine.ci_high, mine.ess], expected)
+        ours_time = best_of(3, lambda ours=ours: ours.estimate(arrays))  # type: ignore[misc]
+        reference_time = best_of(3, lambda reference=reference: reference(*args))  # type: ignore[misc]
+        results.append((name, rows, rows / ours_time, rows / reference_time))
+    return results
+
+
+def end_to_end(rows: int, folder: Path, estimators: str) -> tuple[float, float, str]:
+    """Wall seconds and peak RSS (MB) of `hitl replay` on a generated Parquet log."""
+    log, target = folder / "log.parquet", folder / "target.parquet"
+    if not log.exists():
+        world = SyntheticWorld.make(segments=8, actions=5, seed=2)
+        rounds, _, segment = world.sample(rows // 2, np.random.default_rng(3), positions=2)
+        # A target that mixes each segment's best and second-best actions: two rows per row.
+        order = np.argsort(-world.mean_reward, axis=1)
+        policy = np.zeros(world.shape)
+        policy[np.arange(world.shape[0]), order[:, 0]] = 0.8
+        policy[np.arange(world.shape[0]), order[:, 1]] = 0.2
+        pq.write_table(rounds, log)
+        pq.write_table(world.distribution_table(rounds, segment, policy, "probability"), target)
+    hitl = str(Path(sys.executable).with_name("hitl"))
+    command = [hitl, "replay", "--log", str(log), "--target", str(target)]
+    start = time.perf_counter()
+    done = subprocess.run([*command, "--estimators", estimators], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr or done.stdout)
+    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return seconds, peak_mb, done.stdout
+
+
+def main() -> None:
+    """Run both parts and print a Markdown table of each."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", default="1000000,10000000")
+    parser.add_argument("--end-to-end-rows", type=int, default=10_000_000)
+    parser.add_argument("--end-to-end-estimators", default="ips,snips;ips,snips,dm,dr")
+    options = parser.parse_args()
+    print("| estimator | rows | ours (rows/s) | plain numpy (rows/s) | ours / numpy |")
+    print("|---|---:|---:|---:|---:|")
+    for rows in (int(r) for r in options.rows.split(",")):
+        for name, n, ours, reference in estimator_throughput(rows):
+            print(
+                f"| {name} | {n:,} | {ours / 1e6:.1f}M | {reference / 1e6:.1f}M | "
+                f"{ours / reference:.2f}x |"
+            )
+    with tempfile.TemporaryDirectory() as folder:
+        for estimators in options.end_to_end_estimators.split(";"):
+            seconds, peak, output = end_to_end(options.end_to_end_rows, Path(folder), estimators)
+            print(
+                f"\nhitl replay, {options.end_to_end_rows:,} rows, --estimators {estimators}: "
+                f"{seconds:.1f} s wall, peak RSS {peak:,.0f} MB (largest child so far)"
+            )
+            print(output)
+
+
+if __name__ == "__main__":
+    main()

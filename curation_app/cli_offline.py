@@ -1,0 +1,247 @@
+"""Offline commands: `hitl export`, `hitl replay`, `hitl tune` (no web app, no live engine)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.session import database_url, make_engine, make_session_factory
+from bandit.ope import interop
+from bandit.ope.estimators import Estimate
+from bandit.ope.log_format import LogFormatError, ReplayLog, build_log, load_log, write_log
+from bandit.ope.replay import evaluate, parse_estimators
+from bandit.ope.reward_model import RewardModelSettings
+from bandit.ope.targets import TargetError, resolve_target
+from bandit.ope.tuning import GridError, TunedPoint, load_grid, named, tune
+from sim.grid import simulate_configs
+from sim.scenario import ScenarioError, load_scenario
+
+OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
+URL_HELP = "Database URL (defaults to HITL_DATABASE_URL, then instance/)."
+
+
+def _sessions(url: str | None) -> sessionmaker[Session]:
+    return make_session_factory(make_engine(database_url(url)))
+
+
+def _log_from_db(url: str | None) -> ReplayLog:
+    from bandit.ope.export import export_log
+
+    with _sessions(url)() as session:
+        exported = export_log(session)
+    if exported.rounds.num_rows == 0:
+        raise click.ClickException("the database holds no decision with a reward yet")
+    return build_log(exported.rounds, exported.candidates, exported.items)
+
+
+def _source(log_file: Path | None, db_url: str | None) -> ReplayLog:
+    """The log from a file when given, else from the database."""
+    try:
+        return load_log(log_file) if log_file is not None else _log_from_db(db_url)
+    except OFFLINE_ERRORS as error:
+        raise click.ClickException(str(error)) from error
+
+
+def _interval(estimate: Estimate) -> str:
+    if math.isnan(estimate.value):
+        return "n/a (no weight on logged actions)"
+    return f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]"
+
+
+@click.command("export")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "dsjson", "obp"]),
+    default="table",
+    show_default=True,
+    help="table: Parquet/CSV by suffix; dsjson: VW lines; obp: Open Bandit Pipeline .npz.",
+)
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="Convert this log.")
+@click.option("--target", help="With --format obp: also write this target's action_dist.")
+@click.option("--database-url", envvar="HITL_DATABASE_URL", default=None, help=URL_HELP)
+def export_command(
+    out: Path, fmt: str, log_file: Path | None, target: str | None, database_url: str | None
+) -> None:
+    """Write logged decisions as a replay log (or convert one to DSJSON / OBP arrays)."""
+    if fmt == "table":
+        if log_file is not None:
+            raise click.UsageError("--log converts a log: use it with --format dsjson or obp")
+        if out.suffix not in (".parquet", ".csv"):
+            raise click.UsageError("--out must end in .parquet or .csv for --format table")
+        from bandit.ope.export import export_log
+
+        with _sessions(database_url)() as session:
+            exported = export_log(session)
+        paths = write_log(exported.rounds, exported.candidates, exported.items, out)
+        click.echo(
+            f"exported {exported.rounds.num_rows} rows to {paths.rounds} "
+            f"(+ {paths.candidates.name}, {paths.items.name}); "
+            f"{exported.pending} positions have no reward yet"
+        )
+        return
+    log = _source(log_file, database_url)
+    try:
+        if fmt == "dsjson":
+            with out.open("w", encoding="utf-8") as handle:
+                for line in interop.dsjson_lines(log):
+                    handle.write(line + "\n")
+        else:
+            chosen = resolve_target(log, target) if target else None
+            np.savez_compressed(out, **interop.obp_feedback(log, chosen))
+    except OFFLINE_ERRORS as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"wrote {log.rows} rows as {fmt} to {out}")
+
+
+@click.command("replay")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), help="A log file.")
+@click.option("--db", "db_url", help="Read the log from this database instead.")
+@click.option("--target", required=True, help="uniform, logged, CONFIG.toml or DIST.parquet/.csv")
+@click.option("--estimators", default="ips,snips,dm,dr", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Write DIR/replay.json here.")
+@click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
+def replay_command(
+    log_file: Path | None,
+    db_url: str | None,
+    target: str,
+    estimators: str,
+    out: Path | None,
+    folds: int,
+    seed: int,
+) -> None:
+    """Estimate a target policy's reward per (event, position) from a logged history."""
+    if (log_file is None) == (db_url is None):
+        raise click.UsageError("give either --log FILE or --db URL")
+    try:
+        names = parse_estimators(estimators)
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    log = _source(log_file, db_url)
+    try:
+        report = evaluate(
+            log, resolve_target(log, target), names, RewardModelSettings(folds=folds, seed=seed)
+        )
+    except OFFLINE_ERRORS as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"target {report.target} on {report.rows} rows")
+    click.echo(f"{'estimator':<10} {'value':>8}  {'95% CI':<22} {'ESS':>10}")
+    for name, estimate in report.estimates.items():
+        click.echo(
+            f"{name:<10} {estimate.value:>8.4f}  {_interval(estimate):<22} {estimate.ess:>10.1f}"
+        )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "replay.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
+
+
+def _point_line(rank: int, point: TunedPoint) -> str:
+    config, estimate, workload = point.config, point.estimate, point.workload
+    rejection = workload.unreviewed_rejection
+    return (
+        f"{rank:>3} {config.algorithm:<15} eps={config.epsilon:<5g} "
+        f"auto>={config.auto_threshold:<5g} review>={config.review_threshold:<5g} "
+        f"{estimate.value:>7.4f} {_interval(estimate):<20} "
+        f"{workload.review_share:>7.1%} {workload.blocking_share:>7.1%} "
+        f"{'n/a' if math.isnan(rejection) else f'{rejection:.1%}':>7}"
+        f"{'' if point.feasible else '  (outside limits)'}"
+    )
+
+
+@click.command("tune")
+@click.option("--log", "log_file", type=click.Path(path_type=Path), required=True)
+@click.option("--grid", "grid_file", type=click.Path(path_type=Path), required=True)
+@click.option("--out", type=click.Path(path_type=Path), help="Write DIR/tune.json here.")
+@click.option("--save", "save_name", help="Store the recommended config as a new version NAME.")
+@click.option("--database-url", envvar="HITL_DATABASE_URL", default=None, help=URL_HELP)
+@click.option(
+    "--sim",
+    "sim_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Also run every grid point through this simulation scenario (hitl simulate's TOML).",
+)
+@click.option("--sim-rounds", type=click.IntRange(10, 1_000_000), default=500, show_default=True)
+@click.option("--sim-seed", type=int, default=7, show_default=True)
+def tune_command(
+    log_file: Path,
+    grid_file: Path,
+    out: Path | None,
+    save_name: str | None,
+    database_url: str | None,
+    sim_file: Path | None,
+    sim_rounds: int,
+    sim_seed: int,
+) -> None:
+    """Rank exploration settings and review thresholds by estimated reward and workload."""
+    log = _source(log_file, None)
+    try:
+        grid = load_grid(grid_file)
+        scenario = load_scenario(sim_file) if sim_file else None
+        ranked, best = tune(log, grid)
+    except (*OFFLINE_ERRORS, ScenarioError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(
+        f"{len(ranked)} grid points on {log.rows} rows, ranked by {grid.objective.estimator}; "
+        "workload = share of events reviewed / held before output / rejected when unreviewed"
+    )
+    click.echo(
+        f"{'#':>3} {'algorithm':<15} {'settings':<42} {'value':>7} {'95% CI':<20} "
+        f"{'review':>7} {'before':>7} {'reject':>7}"
+    )
+    for rank, point in enumerate(ranked, start=1):
+        click.echo(_point_line(rank, point))
+    simulated = None
+    if scenario is not None:
+        simulated = simulate_configs([p.config for p in ranked], scenario, sim_rounds, sim_seed)
+        click.echo(f"simulated, {sim_rounds} decisions each (seed {sim_seed}):")
+        click.echo(
+            f"{'#':>3} {'reward/decision':>16} {'regret':>9} {'automation':>11} "
+            f"{'curator min/1000':>17}"
+        )
+        for rank, result in enumerate(simulated, start=1):
+            click.echo(
+                f"{rank:>3} {result['reward_per_decision']:>16.3f} "
+                f"{result['cumulative_regret']:>9.1f} {result['automation_rate']:>11.2f} "
+                f"{result['curator_minutes_per_1000']:>17.1f}"
+            )
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        document = {
+            "rows": log.rows,
+            "objective": grid.objective.__dict__,
+            "points": [
+                {**p.as_json(), **({"simulated": simulated[i]} if simulated else {})}
+                for i, p in enumerate(ranked)
+            ],
+            "recommended": None if best is None else best.as_json(),
+        }
+        (out / "tune.json").write_text(json.dumps(document, indent=2) + "\n")
+    if best is None:
+        raise click.ClickException("no grid point meets the objective's workload limits")
+    click.echo(
+        f"recommended: rank {ranked.index(best) + 1} ({best.config.algorithm}, epsilon "
+        f"{best.config.epsilon}, thresholds {best.config.auto_threshold}/"
+        f"{best.config.review_threshold})"
+    )
+    if save_name:
+        from bandit.config import ConfigError
+        from bandit.services import configs
+
+        try:
+            config = named(best, save_name)
+        except ConfigError as error:
+            raise click.UsageError(f"--save: {error}") from error
+        with _sessions(database_url)() as session:
+            row = configs.save_config(session, config, created_by="tune", activate=False)
+            session.commit()
+        click.echo(f"saved as policy config {row.name} version {row.version} (not activated)")
+
+
+OFFLINE_COMMANDS = (export_command, replay_command, tune_command)

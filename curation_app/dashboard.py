@@ -1,0 +1,135 @@
+"""Dashboards: charts of the loop drawn on the server by matplotlib as SVG, no front-end build."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from flask import Blueprint, Response, abort, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+from matplotlib import dates
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from sqlalchemy.orm import Session
+
+from bandit.db.models import utcnow
+from bandit.services import metrics, review_queue
+from curation_app.db import get_session
+
+bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
+WINDOWS_HOURS = (24, 72, 168)
+
+
+def _figure() -> tuple[Figure, Axes]:
+    # Figure, not pyplot: pyplot keeps global state that threads of one server would share.
+    figure = Figure(figsize=(6.4, 3.0), dpi=100, layout="constrained")
+    return figure, figure.add_subplot()
+
+
+def _lines(series: metrics.HourlySeries, ylabel: str, share: bool = False) -> Figure:
+    figure, axes = _figure()
+    hours = dates.date2num(series.hours)
+    axes.xaxis_date()
+    if len(hours) > 1:
+        # The whole window, even where a line has no data (NaN) to scale the axis by.
+        axes.set_xlim(float(hours[0]), float(hours[-1]))
+    for name, values in series.lines.items():
+        axes.plot(hours, values, marker="o", markersize=3, label=name.replace("_", " "))
+    axes.set_ylabel(ylabel)
+    if share:
+        axes.set_ylim(0, 1.05)
+    axes.legend(loc="upper left", fontsize="small")
+    axes.tick_params(axis="x", labelrotation=30, labelsize="small")
+    return figure
+
+
+def _bars(values: dict[str, float], ylabel: str, share: bool = False) -> Figure:
+    figure, axes = _figure()
+    if values:
+        axes.bar(list(values), list(values.values()), color="#2f5bd3")
+    else:
+        axes.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=axes.transAxes)
+    axes.set_ylabel(ylabel)
+    if share:
+        axes.set_ylim(0, 1.05)
+    axes.tick_params(axis="x", labelrotation=30, labelsize="small")
+    return figure
+
+
+def _hours_back() -> int:
+    hours = request.args.get("hours", "24")
+    return int(hours) if hours.isdigit() and int(hours) in WINDOWS_HOURS else 24
+
+
+def _window(session: Session) -> tuple[datetime, datetime]:
+    now = utcnow()
+    return now - timedelta(hours=_hours_back()), now
+
+
+CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
+    "decisions-by-route": (
+        "Decisions per hour by route",
+        lambda s: _lines(metrics.decisions_by_route(s, *_window(s)), "decisions"),
+    ),
+    "automation-rate": (
+        "Automation rate over time (the bootstrapping curve)",
+        lambda s: _lines(
+            metrics.automation_rate(metrics.decisions_by_route(s, *_window(s))),
+            "share automated",
+            share=True,
+        ),
+    ),
+    "verdict-rates": (
+        "Curator acceptance, swap and removal rates",
+        lambda s: _lines(metrics.verdict_rates(s, *_window(s)), "share of positions", True),
+    ),
+    "queue": (
+        "Queue depth and oldest task's wait",
+        lambda s: _lines(metrics.queue_history(s, *_window(s)), "tasks / hours"),
+    ),
+    "reward-by-policy": (
+        "Mean reward by policy version",
+        lambda s: _bars(metrics.mean_reward_by(s, "policy"), "mean reward"),
+    ),
+    "coverage": (
+        "Catalog coverage: share of items ever proposed, by category",
+        lambda s: _bars(metrics.catalog_coverage(s), "share proposed", share=True),
+    ),
+    "reward-by-segment": (
+        "Mean reward by customer segment",
+        lambda s: _bars(metrics.mean_reward_by(s, "segment"), "mean reward"),
+    ),
+}
+
+
+@bp.get("")
+@login_required
+def index() -> ResponseReturnValue:
+    """Every chart, and the queue's numbers now."""
+    session = get_session()
+    summary = review_queue.queue_summary(session, utcnow())
+    return render_template(
+        "dashboard.html",
+        charts=[(slug, title) for slug, (title, _) in CHARTS.items()],
+        hours=_hours_back(),
+        windows=WINDOWS_HOURS,
+        summary=summary,
+        oldest_hours=None
+        if summary.oldest_wait_seconds is None
+        else math.floor(summary.oldest_wait_seconds / 360) / 10,
+    )
+
+
+@bp.get("/charts/<slug>.svg")
+@login_required
+def chart(slug: str) -> ResponseReturnValue:
+    """One chart as an SVG image."""
+    if slug not in CHARTS:
+        abort(404, description=f"no chart named {slug!r}")
+    figure = CHARTS[slug][1](get_session())
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg")
+    return Response(buffer.getvalue(), mimetype="image/svg+xml")

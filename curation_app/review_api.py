@@ -1,0 +1,200 @@
+"""Review API for external tools: claim a task, send the verdict, release it, keep the lease.
+
+Every call authenticates with a bearer token bound to a curator (`hitl token create NAME
+--curator USERNAME`) and acts as that curator: the same leases, checks and audit log as the
+console.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
+
+from flask import Blueprint, g, jsonify, request
+from flask.typing import ResponseReturnValue
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from bandit.db.models import ReviewTask, utcnow
+from bandit.routing import REVIEW_AFTER
+from bandit.services import accounts, audit, configs, overflow, review
+from bandit.services.review_queue import priority_at
+from curation_app import review_forms
+from curation_app.api import ApiError, ItemId, handle_api_error, parse_body
+from curation_app.db import get_session
+from curation_app.security import csrf
+
+bp = Blueprint("review_api", __name__, url_prefix="/api/v1/review")
+csrf.exempt(bp)
+bp.register_error_handler(ApiError, handle_api_error)
+
+LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+
+
+class VerdictBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    position: Annotated[int, Field(ge=0, le=1000)]
+    verdict: Literal["keep", "remove", "swap"]
+    replacement_item_id: ItemId | None = None
+    reason: Annotated[str, Field(max_length=500)] = ""
+
+
+class SubmitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lease_token: LeaseToken
+    verdicts: Annotated[list[VerdictBody], Field(min_length=1, max_length=100)]
+    seconds_spent: Annotated[float, Field(ge=0, lt=86_400, allow_inf_nan=False)]
+
+
+class LeaseBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    lease_token: LeaseToken
+
+
+def require_curator_token(
+    view: Callable[..., ResponseReturnValue],
+) -> Callable[..., ResponseReturnValue]:
+    """Let through only bearer tokens bound to an active curator; sets g.curator."""
+
+    @functools.wraps(view)
+    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(
+                401, "Authorization: missing bearer token; send 'Authorization: Bearer <token>'"
+            )
+        session = get_session()
+        client = accounts.client_for_token(session, token.strip())
+        if client is None:
+            raise ApiError(401, "Authorization: invalid or revoked bearer token")
+        curator = accounts.token_curator(session, client)
+        if curator is None:
+            raise ApiError(
+                403,
+                "this token is not bound to an active curator; create one with "
+                "`hitl token create NAME --curator USERNAME`",
+            )
+        g.curator, g.api_client_name = curator, client.name
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _log(action: str, task_id: int, **details: Any) -> None:
+    session = get_session()
+    audit.record(
+        session, action, g.curator.username, g.curator.id, f"task {task_id}",
+        via=f"api:{g.api_client_name}", **details,
+    )  # fmt: skip
+    session.commit()
+
+
+def task_document(task: ReviewTask) -> dict[str, Any]:
+    """A leased task as the API hands it out: lease, context, slate and best alternates."""
+    session = get_session()
+    _, config = configs.active_config(session)
+    decision = task.decision
+    slate = review_forms.slate_rows(session, decision, blinded=config.blinded_review)
+    return {
+        "task_id": task.id,
+        "lease_token": task.lease_token,
+        "leased_until": task.leased_until.isoformat() if task.leased_until else None,
+        "route": task.route,
+        "already_delivered": task.route == REVIEW_AFTER,
+        "measure_name": task.measure_name,
+        "measure": task.priority,
+        "priority": priority_at(task, utcnow()),
+        "event_id": decision.event_id,
+        "context": dict(decision.context),
+        "slate": [
+            {
+                "position": row.position,
+                "item_id": row.item.item_id,
+                "title": row.item.title,
+                "category": row.item.category,
+                "score": row.score,
+                "reason": row.reason,
+                **({} if row.explored is None else {"explored": row.explored}),
+            }
+            for row in slate
+        ],
+        "alternates": [
+            {"item_id": alt.item.item_id, "title": alt.item.title, "score": alt.score}
+            for alt in review_forms.alternates(session, decision)
+        ],
+    }
+
+
+@bp.post("/claim")
+@require_curator_token
+def claim() -> ResponseReturnValue:
+    """Lease the next task to the token's curator (or return the one it holds)."""
+    session = get_session()
+    overflow.upkeep(session)
+    resumed = review.held_task(session, g.curator.id, utcnow())
+    task = review.claim_next(session, g.curator.id)
+    if task is None:
+        return jsonify(task=None, message="the queue is empty")
+    if resumed is None:
+        _log("task.claim", task.id)
+    return jsonify(task=task_document(task))
+
+
+@bp.post("/<int:task_id>")
+@require_curator_token
+def submit(task_id: int) -> ResponseReturnValue:
+    """Record the verdict on every slate position; a repeat of the same lease changes nothing."""
+    body = parse_body(SubmitBody)
+    session = get_session()
+    verdicts = [
+        review.ItemVerdict(v.position, v.verdict, v.replacement_item_id, v.reason)
+        for v in body.verdicts
+    ]
+    try:
+        recorded = review.submit_review(
+            session, task_id, g.curator.id, body.lease_token, verdicts, body.seconds_spent
+        )
+    except review.ReviewError as error:
+        session.rollback()
+        raise ApiError(error.status, f"task {task_id}: {error}") from error
+    if recorded:
+        _log("task.submit", task_id, verdicts=review_forms.verdict_summary(verdicts))
+    task = session.get(ReviewTask, task_id)
+    assert task is not None
+    return jsonify(
+        task_id=task_id,
+        recorded=recorded,
+        duplicate=not recorded,
+        message=review_forms.saved_message(task.route, verdicts, recorded),
+    )
+
+
+@bp.post("/<int:task_id>/release")
+@require_curator_token
+def release(task_id: int) -> ResponseReturnValue:
+    """Give the task back to the queue."""
+    body = parse_body(LeaseBody)
+    session = get_session()
+    try:
+        review.release(session, task_id, g.curator.id, lease_token=body.lease_token)
+    except review.ReviewError as error:
+        session.rollback()
+        raise ApiError(error.status, f"task {task_id}: {error}") from error
+    _log("task.release", task_id)
+    return jsonify(task_id=task_id, released=True)
+
+
+@bp.post("/<int:task_id>/heartbeat")
+@require_curator_token
+def heartbeat(task_id: int) -> ResponseReturnValue:
+    """Renew the lease for another lease period."""
+    body = parse_body(LeaseBody)
+    try:
+        until = review.renew_lease(get_session(), task_id, g.curator.id, body.lease_token)
+    except review.ReviewError as error:
+        raise ApiError(error.status, f"task {task_id}: {error}") from error
+    return jsonify(task_id=task_id, leased_until=until.isoformat())

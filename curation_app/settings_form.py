@@ -1,0 +1,143 @@
+"""The policy-config form of the settings page: fields shown, values read back, diffs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from bandit import config as policy_config
+from bandit.config import ConfigError, PolicyConfig
+
+CHOICES: dict[str, tuple[str, ...]] = {
+    "algorithm": policy_config.ALGORITHMS,
+    "routing_mode": policy_config.ROUTING_MODES,
+    "uncertainty_measure": policy_config.UNCERTAINTY_MEASURES,
+    "overflow_policy": policy_config.OVERFLOW_POLICIES,
+}
+# Shown first, in this order: the settings a product team tunes most; the rest follow.
+GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Routing and review", (
+        "routing_mode", "uncertainty_measure", "auto_threshold", "review_threshold",
+        "review_sla_seconds", "curator_capacity_per_hour", "review_lease_seconds",
+        "overflow_policy", "double_review_share", "blinded_review",
+    )),
+    ("Exploration", (
+        "algorithm", "epsilon", "softmax_lambda", "bag_size", "cover_size",
+        "squarecb_gamma_scale", "rnd_size",
+    )),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """One input of the settings form."""
+
+    name: str
+    label: str
+    kind: str  # "choice", "bool", "int", "float" or "text"
+    value: str
+    choices: tuple[str, ...] = ()
+    error: str = ""
+
+
+def _kind(name: str, default: Any) -> str:
+    if name in CHOICES:
+        return "choice"
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    return "float" if isinstance(default, float) else "text"
+
+
+def _kinds() -> dict[str, str]:
+    return {f.name: _kind(f.name, f.default) for f in fields(PolicyConfig)}
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def grouped_fields(
+    values: Mapping[str, Any], errors: Mapping[str, str] | None = None
+) -> list[tuple[str, list[FieldView]]]:
+    """The form's fields in groups, filled from a config document or the submitted text."""
+    errors = errors or {}
+    kinds = _kinds()
+    placed = {name for _, names in GROUPS for name in names}
+    others = tuple(name for name in kinds if name not in placed)
+    groups = [*GROUPS, ("Model, pruning and rewards", others)]
+    return [
+        (
+            title,
+            [
+                FieldView(
+                    name=name,
+                    label=name.replace("_", " ").capitalize(),
+                    kind=kinds[name],
+                    value=_as_text(values.get(name, "")),
+                    choices=CHOICES.get(name, ()),
+                    error=errors.get(name, ""),
+                )
+                for name in names
+                if name in kinds
+            ],
+        )
+        for title, names in groups
+    ]
+
+
+def _read(kind: str, raw: str) -> Any:
+    if kind == "int":
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError("must be a whole number") from None
+    if kind == "float":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise ValueError("must be a number") from None
+        if not math.isfinite(number):
+            raise ValueError("must be a finite number")
+        return number
+    return raw.strip()
+
+
+def parse(form: Mapping[str, str]) -> tuple[PolicyConfig | None, dict[str, str], dict[str, Any]]:
+    """(config, {} , values) when valid, else (None, {field: message}, the submitted values)."""
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, kind in _kinds().items():
+        if kind == "bool":
+            values[name] = form.get(name) == "on"
+            continue
+        raw = form.get(name, "").strip()
+        if not raw:
+            errors[name] = "is required"
+            values[name] = raw
+            continue
+        try:
+            values[name] = _read(kind, raw)
+        except ValueError as error:
+            errors[name], values[name] = str(error), raw
+    if errors:
+        return None, errors, values
+    try:
+        return PolicyConfig(**values), {}, values
+    except ConfigError as error:
+        return None, {error.field: str(error).removeprefix(f"{error.field}: ")}, values
+
+
+def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
+    """(field, old, new) for each setting that differs; everything is new without `before`."""
+    before = before or {}
+    return [
+        (name, before.get(name), after.get(name))
+        for name in sorted(set(before) | set(after))
+        if before.get(name) != after.get(name)
+    ]
