@@ -56,6 +56,9 @@ class CatalogIndex:
             [_as_float(r.attributes.get("popularity"), 0.0) for r in self.rows], dtype=float
         )
         self.embeddings = _embedding_matrix(self.rows, n)
+        # Learned from logged curator outcomes (services/affinity.py); the runtime replaces
+        # the whole array after each learning pass, so readers never see it half-written.
+        self.learned_affinity = np.zeros(n)
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -140,6 +140,8 @@ class Recommender:
                 phrases.append("above budget")
             if "taste" in value:
                 phrases.append(f"taste match {value['taste']:+.2f}")
+            if value.get("learned", 0.0) > 0.05:
+                phrases.append("curators often keep or add it")
             if candidates.exploration_slot[pick]:
                 phrases.append("entered via an exploration slot")
             phrases.append(f"model expects reward {scores[pick]:.2f}")

@@ -20,6 +20,7 @@ CATEGORY_WEIGHT = 1.0
 POPULARITY_WEIGHT = 0.3
 OVER_BUDGET_PENALTY = 0.5
 EMBEDDING_WEIGHT = 1.0
+LEARNED_WEIGHT = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +68,7 @@ def prescore(
         bonus[_category_lookup(catalog, favourites)] += CATEGORY_WEIGHT
     total = bonus.reshape(-1)[catalog.category_style_codes[select]]
     total += POPULARITY_WEIGHT * catalog.popularity[select]
+    total += LEARNED_WEIGHT * catalog.learned_affinity[select]
     budget = context.get("budget")
     if _is_number(budget) and float(budget) > 0:
         over = catalog.price[select] * (1.0 / float(budget))
@@ -100,6 +102,9 @@ def prescore_parts(
     taste = _taste_vector(catalog, context)
     if taste is not None and catalog.embeddings is not None:
         parts["taste"] = EMBEDDING_WEIGHT * (catalog.embeddings[select] @ taste)
+    learned = catalog.learned_affinity[select]
+    if np.any(learned != 0):
+        parts["learned"] = LEARNED_WEIGHT * learned
     return {name: np.asarray(values, dtype=float).reshape(size) for name, values in parts.items()}
 
 

@@ -18,7 +18,7 @@ from bandit.config import PolicyConfig
 from bandit.db.models import PolicyConfigRow
 from bandit.engine import Recommender
 from bandit.policy import VWPolicy
-from bandit.services import catalog_store, configs, model_store
+from bandit.services import affinity, catalog_store, configs, model_store
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,7 @@ class EngineRuntime:
         self._catalog_revision = -1
         self._policy: VWPolicy | None = None
         self._policy_key: tuple[int, int] | None = None
+        self._affinity_key: tuple[int, int] | None = None
 
     def serving(self, session: Session) -> Serving:
         """An up-to-date recommender for this request."""
@@ -49,6 +50,10 @@ class EngineRuntime:
             catalog = self._current_catalog(session)
             action_lines = self._action_lines
             version, policy = self._current_policy(session, config_row, config)
+            if (catalog_revision := self._catalog_revision, version) != self._affinity_key:
+                # Outcomes change when learning runs, i.e. with each new model version.
+                catalog.learned_affinity = affinity.item_affinity(session, catalog)
+                self._affinity_key = (catalog_revision, version)
         recommender = Recommender(catalog, config, policy, self._rng, action_lines)
         return Serving(recommender, config_row, version)
 

@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session
 
 from bandit.config import PolicyConfig
 from bandit.db.models import ImitationExample
+from bandit.pruning import prescore
 from bandit.runtime import EngineRuntime
 from bandit.services import apprentice, configs, decisions, learning, review
 from bandit.services.accounts import find_curator
@@ -63,6 +64,16 @@ def test_repeated_swap_ins_teach_the_policy_to_propose_the_item(
     assert imitated >= 1
     examples = session.scalars(select(ImitationExample)).all()
     assert examples and {e.source for e in examples} == {apprentice.SWAP_IN}
+    # The pre-score's learned term moved the item up too, so it reaches the candidates of
+    # pruned (K < catalog) requests more often.
+    catalog = runtime.serving(session).recommender.catalog
+    row = catalog.position[wanted]
+    assert catalog.learned_affinity[row] > 0
+    learned = prescore(catalog, context)
+    catalog.learned_affinity = np.zeros(len(catalog))
+    plain = prescore(catalog, context)
+    rank_learned, rank_plain = (learned > learned[row]).sum(), (plain > plain[row]).sum()
+    assert rank_learned < rank_plain - 50, (rank_learned, rank_plain)
     proposals = [runtime.serving(session).recommender.propose(context) for _ in range(20)]
     first_items = [p.slate[0].item_id for p in proposals]
     # Untrained, it had the same small chance as every other candidate (about 1 in 190).
