@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -81,3 +83,58 @@ def model_apprentice(database_url: str | None) -> None:
         f"{report.positions} positions ({report.match_rate:.1%}); last "
         f"{report.recent_positions}: {report.recent_match_rate:.1%}"
     )
+
+
+@model.command("promote")
+@click.argument("version", type=click.IntRange(1))
+@click.option(
+    "--log",
+    "log_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Evaluate on this exported log; the database's own log without it.",
+)
+@click.option(
+    "--estimator", type=click.Choice(["ips", "snips", "dr"]), default="dr", show_default=True
+)
+@click.option("--force-by", "force_by", help="Admin USERNAME who promotes even if the gate fails.")
+@URL_OPTION
+def model_promote(
+    version: int,
+    log_file: Path | None,
+    estimator: str,
+    force_by: str | None,
+    database_url: str | None,
+) -> None:
+    """Serve model VERSION only if its estimate's lower bound beats the served model's estimate."""
+    from bandit.ope.export import export_log
+    from bandit.ope.log_format import LogFormatError, build_log, load_log
+    from bandit.ope.targets import TargetError
+    from bandit.services import promotion
+
+    with _sessions(database_url)() as session:
+        try:
+            if log_file is not None:
+                log = load_log(log_file)
+            else:
+                exported = export_log(session)
+                if exported.rounds.num_rows == 0:
+                    raise click.ClickException("the database holds no rewarded decision yet")
+                log = build_log(exported.rounds, exported.candidates, exported.items)
+            verdict = promotion.promote(session, version, log, estimator, force_by)
+        except (promotion.PromotionError, LogFormatError, TargetError, ConfigError) as error:
+            raise click.ClickException(f"promotion refused: {error}") from error
+        session.commit()
+    for label, number, estimate in (
+        ("challenger", verdict.challenger, verdict.challenger_estimate),
+        ("served", verdict.incumbent, verdict.incumbent_estimate),
+    ):
+        click.echo(
+            f"{label:10} version {number:>4}: {estimator} {estimate.value:.4f} "
+            f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] on {log.rows} rows"
+        )
+    click.echo(verdict.reason)
+    if not verdict.promoted:
+        raise click.ClickException(
+            f"model version {version} was not promoted (use --force-by ADMIN to override)"
+        )
+    click.echo(f"model version {verdict.served_version} (a copy of version {version}) is served")

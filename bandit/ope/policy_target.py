@@ -75,15 +75,32 @@ def _missing(value: Any) -> bool:
 
 def progressive_policy_target(log: ReplayLog, config: PolicyConfig) -> TargetDistribution:
     """The target distribution of a VW policy with `config`, learned as it replays the log."""
+    return _replayed_policy(log, VWPolicy.fresh(config), config.name, learn=True)
+
+
+def frozen_model_target(
+    log: ReplayLog, model: bytes | None, config: PolicyConfig, name: str
+) -> TargetDistribution:
+    """The target distribution of a saved model (None: untrained) that does not learn on the
+    log: what serving that exact version would have proposed at each logged position."""
+    policy = VWPolicy.fresh(config) if model is None else VWPolicy.from_bytes(model, config)
+    return _replayed_policy(log, policy, name, learn=False)
+
+
+def _replayed_policy(
+    log: ReplayLog, policy: VWPolicy, name: str, learn: bool
+) -> TargetDistribution:
     if log.candidates is None or log.items is None:
+        policy.close()
         raise TargetError(
-            f"target {config.name!r}: a policy config is replayed over each position's "
-            "candidates and item features: the log needs its candidates and items tables"
+            f"target {name!r}: a policy is replayed over each position's candidates and item "
+            "features: the log needs its candidates and items tables"
         )
     item_rows = catalog_rows(log.items)
     action_ids = log.actions.to_pylist()
     unknown = [a for a in set(action_ids) if a not in item_rows]
     if unknown:
+        policy.close()
         raise TargetError(f"items: no row for action(s) {', '.join(sorted(unknown)[:5])}")
     action_lines = {a: vw_format.action_line(item_rows[a]) for a in action_ids}
     contexts = context_dicts(log.context_frame())
@@ -92,7 +109,6 @@ def progressive_policy_target(log: ReplayLog, config: PolicyConfig) -> TargetDis
     bounds = np.searchsorted(candidates.row[by_row], np.arange(log.rows + 1))
     pmf_out = np.empty(candidates.row.size)
     order = np.lexsort((log.position, log.event, time_order(log)))
-    policy = VWPolicy.fresh(config)
     shared_cache: dict[int, str] = {}
     try:
         for row in order:
@@ -105,9 +121,12 @@ def progressive_policy_target(log: ReplayLog, config: PolicyConfig) -> TargetDis
             lines = [action_lines[action_ids[a]] for a in candidates.action[slots]]
             pmf, _ = policy.score(shared, lines)
             pmf_out[slots] = pmf
-            chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
-            policy.learn(shared, lines, chosen, float(log.reward[row]), float(log.propensity[row]))
+            if learn:
+                chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
+                policy.learn(
+                    shared, lines, chosen, float(log.reward[row]), float(log.propensity[row])
+                )
     finally:
         policy.close()
     support = KeyedRows(candidates.row, candidates.action, pmf_out)
-    return from_support(config.name, log, support, len(log.actions))
+    return from_support(name, log, support, len(log.actions))

@@ -66,7 +66,7 @@ def list_versions(session: Session) -> list[VersionSummary]:
     ]
 
 
-def rollback(session: Session, version: int) -> ModelVersion:
+def rollback(session: Session, version: int, note: str | None = None) -> ModelVersion:
     """Serve version `version` again, as a new newest version; learning continues from it."""
     target = session.scalars(select(ModelVersion).where(ModelVersion.version == version)).first()
     if target is None:
@@ -83,7 +83,7 @@ def rollback(session: Session, version: int) -> ModelVersion:
         vw_arguments=target.vw_arguments,
         examples_learned=0,
         examples_total=target.examples_total,
-        note=f"rollback to version {version}",
+        note=(note or f"rollback to version {version}")[:300],
         model_bytes=target.model_bytes,
     )
     session.add(rolled_back)

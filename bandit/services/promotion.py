@@ -1,0 +1,148 @@
+"""The publish gate: a challenger model version is served only when the log says it is better,
+or when an admin forces it; either way the reason is recorded in the audit log.
+
+Both versions are evaluated as frozen policies on the same log (`frozen_model_target`). The
+challenger passes when the lower bound of its estimate's 95% interval exceeds the incumbent's
+point estimate: a conservative rule, so noise alone rarely ships a worse model.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import ModelVersion
+from bandit.ope.estimators import Estimate
+from bandit.ope.log_format import ReplayLog
+from bandit.ope.policy_target import frozen_model_target
+from bandit.ope.replay import evaluate
+from bandit.services import accounts, audit, configs, model_store, model_versions
+from bandit.services.model_versions import ModelVersionError
+
+
+class PromotionError(ValueError):
+    """The promotion request itself is invalid (unknown version, not an admin, ...)."""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate found and did."""
+
+    challenger: int
+    incumbent: int  # 0: the untrained policy
+    estimator: str
+    challenger_estimate: Estimate
+    incumbent_estimate: Estimate
+    passed: bool
+    promoted: bool
+    forced_by: str | None
+    served_version: int | None  # the new newest version when promoted
+
+    @property
+    def reason(self) -> str:
+        """One line saying why the gate decided as it did."""
+        low = self.challenger_estimate.ci_low
+        incumbent = self.incumbent_estimate.value
+        comparison = (
+            f"{self.estimator} lower bound {low:.4f} {'>' if self.passed else '<='} incumbent "
+            f"estimate {incumbent:.4f}"
+        )
+        if self.passed:
+            return f"passed: {comparison}"
+        if self.forced_by:
+            return f"forced by admin {self.forced_by} although {comparison}"
+        return f"refused: {comparison}"
+
+
+def judge(
+    session: Session, version: int, log: ReplayLog, estimator: str = "dr"
+) -> tuple[ModelVersion, Verdict]:
+    """Compare model `version` with the served one on `log`; changes nothing."""
+    challenger = session.scalars(
+        select(ModelVersion).where(ModelVersion.version == version)
+    ).first()
+    if challenger is None:
+        raise PromotionError(f"version: no model version {version}")
+    incumbent = model_store.latest_model(session)
+    if incumbent is not None and incumbent.version == version:
+        raise PromotionError(f"version: {version} is already the version being served")
+    _, config = configs.active_config(session)
+    estimates = {}
+    for name, model in (
+        ("challenger", challenger.model_bytes),
+        ("incumbent", incumbent.model_bytes if incumbent else None),
+    ):
+        target = frozen_model_target(log, model, config, name)
+        estimates[name] = evaluate(log, target, (estimator,)).estimates[estimator]
+    low, bar = estimates["challenger"].ci_low, estimates["incumbent"].value
+    passed = math.isfinite(low) and math.isfinite(bar) and low > bar
+    verdict = Verdict(
+        challenger=version,
+        incumbent=incumbent.version if incumbent else 0,
+        estimator=estimator,
+        challenger_estimate=estimates["challenger"],
+        incumbent_estimate=estimates["incumbent"],
+        passed=passed,
+        promoted=False,
+        forced_by=None,
+        served_version=None,
+    )
+    return challenger, verdict
+
+
+def promote(
+    session: Session,
+    version: int,
+    log: ReplayLog,
+    estimator: str = "dr",
+    force_by_admin: str | None = None,
+    actor: str = "cli",
+) -> Verdict:
+    """Serve `version` if it passes the gate (or an admin forces it); audit either way.
+
+    Does not commit; the caller commits the new version and the audit entry together.
+    """
+    admin_id = None
+    if force_by_admin is not None:
+        admin = accounts.find_curator(session, force_by_admin)
+        if admin is None or admin.role != "admin":
+            raise PromotionError(f"admin: {force_by_admin!r} is not an admin account")
+        admin_id = admin.id
+    _, verdict = judge(session, version, log, estimator)
+    forced = force_by_admin if not verdict.passed else None
+    verdict = Verdict(**{**verdict.__dict__, "forced_by": forced})
+    served = None
+    if verdict.passed or forced:
+        try:
+            served = model_versions.rollback(
+                session, version, note=f"promoted version {version}: {verdict.reason}"
+            ).version
+        except ModelVersionError as error:
+            raise PromotionError(str(error)) from error
+    verdict = Verdict(
+        **{**verdict.__dict__, "promoted": served is not None, "served_version": served}
+    )
+    audit.record(
+        session,
+        "model.promote" if served is not None else "model.promote_refused",
+        actor=force_by_admin or actor,
+        curator_id=admin_id,
+        target=f"model version {version}",
+        reason=verdict.reason,
+        estimator=estimator,
+        challenger=_json_safe(verdict.challenger_estimate),
+        incumbent=_json_safe(verdict.incumbent_estimate),
+        incumbent_version=verdict.incumbent,
+        served_version=served,
+        rows=log.rows,
+    )
+    session.flush()
+    return verdict
+
+
+def _json_safe(estimate: Estimate) -> dict[str, float | None]:
+    # JSON columns on PostgreSQL refuse NaN; an undefined estimate is stored as null.
+    return {k: (v if math.isfinite(v) else None) for k, v in estimate.as_dict().items()}
