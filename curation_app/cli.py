@@ -16,18 +16,11 @@ from bandit.config import ConfigError, load_config_file
 from bandit.db import migrate
 from bandit.db.models import Customer
 from bandit.db.session import database_url as resolve_database_url
-from bandit.db.session import make_engine, make_session_factory
+from bandit.db.session import make_engine
 from bandit.services import accounts, catalog_store, configs, learning, model_versions
 from curation_app.cli_models import model
 from curation_app.cli_offline import OFFLINE_COMMANDS
-
-URL_OPTION = click.option(
-    "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
-)
-
-
-def _sessions(url: str | None) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(resolve_database_url(url)))
+from curation_app.cli_support import URL_OPTION, sessions_for
 
 
 @click.group()
@@ -68,7 +61,7 @@ def catalog_load(file: Path, database_url: str | None) -> None:
         rows = catalog_store.rows_from_frame(catalog_store.read_catalog_file(file))
     except catalog_store.CatalogFileError as error:
         raise click.ClickException(str(error)) from error
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         inserted, updated = catalog_store.upsert_items(session, rows)
         session.commit()
     click.echo(f"catalog: {inserted} items added, {updated} updated")
@@ -91,7 +84,7 @@ def demo_data(
         out.mkdir(parents=True, exist_ok=True)
         world.catalog.to_csv(out / "catalog.csv", index=False)
     rows = catalog_store.rows_from_frame(world.catalog)
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         inserted, updated = catalog_store.upsert_items(session, rows)
         known = set(session.scalars(select(Customer.customer_id)))
         for profile in world.customers:
@@ -126,7 +119,7 @@ def warm_up(decisions: int, leave: int, seed: int, database_url: str | None) -> 
     from sim.loop import LoopSettings, run_loop
     from sim.world import TrueRewardModel
 
-    sessions = _sessions(database_url)
+    sessions = sessions_for(database_url)
     with sessions() as session:
         customers = [c.profile for c in session.scalars(select(Customer).order_by(Customer.id))]
         items = catalog_store.load_index(session)
@@ -178,7 +171,7 @@ def curator_add(
     username: str, role: str, password: str | None, if_missing: bool, database_url: str | None
 ) -> None:
     """Create a curator account."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         if if_missing and accounts.find_curator(session, username) is not None:
             click.echo(f"curator {username} already exists")
             return
@@ -208,7 +201,7 @@ def token_create(
     name: str, replace: bool, curator_username: str | None, database_url: str | None
 ) -> None:
     """Create an API client NAME and print its bearer token (shown only once)."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         try:
             secret = accounts.create_token(
                 session, name, replace=replace, curator_username=curator_username
@@ -223,7 +216,7 @@ def token_create(
 @URL_OPTION
 def learn(database_url: str | None) -> None:
     """Learn every pending verdict and reward exactly once and save a model version."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         report = learning.learn_pending(session)
     click.echo(
         f"learned {report.rounds_learned} rounds from {report.verdicts} verdicts and "
@@ -255,7 +248,7 @@ def policy_set(file: Path, new_model: bool, database_url: str | None) -> None:
         config = load_config_file(file)
     except (ConfigError, TypeError) as error:
         raise click.ClickException(f"invalid policy config: {error}") from error
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         try:
             if new_model:
                 saved = model_versions.start_new_lineage(session, config, created_by="cli")
@@ -287,7 +280,7 @@ def serve(host: str, port: int, learn_every: float, database_url: str | None) ->
     url = database_url_or_default(database_url)
     app = create_app({"DATABASE_URL": url})
     if learn_every > 0:
-        start_background_learner(_sessions(url), learn_every)
+        start_background_learner(sessions_for(url), learn_every)
     app.run(host=host, port=port, threaded=True, use_reloader=False)
 
 
@@ -295,7 +288,7 @@ def database_url_or_default(url: str | None) -> str:
     """The URL, checked to be reachable and migrated."""
     resolved = resolve_database_url(url)
     try:
-        with _sessions(resolved)() as session:
+        with sessions_for(resolved)() as session:
             configs.active_config(session)
             session.commit()
     except OperationalError as error:

@@ -5,20 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.config import ConfigError
-from bandit.db.session import database_url as resolve_database_url
-from bandit.db.session import make_engine, make_session_factory
 from bandit.services import apprentice, model_versions
-
-URL_OPTION = click.option(
-    "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
-)
-
-
-def _sessions(url: str | None) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(resolve_database_url(url)))
+from curation_app.cli_support import URL_OPTION, sessions_for
 
 
 @click.group()
@@ -30,7 +20,7 @@ def model() -> None:
 @URL_OPTION
 def model_list(database_url: str | None) -> None:
     """Every model version, newest (served) first."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         versions = model_versions.list_versions(session)
     if not versions:
         click.echo("no model versions yet: the policy is untrained (version 0)")
@@ -50,7 +40,7 @@ def model_list(database_url: str | None) -> None:
 @URL_OPTION
 def model_rollback(version: int, database_url: str | None) -> None:
     """Serve model VERSION again (stored as a new version; running consoles pick it up)."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         try:
             saved = model_versions.rollback(session, version)
         except (model_versions.ModelVersionError, ConfigError) as error:
@@ -64,7 +54,7 @@ def model_rollback(version: int, database_url: str | None) -> None:
 @URL_OPTION
 def model_checkpoint(note: str, database_url: str | None) -> None:
     """Learn everything pending and store the model as a labelled version."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         saved = model_versions.checkpoint(session, note)
         click.echo(f"checkpoint stored as model version {saved.version}")
 
@@ -73,7 +63,7 @@ def model_checkpoint(note: str, database_url: str | None) -> None:
 @URL_OPTION
 def model_apprentice(database_url: str | None) -> None:
     """How often the policy's proposal matched the human's choice in apprentice mode."""
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         report = apprentice.match_report(session)
     if report.positions == 0:
         click.echo("no apprentice decisions yet")
@@ -111,7 +101,7 @@ def model_promote(
     from bandit.ope.targets import TargetError
     from bandit.services import promotion
 
-    with _sessions(database_url)() as session:
+    with sessions_for(database_url)() as session:
         try:
             if log_file is not None:
                 log = load_log(log_file)

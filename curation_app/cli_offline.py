@@ -8,9 +8,7 @@ from pathlib import Path
 
 import click
 import numpy as np
-from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.session import database_url, make_engine, make_session_factory
 from bandit.ope import interop
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import LogFormatError, ReplayLog, build_log, load_log, write_log
@@ -18,6 +16,7 @@ from bandit.ope.replay import evaluate, parse_estimators
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.targets import TargetError, resolve_target
 from bandit.ope.tuning import GridError, TunedPoint, load_grid, named, tune
+from curation_app.cli_support import sessions_for
 from sim.grid import simulate_configs
 from sim.scenario import ScenarioError, load_scenario
 
@@ -25,14 +24,12 @@ OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 URL_HELP = "Database URL (defaults to HITL_DATABASE_URL, then instance/)."
 
 
-def _sessions(url: str | None) -> sessionmaker[Session]:
-    return make_session_factory(make_engine(database_url(url)))
 
 
 def _log_from_db(url: str | None) -> ReplayLog:
     from bandit.ope.export import export_log
 
-    with _sessions(url)() as session:
+    with sessions_for(url)() as session:
         exported = export_log(session)
     if exported.rounds.num_rows == 0:
         raise click.ClickException("the database holds no decision with a reward yet")
@@ -77,7 +74,7 @@ def export_command(
             raise click.UsageError("--out must end in .parquet or .csv for --format table")
         from bandit.ope.export import export_log
 
-        with _sessions(database_url)() as session:
+        with sessions_for(database_url)() as session:
             exported = export_log(session)
         paths = write_log(exported.rounds, exported.candidates, exported.items, out)
         click.echo(
@@ -238,7 +235,7 @@ def tune_command(
             config = named(best, save_name)
         except ConfigError as error:
             raise click.UsageError(f"--save: {error}") from error
-        with _sessions(database_url)() as session:
+        with sessions_for(database_url)() as session:
             row = configs.save_config(session, config, created_by="tune", activate=False)
             session.commit()
         click.echo(f"saved as policy config {row.name} version {row.version} (not activated)")

@@ -1,0 +1,18 @@
+"""What every `hitl` command module shares: the database URL option and a session factory."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.session import database_url as resolve_database_url
+from bandit.db.session import make_engine, make_session_factory
+
+URL_OPTION = click.option(
+    "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
+)
+
+
+def sessions_for(url: str | None) -> sessionmaker[Session]:
+    """Sessions on `url`, or on HITL_DATABASE_URL / the instance/ SQLite default."""
+    return make_session_factory(make_engine(resolve_database_url(url)))
