@@ -37,6 +37,8 @@ def _single_decision_constraint() -> str:
 def _recreate() -> Literal["always", "auto"]:
     # SQLite cannot alter constraints in place, so its table is copied; PostgreSQL alters it
     # (copying it there would drop the primary key that other tables' foreign keys use).
+    # On SQLite, env.py turns foreign keys off while migrating, or dropping the old copy of a
+    # table that other rows point at would fail.
     return "always" if op.get_bind().dialect.name == "sqlite" else "auto"
 
 
