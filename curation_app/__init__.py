@@ -57,6 +57,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         db,
         errors,
         openapi,
+        quality,
         review_api,
         security,
         settings,
@@ -73,6 +74,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
+    app.register_blueprint(quality.bp)
     return app
 
 

@@ -102,7 +102,8 @@ def _render_task(
         task=task,
         decision=decision,
         error=error,
-        delivered_already=task.route == REVIEW_AFTER,
+        delivered_already=task.route == REVIEW_AFTER and task.review_round == 1,
+        second_opinion=task.review_round > 1,
         blinded=config.blinded_review,
         heartbeat_ms=review_forms.heartbeat_interval_ms(config.review_lease_seconds),
         summary=review_forms.customer_summary(customers.with_profile(session, decision.context)),
@@ -163,7 +164,7 @@ def submit(task_id: int) -> ResponseReturnValue:
             seconds=round(seconds, 1),
         )
         session.commit()
-    flash(review_forms.saved_message(task.route, verdicts, recorded), "success")
+    flash(review_forms.saved_message(task.route, verdicts, recorded, task.review_round), "success")
     return _next_task_or_queue()
 
 

@@ -105,6 +105,8 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
         "leased_until": task.leased_until.isoformat() if task.leased_until else None,
         "route": task.route,
         "already_delivered": task.route == REVIEW_AFTER,
+        # 2: an independent second opinion, stored for agreement only; the slate is settled.
+        "review_round": task.review_round,
         "measure_name": task.measure_name,
         "measure": task.priority,
         "priority": priority_at(task, utcnow()),
@@ -169,7 +171,7 @@ def submit(task_id: int) -> ResponseReturnValue:
         task_id=task_id,
         recorded=recorded,
         duplicate=not recorded,
-        message=review_forms.saved_message(task.route, verdicts, recorded),
+        message=review_forms.saved_message(task.route, verdicts, recorded, task.review_round),
     )
 
 

@@ -283,10 +283,14 @@ def verdict_summary(verdicts: Iterable[ItemVerdict]) -> dict[str, int]:
     return counts
 
 
-def saved_message(route: str, verdicts: Iterable[ItemVerdict], recorded: bool) -> str:
+def saved_message(
+    route: str, verdicts: Iterable[ItemVerdict], recorded: bool, review_round: int = 1
+) -> str:
     """What the curator is told after a submit."""
     if not recorded:
         return "This review was already saved."
+    if review_round > 1:
+        return "Second review saved: it is kept to measure agreement and changes no slate."
     if route != REVIEW_AFTER:
         return "Review saved."
     changed = any(v.verdict != "keep" for v in verdicts)

@@ -192,10 +192,20 @@ class FinalSlateItem(Base):
 
 
 class ReviewTask(Base):
+    """A decision waiting for, held by, or reviewed by a curator.
+
+    Round 1 settles the slate; round 2, for double-reviewed decisions, is an independent
+    second opinion by another curator, kept only to measure agreement.
+    """
+
     __tablename__ = "review_tasks"
+    __table_args__ = (
+        UniqueConstraint("decision_id", "review_round", name="uq_review_tasks_decision_round"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"))
+    review_round: Mapped[int] = mapped_column(Integer, default=1)
     route: Mapped[str] = mapped_column(String(20))
     status: Mapped[str] = mapped_column(String(20), default="open", index=True)
     # The value of the config's uncertainty measure (1 = most uncertain) at decision time.
@@ -234,6 +244,8 @@ class CuratorAction(Base):
     seconds_spent: Mapped[float] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # A second (gold) review's verdict: stored for agreement only, never learned or delivered.
+    agreement_only: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Outcome(Base):

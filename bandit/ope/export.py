@@ -92,7 +92,10 @@ def export_log(session: Session) -> ExportedLog:
         .order_by(Decision.created_at, Decision.id)
     ).all()
     verdicts = {
-        (a.decision_id, a.position): a.verdict for a in session.scalars(select(CuratorAction))
+        (a.decision_id, a.position): a.verdict
+        for a in session.scalars(
+            select(CuratorAction).where(CuratorAction.agreement_only.is_(False))
+        )
     }
     outcomes: dict[int, list[Outcome]] = defaultdict(list)
     for outcome in session.scalars(select(Outcome).order_by(Outcome.id)):

@@ -235,12 +235,19 @@ def rank_response(decision: Decision) -> dict[str, Any]:
 
 def event_view(session: Session, decision: Decision) -> dict[str, Any]:
     """Everything known about an event: proposal, review, final slate, outcomes."""
-    task = session.scalars(select(ReviewTask).where(ReviewTask.decision_id == decision.id)).first()
-    actions = session.scalars(
+    tasks = session.scalars(
+        select(ReviewTask)
+        .where(ReviewTask.decision_id == decision.id)
+        .order_by(ReviewTask.review_round)
+    ).all()
+    task = tasks[0] if tasks else None
+    all_actions = session.scalars(
         select(CuratorAction)
         .where(CuratorAction.decision_id == decision.id)
         .order_by(CuratorAction.position)
     ).all()
+    actions = [a for a in all_actions if not a.agreement_only]
+    second_opinions = [a for a in all_actions if a.agreement_only]
     outcomes = session.scalars(
         select(Outcome).where(Outcome.decision_id == decision.id).order_by(Outcome.id)
     ).all()
@@ -286,19 +293,16 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             "status": task.status,
             "overflow": task.overflow,
             "completed_at": task.completed_at.isoformat() if task.completed_at else None,
-            "actions": [
-                {
-                    "position": a.position,
-                    "item_id": a.item_id,
-                    "verdict": a.verdict,
-                    "replacement_item_id": a.replacement_item_id,
-                    "reason": a.reason,
-                    "seconds_spent": a.seconds_spent,
-                    "curator_id": a.curator_id,
-                    "created_at": a.created_at.isoformat(),
-                }
-                for a in actions
-            ],
+            "actions": [_action_view(a) for a in actions],
+        },
+        # Double review: an independent second opinion, for agreement only (not delivered).
+        "second_review": None
+        if len(tasks) < 2
+        else {
+            "task_id": tasks[1].id,
+            "status": tasks[1].status,
+            "agreement_only": True,
+            "actions": [_action_view(a) for a in second_opinions],
         },
         "final_slate": None
         if not final
@@ -337,4 +341,17 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             }
             for o in outcomes
         ],
+    }
+
+
+def _action_view(action: CuratorAction) -> dict[str, Any]:
+    return {
+        "position": action.position,
+        "item_id": action.item_id,
+        "verdict": action.verdict,
+        "replacement_item_id": action.replacement_item_id,
+        "reason": action.reason,
+        "seconds_spent": action.seconds_spent,
+        "curator_id": action.curator_id,
+        "created_at": action.created_at.isoformat(),
     }

@@ -55,7 +55,10 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
     defaults = assign_default_rewards(session, now)
     actions = session.scalars(
-        select(CuratorAction).where(CuratorAction.learned_at.is_(None)).order_by(CuratorAction.id)
+        select(CuratorAction)
+        # Second opinions of double review measure agreement; learning them would count twice.
+        .where(CuratorAction.learned_at.is_(None), CuratorAction.agreement_only.is_(False))
+        .order_by(CuratorAction.id)
     ).all()
     outcomes = session.scalars(
         select(Outcome).where(Outcome.learned_at.is_(None)).order_by(Outcome.id)

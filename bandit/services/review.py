@@ -19,7 +19,7 @@ from bandit.db.models import (
     utcnow,
 )
 from bandit.routing import REVIEW_AFTER, REVIEW_BEFORE
-from bandit.services import configs
+from bandit.services import configs, double_review
 from bandit.services.catalog_store import items_by_id
 from bandit.services.decisions import IN_REVIEW, PENDING_REVIEW, decision_config, mark_delivered
 from bandit.services.review_queue import CLAIMED, DONE, OPEN, QUEUE_ORDER, claimable
@@ -42,6 +42,12 @@ class TaskNotFound(ReviewError):
 
 
 class LeaseLost(ReviewError):
+    status = 409
+
+
+class SameCurator(ReviewError):
+    """A second review by the curator who gave the first: it would not be independent."""
+
     status = 409
 
 
@@ -79,7 +85,12 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
         return held
     _, config = configs.active_config(session)
     for _ in range(CLAIM_ATTEMPTS):
-        query = select(ReviewTask.id).where(claimable(now)).order_by(*QUEUE_ORDER).limit(1)
+        query = (
+            select(ReviewTask.id)
+            .where(claimable(now), double_review.not_reviewed_by(curator_id))
+            .order_by(*QUEUE_ORDER)
+            .limit(1)
+        )
         if session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         task_id = session.scalar(query)
@@ -198,6 +209,8 @@ def submit_review(
         raise LeaseLost(LOST_LEASE)
     if task.leased_until is None or task.leased_until < now:
         raise LeaseLost(LOST_LEASE)
+    if double_review.reviewed_other_round(session, task, curator_id):
+        raise SameCurator(double_review.SAME_CURATOR)
     decision = task.decision
     _check_verdicts(session, decision, verdicts)
     if not 0 <= seconds_spent < 86_400:
@@ -218,7 +231,11 @@ def submit_review(
         session.rollback()
         raise LeaseLost(LOST_LEASE)
     task.status, task.completed_at = DONE, now
-    _record(session, decision, task, curator_id, verdicts, seconds_spent, now)
+    second_opinion = task.review_round != double_review.FIRST_ROUND
+    _record_actions(session, decision, task, curator_id, verdicts, seconds_spent, now)
+    if not second_opinion:
+        _settle_slate(session, decision, task, curator_id, verdicts, now)
+        double_review.queue_second_review(session, task, now)
     session.commit()
     return True
 
@@ -256,7 +273,7 @@ def _check_verdicts(session: Session, decision: Decision, verdicts: Sequence[Ite
         raise ReviewError("the same replacement item is used twice")
 
 
-def _record(
+def _record_actions(
     session: Session,
     decision: Decision,
     task: ReviewTask,
@@ -267,7 +284,6 @@ def _record(
 ) -> None:
     by_position = {p.position: p for p in decision.proposed}
     per_item_seconds = seconds_spent / max(1, len(verdicts))
-    final: list[FinalSlateItem] = []
     for verdict in sorted(verdicts, key=lambda v: v.position):
         proposed = by_position[verdict.position]
         session.add(
@@ -284,8 +300,24 @@ def _record(
                 reason=verdict.reason,
                 seconds_spent=per_item_seconds,
                 created_at=now,
+                agreement_only=task.review_round != double_review.FIRST_ROUND,
             )
         )
+
+
+def _settle_slate(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    verdicts: Sequence[ItemVerdict],
+    now: datetime,
+) -> None:
+    """The first review's verdicts become the delivered (or corrected) slate."""
+    by_position = {p.position: p for p in decision.proposed}
+    final: list[FinalSlateItem] = []
+    for verdict in sorted(verdicts, key=lambda v: v.position):
+        proposed = by_position[verdict.position]
         tag = {"keep": "kept", "remove": "removed", "swap": "swapped_out"}[verdict.verdict]
         final.append(
             FinalSlateItem(
