@@ -54,12 +54,13 @@ def automation_rate(series: HourlySeries) -> HourlySeries:
 
 
 def verdict_rates(session: Session, since: datetime, now: datetime) -> HourlySeries:
-    """Per hour, the share of reviewed positions kept, swapped and removed."""
+    """Per hour, the share of reviewed positions kept, swapped and removed (first reviews only:
+    a second, agreement-only review would count the same position twice)."""
     hours = _hours(since, now)
     counts: dict[datetime, Counter[str]] = defaultdict(Counter)
     for created, verdict in session.execute(
         select(CuratorAction.created_at, CuratorAction.verdict).where(
-            CuratorAction.created_at >= since
+            CuratorAction.created_at >= since, CuratorAction.agreement_only.is_(False)
         )
     ):
         counts[_hour(created)][verdict] += 1
