@@ -4,6 +4,7 @@ Run by hand (not part of `make test`):
 
     .venv/bin/python bench/console_load.py [--curators 50] [--tasks 600] [--seconds 60]
         [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers 4]
+        [--think-seconds 2]
 
 It creates a scratch database on the PostgreSQL server (dropped at the end), loads demo data,
 queues `--tasks` review-before decisions, starts gunicorn on 127.0.0.1, and lets each curator
@@ -124,9 +125,9 @@ def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, An
 class Curator(threading.Thread):
     """Claims and submits until the queue is empty or time is up."""
 
-    def __init__(self, base: str, token: str, stop_at: float) -> None:
+    def __init__(self, base: str, token: str, stop_at: float, think: float) -> None:
         super().__init__(daemon=True)
-        self.base, self.token, self.stop_at = base, token, stop_at
+        self.base, self.token, self.stop_at, self.think = base, token, stop_at, think
         self.claim_ms: list[float] = []
         self.submit_ms: list[float] = []
         self.errors: list[str] = []
@@ -142,6 +143,7 @@ class Curator(threading.Thread):
             task = payload.get("task")
             if task is None:
                 return
+            time.sleep(self.think)  # reading the slate before the verdict
             body = {
                 "lease_token": task["lease_token"],
                 "verdicts": [{"position": i["position"], "verdict": "keep"} for i in task["slate"]],
@@ -171,12 +173,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--server-url", default=DEFAULT_SERVER)
+    parser.add_argument(
+        "--think-seconds",
+        type=float,
+        default=2.0,
+        help="Time each curator spends on a task between claim and submit (0: a stress test).",
+    )
     arguments = parser.parse_args()
     with scratch_database(arguments.server_url) as url:
         tokens = _seed(url, arguments.tasks, arguments.curators)
         with _gunicorn(url, _free_port(), arguments.workers) as base:
             stop_at = time.monotonic() + arguments.seconds
-            curators = [Curator(base, token, stop_at) for token in tokens]
+            think = arguments.think_seconds
+            curators = [Curator(base, token, stop_at, think) for token in tokens]
             started = time.perf_counter()
             for curator in curators:
                 curator.start()
@@ -196,7 +205,10 @@ def main() -> None:
             )
         engine.dispose()
     errors = [e for c in curators for e in c.errors]
-    print(f"{arguments.curators} curators, {arguments.workers} gunicorn workers, PostgreSQL")
+    print(
+        f"{arguments.curators} curators, {arguments.think_seconds:g} s per task, "
+        f"{arguments.workers} gunicorn workers, PostgreSQL"
+    )
     print(f"reviewed {len(reviewed)} of {arguments.tasks} tasks in {elapsed:.1f} s "
           f"({len(reviewed) / elapsed:.1f} tasks/s)")  # fmt: skip
     print(f"claim   {_percentiles([m for c in curators for m in c.claim_ms])}")
