@@ -20,9 +20,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bandit.db.models import utcnow
 from bandit.engine import NoEligibleItems
 from bandit.policy import UnscorableContext
-from bandit.services import accounts, decisions, rewards
+from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app.db import get_runtime, get_session
 from curation_app.security import csrf
 
@@ -113,6 +114,12 @@ class RankBody(BaseModel):
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
+
+
+class ChoiceBody(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    items: Annotated[list[ItemId], Field(min_length=1, max_length=100)]
 
 
 class RewardBody(BaseModel):
@@ -254,3 +261,21 @@ def reward(event_id: str) -> ResponseReturnValue:
         accepted=True,
         duplicate=not created,
     ), 202
+
+
+@bp.post("/events/<event_id>/choice")
+@require_token
+def choice(event_id: str) -> ResponseReturnValue:
+    """In apprentice mode: the slate the client delivered itself, for the policy to imitate."""
+    session = get_session()
+    decision = decisions.find_decision(session, event_id, lock=True)
+    if decision is None:
+        raise ApiError(404, f"unknown event {event_id!r}")
+    body = parse_body(ChoiceBody)
+    try:
+        created = apprentice.record_client_choice(session, decision, body.items, utcnow())
+    except apprentice.ChoiceError as error:
+        session.rollback()
+        raise ApiError(error.status, str(error)) from error
+    session.commit()
+    return jsonify(event_id=event_id, items=body.items, accepted=True, duplicate=not created), 202

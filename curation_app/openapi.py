@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
-from curation_app.api import RankBody, RewardBody
+from curation_app.api import ChoiceBody, RankBody, RewardBody
 from curation_app.review_api import LeaseBody, SubmitBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -46,7 +46,8 @@ def _answers(ok: str, *errors: int, status: str = "200") -> dict[str, Any]:
         401: "missing, invalid or revoked bearer token",
         403: "the token is not bound to an active curator",
         404: "no such task or event",
-        409: "the lease was lost: it ran out, was released or was taken over; nothing changed",
+        409: "a conflict with what is stored (a lost lease, or a slate already decided); "
+        "nothing changed",
         422: "no eligible items for this request",
     }
     answers: dict[str, Any] = {status: {"description": ok}}
@@ -102,6 +103,22 @@ def build_document() -> dict[str, Any]:
                     requestBody=_body("RewardBody"),
                 )
             },
+            "/api/v1/events/{event_id}/choice": {
+                "post": _operation(
+                    "Apprentice mode: report the slate the client delivered itself (imitated)",
+                    CLIENT_TOKEN,
+                    _answers(
+                        "choice accepted (or the same choice again)",
+                        400,
+                        401,
+                        404,
+                        409,
+                        status="202",
+                    ),
+                    parameters=[EVENT_ID],
+                    requestBody=_body("ChoiceBody"),
+                )
+            },
             "/api/v1/review/claim": {
                 "post": _operation(
                     "Lease the most informative waiting task (or the one already held)",
@@ -154,7 +171,7 @@ def build_document() -> dict[str, Any]:
                     "properties": {"error": {"type": "string"}},
                     "required": ["error"],
                 },
-                **_schemas(RankBody, RewardBody, SubmitBody, LeaseBody),
+                **_schemas(RankBody, RewardBody, ChoiceBody, SubmitBody, LeaseBody),
             },
         },
     }

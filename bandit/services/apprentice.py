@@ -14,11 +14,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bandit.config import PolicyConfig
-from bandit.db.models import CuratorAction, Decision, ImitationExample
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    ImitationExample,
+    ReviewTask,
+)
 from bandit.records import LoggedRound
 
 APPRENTICE = "apprentice"
@@ -112,10 +118,134 @@ def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
 
 def match_report(session: Session) -> MatchReport:
     """The policy's agreement with humans over all apprentice-mode positions and recent ones."""
-    apprentice = select(ImitationExample.matched).where(ImitationExample.source == APPRENTICE)
+    apprentice = select(ImitationExample.matched).where(
+        ImitationExample.source.in_((APPRENTICE, CLIENT))
+    )
     total = session.scalar(select(func.count()).select_from(apprentice.subquery())) or 0
     matched = sum(1 for m in session.scalars(apprentice) if m)
     recent = list(
         session.scalars(apprentice.order_by(ImitationExample.id.desc()).limit(RECENT_POSITIONS))
     )
     return MatchReport(total, matched, len(recent), sum(1 for m in recent if m))
+
+
+class ChoiceError(ValueError):
+    """A client's own choice cannot be accepted; `status` is the matching HTTP code."""
+
+    status = 400
+
+
+class ChoiceConflict(ChoiceError):
+    status = 409
+
+
+CLIENT = "client"
+CLIENT_CHOSE = "client_chose"
+TAKEN = {
+    "claimed": "a curator is reviewing this event; its slate is theirs to choose",
+    "done": "a curator already chose this event's slate",
+    "overflowed": "the policy's slate already went out unreviewed",
+    CLIENT_CHOSE: "a different choice is already recorded for this event",
+}
+
+
+def record_client_choice(
+    session: Session, decision: Decision, item_ids: list[str], now: datetime
+) -> bool:
+    """Deliver a client service's own slate for an apprentice-mode event and keep it as
+    imitation data; False when the same choice was already recorded. Does not commit.
+
+    The event's review task is closed without a curator. A choice that differs from a stored
+    one, or comes after a curator took the task, is refused and changes nothing.
+    """
+    from bandit.services.decisions import decision_config, mark_delivered
+
+    if decision_config(session, decision).routing_mode != APPRENTICE:
+        raise ChoiceConflict("the event was not decided in apprentice mode")
+    stored = session.scalars(
+        select(ImitationExample.chosen_item_id)
+        .where(ImitationExample.decision_id == decision.id, ImitationExample.source == CLIENT)
+        .order_by(ImitationExample.position)
+    ).all()
+    if stored and list(stored) == list(item_ids):
+        return False
+    _check_items(session, decision, item_ids)
+    closed = session.execute(
+        update(ReviewTask)
+        .where(ReviewTask.decision_id == decision.id, ReviewTask.status.in_(("open", "held")))
+        .values(status=CLIENT_CHOSE, completed_at=now)
+    )
+    if closed.rowcount == 0:  # type: ignore[attr-defined]
+        status = session.scalar(
+            select(ReviewTask.status).where(ReviewTask.decision_id == decision.id).limit(1)
+        )
+        raise ChoiceConflict(TAKEN.get(str(status), "the event is not waiting for a choice"))
+    _store_choice(session, decision, item_ids, now)
+    mark_delivered(decision, decision_config(session, decision), now)
+    session.flush()
+    return True
+
+
+def _check_items(session: Session, decision: Decision, item_ids: list[str]) -> None:
+    from bandit.services.catalog_store import items_by_id
+
+    if not 1 <= len(item_ids) <= len(decision.proposed):
+        raise ChoiceError(f"items: give 1 to {len(decision.proposed)} item ids")
+    if len(set(item_ids)) != len(item_ids):
+        raise ChoiceError("items: an item appears twice")
+    unknown = sorted(set(item_ids) - set(items_by_id(session, item_ids)))
+    if unknown:
+        raise ChoiceError(f"items: unknown item {unknown[0]!r}")
+
+
+def _store_choice(session: Session, decision: Decision, item_ids: list[str], now: datetime) -> None:
+    proposed = sorted(decision.proposed, key=lambda p: p.position)
+    candidates = [c["item_id"] for c in decision.candidates]
+    final: list[FinalSlateItem] = []
+    for position, policy_item in enumerate(proposed):
+        chosen = item_ids[position] if position < len(item_ids) else None
+        if chosen is None:
+            final.append(
+                FinalSlateItem(
+                    position=position, item_id=policy_item.item_id, tag="removed", decided_by=CLIENT
+                )
+            )
+            continue
+        if chosen == policy_item.item_id:
+            final.append(
+                FinalSlateItem(position=position, item_id=chosen, tag="kept", decided_by=CLIENT)
+            )
+        else:
+            final.append(
+                FinalSlateItem(
+                    position=position,
+                    item_id=policy_item.item_id,
+                    tag="swapped_out",
+                    decided_by=CLIENT,
+                )
+            )
+            final.append(
+                FinalSlateItem(
+                    position=position,
+                    item_id=chosen,
+                    tag="swapped_in",
+                    decided_by=CLIENT,
+                    replaced_item_id=policy_item.item_id,
+                )
+            )
+        # What the client could still choose from at this position: the candidates it had
+        # not placed yet, and its own pick even if the policy never offered it.
+        open_items = [c for c in candidates if c not in item_ids[:position]]
+        session.add(
+            ImitationExample(
+                decision_id=decision.id,
+                position=position,
+                source=CLIENT,
+                chosen_item_id=chosen,
+                policy_item_id=policy_item.item_id,
+                matched=chosen == policy_item.item_id,
+                offered_item_ids=open_items + ([chosen] if chosen not in open_items else []),
+                created_at=now,
+            )
+        )
+    decision.final_slate = final
