@@ -4,7 +4,7 @@ Run by hand (not part of `make test`):
 
     .venv/bin/python bench/console_load.py [--curators 50] [--tasks 600] [--seconds 60]
         [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--workers 4]
-        [--think-seconds 2]
+        [--think-seconds 2] [--think-jitter 0] [--ramp-seconds 0] [--threads 4]
 
 It creates a scratch database on the PostgreSQL server (dropped at the end), loads demo data,
 queues `--tasks` review-before decisions, starts gunicorn on 127.0.0.1, and lets each curator
@@ -81,11 +81,11 @@ def _seed(url: str, tasks: int, curators: int) -> list[str]:
 
 
 @contextmanager
-def _gunicorn(url: str, port: int, workers: int) -> Iterator[str]:
+def _gunicorn(url: str, port: int, workers: int, threads: int) -> Iterator[str]:
     environment = {**os.environ, "HITL_DATABASE_URL": url, "HITL_SECURE_COOKIES": "0"}
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "4",
+        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
         "--log-level", "warning", "curation_app:create_app()",
     ]  # fmt: skip
     server = subprocess.Popen(command, cwd=ROOT, env=environment)
@@ -125,15 +125,20 @@ def _post(url: str, token: str, body: dict[str, Any]) -> tuple[int, dict[str, An
 class Curator(threading.Thread):
     """Claims and submits until the queue is empty or time is up."""
 
-    def __init__(self, base: str, token: str, stop_at: float, think: float) -> None:
+    def __init__(
+        self, base: str, token: str, stop_at: float, think: float, jitter: float, delay: float
+    ) -> None:
         super().__init__(daemon=True)
         self.base, self.token, self.stop_at, self.think = base, token, stop_at, think
+        self.jitter, self.delay = jitter, delay
+        self.random = np.random.default_rng(abs(hash(token)) % 2**32)
         self.claim_ms: list[float] = []
         self.submit_ms: list[float] = []
         self.errors: list[str] = []
         self.reviewed: list[int] = []
 
     def run(self) -> None:
+        time.sleep(self.delay)  # curators arriving over the ramp, not all in one millisecond
         while time.monotonic() < self.stop_at:
             status, payload, elapsed = _post(f"{self.base}/api/v1/review/claim", self.token, {})
             self.claim_ms.append(elapsed)
@@ -143,7 +148,9 @@ class Curator(threading.Thread):
             task = payload.get("task")
             if task is None:
                 return
-            time.sleep(self.think)  # reading the slate before the verdict
+            # Reading the slate before the verdict: think x (1 +- jitter), uniformly.
+            spread = self.random.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+            time.sleep(self.think * (1 + spread))
             body = {
                 "lease_token": task["lease_token"],
                 "verdicts": [{"position": i["position"], "verdict": "keep"} for i in task["slate"]],
@@ -179,13 +186,31 @@ def main() -> None:
         default=2.0,
         help="Time each curator spends on a task between claim and submit (0: a stress test).",
     )
+    parser.add_argument(
+        "--think-jitter",
+        type=float,
+        default=0.0,
+        help="Vary each think time uniformly by this share (0.5: 50-150%%); 0 keeps curators "
+        "in lockstep, the worst case of bursts.",
+    )
+    parser.add_argument(
+        "--ramp-seconds",
+        type=float,
+        default=0.0,
+        help="Start the curators evenly over this many seconds (0: all at once).",
+    )
+    parser.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker")
     arguments = parser.parse_args()
     with scratch_database(arguments.server_url) as url:
         tokens = _seed(url, arguments.tasks, arguments.curators)
-        with _gunicorn(url, _free_port(), arguments.workers) as base:
+        with _gunicorn(url, _free_port(), arguments.workers, arguments.threads) as base:
             stop_at = time.monotonic() + arguments.seconds
             think = arguments.think_seconds
-            curators = [Curator(base, token, stop_at, think) for token in tokens]
+            ramp = arguments.ramp_seconds / max(1, len(tokens))
+            curators = [
+                Curator(base, token, stop_at, think, arguments.think_jitter, index * ramp)
+                for index, token in enumerate(tokens)
+            ]
             started = time.perf_counter()
             for curator in curators:
                 curator.start()
@@ -207,7 +232,8 @@ def main() -> None:
     errors = [e for c in curators for e in c.errors]
     print(
         f"{arguments.curators} curators, {arguments.think_seconds:g} s per task, "
-        f"{arguments.workers} gunicorn workers, PostgreSQL"
+        f"jitter {arguments.think_jitter:g}, ramp {arguments.ramp_seconds:g} s, "
+        f"{arguments.workers} gunicorn workers x {arguments.threads} threads, PostgreSQL"
     )
     print(f"reviewed {len(reviewed)} of {arguments.tasks} tasks in {elapsed:.1f} s "
           f"({len(reviewed) / elapsed:.1f} tasks/s)")  # fmt: skip

@@ -296,6 +296,8 @@ class ImitationExample(Base):
 
 Index("ix_review_tasks_queue", ReviewTask.status, ReviewTask.priority)
 Index("ix_review_tasks_aging", ReviewTask.status, ReviewTask.queue_key)
+# Upkeep on every claim looks for open tasks past their SLA: a range scan, not all open tasks.
+Index("ix_review_tasks_due", ReviewTask.status, ReviewTask.due_at)
 
 
 class SlateVerification(Base):

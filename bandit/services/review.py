@@ -6,9 +6,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bandit.db.models import (
     CuratorAction,
@@ -112,12 +114,28 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             task = session.get(ReviewTask, task_id, populate_existing=True)
             assert task is not None
+            # The claimer shows the slate and alternates (candidates), never the per-position pmfs.
+            _load_decision(session, task, Decision.position_pmfs)
             if task.decision.status == PENDING_REVIEW:
                 task.decision.status = IN_REVIEW
             session.commit()
             return task
         session.rollback()
     return None
+
+
+def _load_decision(session: Session, task: ReviewTask, *deferred: Any) -> Decision:
+    """The task's decision without the bulky JSON columns this request does not use.
+
+    A deferred column still loads on first access. It is set as `task.decision` directly:
+    a lazy load from a task read with populate_existing would fetch the whole row again.
+    """
+    decision = session.get(
+        Decision, task.decision_id, options=[defer(column) for column in deferred]
+    )
+    assert decision is not None
+    set_committed_value(task, "decision", decision)
+    return decision
 
 
 def release(
@@ -211,7 +229,8 @@ def submit_review(
         raise LeaseLost(LOST_LEASE)
     if double_review.reviewed_other_round(session, task, curator_id):
         raise SameCurator(double_review.SAME_CURATOR)
-    decision = task.decision
+    # A verdict needs the proposal, not the candidate list or the pmfs (the bulk of the row).
+    decision = _load_decision(session, task, Decision.candidates, Decision.position_pmfs)
     _check_verdicts(session, decision, verdicts)
     if not 0 <= seconds_spent < 86_400:
         raise ReviewError("seconds_spent must be between 0 and 86400")
