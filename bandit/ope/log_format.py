@@ -118,11 +118,12 @@ class ReplayLog:
                 f"position {positions[first]}) does not join the log: {reason}"
             )
         del event_code
-        actions = table.column("action").cast(pa.string())
-        code = _found_codes(pc.index_in(actions, value_set=self.actions))
+        actions = table.column("action")
+        code = _codes_in(actions, self.actions)
         vocabulary = self.actions
         unknown = code < 0
         if unknown.any():
+            actions = actions.cast(pa.string())
             if not allow_new_actions:
                 first = int(np.flatnonzero(unknown)[0])
                 raise LogFormatError(
@@ -145,9 +146,9 @@ class ReplayLog:
         Only the first row of each run of equal ids is hashed; a table listing events in the
         log's order matches position for position, and only the rest goes through `index_in`.
         """
-        values = _flat(ids.cast(pa.string()))
+        values = ids.cast(pa.string())
         starts = _run_starts(values)
-        heads = values.take(pa.array(starts))
+        heads = _flat(values.take(pa.array(starts)))
         del values
         code = np.full(len(heads), -1, dtype=np.int64)
         aligned = min(len(heads), len(self.event_ids))
@@ -180,13 +181,19 @@ class ReplayLog:
         return np.where(found, order[at], -1)
 
 
-def read_table(path: Path, what: str) -> pa.Table:
-    """Read a Parquet or CSV file into an Arrow table."""
+def read_table(path: Path, what: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
+    """Read a Parquet or CSV file into an Arrow table.
+
+    Parquet columns named in `dictionary` are read dictionary-encoded (for few distinct values
+    over many rows, such as the action of a target or candidates table).
+    """
     if not path.exists():
         raise LogFormatError(f"{what}: file {path} does not exist")
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path)
+            names = set(pq.read_schema(path).names) if dictionary else set()
+            encoded = [name for name in dictionary if name in names]
+            return pq.read_table(path, read_dictionary=encoded or None)
         if path.suffix == ".csv":
             # Ids stay text even when they look like numbers.
             types = {name: pa.string() for name in ("event_id", "action", ITEM_ID)}
@@ -200,7 +207,11 @@ def load_log(path: Path) -> ReplayLog:
     """Read and validate a log file and its optional `.candidates` and `.items` siblings."""
     paths = LogPaths.for_file(path)
     rounds = read_table(paths.rounds, "log")
-    candidates = read_table(paths.candidates, "candidates") if paths.candidates.exists() else None
+    candidates = (
+        read_table(paths.candidates, "candidates", dictionary=("action",))
+        if paths.candidates.exists()
+        else None
+    )
     items = read_table(paths.items, "items") if paths.items.exists() else None
     return build_log(rounds, candidates, items)
 
@@ -294,15 +305,15 @@ def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
     column = rounds.column("event_id")
     if column.null_count:
         _raise_first(rounds, np.asarray(pc.is_null(column)), "event_id", "log", "is empty")
-    values = _flat(column.cast(pa.string()))
+    values = column.cast(pa.string())
     starts = _run_starts(values)
-    encoded = pc.dictionary_encode(values.take(pa.array(starts)))
+    encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
     del values
     head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
 
 
-def _run_starts(values: pa.Array) -> np.ndarray:
+def _run_starts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """Rows whose value differs from the previous row's (row 0 always); nulls start a run."""
     n = len(values)
     change = np.ones(n, dtype=bool)
@@ -324,6 +335,21 @@ def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def _found_codes(found: pa.Array | pa.ChunkedArray) -> np.ndarray:
     """`index_in` results as int64, -1 where not found."""
     return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _codes_in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Index of each value in `value_set` as int64, -1 when absent.
+
+    A dictionary-encoded column without nulls looks up only its dictionaries, chunk by chunk.
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if values.null_count or not all(pa.types.is_dictionary(c.type) for c in chunks):
+        return _found_codes(pc.index_in(values.cast(pa.string()), value_set=value_set))
+    parts = [np.zeros(0, dtype=np.int64)]
+    for chunk in chunks:
+        lookup = _found_codes(pc.index_in(chunk.dictionary.cast(pa.string()), value_set=value_set))
+        parts.append(lookup[chunk.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts)
 
 
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
