@@ -96,30 +96,34 @@ class ReplayLog:
         (only when `allow_new_actions`). Raises when a key does not join a log row.
         """
         _require(table, CANDIDATE_COLUMNS[:3], what)
-        event = pc.index_in(table.column("event_id").cast(pa.string()), value_set=self.event_ids)
-        event_code = event.to_numpy(zero_copy_only=False)
+        event_code = self._event_codes(table.column("event_id"))
         positions = _integers(table, "position", what)
-        missing = np.flatnonzero(pd.isna(event_code))
-        row = np.full(table.num_rows, -1, dtype=np.int64)
-        known = ~pd.isna(event_code)
-        row[known] = self._lookup(event_code[known].astype(np.int64), positions[known])
+        known = event_code >= 0
+        if known.all():
+            row = self._lookup(event_code, positions)
+        else:
+            row = np.full(table.num_rows, -1, dtype=np.int64)
+            row[known] = self._lookup(event_code[known], positions[known])
+        del known
         bad = np.flatnonzero(row < 0)
         if bad.size:
             first = int(bad[0])
             reason = (
                 "event_id not in the log"
-                if missing.size and missing[0] == first
+                if event_code[first] < 0
                 else ("no log row has this (event_id, position)")
             )
             raise LogFormatError(
                 f"{what}: row {first + 1} (event_id {table.column('event_id')[first].as_py()!r}, "
                 f"position {positions[first]}) does not join the log: {reason}"
             )
-        actions = table.column("action").cast(pa.string())
-        code = pc.index_in(actions, value_set=self.actions).to_numpy(zero_copy_only=False)
+        del event_code
+        actions = table.column("action")
+        code = _codes_in(actions, self.actions)
         vocabulary = self.actions
-        unknown = pd.isna(code)
+        unknown = code < 0
         if unknown.any():
+            actions = actions.cast(pa.string())
             if not allow_new_actions:
                 first = int(np.flatnonzero(unknown)[0])
                 raise LogFormatError(
@@ -136,9 +140,38 @@ class ReplayLog:
         )
         return KeyedRows(row, code.astype(np.int64), probability), vocabulary
 
+    def _event_codes(self, ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Code of each event id in `event_ids`, -1 when the log has no such event.
+
+        Only the first row of each run of equal ids is hashed; a table listing events in the
+        log's order matches position for position, and only the rest goes through `index_in`.
+        """
+        values = ids.cast(pa.string())
+        starts = _run_starts(values)
+        heads = _flat(values.take(pa.array(starts)))
+        del values
+        code = np.full(len(heads), -1, dtype=np.int64)
+        aligned = min(len(heads), len(self.event_ids))
+        if aligned:
+            same = pc.equal(heads.slice(0, aligned), self.event_ids.slice(0, aligned))
+            matched = np.flatnonzero(_bools(same.fill_null(False)))
+            code[matched] = matched
+        rest = np.flatnonzero(code < 0)
+        if rest.size:
+            found = pc.index_in(heads.take(pa.array(rest)), value_set=self.event_ids)
+            code[rest] = _found_codes(found)
+        return _expand_runs(code, starts, len(ids))
+
     def _lookup(self, event_code: np.ndarray, position: np.ndarray) -> np.ndarray:
-        # (event, position) pairs packed into one sortable integer key, looked up by bisection.
         span = int(max(self.position.max(initial=0), position.max(initial=0))) + 1
+        cells = len(self.event_ids) * span
+        if cells <= 4 * self.rows + 1024:
+            # Dense (event, position) -> row table: one scatter, one gather.
+            dtype = np.int32 if self.rows < 2**31 - 1 else np.int64
+            table = np.full(cells, -1, dtype=dtype)
+            table[self.event * span + self.position] = np.arange(self.rows, dtype=dtype)
+            return table[event_code * span + position].astype(np.int64)
+        # (event, position) pairs packed into one sortable integer key, looked up by bisection.
         keys = self.event.astype(np.int64) * span + self.position
         order = np.argsort(keys, kind="stable")
         wanted = event_code * span + position
@@ -148,13 +181,19 @@ class ReplayLog:
         return np.where(found, order[at], -1)
 
 
-def read_table(path: Path, what: str) -> pa.Table:
-    """Read a Parquet or CSV file into an Arrow table."""
+def read_table(path: Path, what: str, dictionary: tuple[str, ...] = ()) -> pa.Table:
+    """Read a Parquet or CSV file into an Arrow table.
+
+    Parquet columns named in `dictionary` are read dictionary-encoded (for few distinct values
+    over many rows, such as the action of a target or candidates table).
+    """
     if not path.exists():
         raise LogFormatError(f"{what}: file {path} does not exist")
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path)
+            names = set(pq.read_schema(path).names) if dictionary else set()
+            encoded = [name for name in dictionary if name in names]
+            return pq.read_table(path, read_dictionary=encoded or None)
         if path.suffix == ".csv":
             # Ids stay text even when they look like numbers.
             types = {name: pa.string() for name in ("event_id", "action", ITEM_ID)}
@@ -168,7 +207,11 @@ def load_log(path: Path) -> ReplayLog:
     """Read and validate a log file and its optional `.candidates` and `.items` siblings."""
     paths = LogPaths.for_file(path)
     rounds = read_table(paths.rounds, "log")
-    candidates = read_table(paths.candidates, "candidates") if paths.candidates.exists() else None
+    candidates = (
+        read_table(paths.candidates, "candidates", dictionary=("action",))
+        if paths.candidates.exists()
+        else None
+    )
     items = read_table(paths.items, "items") if paths.items.exists() else None
     return build_log(rounds, candidates, items)
 
@@ -180,10 +223,7 @@ def build_log(
     _require(rounds, REQUIRED_COLUMNS, "log")
     if rounds.num_rows == 0:
         raise LogFormatError("log: the log has no rows")
-    rounds = rounds.combine_chunks()
-    event_encoded = pc.dictionary_encode(rounds.column("event_id").cast(pa.string()))
-    event_chunks = _flat(event_encoded)
-    event = event_chunks.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    event, event_ids = _encode_events(rounds)
     position = _integers(rounds, "position", "log")
     _check_unique_keys(rounds, event, position)
     _check_timestamps(rounds)
@@ -206,7 +246,7 @@ def build_log(
     log = ReplayLog(
         rounds=rounds,
         event=event,
-        event_ids=event_chunks.dictionary,
+        event_ids=event_ids,
         position=position,
         action=action.astype(np.int64),
         actions=vocabulary,
@@ -256,6 +296,62 @@ def _check_logged_action_in_candidates(log: ReplayLog, keyed: KeyedRows) -> None
         )
 
 
+def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
+    """Event code per row (first-appearance order) and the distinct event ids.
+
+    Only run heads (rows whose id differs from the previous row's) are hashed, so a log with
+    an event's positions on consecutive rows encodes each event id once.
+    """
+    column = rounds.column("event_id")
+    if column.null_count:
+        _raise_first(rounds, np.asarray(pc.is_null(column)), "event_id", "log", "is empty")
+    values = column.cast(pa.string())
+    starts = _run_starts(values)
+    encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
+    del values
+    head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
+
+
+def _run_starts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Rows whose value differs from the previous row's (row 0 always); nulls start a run."""
+    n = len(values)
+    change = np.ones(n, dtype=bool)
+    if n > 1:
+        differs = pc.not_equal(values.slice(1), values.slice(0, n - 1)).fill_null(True)
+        change[1:] = _bools(differs)
+    return np.flatnonzero(change)
+
+
+def _expand_runs(head_value: np.ndarray, starts: np.ndarray, n: int) -> np.ndarray:
+    """Each run's value repeated over its rows."""
+    return np.repeat(head_value, np.diff(np.append(starts, n)))
+
+
+def _bools(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return np.asarray(values.to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def _found_codes(found: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """`index_in` results as int64, -1 where not found."""
+    return np.asarray(found.fill_null(-1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _codes_in(values: pa.Array | pa.ChunkedArray, value_set: pa.Array) -> np.ndarray:
+    """Index of each value in `value_set` as int64, -1 when absent.
+
+    A dictionary-encoded column without nulls looks up only its dictionaries, chunk by chunk.
+    """
+    chunks = values.chunks if isinstance(values, pa.ChunkedArray) else [values]
+    if values.null_count or not all(pa.types.is_dictionary(c.type) for c in chunks):
+        return _found_codes(pc.index_in(values.cast(pa.string()), value_set=value_set))
+    parts = [np.zeros(0, dtype=np.int64)]
+    for chunk in chunks:
+        lookup = _found_codes(pc.index_in(chunk.dictionary.cast(pa.string()), value_set=value_set))
+        parts.append(lookup[chunk.indices.to_numpy(zero_copy_only=False)])
+    return np.concatenate(parts)
+
+
 def _flat(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
@@ -290,6 +386,12 @@ def _numbers(table: pa.Table, column: str, what: str) -> np.ndarray:
 
 
 def _integers(table: pa.Table, column: str, what: str) -> np.ndarray:
+    raw = table.column(column)
+    if pa.types.is_integer(raw.type) and raw.null_count == 0:
+        whole = np.asarray(raw.to_numpy(), dtype=np.int64)
+        if (whole < 0).any():
+            _raise_first(table, whole < 0, column, what, "must hold whole numbers >= 0")
+        return whole
     values = _numbers(table, column, what)
     bad = (values < 0) | (values != np.floor(values))
     if bad.any():
@@ -316,6 +418,9 @@ def _probabilities(table: pa.Table, what: str) -> np.ndarray:
 def _check_unique_keys(table: pa.Table, event: np.ndarray, position: np.ndarray) -> None:
     span = int(position.max()) + 1
     keys = event * span + position
+    cells = (int(event.max()) + 1) * span
+    if cells <= 4 * keys.size + 1024 and np.bincount(keys, minlength=cells).max() <= 1:
+        return
     order = np.argsort(keys, kind="stable")
     repeated = np.flatnonzero(keys[order][1:] == keys[order][:-1])
     if repeated.size:

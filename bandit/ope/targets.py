@@ -77,7 +77,7 @@ def uniform_target(log: ReplayLog) -> TargetDistribution:
 
 def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
     """A target given as a file of (event_id, position, action, probability) rows."""
-    table = read_table(path, "target")
+    table = read_table(path, "target", dictionary=("action",))
     missing = [c for c in TARGET_COLUMNS if c not in table.column_names]
     if missing:
         raise LogFormatError(f"target: missing column(s) {', '.join(missing)}")
