@@ -32,6 +32,7 @@ def simulate_command(
     """Drive the real loop with simulated customers and curators; write report.json and PNGs."""
     from tqdm import tqdm
 
+    from sim.plots import MAIN_RUNS
     from sim.report import simulate
     from sim.scenario import Scenario, ScenarioError, load_scenario
 
@@ -50,7 +51,7 @@ def simulate_command(
     report = simulate(scenario, rounds, seed, out, database_url, progress)
     for bar in bars:
         bar.close()
-    for name in ("policy", "uniform_random", "greedy", "never_review", "always_review"):
+    for name in MAIN_RUNS:
         run = report["runs"][name]
         click.echo(
             f"{name:15s} reward/decision {run['reward_per_decision']:.3f}  "

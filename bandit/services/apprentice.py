@@ -160,7 +160,8 @@ def record_client_choice(
     """
     from bandit.services.decisions import decision_config, mark_delivered
 
-    if decision_config(session, decision).routing_mode != APPRENTICE:
+    config = decision_config(session, decision)
+    if config.routing_mode != APPRENTICE:
         raise ChoiceConflict("the event was not decided in apprentice mode")
     stored = session.scalars(
         select(ImitationExample.chosen_item_id)
@@ -181,7 +182,7 @@ def record_client_choice(
         )
         raise ChoiceConflict(TAKEN.get(str(status), "the event is not waiting for a choice"))
     _store_choice(session, decision, item_ids, now)
-    mark_delivered(decision, decision_config(session, decision), now)
+    mark_delivered(decision, config, now)
     session.flush()
     return True
 

@@ -36,13 +36,17 @@ def save_config(
     session.add(row)
     session.flush()
     if activate:
-        activate_config(session, row)
+        _make_active(session, row)  # checked above, before anything was stored
     return row
 
 
 def activate_config(session: Session, row: PolicyConfigRow) -> None:
     """Make `row` the single active config."""
     check_trained_model_accepts(session, config_from_mapping(dict(row.document)))
+    _make_active(session, row)
+
+
+def _make_active(session: Session, row: PolicyConfigRow) -> None:
     session.execute(update(PolicyConfigRow).values(active=False))
     row.active = True
     session.flush()
@@ -51,9 +55,13 @@ def activate_config(session: Session, row: PolicyConfigRow) -> None:
 def check_trained_model_accepts(session: Session, config: PolicyConfig) -> None:
     """Raise ConfigError if the newest model cannot run under `config`."""
     latest = session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
-    if latest is None:
-        return
-    trained_row = session.get(PolicyConfigRow, latest.policy_config_id)
+    if latest is not None:
+        check_model_runs_under(session, latest, config)
+
+
+def check_model_runs_under(session: Session, model: ModelVersion, config: PolicyConfig) -> None:
+    """Raise ConfigError if `config` changes a setting `model`'s reductions were built with."""
+    trained_row = session.get(PolicyConfigRow, model.policy_config_id)
     if trained_row is not None:
         trained_with = config_from_mapping(dict(trained_row.document))
-        check_model_compatible(trained_with, config, latest.version)
+        check_model_compatible(trained_with, config, model.version)

@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bandit.config import PolicyConfig, check_model_compatible, config_from_mapping
+from bandit.config import PolicyConfig
 from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.policy import VWPolicy
 from bandit.services import configs, learning, model_store
@@ -76,7 +76,7 @@ def rollback(session: Session, version: int, note: str | None = None) -> ModelVe
     if latest.version == version:
         raise ModelVersionError(f"version: {version} is already the version being served")
     config_row, config = configs.active_config(session)
-    _check_runs_under(session, target, config)
+    configs.check_model_runs_under(session, target, config)
     rolled_back = ModelVersion(
         version=latest.version + 1,
         policy_config_id=config_row.id,
@@ -125,9 +125,3 @@ def start_new_lineage(session: Session, config: PolicyConfig, created_by: str) -
     configs.activate_config(session, row)
     return saved
 
-
-def _check_runs_under(session: Session, target: ModelVersion, config: PolicyConfig) -> None:
-    trained_row = session.get(PolicyConfigRow, target.policy_config_id)
-    if trained_row is not None:
-        trained_with = config_from_mapping(dict(trained_row.document))
-        check_model_compatible(trained_with, config, target.version)

@@ -9,7 +9,7 @@ point estimate: a conservative rule, so noise alone rarely ships a worse model.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -113,7 +113,7 @@ def promote(
         admin_id = admin.id
     _, verdict = judge(session, version, log, estimator)
     forced = force_by_admin if not verdict.passed else None
-    verdict = Verdict(**{**verdict.__dict__, "forced_by": forced})
+    verdict = replace(verdict, forced_by=forced)
     served = None
     if verdict.passed or forced:
         try:
@@ -122,9 +122,7 @@ def promote(
             ).version
         except ModelVersionError as error:
             raise PromotionError(str(error)) from error
-    verdict = Verdict(
-        **{**verdict.__dict__, "promoted": served is not None, "served_version": served}
-    )
+    verdict = replace(verdict, promoted=served is not None, served_version=served)
     audit.record(
         session,
         "model.promote" if served is not None else "model.promote_refused",
