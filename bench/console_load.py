@@ -36,12 +36,12 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bandit.config import PolicyConfig  # noqa: E402
 from bandit.db import migrate  # noqa: E402
 from bandit.db.models import CuratorAction  # noqa: E402
 from bandit.db.session import make_engine, make_session_factory  # noqa: E402
-from bandit.runtime import EngineRuntime  # noqa: E402
+from bandit.engine.config import PolicyConfig  # noqa: E402
 from bandit.services import accounts, catalog_store, configs, decisions  # noqa: E402
+from bandit.services.runtime import EngineRuntime  # noqa: E402
 from sim.demo_data import generate  # noqa: E402
 from sim.runs import scratch_database  # noqa: E402
 

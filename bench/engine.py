@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vowpalwabbit import Workspace  # noqa: E402
 
-from bandit import vw_format  # noqa: E402
-from bandit.catalog import CatalogIndex, CatalogRow  # noqa: E402
-from bandit.config import PolicyConfig  # noqa: E402
-from bandit.engine import Recommender  # noqa: E402
-from bandit.policy import VWPolicy, vw_arguments  # noqa: E402
-from bandit.records import LoggedRound  # noqa: E402
+from bandit.engine import vw_format  # noqa: E402
+from bandit.engine.catalog import CatalogIndex, CatalogRow  # noqa: E402
+from bandit.engine.config import PolicyConfig  # noqa: E402
+from bandit.engine.policy import VWPolicy, vw_arguments  # noqa: E402
+from bandit.engine.recommender import Recommender  # noqa: E402
+from bandit.engine.records import LoggedRound  # noqa: E402
 from bandit.services.learning import apply_rounds  # noqa: E402
 from sim.demo_data import generate_catalog, generate_customers  # noqa: E402
 
@@ -177,8 +177,14 @@ def trained_policy(catalog: CatalogIndex, config: PolicyConfig, rounds: int) -> 
             rows[c.item_id] = catalog.rows[catalog.position[c.item_id]]
         batch.append(
             LoggedRound(
-                str(n), context, tuple(c.item_id for c in proposal.candidates),
-                pick.item_id, 0, pick.position_probability, true_reward(context, row), "bench",
+                str(n),
+                context,
+                tuple(c.item_id for c in proposal.candidates),
+                pick.item_id,
+                0,
+                pick.position_probability,
+                true_reward(context, row),
+                "bench",
             )
         )
     apply_rounds(policy, batch, rows)
@@ -234,8 +240,10 @@ def main() -> None:
         f"{project / timings['native']:.3f})"
     )
     for items, figures in propose_ms.items():
-        print(f"propose K={CANDIDATES} M={SLATE} at {int(items):>9,} items: "
-              f"p50 {figures['p50']} ms, p99 {figures['p99']} ms")
+        print(
+            f"propose K={CANDIDATES} M={SLATE} at {int(items):>9,} items: "
+            f"p50 {figures['p50']} ms, p99 {figures['p99']} ms"
+        )
 
 
 if __name__ == "__main__":

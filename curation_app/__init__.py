@@ -12,7 +12,7 @@ import numpy as np
 from flask import Flask
 
 from bandit.db.session import database_url, make_engine, make_session_factory
-from bandit.runtime import EngineRuntime
+from bandit.services.runtime import EngineRuntime
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
@@ -36,7 +36,6 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         ENGINE_SEED=None,
-        BACKGROUND_LEARNER_SECONDS=0,
     )
     if test_config:
         app.config.from_mapping(test_config)

@@ -21,10 +21,12 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from bandit.db.models import utcnow
-from bandit.engine import NoEligibleItems
-from bandit.policy import UnscorableContext
+from bandit.engine.policy import UnscorableContext
+from bandit.engine.recommender import NoEligibleItems
 from bandit.services import accounts, apprentice, decisions, rewards
+from curation_app import event_views
 from curation_app.db import get_runtime, get_session
+from curation_app.errors import status_for
 from curation_app.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -185,25 +187,46 @@ def parse_body(model: type[Body]) -> Body:
         raise ApiError(400, _describe(error)) from error
 
 
-def require_token(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
-    """Let the request through only with a valid `Authorization: Bearer` token."""
+def bearer_required(
+    curator: bool = False,
+) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    """Let the request through only with a valid `Authorization: Bearer` token.
 
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(
-                401, "Authorization: missing bearer token; send 'Authorization: Bearer <token>'"
-            )
-        client = accounts.client_for_token(get_session(), token.strip())
-        if client is None:
-            raise ApiError(401, "Authorization: invalid or revoked bearer token")
-        g.api_client_id = client.id
-        g.api_client_name = client.name
-        return view(*args, **kwargs)
+    Sets g.api_client_id and g.api_client_name; with `curator`, the token must also be bound
+    to an active curator, who is set as g.curator (the review API).
+    """
 
-    return wrapped
+    def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
+        @functools.wraps(view)
+        def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+            header = request.headers.get("Authorization", "")
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise ApiError(
+                    401,
+                    "Authorization: missing bearer token; send 'Authorization: Bearer <token>'",
+                )
+            session = get_session()
+            client = accounts.client_for_token(session, token.strip())
+            if client is None:
+                raise ApiError(401, "Authorization: invalid or revoked bearer token")
+            g.api_client_id, g.api_client_name = client.id, client.name
+            if curator:
+                g.curator = accounts.token_curator(session, client)
+                if g.curator is None:
+                    raise ApiError(
+                        403,
+                        "this token is not bound to an active curator; create one with "
+                        "`hitl token create NAME --curator USERNAME`",
+                    )
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorate
+
+
+require_token = bearer_required()
 
 
 @bp.post("/rank")
@@ -226,7 +249,7 @@ def rank() -> ResponseReturnValue:
         raise ApiError(400, str(error)) from error
     except (NoEligibleItems, UnscorableContext) as error:
         raise ApiError(422, str(error)) from error
-    return jsonify(decisions.rank_response(decision)), 201 if created else 200
+    return jsonify(event_views.rank_response(decision)), 201 if created else 200
 
 
 @bp.get("/events/<event_id>")
@@ -237,7 +260,7 @@ def event(event_id: str) -> ResponseReturnValue:
     decision = decisions.find_decision(session, event_id)
     if decision is None:
         raise ApiError(404, f"unknown event {event_id!r}")
-    return jsonify(decisions.event_view(session, decision))
+    return jsonify(event_views.event_view(session, decision))
 
 
 @bp.post("/events/<event_id>/reward")
@@ -253,7 +276,7 @@ def reward(event_id: str) -> ResponseReturnValue:
             session, event_id, body.value, body.item_id, source=f"client:{g.api_client_name}"
         )
     except rewards.RewardError as error:
-        raise ApiError(error.status, str(error)) from error
+        raise ApiError(status_for(error), str(error)) from error
     return jsonify(
         event_id=event_id,
         item_id=body.item_id,
@@ -276,6 +299,6 @@ def choice(event_id: str) -> ResponseReturnValue:
         created = apprentice.record_client_choice(session, decision, body.items, utcnow())
     except apprentice.ChoiceError as error:
         session.rollback()
-        raise ApiError(error.status, str(error)) from error
+        raise ApiError(status_for(error), str(error)) from error
     session.commit()
     return jsonify(event_id=event_id, items=body.items, accepted=True, duplicate=not created), 202

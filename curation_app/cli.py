@@ -12,11 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.config import ConfigError, load_config_file
 from bandit.db import migrate
 from bandit.db.models import Customer
 from bandit.db.session import database_url as resolve_database_url
 from bandit.db.session import make_engine
+from bandit.engine.config import ConfigError, load_config_file
 from bandit.services import accounts, catalog_store, configs, learning, model_versions
 from curation_app.cli_models import model
 from curation_app.cli_offline import OFFLINE_COMMANDS
@@ -113,7 +113,7 @@ def warm_up(decisions: int, leave: int, seed: int, database_url: str | None) -> 
     """Run a short simulated history (curators and customers) so the policy and queue are live."""
     from tqdm import tqdm
 
-    from bandit.runtime import EngineRuntime
+    from bandit.services.runtime import EngineRuntime
     from sim.curators import SimulatedCurator
     from sim.demo_data import generate_catalog
     from sim.loop import LoopSettings, run_loop

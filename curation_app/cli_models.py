@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from bandit.config import ConfigError
+from bandit.engine.config import ConfigError
 from bandit.services import apprentice, model_versions
 from curation_app.cli_support import URL_OPTION, sessions_for
 
@@ -96,10 +96,10 @@ def model_promote(
     database_url: str | None,
 ) -> None:
     """Serve model VERSION only if its estimate's lower bound beats the served model's estimate."""
-    from bandit.ope.export import export_log
     from bandit.ope.log_format import LogFormatError, build_log, load_log
     from bandit.ope.targets import TargetError
     from bandit.services import promotion
+    from bandit.services.export import export_log
 
     with sessions_for(database_url)() as session:
         try:

@@ -12,9 +12,10 @@ import numpy as np
 from bandit.ope import interop
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import LogFormatError, ReplayLog, build_log, load_log, write_log
+from bandit.ope.policy_target import resolve_target
 from bandit.ope.replay import evaluate, parse_estimators
 from bandit.ope.reward_model import RewardModelSettings
-from bandit.ope.targets import TargetError, resolve_target
+from bandit.ope.targets import TargetError
 from bandit.ope.tuning import GridError, TunedPoint, load_grid, named, tune
 from curation_app.cli_support import sessions_for
 from sim.grid import simulate_configs
@@ -24,10 +25,8 @@ OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 URL_HELP = "Database URL (defaults to HITL_DATABASE_URL, then instance/)."
 
 
-
-
 def _log_from_db(url: str | None) -> ReplayLog:
-    from bandit.ope.export import export_log
+    from bandit.services.export import export_log
 
     with sessions_for(url)() as session:
         exported = export_log(session)
@@ -72,7 +71,7 @@ def export_command(
             raise click.UsageError("--log converts a log: use it with --format dsjson or obp")
         if out.suffix not in (".parquet", ".csv"):
             raise click.UsageError("--out must end in .parquet or .csv for --format table")
-        from bandit.ope.export import export_log
+        from bandit.services.export import export_log
 
         with sessions_for(database_url)() as session:
             exported = export_log(session)
@@ -228,7 +227,7 @@ def tune_command(
         f"{best.config.review_threshold})"
     )
     if save_name:
-        from bandit.config import ConfigError
+        from bandit.engine.config import ConfigError
         from bandit.services import configs
 
         try:

@@ -10,11 +10,14 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.routing import REVIEW_AFTER
-from bandit.services import audit, catalog_store, configs, customers, overflow, review, review_queue
+from bandit.engine.vocabulary import Route, TaskStatus
+from bandit.services import audit, catalog_store, configs, customers, review
+from bandit.services.review import overflow
+from bandit.services.review import queue as review_queue
 from curation_app import review_forms
 from curation_app.auth import current_curator_id, current_username
 from curation_app.db import get_session
+from curation_app.errors import status_for
 
 bp = Blueprint("console", __name__)
 SEARCH_LIMIT = 20
@@ -71,13 +74,13 @@ def _held_or_refusal(task_id: int) -> ReviewTask | ResponseReturnValue:
     task = get_session().get(ReviewTask, task_id)
     if task is None:
         return _error_page(404, f"There is no review task {task_id}.")
-    if task.status == review.DONE:
+    if task.status == TaskStatus.DONE:
         return _error_page(409, f"Task {task_id} has already been reviewed.")
     mine = task.curator_id == current_curator_id()
     live = task.leased_until is not None and task.leased_until >= utcnow()
-    if task.status == review.CLAIMED and live and not mine:
+    if task.status == TaskStatus.CLAIMED and live and not mine:
         return _error_page(403, f"Task {task_id} is being reviewed by another curator.")
-    if task.status != review.CLAIMED or not live:
+    if task.status != TaskStatus.CLAIMED or not live:
         return _error_page(
             409,
             f"You do not hold task {task_id} (it is unclaimed or your lease ran out). "
@@ -102,7 +105,7 @@ def _render_task(
         task=task,
         decision=decision,
         error=error,
-        delivered_already=task.route == REVIEW_AFTER and task.review_round == 1,
+        delivered_already=task.route == Route.REVIEW_AFTER and task.review_round == 1,
         second_opinion=task.review_round > 1,
         blinded=config.blinded_review,
         heartbeat_ms=review_forms.heartbeat_interval_ms(config.review_lease_seconds),
@@ -145,12 +148,12 @@ def submit(task_id: int) -> ResponseReturnValue:
         )
     except (review.TaskNotFound, review.LeaseLost) as error:
         session.rollback()
-        return _error_page(error.status, f"Task {task_id}: {error}")
+        return _error_page(status_for(error), f"Task {task_id}: {error}")
     except review.ReviewError as error:
         session.rollback()
         # Keep the first render time: the minutes before a rejected submit are review time too.
         started = form.get("rendered_at") if review_forms.render_time(form) is not None else None
-        return _render_task(task, inputs, str(error), error.status, started)
+        return _render_task(task, inputs, str(error), status_for(error), started)
     if recorded:
         outcome = review_forms.verdict_summary(verdicts)
         audit.record(
@@ -177,7 +180,7 @@ def release(task_id: int) -> ResponseReturnValue:
         review.release(session, task_id, current_curator_id())
     except review.ReviewError as error:
         session.rollback()
-        return _error_page(error.status, f"Task {task_id}: {error}")
+        return _error_page(status_for(error), f"Task {task_id}: {error}")
     audit.record(
         session, "task.release", current_username(), current_curator_id(), f"task {task_id}"
     )
@@ -197,7 +200,7 @@ def heartbeat(task_id: int) -> ResponseReturnValue:
     try:
         until = review.renew_lease(get_session(), task_id, current_curator_id(), token)
     except review.ReviewError as error:
-        return jsonify(error=f"Task {task_id}: {error}"), error.status
+        return jsonify(error=f"Task {task_id}: {error}"), status_for(error)
     return jsonify(task_id=task_id, leased_until=until.isoformat())
 
 

@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from bandit.db.models import utcnow
-from bandit.services import metrics, review_queue
+from bandit.services import metrics
+from bandit.services.review import queue as review_queue
 from curation_app.db import get_session
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
-from bandit.runtime import EngineRuntime
+from bandit.services.runtime import EngineRuntime
 
 
 def get_session() -> Session:

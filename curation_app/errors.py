@@ -7,6 +7,28 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from bandit.services.apprentice import ChoiceConflict
+from bandit.services.review import LeaseLost, SameCurator, TaskNotFound
+from bandit.services.rewards import EventNotFound, RewardConflict
+
+# Service exceptions know nothing of HTTP; this is where their meaning becomes a status code.
+_STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
+    (TaskNotFound, 404),
+    (EventNotFound, 404),
+    (LeaseLost, 409),
+    (SameCurator, 409),
+    (RewardConflict, 409),
+    (ChoiceConflict, 409),
+)
+
+
+def status_for(error: Exception) -> int:
+    """The HTTP status that answers a service error (400 unless a more specific one fits)."""
+    for kind, status in _STATUS_BY_ERROR:
+        if isinstance(error, kind):
+            return status
+    return 400
+
 
 def _wants_json() -> bool:
     return request.path.startswith("/api/")

@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from matplotlib.figure import Figure
 
 from bandit.db.models import utcnow
-from bandit.quality import CuratorStats
+from bandit.engine.quality import CuratorStats
 from bandit.services.curator_quality import quality_report
 from curation_app.auth import admin_required
 from curation_app.db import get_session

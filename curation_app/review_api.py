@@ -7,21 +7,21 @@ console.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, g, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.routing import REVIEW_AFTER
-from bandit.services import accounts, audit, configs, overflow, review
-from bandit.services.review_queue import priority_at
+from bandit.engine.vocabulary import Route
+from bandit.services import audit, configs, review
+from bandit.services.review import overflow
+from bandit.services.review.queue import priority_at
 from curation_app import review_forms
-from curation_app.api import ApiError, ItemId, handle_api_error, parse_body
+from curation_app.api import ApiError, ItemId, bearer_required, handle_api_error, parse_body
 from curation_app.db import get_session
+from curation_app.errors import status_for
 from curation_app.security import csrf
 
 bp = Blueprint("review_api", __name__, url_prefix="/api/v1/review")
@@ -54,34 +54,7 @@ class LeaseBody(BaseModel):
     lease_token: LeaseToken
 
 
-def require_curator_token(
-    view: Callable[..., ResponseReturnValue],
-) -> Callable[..., ResponseReturnValue]:
-    """Let through only bearer tokens bound to an active curator; sets g.curator."""
-
-    @functools.wraps(view)
-    def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ApiError(
-                401, "Authorization: missing bearer token; send 'Authorization: Bearer <token>'"
-            )
-        session = get_session()
-        client = accounts.client_for_token(session, token.strip())
-        if client is None:
-            raise ApiError(401, "Authorization: invalid or revoked bearer token")
-        curator = accounts.token_curator(session, client)
-        if curator is None:
-            raise ApiError(
-                403,
-                "this token is not bound to an active curator; create one with "
-                "`hitl token create NAME --curator USERNAME`",
-            )
-        g.curator, g.api_client_name = curator, client.name
-        return view(*args, **kwargs)
-
-    return wrapped
+require_curator_token = bearer_required(curator=True)
 
 
 def _log(action: str, task_id: int, **details: Any) -> None:
@@ -104,7 +77,7 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
         "lease_token": task.lease_token,
         "leased_until": task.leased_until.isoformat() if task.leased_until else None,
         "route": task.route,
-        "already_delivered": task.route == REVIEW_AFTER,
+        "already_delivered": task.route == Route.REVIEW_AFTER,
         # 2: an independent second opinion, stored for agreement only; the slate is settled.
         "review_round": task.review_round,
         "measure_name": task.measure_name,
@@ -162,7 +135,7 @@ def submit(task_id: int) -> ResponseReturnValue:
         )
     except review.ReviewError as error:
         session.rollback()
-        raise ApiError(error.status, f"task {task_id}: {error}") from error
+        raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     if recorded:
         _log("task.submit", task_id, verdicts=review_forms.verdict_summary(verdicts))
     task = session.get(ReviewTask, task_id)
@@ -185,7 +158,7 @@ def release(task_id: int) -> ResponseReturnValue:
         review.release(session, task_id, g.curator.id, lease_token=body.lease_token)
     except review.ReviewError as error:
         session.rollback()
-        raise ApiError(error.status, f"task {task_id}: {error}") from error
+        raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     _log("task.release", task_id)
     return jsonify(task_id=task_id, released=True)
 
@@ -198,5 +171,5 @@ def heartbeat(task_id: int) -> ResponseReturnValue:
     try:
         until = review.renew_lease(get_session(), task_id, g.curator.id, body.lease_token)
     except review.ReviewError as error:
-        raise ApiError(error.status, f"task {task_id}: {error}") from error
+        raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     return jsonify(task_id=task_id, leased_until=until.isoformat())

@@ -11,10 +11,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CatalogItem, Curator, Decision, ReviewTask
-from bandit.routing import REVIEW_AFTER
+from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services.catalog_store import items_by_id
-from bandit.services.review import CLAIMED, ItemVerdict, ReviewError
-from bandit.services.review_queue import priority_at
+from bandit.services.review import ItemVerdict, ReviewError
+from bandit.services.review.queue import priority_at
+from curation_app.reasons import reason_text
 
 PROFILE_FIELDS = (
     ("segment", "Segment"),
@@ -25,8 +26,6 @@ PROFILE_FIELDS = (
 )
 ALTERNATES = 12
 MAX_SECONDS = 86_400.0
-# The engine appends this to the reason of an exploratory pick.
-EXPLORATION_NOTE = " · exploration pick"
 # Renew well before the lease ends, so one late or lost heartbeat does not lose the task.
 HEARTBEATS_PER_LEASE = 3
 MAX_HEARTBEAT_MS = 60_000
@@ -113,7 +112,7 @@ def queue_rows(session: Session, tasks: Iterable[ReviewTask], now: datetime) -> 
     rows = []
     for task in tasks:
         held_by = ""
-        if task.status == CLAIMED and task.curator_id is not None:
+        if task.status == TaskStatus.CLAIMED and task.curator_id is not None:
             if task.curator_id not in names:
                 curator = session.get(Curator, task.curator_id)
                 names[task.curator_id] = curator.username if curator else f"#{task.curator_id}"
@@ -190,7 +189,7 @@ def slate_rows(session: Session, decision: Decision, blinded: bool = False) -> l
             score=p.score,
             probability=p.probability,
             explored=None if blinded else p.explored,
-            reason=p.reason.replace(EXPLORATION_NOTE, "") if blinded else p.reason,
+            reason=reason_text(p.reasons or [], decision.context, blinded),
             # The model's own reasons, like its exploration flag, stay hidden in blinded review.
             why=()
             if blinded
@@ -291,7 +290,7 @@ def saved_message(
         return "This review was already saved."
     if review_round > 1:
         return "Second review saved: it is kept to measure agreement and changes no slate."
-    if route != REVIEW_AFTER:
+    if route != Route.REVIEW_AFTER:
         return "Review saved."
     changed = any(v.verdict != "keep" for v in verdicts)
     if changed:

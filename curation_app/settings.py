@@ -9,8 +9,8 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
-from bandit.config import ConfigError, config_from_mapping
 from bandit.db.models import PolicyConfigRow
+from bandit.engine.config import ConfigError, config_from_mapping
 from bandit.services import audit, configs
 from curation_app import settings_form
 from curation_app.auth import admin_required, current_curator_id, current_username

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-from bandit import config as policy_config
-from bandit.config import ConfigError, PolicyConfig
+from bandit.engine import config as policy_config
+from bandit.engine.config import ConfigError, PolicyConfig
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": policy_config.ALGORITHMS,

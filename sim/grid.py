@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-from bandit.config import PolicyConfig
+from bandit.engine.config import PolicyConfig
 from sim.runs import RunPlan, simulate_run, world_for
 from sim.scenario import Scenario
 

@@ -12,10 +12,9 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision
-from bandit.routing import REVIEW_BEFORE
-from bandit.runtime import EngineRuntime
+from bandit.engine.vocabulary import DELIVERED_TAGS, DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
-from bandit.services.decisions import DELIVERED_TAGS
+from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator
 from sim.world import TrueRewardModel
 
@@ -92,7 +91,7 @@ def run_loop(
             stats.append(
                 RoundStat(step, decision.route, float(chance.mean()), float((chance >= 0.5).mean()))
             )
-            if decision.status == decisions.DELIVERED:
+            if decision.status == DecisionStatus.DELIVERED:
                 world.delivered(session, decision, profile, step)
             if step < settings.decisions - settings.leave_unreviewed:
                 desk.work(session, world, step)
@@ -158,7 +157,7 @@ class _World:
 def customer_received(decision: Decision) -> list[str]:
     """The items the customer got: the curated slate if it waited for review, else the
     policy's proposal (a later correction does not reach a customer who already has it)."""
-    if decision.route == REVIEW_BEFORE:
+    if decision.route == Route.REVIEW_BEFORE:
         return [f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS]
     return [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
 
@@ -219,6 +218,6 @@ class _ReviewDesk:
         review.submit_review(
             session, task.id, curator_id, task.lease_token or "", verdicts, seconds
         )
-        if task.route == REVIEW_BEFORE:
+        if task.route == Route.REVIEW_BEFORE:
             world.delivered(session, decision, profile, step)
         return True

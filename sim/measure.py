@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CuratorAction, Decision
-from bandit.routing import AUTO
+from bandit.engine.vocabulary import Route
 from sim.loop import customer_received
 from sim.world import TrueRewardModel
 
@@ -80,7 +80,7 @@ def measure_run(session: Session, truth: TrueRewardModel, catalog: pd.DataFrame)
             (
                 reward,
                 best,
-                decision.route == AUTO,
+                decision.route == Route.AUTO,
                 float(seconds.get(decision.id, 0)),
                 held,
                 float(decision.uncertainty.get("confidence", 0.0)),

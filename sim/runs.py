@@ -15,11 +15,11 @@ import numpy as np
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-from bandit.config import PolicyConfig
 from bandit.db import migrate
 from bandit.db.session import make_engine, make_session_factory
-from bandit.runtime import EngineRuntime
+from bandit.engine.config import PolicyConfig
 from bandit.services import catalog_store, configs
+from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator
 from sim.demo_data import DemoWorld, generate
 from sim.loop import LoopSettings, run_loop

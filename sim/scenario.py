@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from bandit.config import ConfigError, PolicyConfig, config_from_mapping
+from bandit.engine.config import ConfigError, PolicyConfig, config_from_mapping
 
 # A sharper confidence and thresholds that let a learning policy earn its way to automation.
 SIMULATED_POLICY = {

@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
-from bandit.config import PolicyConfig
 from bandit.db.models import Base
+from bandit.engine.config import PolicyConfig
 from bandit.services import configs
 
 RANK_URL = "/api/v1/rank"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bandit.catalog import CatalogIndex, CatalogRow
+from bandit.engine.catalog import CatalogIndex, CatalogRow
 
 STYLES = ("classic", "bohemian", "sporty")
 CATEGORIES = ("dress", "top", "shoes", "bag")

@@ -170,7 +170,8 @@ class ProposedItem(Base):
     position_probability: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
     explored: Mapped[bool] = mapped_column(Boolean)
-    reason: Mapped[str] = mapped_column(String(500))
+    # Why the engine proposed it: [[reason code, number], ...] (vocabulary.ReasonCode).
+    reasons: Mapped[list[Any]] = mapped_column(JSON, default=list)
     # The few features that moved this item's score most: [{"feature", "weight"}, ...].
     why: Mapped[list[Any] | None] = mapped_column(nullable=True)
 

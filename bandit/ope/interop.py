@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bandit import vw_format
+from bandit.engine import vw_format
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import catalog_rows, context_dicts
 from bandit.ope.reward_model import context_matrix

@@ -11,17 +11,25 @@ evaluation replays a log). All VW text comes from `bandit.vw_format`.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from bandit import vw_format
-from bandit.catalog import CatalogRow
-from bandit.config import PolicyConfig
+from bandit.engine import vw_format
+from bandit.engine.catalog import CatalogRow
+from bandit.engine.config import ConfigError, PolicyConfig, load_config_file
+from bandit.engine.policy import VWPolicy
 from bandit.ope.log_format import LIST_SEPARATOR, KeyedRows, ReplayLog
-from bandit.ope.targets import TargetDistribution, TargetError, from_support
-from bandit.policy import VWPolicy
+from bandit.ope.targets import (
+    TargetDistribution,
+    TargetError,
+    file_target,
+    from_support,
+    logged_target,
+    uniform_target,
+)
 
 ITEM_BASE_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")
 
@@ -130,3 +138,24 @@ def _replayed_policy(
         policy.close()
     support = KeyedRows(candidates.row, candidates.action, pmf_out)
     return from_support(name, log, support, len(log.actions))
+
+
+def resolve_target(log: ReplayLog, spec: str) -> TargetDistribution:
+    """`uniform`, `logged`, a policy config (.toml/.json) or a distribution file (.parquet/.csv)."""
+    if spec == "uniform":
+        return uniform_target(log)
+    if spec == "logged":
+        return logged_target(log)
+    path = Path(spec)
+    if path.suffix in (".toml", ".json"):
+        try:
+            config = load_config_file(path)
+        except (ConfigError, TypeError, OSError) as error:
+            raise TargetError(f"target {path.name}: invalid policy config: {error}") from error
+        return progressive_policy_target(log, config)
+    if path.suffix in (".parquet", ".csv"):
+        return file_target(log, path)
+    raise TargetError(
+        f"target {spec!r}: use uniform, logged, a policy config (.toml/.json) or a "
+        "distribution file (.parquet/.csv)"
+    )

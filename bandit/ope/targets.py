@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from bandit.config import ConfigError, load_config_file
 from bandit.ope.log_format import (
     KeyedRows,
     LogFormatError,
@@ -84,26 +83,3 @@ def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
     support, vocabulary = log.rows_for(table, "target", allow_new_actions=True)
     check_distribution(support, log.rows, "target", "probability")
     return from_support(path.name, log, support, len(vocabulary))
-
-
-def resolve_target(log: ReplayLog, spec: str) -> TargetDistribution:
-    """`uniform`, `logged`, a policy config (.toml/.json) or a distribution file (.parquet/.csv)."""
-    if spec == "uniform":
-        return uniform_target(log)
-    if spec == "logged":
-        return logged_target(log)
-    path = Path(spec)
-    if path.suffix in (".toml", ".json"):
-        from bandit.ope.policy_target import progressive_policy_target
-
-        try:
-            config = load_config_file(path)
-        except (ConfigError, TypeError, OSError) as error:
-            raise TargetError(f"target {path.name}: invalid policy config: {error}") from error
-        return progressive_policy_target(log, config)
-    if path.suffix in (".parquet", ".csv"):
-        return file_target(log, path)
-    raise TargetError(
-        f"target {spec!r}: use uniform, logged, a policy config (.toml/.json) or a "
-        "distribution file (.parquet/.csv)"
-    )

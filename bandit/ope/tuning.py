@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from bandit.config import ConfigError, PolicyConfig, config_from_mapping
+from bandit.engine.config import ConfigError, PolicyConfig, config_from_mapping
+from bandit.engine.vocabulary import CuratorVerdict, RoutingMode
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import progressive_policy_target
@@ -32,7 +33,7 @@ ROUTING_FIELDS = frozenset(
     {"routing_mode", "uncertainty_measure", "auto_threshold", "review_threshold"}
 )
 TUNING_ESTIMATORS = ("ips", "snips", "dr")
-REJECTED = ("removed", "swapped")
+REJECTED = (CuratorVerdict.REMOVED, CuratorVerdict.SWAPPED)
 
 
 class GridError(ValueError):
@@ -140,9 +141,9 @@ def event_workload(log: ReplayLog, config: PolicyConfig) -> Workload:
         raise GridError("log: column confidence is needed to estimate curator workload")
     first = np.unique(log.event, return_index=True)[1]  # a decision's route is per event
     event_confidence = confidence[first]
-    if config.routing_mode == "review_before":
+    if config.routing_mode == RoutingMode.REVIEW_BEFORE:
         reviewed = blocking = np.ones(first.size, dtype=bool)
-    elif config.routing_mode == "review_after":
+    elif config.routing_mode == RoutingMode.REVIEW_AFTER:
         reviewed, blocking = np.ones(first.size, dtype=bool), np.zeros(first.size, dtype=bool)
     else:
         reviewed = event_confidence < config.auto_threshold

@@ -16,24 +16,25 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bandit.catalog import CatalogIndex
 from bandit.db.models import FinalSlateItem
+from bandit.engine.catalog import CatalogIndex
+from bandit.engine.vocabulary import DecidedBy, SlateTag
 
-POSITIVE_TAGS = ("kept", "swapped_in")
-NEGATIVE_TAGS = ("removed", "swapped_out")
+POSITIVE_TAGS = (SlateTag.KEPT, SlateTag.SWAPPED_IN)
+NEGATIVE_TAGS = (SlateTag.REMOVED, SlateTag.SWAPPED_OUT)
 
 
 def item_affinity(session: Session, catalog: CatalogIndex) -> np.ndarray:
     """The learned affinity of every catalog row (zeros before any curator verdict)."""
     counts = session.execute(
         select(FinalSlateItem.item_id, FinalSlateItem.tag, func.count())
-        .where(FinalSlateItem.decided_by == "curator")
+        .where(FinalSlateItem.decided_by == DecidedBy.CURATOR)
         .group_by(FinalSlateItem.item_id, FinalSlateItem.tag)
     ).all()
     positive = np.zeros(len(catalog))
     negative = np.zeros(len(catalog))
     for item_id, tag, count in counts:
-        row = catalog.position.get(item_id)
+        row = catalog.index_of.get(item_id)
         if row is None:
             continue
         if tag in POSITIVE_TAGS:

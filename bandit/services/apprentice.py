@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bandit.config import PolicyConfig
 from bandit.db.models import (
     CuratorAction,
     Decision,
@@ -25,10 +24,20 @@ from bandit.db.models import (
     ImitationExample,
     ReviewTask,
 )
-from bandit.records import LoggedRound
+from bandit.engine.config import PolicyConfig
+from bandit.engine.records import LoggedRound
+from bandit.engine.vocabulary import (
+    CuratorVerdict,
+    DecidedBy,
+    ImitationSource,
+    RoutingMode,
+    SlateTag,
+    TaskStatus,
+)
+from bandit.services.catalog_store import items_by_id
+from bandit.services.delivery import decision_config, mark_delivered
 
-APPRENTICE = "apprentice"
-SWAP_IN = "swap_in"
+# The LoggedRound source of a supervised (imitation) round.
 IMITATION_SOURCE = "imitation"
 RECENT_POSITIONS = 100
 
@@ -61,13 +70,17 @@ def record_choice(
     offered: tuple[str, ...],
 ) -> ImitationExample | None:
     """Store the human's choice behind a verdict, if it is one to imitate."""
-    if config.routing_mode == APPRENTICE:
-        if action.verdict == "removed":
+    if config.routing_mode == RoutingMode.APPRENTICE:
+        if action.verdict == CuratorVerdict.REMOVED:
             return None  # the curator left the position empty: no choice to imitate
         chosen = action.replacement_item_id or action.item_id
-        source = APPRENTICE
-    elif action.verdict == "swapped" and action.replacement_item_id and config.learn_from_swap_ins:
-        chosen, source = action.replacement_item_id, SWAP_IN
+        source = ImitationSource.APPRENTICE
+    elif (
+        action.verdict == CuratorVerdict.SWAPPED
+        and action.replacement_item_id
+        and config.learn_from_swap_ins
+    ):
+        chosen, source = action.replacement_item_id, ImitationSource.SWAP_IN
     else:
         return None
     example = ImitationExample(
@@ -91,19 +104,21 @@ def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
         .where(ImitationExample.learned_at.is_(None))
         .order_by(ImitationExample.id)
     ).all()
-    contexts: dict[int, dict[str, Any]] = dict(
-        session.execute(
-            select(Decision.id, Decision.context).where(
+    decisions: dict[int, tuple[str, dict[str, Any]]] = {
+        decision_id: (event_id, context)
+        for decision_id, event_id, context in session.execute(
+            select(Decision.id, Decision.event_id, Decision.context).where(
                 Decision.id.in_({e.decision_id for e in examples})
             )
-        ).all()
-    )
+        )
+    }
     rounds = []
     for example in examples:
+        event_id, context = decisions[example.decision_id]
         rounds.append(
             LoggedRound(
-                event_id=str(example.decision_id),
-                context=contexts[example.decision_id],
+                event_id=event_id,
+                context=context,
                 offered_item_ids=tuple(example.offered_item_ids),
                 chosen_item_id=example.chosen_item_id,
                 position=example.position,
@@ -119,7 +134,7 @@ def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
 def match_report(session: Session) -> MatchReport:
     """The policy's agreement with humans over all apprentice-mode positions and recent ones."""
     apprentice = select(ImitationExample.matched).where(
-        ImitationExample.source.in_((APPRENTICE, CLIENT))
+        ImitationExample.source.in_((ImitationSource.APPRENTICE, ImitationSource.CLIENT))
     )
     total = session.scalar(select(func.count()).select_from(apprentice.subquery())) or 0
     matched = sum(1 for m in session.scalars(apprentice) if m)
@@ -130,22 +145,18 @@ def match_report(session: Session) -> MatchReport:
 
 
 class ChoiceError(ValueError):
-    """A client's own choice cannot be accepted; `status` is the matching HTTP code."""
-
-    status = 400
+    """A client's own choice cannot be accepted (the request itself is wrong)."""
 
 
 class ChoiceConflict(ChoiceError):
-    status = 409
+    """The event's slate is already someone else's to choose, or chosen differently."""
 
 
-CLIENT = "client"
-CLIENT_CHOSE = "client_chose"
 TAKEN = {
-    "claimed": "a curator is reviewing this event; its slate is theirs to choose",
-    "done": "a curator already chose this event's slate",
-    "overflowed": "the policy's slate already went out unreviewed",
-    CLIENT_CHOSE: "a different choice is already recorded for this event",
+    TaskStatus.CLAIMED: "a curator is reviewing this event; its slate is theirs to choose",
+    TaskStatus.DONE: "a curator already chose this event's slate",
+    TaskStatus.OVERFLOWED: "the policy's slate already went out unreviewed",
+    TaskStatus.CLIENT_CHOSE: "a different choice is already recorded for this event",
 }
 
 
@@ -158,14 +169,15 @@ def record_client_choice(
     The event's review task is closed without a curator. A choice that differs from a stored
     one, or comes after a curator took the task, is refused and changes nothing.
     """
-    from bandit.services.decisions import decision_config, mark_delivered
-
     config = decision_config(session, decision)
-    if config.routing_mode != APPRENTICE:
+    if config.routing_mode != RoutingMode.APPRENTICE:
         raise ChoiceConflict("the event was not decided in apprentice mode")
     stored = session.scalars(
         select(ImitationExample.chosen_item_id)
-        .where(ImitationExample.decision_id == decision.id, ImitationExample.source == CLIENT)
+        .where(
+            ImitationExample.decision_id == decision.id,
+            ImitationExample.source == ImitationSource.CLIENT,
+        )
         .order_by(ImitationExample.position)
     ).all()
     if stored and list(stored) == list(item_ids):
@@ -173,8 +185,9 @@ def record_client_choice(
     _check_items(session, decision, item_ids)
     closed = session.execute(
         update(ReviewTask)
-        .where(ReviewTask.decision_id == decision.id, ReviewTask.status.in_(("open", "held")))
-        .values(status=CLIENT_CHOSE, completed_at=now)
+        # A held (overflowed) task is still open: the client may still choose for it.
+        .where(ReviewTask.decision_id == decision.id, ReviewTask.status == TaskStatus.OPEN)
+        .values(status=TaskStatus.CLIENT_CHOSE, completed_at=now)
     )
     if closed.rowcount == 0:  # type: ignore[attr-defined]
         status = session.scalar(
@@ -188,8 +201,6 @@ def record_client_choice(
 
 
 def _check_items(session: Session, decision: Decision, item_ids: list[str]) -> None:
-    from bandit.services.catalog_store import items_by_id
-
     if not 1 <= len(item_ids) <= len(decision.proposed):
         raise ChoiceError(f"items: give 1 to {len(decision.proposed)} item ids")
     if len(set(item_ids)) != len(item_ids):
@@ -208,29 +219,37 @@ def _store_choice(session: Session, decision: Decision, item_ids: list[str], now
         if chosen is None:
             final.append(
                 FinalSlateItem(
-                    position=position, item_id=policy_item.item_id, tag="removed", decided_by=CLIENT
+                    position=position,
+                    item_id=policy_item.item_id,
+                    tag=SlateTag.REMOVED,
+                    decided_by=DecidedBy.CLIENT,
                 )
             )
             continue
         if chosen == policy_item.item_id:
             final.append(
-                FinalSlateItem(position=position, item_id=chosen, tag="kept", decided_by=CLIENT)
+                FinalSlateItem(
+                    position=position,
+                    item_id=chosen,
+                    tag=SlateTag.KEPT,
+                    decided_by=DecidedBy.CLIENT,
+                )
             )
         else:
             final.append(
                 FinalSlateItem(
                     position=position,
                     item_id=policy_item.item_id,
-                    tag="swapped_out",
-                    decided_by=CLIENT,
+                    tag=SlateTag.SWAPPED_OUT,
+                    decided_by=DecidedBy.CLIENT,
                 )
             )
             final.append(
                 FinalSlateItem(
                     position=position,
                     item_id=chosen,
-                    tag="swapped_in",
-                    decided_by=CLIENT,
+                    tag=SlateTag.SWAPPED_IN,
+                    decided_by=DecidedBy.CLIENT,
                     replaced_item_id=policy_item.item_id,
                 )
             )
@@ -241,7 +260,7 @@ def _store_choice(session: Session, decision: Decision, item_ids: list[str], now
             ImitationExample(
                 decision_id=decision.id,
                 position=position,
-                source=CLIENT,
+                source=ImitationSource.CLIENT,
                 chosen_item_id=chosen,
                 policy_item_id=policy_item.item_id,
                 matched=chosen == policy_item.item_id,

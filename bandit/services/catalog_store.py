@@ -13,8 +13,8 @@ import pandas as pd
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from bandit.catalog import CatalogIndex, CatalogRow
 from bandit.db.models import CatalogItem, SystemState
+from bandit.engine.catalog import CatalogIndex, CatalogRow
 
 REQUIRED_COLUMNS = ("item_id", "title", "category")
 RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")

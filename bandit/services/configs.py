@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from bandit.config import PolicyConfig, check_model_compatible, config_from_mapping
 from bandit.db.models import ModelVersion, PolicyConfigRow
+from bandit.engine.config import PolicyConfig, check_model_compatible, config_from_mapping
 
 
 def active_config(session: Session) -> tuple[PolicyConfigRow, PolicyConfig]:

@@ -9,10 +9,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bandit import quality
 from bandit.db.models import Curator, CuratorAction, ReviewTask, SlateVerification
-from bandit.services.review import CORRECTED
-from bandit.services.review_queue import DONE
+from bandit.engine import quality
+from bandit.engine.vocabulary import TaskStatus, VerificationOutcome
 
 
 @dataclass(frozen=True)
@@ -34,12 +33,15 @@ def review_records(session: Session, since: datetime) -> list[quality.ReviewReco
         select(ReviewTask, CuratorAction, Curator.username)
         .join(CuratorAction, CuratorAction.task_id == ReviewTask.id)
         .join(Curator, Curator.id == CuratorAction.curator_id)
-        .where(ReviewTask.status == DONE, ReviewTask.completed_at >= since)
+        .where(ReviewTask.status == TaskStatus.DONE, ReviewTask.completed_at >= since)
         .order_by(ReviewTask.id, CuratorAction.position)
     ).all()
     overturned = dict(
         session.execute(
-            select(SlateVerification.task_id, SlateVerification.outcome == CORRECTED)
+            select(
+                SlateVerification.task_id,
+                SlateVerification.outcome == VerificationOutcome.CORRECTED,
+            )
             .join(ReviewTask, ReviewTask.id == SlateVerification.task_id)
             .where(ReviewTask.completed_at >= since)
         ).all()

@@ -20,17 +20,23 @@ from datetime import datetime
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from bandit import vw_format
-from bandit.catalog import CatalogRow
 from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
-from bandit.policy import VWPolicy
-from bandit.records import LoggedRound
+from bandit.db.session import is_postgresql
+from bandit.engine import vw_format
+from bandit.engine.catalog import CatalogRow
+from bandit.engine.policy import VWPolicy
+from bandit.engine.records import LoggedRound
+from bandit.engine.vocabulary import CuratorVerdict, RoutingMode
 from bandit.services import apprentice, configs, model_store
 from bandit.services.catalog_store import as_row, items_by_id
-from bandit.services.decisions import decision_config, policy_items_delivered
+from bandit.services.delivery import decision_config, policy_items_delivered
 from bandit.services.rewards import assign_default_rewards
 
-CURATOR_REWARD = {"kept": 1.0, "removed": 0.0, "swapped": 0.0}
+CURATOR_REWARD = {
+    CuratorVerdict.KEPT: 1.0,
+    CuratorVerdict.REMOVED: 0.0,
+    CuratorVerdict.SWAPPED: 0.0,
+}
 # Any constant works as long as every learner takes the same one.
 LEARNER_LOCK_KEY = 820_417_113
 
@@ -51,7 +57,7 @@ class LearnReport:
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     """Learn every pending verdict and reward once and save a model version. Commits."""
     now = now or utcnow()
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
     defaults = assign_default_rewards(session, now)
     actions = session.scalars(
@@ -73,7 +79,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         offered = offered_at(decision, action.position)
         apprentice.record_choice(session, decision, action, config, offered)
         # In apprentice mode the human chose every item: nothing there is a bandit draw.
-        if config.routing_mode != apprentice.APPRENTICE:
+        if config.routing_mode != RoutingMode.APPRENTICE:
             rounds.append(_verdict_round(decision, action))
     not_fed = 0
     for outcome in outcomes:
@@ -87,11 +93,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     if rounds or imitation:
         config_row, config = configs.active_config(session)
         previous = model_store.latest_model(session)
-        policy = (
-            VWPolicy.fresh(config)
-            if previous is None
-            else VWPolicy.from_bytes(previous.model_bytes, config)
-        )
+        policy = model_store.policy_from(previous, config)
         catalog = _catalog_rows(session, rounds + imitation)
         lines: dict[str, str] = {}
         apply_rounds(policy, rounds, catalog, lines)

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CatalogItem, CuratorAction, Decision, Outcome, ProposedItem, ReviewTask
-from bandit.routing import AUTO, ROUTES
+from bandit.engine.routing import ROUTES
+from bandit.engine.vocabulary import CuratorVerdict, Route
 
 Series = dict[str, list[float]]
 
@@ -48,7 +49,7 @@ def decisions_by_route(session: Session, since: datetime, now: datetime) -> Hour
 def automation_rate(series: HourlySeries) -> HourlySeries:
     """Share of each hour's decisions that went out with no human (the bootstrapping curve)."""
     totals = [sum(line[i] for line in series.lines.values()) for i in range(len(series.hours))]
-    auto = series.lines.get(AUTO, [0.0] * len(totals))
+    auto = series.lines.get(Route.AUTO, [0.0] * len(totals))
     rate = [a / t if t else float("nan") for a, t in zip(auto, totals, strict=True)]
     return HourlySeries(series.hours, {"automated share": rate})
 
@@ -65,7 +66,7 @@ def verdict_rates(session: Session, since: datetime, now: datetime) -> HourlySer
     ):
         counts[_hour(created)][verdict] += 1
     lines: Series = {}
-    for verdict in ("kept", "swapped", "removed"):
+    for verdict in (CuratorVerdict.KEPT, CuratorVerdict.SWAPPED, CuratorVerdict.REMOVED):
         lines[verdict] = [
             counts[h][verdict] / sum(counts[h].values()) if counts[h] else float("nan")
             for h in hours

@@ -6,7 +6,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, PolicyConfigRow
-from bandit.policy import VWPolicy
+from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import VWPolicy
 
 UNTRAINED_VERSION = 0
 
@@ -19,6 +20,13 @@ def latest_version_number(session: Session) -> int:
 def latest_model(session: Session) -> ModelVersion | None:
     """The newest saved model version, if any."""
     return session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
+
+
+def policy_from(saved: ModelVersion | None, config: PolicyConfig) -> VWPolicy:
+    """The saved version's policy, or a fresh (untrained) one when nothing is saved yet."""
+    return (
+        VWPolicy.fresh(config) if saved is None else VWPolicy.from_bytes(saved.model_bytes, config)
+    )
 
 
 def save_model(

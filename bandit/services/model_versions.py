@@ -14,9 +14,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bandit.config import PolicyConfig
 from bandit.db.models import ModelVersion, PolicyConfigRow
-from bandit.policy import VWPolicy
+from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import VWPolicy
 from bandit.services import configs, learning, model_store
 
 
@@ -96,11 +96,7 @@ def checkpoint(session: Session, note: str) -> ModelVersion:
     learning.learn_pending(session)
     latest = model_store.latest_model(session)
     config_row, config = configs.active_config(session)
-    policy = (
-        VWPolicy.fresh(config)
-        if latest is None
-        else VWPolicy.from_bytes(latest.model_bytes, config)
-    )
+    policy = model_store.policy_from(latest, config)
     saved = model_store.save_model(
         session, policy, config_row, 0, latest, note=f"checkpoint: {note}"[:300]
     )
@@ -124,4 +120,3 @@ def start_new_lineage(session: Session, config: PolicyConfig, created_by: str) -
     saved.examples_total = 0  # a new lineage starts from nothing, whatever came before
     configs.activate_config(session, row)
     return saved
-

@@ -10,13 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, Outcome, utcnow
-from bandit.services.decisions import (
-    DELIVERED,
-    REWARDED,
-    decision_config,
-    delivered_item_ids,
-    find_decision,
-)
+from bandit.engine.vocabulary import DecisionStatus, RewardSource
+from bandit.services.decisions import find_decision
+from bandit.services.delivery import decision_config, delivered_item_ids
 
 DEFAULT_KEY = "*default*"
 MAX_ABS_REWARD = 1e6
@@ -24,17 +20,15 @@ SOURCE_LENGTH = 120
 
 
 class RewardError(Exception):
-    """A reward cannot be accepted; `status` is the matching HTTP code."""
-
-    status = 400
+    """A reward cannot be accepted (the request itself is wrong)."""
 
 
 class EventNotFound(RewardError):
-    status = 404
+    """No decision has that event id."""
 
 
 class RewardConflict(RewardError):
-    status = 409
+    """A different reward is already recorded for this event or item."""
 
 
 def record_reward(
@@ -62,7 +56,7 @@ def record_reward(
     if existing is not None:
         _check_same_value(existing, value)
         return existing, False
-    if decision.status not in (DELIVERED, REWARDED):
+    if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
         raise RewardConflict("the event is still awaiting review; its slate was not delivered")
     if item_id is not None:
         if item_id not in delivered_item_ids(decision):
@@ -79,7 +73,7 @@ def record_reward(
         created_at=now,
     )
     session.add(outcome)
-    decision.status = REWARDED
+    decision.status = DecisionStatus.REWARDED
     try:
         session.commit()
     except IntegrityError:
@@ -132,13 +126,14 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
     """
     now = now or utcnow()
     overdue = session.scalars(
-        select(Decision).where(
-            Decision.status == DELIVERED,
+        select(Decision)
+        .where(
+            Decision.status == DecisionStatus.DELIVERED,
             Decision.reward_due_at.is_not(None),
             Decision.reward_due_at <= now,
             ~exists().where(Outcome.decision_id == Decision.id),
         )
-        # A row a client reward is writing is skipped; its status will no longer be DELIVERED.
+        # A row a client reward is writing is skipped; its status will no longer be delivered.
         .with_for_update(skip_locked=True)
     ).all()
     for decision in overdue:
@@ -149,10 +144,10 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
                 item_key=DEFAULT_KEY,
                 value=config.default_reward,
                 is_default=True,
-                source="default",
+                source=RewardSource.DEFAULT,
                 created_at=now,
             )
         )
-        decision.status = REWARDED
+        decision.status = DecisionStatus.REWARDED
     session.flush()
     return len(overdue)

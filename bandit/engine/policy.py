@@ -1,0 +1,153 @@
+"""The Vowpal Wabbit policy: score candidates, learn from logged rounds, save and load."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pylibvw
+from vowpalwabbit import Workspace
+
+from bandit.engine import vw_format
+from bandit.engine.config import PolicyConfig
+
+
+def exploration_arguments(config: PolicyConfig) -> str:
+    """The `--cb_explore_adf` flags for the config's exploration algorithm."""
+    algorithm = config.algorithm
+    if algorithm == "epsilon_greedy":
+        return f"--epsilon {config.epsilon}"
+    if algorithm == "softmax":
+        return f"--softmax --lambda {config.softmax_lambda}"
+    if algorithm == "bag":
+        return f"--bag {config.bag_size} --epsilon {config.epsilon}"
+    if algorithm == "squarecb":
+        return f"--squarecb --gamma_scale {config.squarecb_gamma_scale}"
+    if algorithm == "cover":
+        return f"--cover {config.cover_size} --epsilon {config.epsilon}"
+    return f"--rnd {config.rnd_size} --epsilon {config.epsilon}"
+
+
+def vw_arguments(config: PolicyConfig) -> str:
+    """The full argument string of a fresh workspace for `config`."""
+    large_action_space = (
+        f" --large_action_space --max_actions {config.las_max_actions}"
+        if config.action_space == "vw_large_action_space"
+        else ""
+    )
+    return (
+        f"--cb_explore_adf {exploration_arguments(config)}{large_action_space} "
+        f"-q {vw_format.INTERACTIONS} -b {config.vw_bits} -l {config.learning_rate} "
+        "--save_resume --quiet"
+    )
+
+
+class UnscorableContext(ValueError):
+    """The policy's scores for a context are not finite numbers."""
+
+
+class VWPolicy:
+    """A `--cb_explore_adf` workspace; one lock so threads never share native state at once."""
+
+    def __init__(self, workspace: Workspace, arguments: str) -> None:
+        self._workspace = workspace
+        self._lock = threading.Lock()
+        self.arguments = arguments
+
+    @classmethod
+    def fresh(cls, config: PolicyConfig) -> VWPolicy:
+        """An untrained policy with the config's settings."""
+        arguments = vw_arguments(config)
+        return cls(Workspace(arguments), arguments)
+
+    @classmethod
+    def from_bytes(cls, model: bytes, config: PolicyConfig) -> VWPolicy:
+        """A policy restored from saved model bytes, exploring as `config` says now."""
+        with tempfile.TemporaryDirectory() as folder:
+            path = os.path.join(folder, "model.vw")
+            with open(path, "wb") as handle:
+                handle.write(model)
+            # A model file keeps its reductions; only the exploration flags may be changed.
+            arguments = f"-i {path} --save_resume --quiet {exploration_arguments(config)}"
+            workspace = Workspace(arguments)
+        return cls(workspace, vw_arguments(config))
+
+    def to_bytes(self) -> bytes:
+        """The model, saved with everything needed to keep training it."""
+        with tempfile.TemporaryDirectory() as folder, self._lock:
+            path = os.path.join(folder, "model.vw")
+            self._workspace.save(path)
+            with open(path, "rb") as handle:
+                return handle.read()
+
+    def score(self, shared: str, actions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The exploration pmf over `actions` and each action's estimated reward."""
+        with self.scoring(shared, actions) as score_subset:
+            return score_subset(np.arange(len(actions)))
+
+    @contextmanager
+    def scoring(
+        self, shared: str, actions: Sequence[str]
+    ) -> Iterator[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
+        """Parse a request once; yield a function scoring any subset of its actions.
+
+        ``score_subset(indices)`` is the policy's decision over ``actions[indices]`` alone: a
+        linear ADF model scores each action on its own features, so predicting on a sub-list of
+        the parsed examples equals parsing that sub-list afresh (tests/test_policy.py checks
+        this for every algorithm). Parsing once saves the text parse of every later slate
+        position. The examples are finished on exit.
+        """
+        with self._lock:
+            examples = self._parse([shared, *actions])
+            try:
+
+                def score_subset(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                    return self._predict([examples[0], *(examples[i + 1] for i in indices)])
+
+                yield score_subset
+            finally:
+                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+
+    def _parse(self, lines: Sequence[str]) -> list[Any]:
+        # The native parser directly: pyvw.parse wraps every line in a Python Example object,
+        # which costs more than VW's own parse and predict for a 100-action request.
+        return list(self._workspace._parse("\n".join(lines)))
+
+    def _predict(self, examples: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        pylibvw.vw.predict_multi(self._workspace, examples)
+        pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
+        costs = np.fromiter(
+            (example.get_partial_prediction() for example in examples[1:]),
+            dtype=float,
+            count=len(examples) - 1,
+        )
+        scores = 0.0 - costs  # 0.0 - x: untrained reads 0.00, not -0.00
+        pmf = np.clip(pmf, 0.0, None)
+        if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
+            raise UnscorableContext(
+                "context: the policy cannot score this context (its numbers overflow the "
+                "model); send smaller or rescaled numeric values"
+            )
+        return pmf / pmf.sum(), scores
+
+    def learn(
+        self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
+    ) -> None:
+        """Update on one logged choice among `actions`."""
+        lines = vw_format.labelled_example(shared, actions, chosen, reward, probability)
+        with self._lock:
+            examples = self._parse(lines)
+            try:
+                pylibvw.vw.learn_multi(self._workspace, examples)
+            finally:
+                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+
+    def close(self) -> None:
+        """Release the native workspace."""
+        with self._lock:
+            self._workspace.finish()

@@ -1,0 +1,153 @@
+"""The engine facade: prune, score with the policy, draw a slate, measure, route."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from bandit.engine import explain, uncertainty, vw_format
+from bandit.engine.catalog import CatalogIndex
+from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import VWPolicy
+from bandit.engine.pruning import CandidateSet, prescore_parts, prune
+from bandit.engine.records import Candidate, Proposal, SlateItem
+from bandit.engine.routing import route_for
+from bandit.engine.slate import draw_slate
+from bandit.engine.vocabulary import ReasonCode
+
+
+class NoEligibleItems(LookupError):
+    """The filters left nothing to propose."""
+
+
+class Recommender:
+    """Proposes slates for contexts; holds no database handle and never learns."""
+
+    def __init__(
+        self,
+        catalog: CatalogIndex,
+        config: PolicyConfig,
+        policy: VWPolicy,
+        rng: np.random.Generator,
+        action_lines: vw_format.ActionLines | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.config = config
+        self.policy = policy
+        self._rng = rng
+        # Shared across requests by the runtime, so each item's VW text is formatted once.
+        self._action_lines = action_lines or vw_format.ActionLines(catalog)
+
+    def propose(
+        self,
+        context: Mapping[str, Any],
+        exclude: Sequence[str] = (),
+        slate_size: int | None = None,
+    ) -> Proposal:
+        """A slate for `context`, with logged probabilities, uncertainty and route."""
+        config = self.config
+        candidates = prune(
+            self.catalog,
+            context,
+            exclude,
+            config.candidate_count,
+            config.exploration_slot_share,
+            self._rng,
+        )
+        if candidates.indices.size == 0:
+            raise NoEligibleItems("no catalog item is eligible for this request")
+        rows = [self.catalog.rows[i] for i in candidates.indices]
+        shared = vw_format.shared_line(context)
+        actions = self._action_lines.lines(candidates.indices)
+        with self.policy.scoring(shared, actions) as score_subset:
+            first_pmf, scores = score_subset(np.arange(len(actions)))
+
+            def pmf_over(remaining: np.ndarray) -> np.ndarray:
+                if remaining.size == len(actions):
+                    return first_pmf
+                return score_subset(remaining)[0]
+
+            size = slate_size or config.slate_size
+            draw = draw_slate(pmf_over, len(actions), size, self._rng)
+        measures = uncertainty.all_measures(
+            uncertainty.confidence_distribution(scores, config.uncertainty_temperature)
+        )
+        if config.algorithm == "bag":
+            measures |= uncertainty.committee_measures(first_pmf, config.bag_size, config.epsilon)
+        confidence = 1.0 - measures[config.uncertainty_measure]
+        reasons = self._reasons(candidates, scores, draw.chosen, context)
+        # Outside the scoring block: explaining scores with the policy takes its lock again.
+        why = explain.explain(self.policy, context, [rows[pick] for pick in draw.chosen])
+        slate = []
+        for position, (pick, p_position, pmf) in enumerate(
+            zip(draw.chosen, draw.position_probability, draw.pmfs, strict=True)
+        ):
+            # Exploratory: entered through a slot, or not the policy's most likely item here.
+            explored = bool(candidates.exploration_slot[pick] or p_position < pmf.max() - 1e-9)
+            p_candidate = float(candidates.candidate_probability[pick])
+            slate.append(
+                SlateItem(
+                    position=position,
+                    item_id=rows[pick].item_id,
+                    probability=p_candidate * float(p_position),
+                    candidate_probability=p_candidate,
+                    position_probability=float(p_position),
+                    score=float(scores[pick]),
+                    explored=explored,
+                    reasons=tuple(
+                        reasons[position]
+                        + ([(ReasonCode.EXPLORATION_PICK, 1.0)] if explored else [])
+                    ),
+                    why=tuple((c.feature, c.weight) for c in why[position]),
+                )
+            )
+        return Proposal(
+            # tolist() turns each column into Python numbers in one call, not K x 5 calls.
+            candidates=tuple(
+                map(
+                    Candidate,
+                    [row.item_id for row in rows],
+                    candidates.candidate_probability.astype(float).tolist(),
+                    candidates.prescores.astype(float).tolist(),
+                    candidates.exploration_slot.astype(bool).tolist(),
+                    first_pmf.tolist(),
+                    scores.tolist(),
+                )
+            ),
+            slate=tuple(slate),
+            position_pmfs=tuple(tuple(float(p) for p in pmf) for pmf in draw.pmfs),
+            uncertainty=measures,
+            confidence=confidence,
+            route=route_for(confidence, config),
+        )
+
+    def _reasons(
+        self,
+        candidates: CandidateSet,
+        scores: np.ndarray,
+        picks: np.ndarray,
+        context: Mapping[str, Any],
+    ) -> list[list[tuple[str, float]]]:
+        """Reason codes with their numbers per slate pick (only picks are ever shown)."""
+        parts = prescore_parts(self.catalog, context, candidates.indices[picks])
+        reasons = []
+        for j, pick in enumerate(picks):
+            value = {name: float(column[j]) for name, column in parts.items()}
+            codes: list[tuple[str, float]] = []
+            if value.get("style", 0.0) > 0:
+                codes.append((ReasonCode.STYLE_MATCH, value["style"]))
+            if value.get("category", 0.0) > 0:
+                codes.append((ReasonCode.FAVOURITE_CATEGORY, value["category"]))
+            if value.get("budget", 0.0) < 0:
+                codes.append((ReasonCode.ABOVE_BUDGET, value["budget"]))
+            if "taste" in value:
+                codes.append((ReasonCode.TASTE_MATCH, value["taste"]))
+            if value.get("learned", 0.0) > 0.05:
+                codes.append((ReasonCode.CURATORS_KEEP, value["learned"]))
+            if candidates.exploration_slot[pick]:
+                codes.append((ReasonCode.EXPLORATION_SLOT, 1.0))
+            codes.append((ReasonCode.EXPECTED_REWARD, float(scores[pick])))
+            reasons.append(codes)
+        return reasons

@@ -1,0 +1,158 @@
+"""The loop's one vocabulary: every status, tag, verdict, measure and source, as StrEnums.
+
+The database stores these same strings, so a member compares equal to the stored value and
+renaming a value needs an Alembic migration.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Route(StrEnum):
+    """Who acts on a decision."""
+
+    AUTO = "auto"
+    REVIEW_BEFORE = "review_before"
+    REVIEW_AFTER = "review_after"
+
+
+class RoutingMode(StrEnum):
+    """A policy config's routing setting."""
+
+    REVIEW_BEFORE = "review_before"
+    REVIEW_AFTER = "review_after"
+    PARTIAL = "partial"
+    APPRENTICE = "apprentice"
+
+
+class DecisionStatus(StrEnum):
+    """Where a decision is in its lifecycle."""
+
+    PENDING_REVIEW = "pending_review"
+    IN_REVIEW = "in_review"
+    DELIVERED = "delivered"
+    REWARDED = "rewarded"
+
+
+class TaskStatus(StrEnum):
+    """Where a review task is."""
+
+    OPEN = "open"
+    CLAIMED = "claimed"
+    DONE = "done"
+    # Never reviewed: the curators had no capacity or the SLA ran out.
+    OVERFLOWED = "overflowed"
+    # Closed without a curator: an apprentice-mode client delivered its own slate.
+    CLIENT_CHOSE = "client_chose"
+
+
+class OverflowPolicy(StrEnum):
+    """What a policy config does with a review the curators cannot reach in time."""
+
+    DELIVER_UNREVIEWED = "deliver_unreviewed"
+    HOLD = "hold"
+
+
+class Overflow(StrEnum):
+    """What happened to a task that overflowed (stored on the task)."""
+
+    DELIVERED_UNREVIEWED = "delivered_unreviewed"
+    HELD = "held"
+
+
+class Verdict(StrEnum):
+    """What a curator asks for at one position (the request)."""
+
+    KEEP = "keep"
+    REMOVE = "remove"
+    SWAP = "swap"
+
+
+class CuratorVerdict(StrEnum):
+    """A recorded curator action at one position (what was done)."""
+
+    KEPT = "kept"
+    REMOVED = "removed"
+    SWAPPED = "swapped"
+
+
+class SlateTag(StrEnum):
+    """An item's fate on the final slate."""
+
+    KEPT = "kept"
+    REMOVED = "removed"
+    SWAPPED_OUT = "swapped_out"
+    SWAPPED_IN = "swapped_in"
+
+
+class DecidedBy(StrEnum):
+    """Who settled a final-slate row."""
+
+    POLICY = "policy"
+    CURATOR = "curator"
+    CLIENT = "client"
+
+
+class VerificationOutcome(StrEnum):
+    """A verify-after review's result."""
+
+    CORRECTED = "corrected"
+    REINSTATED = "reinstated"
+
+
+class Measure(StrEnum):
+    """Uncertainty measures, each in [0, 1], 1 = most uncertain."""
+
+    LEAST_CONFIDENCE = "least_confidence"
+    MARGIN = "margin"
+    RATIO = "ratio"
+    ENTROPY = "entropy"
+    COMMITTEE_DISAGREEMENT = "committee_disagreement"
+    VOTE_ENTROPY = "vote_entropy"
+
+
+DISTRIBUTION_MEASURES = (Measure.LEAST_CONFIDENCE, Measure.MARGIN, Measure.RATIO, Measure.ENTROPY)
+COMMITTEE_MEASURES = (Measure.COMMITTEE_DISAGREEMENT, Measure.VOTE_ENTROPY)
+
+
+class RewardSource(StrEnum):
+    """Whose judgement a logged round's reward is."""
+
+    CUSTOMER = "customer"
+    CURATOR_PROXY = "curator_proxy"
+    DEFAULT = "default"
+
+
+class ReasonCode(StrEnum):
+    """Why the engine proposed an item; each comes with a number, curation_app words it."""
+
+    STYLE_MATCH = "style_match"  # the prescore's style term
+    FAVOURITE_CATEGORY = "favourite_category"  # the prescore's category term
+    ABOVE_BUDGET = "above_budget"  # the (negative) budget term
+    TASTE_MATCH = "taste_match"  # the embedding term, signed
+    CURATORS_KEEP = "curators_keep"  # the learned curator-affinity term
+    EXPLORATION_SLOT = "exploration_slot"  # entered the candidates through a reserved slot
+    EXPLORATION_PICK = "exploration_pick"  # not the policy's most likely item at its position
+    EXPECTED_REWARD = "expected_reward"  # the policy's score
+
+
+class ImitationSource(StrEnum):
+    """Where an imitation example came from."""
+
+    SWAP_IN = "swap_in"
+    APPRENTICE = "apprentice"
+    CLIENT = "client"
+
+
+DELIVERED_TAGS = (SlateTag.KEPT, SlateTag.SWAPPED_IN)
+VERDICT_DONE = {
+    Verdict.KEEP: CuratorVerdict.KEPT,
+    Verdict.REMOVE: CuratorVerdict.REMOVED,
+    Verdict.SWAP: CuratorVerdict.SWAPPED,
+}
+VERDICT_TAG = {
+    Verdict.KEEP: SlateTag.KEPT,
+    Verdict.REMOVE: SlateTag.REMOVED,
+    Verdict.SWAP: SlateTag.SWAPPED_OUT,
+}

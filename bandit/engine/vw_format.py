@@ -1,0 +1,129 @@
+"""Everything that knows Vowpal Wabbit's text format and its cost sign lives here.
+
+Contexts become the shared namespace ``U``; items become action lines in namespace ``I``;
+the policy crosses them with ``-q UI``. Keys ending in ``_id`` other than the item id are
+identifiers, not features, and are left out. VW minimises cost, so cost = -reward.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from bandit.engine.catalog import CatalogIndex, CatalogRow
+
+CONTEXT_NAMESPACE = "U"
+ITEM_NAMESPACE = "I"
+INTERACTIONS = CONTEXT_NAMESPACE + ITEM_NAMESPACE
+_UNSAFE = re.compile(r"[\s|:]+")
+
+
+def reward_to_cost(reward: float) -> float:
+    """VW's cost for a reward."""
+    return -float(reward)
+
+
+# Feature names and categorical values repeat across every request: memoise their cleaning.
+@functools.lru_cache(maxsize=65_536)
+def _clean(text: str) -> str:
+    return _UNSAFE.sub("_", text)[:100] or "_"
+
+
+def _token(value: Any) -> str:
+    return _clean(value if isinstance(value, str) else str(value))
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _features(mapping: Mapping[str, Any]) -> list[str]:
+    features: list[str] = []
+    for key, value in sorted(mapping.items()):
+        name = _token(key)
+        if key.endswith("_id") or value is None:
+            continue
+        if isinstance(value, bool):
+            features.append(f"{name}={int(value)}")
+        elif _number(value):
+            features.append(f"{name}:{float(value):.6g}")
+        elif isinstance(value, str):
+            features.append(f"{name}={_token(value)}")
+        elif isinstance(value, list):
+            for position, element in enumerate(value):
+                if _number(element):
+                    features.append(f"{name}_{position}:{float(element):.6g}")
+                elif isinstance(element, str):
+                    features.append(f"{name}={_token(element)}")
+    return features
+
+
+def shared_line(context: Mapping[str, Any]) -> str:
+    """The shared example line for a request context."""
+    return f"shared |{CONTEXT_NAMESPACE} " + " ".join(_features(context))
+
+
+def item_features(item: CatalogRow) -> list[str]:
+    """The VW features of a catalog item (its id, category, attributes and price)."""
+    features = [f"id={_token(item.item_id)}", f"category={_token(item.category)}"]
+    features += _features({k: v for k, v in item.attributes.items() if k != "popularity"})
+    if item.price is not None and _number(item.price) and item.price > 0:
+        features.append(f"log_price:{math.log1p(item.price):.4g}")
+    return features
+
+
+def action_line(item: CatalogRow) -> str:
+    """The action line of a catalog item."""
+    return f"|{ITEM_NAMESPACE} " + " ".join(item_features(item))
+
+
+def context_features(context: Mapping[str, Any]) -> list[str]:
+    """The VW features of a request context."""
+    return _features(context)
+
+
+# For explanations the context travels inside each action line instead of a shared line; a
+# cb_adf model merges shared features into every action, so the scores are the same.
+EMPTY_SHARED = f"shared |{CONTEXT_NAMESPACE}"
+
+
+def inline_action_line(context: Sequence[str], item: Sequence[str]) -> str:
+    """An action line carrying the given context and item features itself."""
+    return f"|{CONTEXT_NAMESPACE} {' '.join(context)} |{ITEM_NAMESPACE} {' '.join(item)}"
+
+
+def feature_label(feature: str, namespace: str) -> str:
+    """A readable name for a VW feature: `style=bohemian (item)`, `taste_3 (customer)`."""
+    name = feature.split(":", 1)[0]
+    return f"{name} ({'customer' if namespace == CONTEXT_NAMESPACE else 'item'})"
+
+
+class ActionLines:
+    """Action lines of one catalog snapshot, formatted once per item and reused by every request."""
+
+    def __init__(self, catalog: CatalogIndex) -> None:
+        self._rows = catalog.rows
+        self._lines: list[str | None] = [None] * len(catalog.rows)
+
+    def lines(self, indices: Iterable[int]) -> list[str]:
+        """The action lines of the catalog rows at `indices`, in that order."""
+        out = []
+        for index in indices:
+            line = self._lines[index]
+            if line is None:
+                line = self._lines[index] = action_line(self._rows[index])
+            out.append(line)
+        return out
+
+
+def labelled_example(
+    shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
+) -> list[str]:
+    """A multi-line ADF learning example with the chosen action's cost and probability."""
+    lines = [shared, *actions]
+    label = f"0:{reward_to_cost(reward):.6g}:{probability:.6g}"
+    lines[chosen + 1] = f"{label} {actions[chosen]}"
+    return lines

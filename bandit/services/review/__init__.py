@@ -1,0 +1,21 @@
+"""The review queue: intake and order, leased claims, verdicts, overflow and double review.
+
+The package's public facade; each concern lives in its own module.
+"""
+
+from bandit.services.review.claims import claim_next, held_task, release, renew_lease
+from bandit.services.review.errors import LeaseLost, ReviewError, SameCurator, TaskNotFound
+from bandit.services.review.verdicts import ItemVerdict, submit_review
+
+__all__ = [
+    "ItemVerdict",
+    "LeaseLost",
+    "ReviewError",
+    "SameCurator",
+    "TaskNotFound",
+    "claim_next",
+    "held_task",
+    "release",
+    "renew_lease",
+    "submit_review",
+]

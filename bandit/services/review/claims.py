@@ -1,0 +1,158 @@
+"""Claiming review tasks under a lease: claim, heartbeat (renew) and release."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm.attributes import set_committed_value
+
+from bandit.db.models import Decision, ReviewTask, utcnow
+from bandit.db.session import is_postgresql
+from bandit.engine.vocabulary import DecisionStatus, TaskStatus
+from bandit.services import configs
+from bandit.services.review import double_review
+from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
+from bandit.services.review.queue import QUEUE_ORDER, claimable
+
+CLAIM_ATTEMPTS = 5
+
+
+def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | None:
+    """The task this curator holds under a live lease, if any."""
+    return session.scalars(
+        select(ReviewTask).where(
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.status == TaskStatus.CLAIMED,
+            ReviewTask.leased_until >= now,
+        )
+    ).first()
+
+
+def claim_next(session: Session, curator_id: int, now: datetime | None = None) -> ReviewTask | None:
+    """Lease the most informative waiting task to the curator; None when the queue is empty.
+
+    The lease is taken by a conditional UPDATE that only succeeds while the task is still
+    claimable, so two curators can never hold the same task; on PostgreSQL the candidate row
+    is also locked with SKIP LOCKED so concurrent claimers do not queue on one row. Commits.
+    """
+    now = now or utcnow()
+    held = held_task(session, curator_id, now)
+    if held is not None:
+        return held
+    _, config = configs.active_config(session)
+    for _ in range(CLAIM_ATTEMPTS):
+        query = (
+            select(ReviewTask.id)
+            .where(claimable(now), double_review.not_reviewed_by(curator_id))
+            .order_by(*QUEUE_ORDER)
+            .limit(1)
+        )
+        if is_postgresql(session):
+            query = query.with_for_update(skip_locked=True)
+        task_id = session.scalar(query)
+        if task_id is None:
+            session.commit()
+            return None
+        claimed = session.execute(
+            update(ReviewTask)
+            .where(ReviewTask.id == task_id, claimable(now))
+            .values(
+                status=TaskStatus.CLAIMED,
+                curator_id=curator_id,
+                lease_token=uuid.uuid4().hex,
+                leased_until=now + timedelta(seconds=config.review_lease_seconds),
+                claimed_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 1:  # type: ignore[attr-defined]
+            task = session.get(ReviewTask, task_id, populate_existing=True)
+            assert task is not None
+            # The claimer shows the slate and alternates (candidates), never the per-position pmfs.
+            load_decision(session, task, Decision.position_pmfs)
+            if task.decision.status == DecisionStatus.PENDING_REVIEW:
+                task.decision.status = DecisionStatus.IN_REVIEW
+            session.commit()
+            return task
+        session.rollback()
+    return None
+
+
+def load_decision(session: Session, task: ReviewTask, *deferred: Any) -> Decision:
+    """The task's decision without the bulky JSON columns this request does not use.
+
+    A deferred column still loads on first access. It is set as `task.decision` directly:
+    a lazy load from a task read with populate_existing would fetch the whole row again.
+    """
+    decision = session.get(
+        Decision, task.decision_id, options=[defer(column) for column in deferred]
+    )
+    assert decision is not None
+    set_committed_value(task, "decision", decision)
+    return decision
+
+
+def release(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    now: datetime | None = None,
+    lease_token: str | None = None,
+) -> None:
+    """Give a held task back to the queue (only this lease's, when `lease_token` is given)."""
+    now = now or utcnow()
+    task = session.get(ReviewTask, task_id, populate_existing=True)
+    if task is None:
+        raise TaskNotFound(f"no review task {task_id}")
+    if task.status != TaskStatus.CLAIMED or task.curator_id != curator_id:
+        raise LeaseLost("you do not hold this task")
+    if lease_token is not None and task.lease_token != lease_token:
+        raise LeaseLost("this lease token is not the task's current lease")
+    if task.leased_until is None or task.leased_until < now:
+        raise LeaseLost("your lease on this task ran out; it is back in the queue")
+    task.status, task.curator_id, task.lease_token, task.leased_until = (
+        TaskStatus.OPEN,
+        None,
+        None,
+        None,
+    )
+    if task.decision.status == DecisionStatus.IN_REVIEW:
+        task.decision.status = DecisionStatus.PENDING_REVIEW
+    session.commit()
+
+
+def renew_lease(
+    session: Session, task_id: int, curator_id: int, lease_token: str, now: datetime | None = None
+) -> datetime:
+    """Extend a live lease by the configured lease time (the review page's heartbeat). Commits.
+
+    A lease that already ran out is not revived: the task went back to the queue, and a
+    colleague may hold it by now.
+    """
+    now = now or utcnow()
+    _, config = configs.active_config(session)
+    until = now + timedelta(seconds=config.review_lease_seconds)
+    renewed = session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == task_id,
+            ReviewTask.status == TaskStatus.CLAIMED,
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.lease_token == lease_token,
+            ReviewTask.leased_until >= now,
+        )
+        .values(leased_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    if renewed.rowcount != 1:  # type: ignore[attr-defined]
+        missing = session.get(ReviewTask, task_id) is None
+        session.rollback()
+        if missing:
+            raise TaskNotFound(f"no review task {task_id}")
+        raise LeaseLost(LOST_LEASE)
+    session.commit()
+    return until

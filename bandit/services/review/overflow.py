@@ -1,0 +1,84 @@
+"""Queue upkeep: expired leases go back to the queue; tasks past the review SLA overflow.
+
+The overflow policy of the active config decides what a missed SLA means: with
+``deliver_unreviewed`` the policy's slate goes out unreviewed and the task is closed as
+overflowed; with ``hold`` the task keeps waiting (marked held) and the slate waits with it.
+Either way the task row records it, so overflow is counted per policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bandit.db.models import Decision, ReviewTask, utcnow
+from bandit.db.session import is_postgresql
+from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
+from bandit.services import configs
+from bandit.services.delivery import decision_config, deliver_policy_slate
+
+
+@dataclass(frozen=True)
+class UpkeepReport:
+    """What one pass changed."""
+
+    leases_expired: int
+    delivered_unreviewed: int
+    held: int
+
+
+def requeue_expired_leases(session: Session, now: datetime) -> int:
+    """Put tasks whose lease ran out back in the queue; returns how many."""
+    expired = session.execute(
+        update(ReviewTask)
+        .where(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now)
+        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    count = int(expired.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        waiting_again = select(ReviewTask.decision_id).where(ReviewTask.status == TaskStatus.OPEN)
+        session.execute(
+            update(Decision)
+            .where(Decision.status == DecisionStatus.IN_REVIEW, Decision.id.in_(waiting_again))
+            .values(status=DecisionStatus.PENDING_REVIEW)
+            .execution_options(synchronize_session=False)
+        )
+    return count
+
+
+def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
+    """Apply the overflow policy to open tasks past their SLA; returns (delivered, held)."""
+    _, config = configs.active_config(session)
+    query = select(ReviewTask).where(
+        ReviewTask.status == TaskStatus.OPEN,
+        ReviewTask.due_at < now,
+        ReviewTask.overflow.is_(None),
+    )
+    if is_postgresql(session):
+        # A curator claiming one of these rows right now keeps it; we take it on the next pass.
+        query = query.with_for_update(skip_locked=True)
+    delivered = held = 0
+    for task in session.scalars(query):
+        if config.overflow_policy == OverflowPolicy.HOLD:
+            task.overflow = Overflow.HELD
+            held += 1
+            continue
+        task.status, task.overflow = TaskStatus.OVERFLOWED, Overflow.DELIVERED_UNREVIEWED
+        decision = task.decision
+        if decision.status in (DecisionStatus.PENDING_REVIEW, DecisionStatus.IN_REVIEW):
+            deliver_policy_slate(decision, decision_config(session, decision), now)
+        delivered += 1
+    return delivered, held
+
+
+def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
+    """Expire leases, then overflow overdue tasks. Commits."""
+    now = now or utcnow()
+    expired = requeue_expired_leases(session, now)
+    delivered, held = overflow_overdue(session, now)
+    session.commit()
+    return UpkeepReport(expired, delivered, held)

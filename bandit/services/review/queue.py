@@ -1,0 +1,149 @@
+"""The review queue's order and intake: uncertainty first, aging by wait, capacity overflow.
+
+A task's priority is its uncertainty measure (0 to 1, 1 = most informative) plus its wait as a
+share of the review SLA, so a task that has waited one SLA outranks any fresh task. Because
+the wait term grows at the same rate for every task, that order is fixed at intake: sorting
+by ``queue_key = created_at - measure x SLA`` (seconds, smallest first) is the same as sorting
+by priority at any later instant, and lets the database serve the queue from an index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import Decision, ReviewTask
+from bandit.engine.config import PolicyConfig
+from bandit.engine.vocabulary import Overflow, OverflowPolicy, TaskStatus
+
+QUEUE_ORDER = (ReviewTask.queue_key, ReviewTask.id)
+
+
+def queue_key(created_at: datetime, measure: float, sla_seconds: int) -> float:
+    """The aging sort key: creation time (epoch seconds) moved earlier by measure x SLA."""
+    return created_at.timestamp() - measure * sla_seconds
+
+
+def priority_at(task: ReviewTask, now: datetime) -> float:
+    """measure + wait / SLA: what the queue sorts by, as shown to curators."""
+    if task.due_at is None:
+        return task.priority
+    sla = max((task.due_at - task.created_at).total_seconds(), 1.0)
+    return task.priority + max((now - task.created_at).total_seconds(), 0.0) / sla
+
+
+def claimable(now: datetime) -> ColumnElement[bool]:
+    """Open tasks, and claimed ones whose lease ran out."""
+    return or_(
+        ReviewTask.status == TaskStatus.OPEN,
+        and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now),
+    )
+
+
+def backlog(session: Session) -> int:
+    """Tasks waiting for or held by a curator."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(ReviewTask)
+            .where(ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
+        )
+        or 0
+    )
+
+
+def capacity_within_sla(config: PolicyConfig) -> int:
+    """How many tasks the curators can review within one SLA."""
+    return max(1, int(config.curator_capacity_per_hour * config.review_sla_seconds / 3600))
+
+
+def admission(session: Session, config: PolicyConfig) -> str | None:
+    """None if curators can take one more task within the SLA, else the overflow policy."""
+    if backlog(session) < capacity_within_sla(config):
+        return None
+    return (
+        Overflow.DELIVERED_UNREVIEWED
+        if config.overflow_policy == OverflowPolicy.DELIVER_UNREVIEWED
+        else Overflow.HELD
+    )
+
+
+def new_task(
+    decision: Decision,
+    route: str,
+    uncertainty: Mapping[str, float],
+    config: PolicyConfig,
+    now: datetime,
+    overflow: str | None,
+) -> ReviewTask:
+    """The review task of a routed decision, ordered by the config's uncertainty measure."""
+    measure = float(uncertainty[config.uncertainty_measure])
+    return ReviewTask(
+        decision_id=decision.id,
+        route=route,
+        status=TaskStatus.OVERFLOWED
+        if overflow == Overflow.DELIVERED_UNREVIEWED
+        else TaskStatus.OPEN,
+        priority=measure,
+        measure_name=config.uncertainty_measure,
+        queue_key=queue_key(now, measure, config.review_sla_seconds),
+        due_at=now + timedelta(seconds=config.review_sla_seconds),
+        overflow=overflow,
+        created_at=now,
+    )
+
+
+@dataclass(frozen=True)
+class QueueSummary:
+    """Counts the queue page shows."""
+
+    open: int
+    claimed: int
+    done: int
+    overflowed: int
+    held: int
+    oldest_wait_seconds: float | None
+
+
+def queue_summary(session: Session, now: datetime) -> QueueSummary:
+    """How many tasks wait, are held, were done or overflowed, and the oldest wait."""
+    counts = dict(
+        session.execute(select(ReviewTask.status, func.count()).group_by(ReviewTask.status)).all()
+    )
+    held = session.scalar(
+        select(func.count())
+        .select_from(ReviewTask)
+        .where(
+            ReviewTask.overflow == Overflow.HELD,
+            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
+        )
+    )
+    oldest = session.scalar(
+        select(func.min(ReviewTask.created_at)).where(
+            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED))
+        )
+    )
+    return QueueSummary(
+        open=int(counts.get(TaskStatus.OPEN, 0)),
+        claimed=int(counts.get(TaskStatus.CLAIMED, 0)),
+        done=int(counts.get(TaskStatus.DONE, 0)),
+        overflowed=int(counts.get(TaskStatus.OVERFLOWED, 0)),
+        held=int(held or 0),
+        oldest_wait_seconds=None if oldest is None else (now - oldest).total_seconds(),
+    )
+
+
+def waiting_tasks(session: Session, limit: int = 50) -> list[ReviewTask]:
+    """The queue in the order curators will get it."""
+    return list(
+        session.scalars(
+            select(ReviewTask)
+            .where(ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
+            .order_by(*QUEUE_ORDER)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,250 @@
+"""Recording a curator's verdicts on a leased task and settling the curated slate."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    ReviewTask,
+    SlateVerification,
+    utcnow,
+)
+from bandit.engine.vocabulary import (
+    DELIVERED_TAGS,
+    VERDICT_DONE,
+    VERDICT_TAG,
+    DecidedBy,
+    Route,
+    SlateTag,
+    TaskStatus,
+    Verdict,
+    VerificationOutcome,
+)
+from bandit.services.catalog_store import items_by_id
+from bandit.services.delivery import decision_config, mark_delivered
+from bandit.services.review import double_review
+from bandit.services.review.claims import load_decision
+from bandit.services.review.errors import (
+    LOST_LEASE,
+    LeaseLost,
+    ReviewError,
+    SameCurator,
+    TaskNotFound,
+)
+
+VERDICTS = tuple(Verdict)
+
+
+@dataclass(frozen=True)
+class ItemVerdict:
+    """A curator's verdict on one proposed position."""
+
+    position: int
+    verdict: str
+    replacement_item_id: str | None = None
+    reason: str = ""
+
+
+def submit_review(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    lease_token: str,
+    verdicts: Sequence[ItemVerdict],
+    seconds_spent: float,
+    now: datetime | None = None,
+) -> bool:
+    """Record the verdicts and the curated slate. Commits.
+
+    Returns True when recorded now, False when this exact lease already recorded them (a
+    repeated submit changes nothing). Raises before writing anything if the verdicts are
+    invalid or the curator no longer holds the task.
+    """
+    now = now or utcnow()
+    # Fresh from the database: another process may have finished or reclaimed it meanwhile.
+    task = session.get(ReviewTask, task_id, populate_existing=True)
+    if task is None:
+        raise TaskNotFound(f"no review task {task_id}")
+    if (
+        task.status == TaskStatus.DONE
+        and task.curator_id == curator_id
+        and task.lease_token == lease_token
+    ):
+        return False
+    if (
+        task.status != TaskStatus.CLAIMED
+        or task.curator_id != curator_id
+        or task.lease_token != lease_token
+    ):
+        raise LeaseLost(LOST_LEASE)
+    if task.leased_until is None or task.leased_until < now:
+        raise LeaseLost(LOST_LEASE)
+    if double_review.reviewed_other_round(session, task, curator_id):
+        raise SameCurator(double_review.SAME_CURATOR)
+    # A verdict needs the proposal, not the candidate list or the pmfs (the bulk of the row).
+    decision = load_decision(session, task, Decision.candidates, Decision.position_pmfs)
+    _check_verdicts(session, decision, verdicts)
+    if not 0 <= seconds_spent < 86_400:
+        raise ReviewError("seconds_spent must be between 0 and 86400")
+    done = session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == task_id,
+            ReviewTask.status == TaskStatus.CLAIMED,
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.lease_token == lease_token,
+            ReviewTask.leased_until >= now,
+        )
+        .values(status=TaskStatus.DONE, completed_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if done.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()
+        raise LeaseLost(LOST_LEASE)
+    task.status, task.completed_at = TaskStatus.DONE, now
+    second_opinion = task.review_round != double_review.FIRST_ROUND
+    _record_actions(session, decision, task, curator_id, verdicts, seconds_spent, now)
+    if not second_opinion:
+        _settle_slate(session, decision, task, curator_id, verdicts, now)
+        double_review.queue_second_review(session, task, now)
+    session.commit()
+    return True
+
+
+def _check_verdicts(session: Session, decision: Decision, verdicts: Sequence[ItemVerdict]) -> None:
+    positions = {p.position for p in decision.proposed}
+    given = [v.position for v in verdicts]
+    if sorted(given) != sorted(positions):
+        raise ReviewError(
+            f"give exactly one verdict for each slate position {sorted(positions)}; got {given}"
+        )
+    replacements = [v.replacement_item_id for v in verdicts if v.verdict == Verdict.SWAP]
+    known = items_by_id(session, [r for r in replacements if r])
+    slate_items = {p.item_id for p in decision.proposed}
+    for verdict in verdicts:
+        if verdict.verdict not in VERDICTS:
+            raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}")
+        if len(verdict.reason) > 500:
+            raise ReviewError("reason: at most 500 characters")
+        if verdict.verdict != Verdict.SWAP:
+            continue
+        item_id = verdict.replacement_item_id
+        if not item_id:
+            raise ReviewError(f"position {verdict.position}: a swap needs a replacement item")
+        item = known.get(item_id)
+        if item is None:
+            raise ReviewError(f"position {verdict.position}: unknown item {item_id!r}")
+        if not item.active or item.stock <= 0 or item_id in decision.exclude:
+            raise ReviewError(f"position {verdict.position}: item {item_id!r} is not eligible")
+        if item_id in slate_items:
+            raise ReviewError(
+                f"position {verdict.position}: item {item_id!r} is already on the slate"
+            )
+    if len(replacements) != len(set(replacements)):
+        raise ReviewError("the same replacement item is used twice")
+
+
+def _record_actions(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    verdicts: Sequence[ItemVerdict],
+    seconds_spent: float,
+    now: datetime,
+) -> None:
+    by_position = {p.position: p for p in decision.proposed}
+    per_item_seconds = seconds_spent / max(1, len(verdicts))
+    for verdict in sorted(verdicts, key=lambda v: v.position):
+        proposed = by_position[verdict.position]
+        session.add(
+            CuratorAction(
+                task_id=task.id,
+                decision_id=decision.id,
+                curator_id=curator_id,
+                position=verdict.position,
+                item_id=proposed.item_id,
+                verdict=VERDICT_DONE[Verdict(verdict.verdict)],
+                replacement_item_id=verdict.replacement_item_id
+                if verdict.verdict == Verdict.SWAP
+                else None,
+                reason=verdict.reason,
+                seconds_spent=per_item_seconds,
+                created_at=now,
+                agreement_only=task.review_round != double_review.FIRST_ROUND,
+            )
+        )
+
+
+def _settle_slate(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    verdicts: Sequence[ItemVerdict],
+    now: datetime,
+) -> None:
+    """The first review's verdicts become the delivered (or corrected) slate."""
+    by_position = {p.position: p for p in decision.proposed}
+    final: list[FinalSlateItem] = []
+    for verdict in sorted(verdicts, key=lambda v: v.position):
+        proposed = by_position[verdict.position]
+        tag = VERDICT_TAG[Verdict(verdict.verdict)]
+        final.append(
+            FinalSlateItem(
+                position=verdict.position,
+                item_id=proposed.item_id,
+                tag=tag,
+                decided_by=DecidedBy.CURATOR,
+                replaced_item_id=None,
+            )
+        )
+        if verdict.verdict == Verdict.SWAP:
+            final.append(
+                FinalSlateItem(
+                    position=verdict.position,
+                    item_id=verdict.replacement_item_id or "",
+                    tag=SlateTag.SWAPPED_IN,
+                    decided_by=DecidedBy.CURATOR,
+                    replaced_item_id=proposed.item_id,
+                )
+            )
+    if task.route == Route.REVIEW_AFTER:
+        _log_verification(session, decision, task, curator_id, final, now)
+    decision.final_slate = final
+    if task.route == Route.REVIEW_BEFORE:
+        mark_delivered(decision, decision_config(session, decision), now)
+
+
+def _log_verification(
+    session: Session,
+    decision: Decision,
+    task: ReviewTask,
+    curator_id: int,
+    final: Sequence[FinalSlateItem],
+    now: datetime,
+) -> None:
+    """A verify-after review: the delivered slate is overturned (corrected) or reinstated."""
+    before = [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
+    after = [f.item_id for f in final if f.tag in DELIVERED_TAGS]
+    session.add(
+        SlateVerification(
+            decision_id=decision.id,
+            task_id=task.id,
+            curator_id=curator_id,
+            outcome=VerificationOutcome.REINSTATED
+            if after == before
+            else VerificationOutcome.CORRECTED,
+            delivered_before=before,
+            delivered_after=after,
+            created_at=now,
+        )
+    )

@@ -1,0 +1,159 @@
+"""The JSON documents of an event: the rank answer and everything known about it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import CuratorAction, Decision, Outcome, ReviewTask, SlateVerification
+from bandit.engine.vocabulary import DELIVERED_TAGS
+from bandit.services.catalog_store import items_by_id
+from curation_app.reasons import reason_text
+
+
+def rank_response(decision: Decision) -> dict[str, Any]:
+    """The API's answer to a rank request."""
+    return {
+        "event_id": decision.event_id,
+        "slate": [
+            {
+                "item_id": p.item_id,
+                "probability": p.probability,
+                "score": p.score,
+                "why": list(p.why or []),
+            }
+            for p in decision.proposed
+        ],
+        "route": decision.route,
+        "status": decision.status,
+        "uncertainty": dict(decision.uncertainty),
+        "policy_version": f"{decision.policy_name}@{decision.policy_version}",
+        "model_version": decision.model_version,
+    }
+
+
+def event_view(session: Session, decision: Decision) -> dict[str, Any]:
+    """Everything known about an event: proposal, review, final slate, outcomes."""
+    tasks = session.scalars(
+        select(ReviewTask)
+        .where(ReviewTask.decision_id == decision.id)
+        .order_by(ReviewTask.review_round)
+    ).all()
+    task = tasks[0] if tasks else None
+    all_actions = session.scalars(
+        select(CuratorAction)
+        .where(CuratorAction.decision_id == decision.id)
+        .order_by(CuratorAction.position)
+    ).all()
+    actions = [a for a in all_actions if not a.agreement_only]
+    second_opinions = [a for a in all_actions if a.agreement_only]
+    outcomes = session.scalars(
+        select(Outcome).where(Outcome.decision_id == decision.id).order_by(Outcome.id)
+    ).all()
+    verifications = session.scalars(
+        select(SlateVerification)
+        .where(SlateVerification.decision_id == decision.id)
+        .order_by(SlateVerification.id)
+    ).all()
+    final = list(decision.final_slate)
+    # Titles as stored (possibly containing markup): JSON carries them as plain strings.
+    titles = {
+        item_id: item.title
+        for item_id, item in items_by_id(
+            session, [p.item_id for p in decision.proposed] + [f.item_id for f in final]
+        ).items()
+    }
+    return {
+        **rank_response(decision),
+        "context": dict(decision.context),
+        "created_at": decision.created_at.isoformat(),
+        "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,
+        "proposed_slate": [
+            {
+                "position": p.position,
+                "item_id": p.item_id,
+                "title": titles.get(p.item_id),
+                "probability": p.probability,
+                "candidate_probability": p.candidate_probability,
+                "position_probability": p.position_probability,
+                "score": p.score,
+                "explored": p.explored,
+                "reason": reason_text(p.reasons or [], decision.context),
+                "reasons": [{"code": code, "value": value} for code, value in p.reasons or []],
+                "why": list(p.why or []),
+            }
+            for p in decision.proposed
+        ],
+        "candidates": list(decision.candidates),
+        "review": None
+        if task is None
+        else {
+            "task_id": task.id,
+            "route": task.route,
+            "status": task.status,
+            "overflow": task.overflow,
+            "completed_at": task.completed_at.isoformat() if task.completed_at else None,
+            "actions": [_action_view(a) for a in actions],
+        },
+        # Double review: an independent second opinion, for agreement only (not delivered).
+        "second_review": None
+        if len(tasks) < 2
+        else {
+            "task_id": tasks[1].id,
+            "status": tasks[1].status,
+            "agreement_only": True,
+            "actions": [_action_view(a) for a in second_opinions],
+        },
+        "final_slate": None
+        if not final
+        else [
+            {
+                "position": f.position,
+                "item_id": f.item_id,
+                "title": titles.get(f.item_id),
+                "tag": f.tag,
+                "decided_by": f.decided_by,
+                "replaced_item_id": f.replaced_item_id,
+                "delivered": f.tag in DELIVERED_TAGS,
+            }
+            for f in final
+        ],
+        # Verify-after-output reviews: the delivered slate overturned (corrected) or reinstated.
+        "verifications": [
+            {
+                "outcome": v.outcome,
+                "curator_id": v.curator_id,
+                "delivered_before": list(v.delivered_before),
+                "delivered_after": list(v.delivered_after),
+                "created_at": v.created_at.isoformat(),
+            }
+            for v in verifications
+        ],
+        "outcomes": [
+            {
+                "item_id": None if o.is_default else (o.item_key or None),
+                "value": o.value,
+                "is_default": o.is_default,
+                "after_default": o.after_default,
+                "source": o.source,
+                "created_at": o.created_at.isoformat(),
+                "learned": o.learned_at is not None,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def _action_view(action: CuratorAction) -> dict[str, Any]:
+    return {
+        "position": action.position,
+        "item_id": action.item_id,
+        "verdict": action.verdict,
+        "replacement_item_id": action.replacement_item_id,
+        "reason": action.reason,
+        "seconds_spent": action.seconds_spent,
+        "curator_id": action.curator_id,
+        "created_at": action.created_at.isoformat(),
+    }

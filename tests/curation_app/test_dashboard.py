@@ -1,0 +1,58 @@
+"""Dashboards: the numbers behind the charts, and every chart served as an SVG picture."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.models import utcnow
+from bandit.services import metrics
+from curation_app.dashboard import CHARTS
+from tests.api_support import activate_config, ranked, reward_url
+from tests.curation_app.test_console import login
+
+
+def test_metrics_count_routes_automation_coverage_and_rewards(
+    client: FlaskClient, auth_headers: dict[str, str], session_factory: sessionmaker[Session],
+    demo_catalog: Any,
+) -> None:  # fmt: skip
+    activate_config(session_factory, routing_mode="review_after")
+    events = [ranked(client, auth_headers, c) for c in demo_catalog.customers[:3]]
+    activate_config(session_factory, auto_threshold=0.0, review_threshold=0.0)
+    events += [ranked(client, auth_headers, c) for c in demo_catalog.customers[3:4]]
+    for event, value in zip(events[:2], (1.0, 0.0), strict=True):
+        assert client.post(reward_url(event["event_id"]), json={"value": value},
+                           headers=auth_headers).status_code == 202  # fmt: skip
+    now = utcnow()
+    with session_factory() as session:
+        by_route = metrics.decisions_by_route(session, now.replace(hour=0, minute=0), now)
+        rate = metrics.automation_rate(by_route)
+        coverage = metrics.catalog_coverage(session)
+        by_policy = metrics.mean_reward_by(session, "policy")
+        by_segment = metrics.mean_reward_by(session, "segment")
+    assert sum(by_route.lines["review_after"]) == 3 and sum(by_route.lines["auto"]) == 1
+    assert rate.lines["automated share"][-1] == 0.25
+    proposed = {p["item_id"] for e in events for p in e["slate"]}
+    assert sum(coverage.values()) > 0 and all(0 <= v <= 1 for v in coverage.values())
+    expected_share = len(proposed) / len(demo_catalog.item_ids)
+    assert abs(sum(coverage.values()) / len(coverage) - expected_share) < 0.5
+    assert by_policy == {"default v1": 0.5}
+    segments = {str(c.get("segment")) for c in demo_catalog.customers[:2]}
+    assert set(by_segment) == segments
+
+
+def test_every_chart_is_an_svg_and_the_page_shows_them(
+    client: FlaskClient, curator_account: tuple[str, str], demo_catalog: Any
+) -> None:
+    assert client.get("/dashboard").status_code == 302  # login first
+    login(client, *curator_account)
+    page = client.get("/dashboard?hours=72").get_data(as_text=True)
+    for slug, (title, _) in CHARTS.items():
+        assert title.replace("'", "&#39;") in page
+        assert f"/dashboard/charts/{slug}.svg?hours=72" in page
+        chart = client.get(f"/dashboard/charts/{slug}.svg")
+        assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+        assert "<svg" in chart.get_data(as_text=True)
+    assert client.get("/dashboard/charts/nope.svg").status_code == 404

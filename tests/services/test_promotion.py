@@ -1,0 +1,161 @@
+"""`hitl model promote`: the publish gate serves a challenger only when the log says it is
+better, or when an admin forces it, and the audit log says why."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.models import AuditEntry, ModelVersion
+from bandit.engine import vw_format
+from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import VWPolicy
+from bandit.ope.log_format import build_log
+from bandit.ope.policy_target import catalog_rows, context_dicts
+from bandit.services import accounts, configs, model_store
+from bandit.services.export import export_log
+from bandit.services.runtime import EngineRuntime
+from curation_app.cli import main
+from sim.curators import SimulatedCurator
+from sim.demo_data import generate_catalog
+from sim.loop import LoopSettings, run_loop
+from sim.world import TrueRewardModel
+from tests.conftest import DemoCatalog
+
+
+@pytest.fixture
+def trained(session_factory: sessionmaker[Session], demo_catalog: DemoCatalog) -> int:
+    """A logged history with rewards; returns the newest (good) model version."""
+    with session_factory() as session:
+        configs.save_config(session, PolicyConfig(routing_mode="review_after"), "t", True)
+        accounts.add_curator(session, "boss", "long-enough-pw", role="admin")
+        session.commit()
+    rng = np.random.default_rng(5)
+    truth = TrueRewardModel.from_catalog(generate_catalog(200, 11), 11)
+    curators = [SimulatedCurator("sim-gate", 0.95, 5.0, rng)]
+    settings = LoopSettings(decisions=120, learn_every=30, reward_share=1.0)
+    run_loop(
+        session_factory, EngineRuntime(rng), truth, demo_catalog.customers, curators, settings, rng
+    )
+    with session_factory() as session:
+        return model_store.latest_version_number(session)
+
+
+def _serve_a_contrarian_model(sessions: sessionmaker[Session]) -> int:
+    """Train a model on the log with every reward flipped and serve it: a clearly worse one."""
+    with sessions() as session:
+        exported = export_log(session)
+        log = build_log(exported.rounds, exported.candidates, exported.items)
+        config_row, config = configs.active_config(session)
+        policy = VWPolicy.fresh(config)
+        items = catalog_rows(log.items)
+        actions = log.actions.to_pylist()
+        contexts = context_dicts(log.context_frame())
+        assert log.candidates is not None
+        for row in range(log.rows):
+            slots = np.flatnonzero(log.candidates.row == row)
+            offered = [actions[a] for a in log.candidates.action[slots]]
+            lines = [vw_format.action_line(items[a]) for a in offered]
+            chosen = offered.index(actions[log.action[row]])
+            flipped = 1.0 - float(log.reward[row])
+            for _ in range(3):
+                policy.learn(
+                    vw_format.shared_line(contexts[row]),
+                    lines,
+                    chosen,
+                    flipped,
+                    float(log.propensity[row]),
+                )
+        saved = model_store.save_model(
+            session, policy, config_row, log.rows, model_store.latest_model(session), "contrarian"
+        )
+        session.commit()
+        return saved.version
+
+
+def _promote(database_url: str, *arguments: str) -> Result:
+    return CliRunner().invoke(
+        main, ["model", "promote", *arguments, "--database-url", database_url]
+    )
+
+
+def _audit(sessions: sessionmaker[Session]) -> list[tuple[str, str, str]]:
+    with sessions() as session:
+        entries = session.scalars(
+            select(AuditEntry).where(AuditEntry.action.like("model.promote%"))
+        )
+        return [(e.action, e.actor, e.details["reason"]) for e in entries]
+
+
+def test_a_better_challenger_passes_the_gate_and_is_served(
+    database_url: str, session_factory: sessionmaker[Session], trained: int
+) -> None:
+    contrarian = _serve_a_contrarian_model(session_factory)
+
+    result = _promote(database_url, str(trained))
+
+    assert result.exit_code == 0, result.output
+    assert "passed:" in result.output
+    with session_factory() as session:
+        served = model_store.latest_model(session)
+        good = session.scalars(select(ModelVersion).where(ModelVersion.version == trained)).one()
+        assert served is not None and served.version == contrarian + 1
+        assert served.model_bytes == good.model_bytes
+    [(action, _, reason)] = _audit(session_factory)
+    assert action == "model.promote" and reason.startswith("passed: dr lower bound")
+
+
+def test_a_worse_challenger_is_refused_unless_an_admin_forces_it(
+    database_url: str, session_factory: sessionmaker[Session], trained: int
+) -> None:
+    contrarian = _serve_a_contrarian_model(session_factory)
+    _promote(database_url, str(trained))  # the good model is served again
+    with session_factory() as session:
+        served_before = model_store.latest_version_number(session)
+
+    refused = _promote(database_url, str(contrarian))
+
+    assert refused.exit_code != 0 and "was not promoted" in refused.output
+    assert "refused: dr lower bound" in refused.output
+    with session_factory() as session:
+        assert model_store.latest_version_number(session) == served_before
+
+    forced = _promote(database_url, str(contrarian), "--force-by", "boss")
+
+    assert forced.exit_code == 0, forced.output
+    with session_factory() as session:
+        assert model_store.latest_version_number(session) == served_before + 1
+    actions = [(a, actor) for a, actor, _ in _audit(session_factory)]
+    assert actions[-2:] == [("model.promote_refused", "cli"), ("model.promote", "boss")]
+    assert "forced by admin boss" in _audit(session_factory)[-1][2]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["999"], "no model version 999"),
+        (["@served"], "already the version being served"),
+        (["1", "--force-by", "sim-gate"], "is not an admin"),
+        (["1", "--force-by", "nobody"], "is not an admin"),
+    ],
+    ids=["unknown-version", "served-version", "curator-not-admin", "unknown-admin"],
+)
+def test_bad_promotions_are_refused_and_change_nothing(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    trained: int,
+    arguments: list[str],
+    message: str,
+) -> None:
+    arguments = [str(trained) if a == "@served" else a for a in arguments]
+
+    result = _promote(database_url, *arguments)
+
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    with session_factory() as session:
+        assert model_store.latest_version_number(session) == trained
+    assert _audit(session_factory) == []

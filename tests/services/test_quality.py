@@ -1,0 +1,170 @@
+"""Curator quality: Cohen's kappa by hand, per-curator rates and drift, the admins' page."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.engine.quality import ReviewRecord, agreement_by_pair, cohens_kappa, curator_stats
+from bandit.services import accounts, decisions, review
+from bandit.services.runtime import EngineRuntime
+from tests.api_support import activate_config
+from tests.conftest import DemoCatalog
+from tests.curation_app.test_console import login
+from tests.curation_app.test_settings import admin  # noqa: F401  (fixture)
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def test_kappa_on_a_three_by_three_table() -> None:
+    """Rows: first reviewer; columns: second (kept, removed, swapped), 10 positions.
+
+    kept    [4 1 0]  row sums 5, 3, 2; column sums 5, 3, 2
+    removed [1 2 0]  p_o = (4 + 2 + 2) / 10 = 0.8
+    swapped [0 0 2]  p_e = (5*5 + 3*3 + 2*2) / 100 = 0.38
+                     kappa = (0.8 - 0.38) / (1 - 0.38) = 0.42 / 0.62 = 0.677419...
+    """
+    first = ["kept"] * 5 + ["removed"] * 3 + ["swapped"] * 2
+    second = ["kept"] * 4 + ["removed"] + ["kept"] + ["removed"] * 2 + ["swapped"] * 2
+    assert cohens_kappa(first, second) == pytest.approx(0.42 / 0.62)
+
+
+def test_kappa_on_a_two_by_two_table() -> None:
+    """kept/kept 5, kept/removed 1, removed/kept 2, removed/removed 2.
+
+    p_o = 7/10; row sums 6, 4; column sums 7, 3; p_e = (6*7 + 4*3) / 100 = 0.54;
+    kappa = (0.7 - 0.54) / 0.46 = 0.347826...
+    """
+    first = ["kept"] * 6 + ["removed"] * 4
+    second = ["kept"] * 5 + ["removed"] + ["kept"] * 2 + ["removed"] * 2
+    assert cohens_kappa(first, second) == pytest.approx(0.16 / 0.46)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "message"),
+    [
+        (["kept"], [], "equal lengths"),
+        (["kept"], ["maybe"], "labels not in"),
+    ],
+)
+def test_kappa_refuses_bad_input(first: list[str], second: list[str], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        cohens_kappa(first, second)
+
+
+def test_kappa_is_undefined_without_data_or_variation() -> None:
+    assert math.isnan(cohens_kappa([], []))
+    assert math.isnan(cohens_kappa(["kept", "kept"], ["kept", "kept"]))
+
+
+def record(
+    task_id: int,
+    curator: str,
+    minutes: int,
+    verdicts: list[str],
+    *,
+    decision_id: int | None = None,
+    review_round: int = 1,
+    seconds: float = 10.0,
+    overturned: bool | None = None,
+) -> ReviewRecord:
+    """A finished review `minutes` into the shift; its own decision unless one is given."""
+    return ReviewRecord(
+        task_id=task_id,
+        decision_id=task_id if decision_id is None else decision_id,
+        review_round=review_round,
+        curator=curator,
+        completed_at=START + timedelta(minutes=minutes),
+        seconds=seconds,
+        verdicts=dict(enumerate(verdicts)),
+        overturned=overturned,
+    )
+
+
+def test_per_curator_rates_and_drift_on_hand_made_reviews() -> None:
+    records = [
+        # ann: 6 positions, 3 kept, 2 removed, 1 swapped; verify-after: one of two overturned.
+        record(1, "ann", 0, ["kept", "kept"], seconds=10.0),
+        record(2, "ann", 5, ["kept", "removed"], seconds=20.0, overturned=False),
+        record(3, "ann", 9, ["swapped", "removed"], seconds=40.0, overturned=True),
+        # bob gives the second opinion on ann's first task: agrees on position 0 only.
+        record(4, "bob", 7, ["kept", "removed"], decision_id=1, review_round=2),
+    ]
+    ann, bob = curator_stats(records)
+    assert (ann.curator, ann.tasks, ann.positions) == ("ann", 3, 6)
+    assert ann.acceptance_rate == pytest.approx(3 / 6)
+    assert ann.removal_rate == pytest.approx(2 / 6)
+    assert ann.swap_rate == pytest.approx(1 / 6)
+    assert ann.override_rate == pytest.approx(1 / 2)
+    assert ann.median_seconds == pytest.approx(20.0)
+    assert (ann.acceptance_first_third, ann.acceptance_last_third) == (1.0, 0.0)
+    assert (ann.seconds_first_third, ann.seconds_last_third) == (10.0, 40.0)
+    assert math.isnan(bob.override_rate) and bob.tasks == 1
+    (pair,) = agreement_by_pair(records)
+    # first [kept, kept] vs second [kept, removed]: p_o = 0.5, p_e = (2*1 + 0*1) / 4 = 0.5.
+    assert pair.curators == ("ann", "bob")
+    assert (pair.positions, pair.observed, pair.kappa) == (2, 0.5, 0.0)
+
+
+def test_agreement_over_a_shift_falls_when_late_reviews_disagree() -> None:
+    records = []
+    for index, late_verdict in enumerate(["kept", "kept", "removed"]):
+        records.append(record(index, "cy", index * 60, ["kept"]))
+        records.append(
+            record(
+                100 + index, "di", index * 60 + 5, [late_verdict], decision_id=index, review_round=2
+            )
+        )
+    cy = curator_stats(records)[0]
+    assert (cy.agreement_first_third, cy.agreement_last_third) == (1.0, 0.0)
+
+
+@pytest.fixture
+def reviewed_twice(
+    session: Session, session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    """One decision reviewed by "first-stylist" (all removed) and "second-stylist" (all kept)."""
+    activate_config(session_factory, routing_mode="review_before", double_review_share=1.0)
+    runtime = EngineRuntime(np.random.default_rng(0))
+    decisions.rank(session, runtime, decisions.RankRequest(context=demo_catalog.customers[0]))
+    for username, verdict in (("first-stylist", "remove"), ("second-stylist", "keep")):
+        curator_id = accounts.add_curator(session, username, "long-enough-pw").id
+        session.commit()
+        task = review.claim_next(session, curator_id)
+        assert task is not None
+        verdicts = [review.ItemVerdict(p.position, verdict) for p in task.decision.proposed]
+        review.submit_review(session, task.id, curator_id, task.lease_token or "", verdicts, 5.0)
+
+
+def test_quality_page_shows_admins_the_numbers(
+    admin: FlaskClient,  # noqa: F811
+    reviewed_twice: None,
+) -> None:
+    page = admin.get("/quality").get_data(as_text=True)
+    assert 'id="quality-reviews">2<' in page and 'id="quality-double">1<' in page
+    # All removed vs all kept: no agreement, and no chance agreement either, so kappa is 0.
+    assert 'id="quality-kappa">0.00<' in page
+    assert "first-stylist &amp; second-stylist" in page
+    chart = admin.get("/quality/drift.svg")
+    assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
+    assert "/quality" in admin.get("/dashboard").get_data(as_text=True)
+
+
+def test_quality_page_refuses_a_bad_window(admin: FlaskClient) -> None:  # noqa: F811
+    response = admin.get("/quality?days=5")
+    assert response.status_code == 400
+    assert "days must be one of" in response.get_data(as_text=True)
+
+
+def test_quality_page_is_for_admins_only(
+    client: FlaskClient, curator_account: tuple[str, str]
+) -> None:
+    login(client, *curator_account)
+    for path in ("/quality", "/quality/drift.svg"):
+        assert client.get(path).status_code == 403
+    assert "/quality" not in client.get("/").get_data(as_text=True)

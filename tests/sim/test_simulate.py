@@ -1,0 +1,244 @@
+"""`hitl simulate` and the simulated world: curators that tire, favour and pace themselves,
+customers who answer late, and a report with baselines measured against the truth."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.models import CuratorAction, Decision, Outcome
+from bandit.engine.config import PolicyConfig
+from bandit.services import configs
+from bandit.services.runtime import EngineRuntime
+from curation_app.cli import main
+from sim.curators import SimulatedCurator
+from sim.demo_data import generate_catalog
+from sim.loop import LoopSettings, run_loop
+from sim.runs import plans_for, simulate_run, world_for
+from sim.scenario import Scenario, scenario_from_mapping
+from sim.world import TrueRewardModel
+from tests.conftest import POSTGRES_ADMIN_URL, DemoCatalog
+
+SMALL_SCENARIO = """
+[world]
+items = 200
+customers = 40
+outcome_delay = 5
+learn_every = 10
+
+[policy]
+candidate_count = 20
+slate_size = 3
+auto_threshold = 0.5
+review_threshold = 0.25
+
+[[curators]]
+name = "sim-tired"
+accuracy = 0.95
+fatigue_per_hour = 0.2
+tasks_per_hour = 120
+
+[[curators]]
+name = "sim-partial"
+accuracy = 0.85
+favored_categories = ["coat", "jacket"]
+bias = 0.5
+
+[noise]
+accuracies = [0.6, 1.0]
+rounds = 15
+"""
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def scenario_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("scenario") / "small.toml"
+    path.write_text(SMALL_SCENARIO, encoding="utf-8")
+    return path
+
+
+def _scratch_databases() -> set[str]:
+    engine = create_engine(POSTGRES_ADMIN_URL)
+    with engine.connect() as connection:
+        query = text("SELECT datname FROM pg_database WHERE datname LIKE 'hitl_sim_%'")
+        names = connection.execute(query).scalars().all()
+    engine.dispose()
+    return set(names)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_simulate_writes_a_report_with_baselines_and_plots(
+    scenario_file: Path, tmp_path: Path, backend: str
+) -> None:
+    server = ["--database-url", POSTGRES_ADMIN_URL] if backend == "postgresql" else []
+    before = _scratch_databases()
+    arguments = ["simulate", "--config", str(scenario_file), "--rounds", "30", "--seed", "5"]
+
+    result = CliRunner().invoke(main, [*arguments, "--out", str(tmp_path), *server])
+
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["backend"] == backend
+    runs = report["runs"]
+    expected_runs = {"policy", "uniform_random", "greedy", "never_review", "always_review"}
+    assert expected_runs | {"noise_0.6", "noise_1"} == set(runs)
+    for name, run in runs.items():
+        assert run["decisions"] == (15 if name.startswith("noise") else 30)
+        assert run["cumulative_regret"] >= 0  # nothing beats the oracle
+        assert 0 < run["reward_per_decision"] <= run["oracle_per_decision"]
+    assert runs["never_review"]["automation_rate"] == 1.0
+    assert runs["never_review"]["curator_minutes_per_1000"] == 0.0
+    assert runs["always_review"]["automation_rate"] == 0.0
+    assert runs["always_review"]["curator_minutes_per_1000"] > 0
+    assert [row["accuracy"] for row in report["noise"]] == [0.6, 1.0]
+    for name in report["plots"]:
+        assert (tmp_path / name).read_bytes()[:8] == PNG_MAGIC
+    assert len(report["plots"]) == 5
+    assert "policy" in result.output and "always_review" in result.output
+    assert not _scratch_databases() - before  # this run's scratch databases are dropped
+
+
+def test_the_same_seed_gives_the_same_run() -> None:
+    scenario = scenario_from_mapping({"world": {"items": 120, "customers": 20, "learn_every": 10}})
+    plan = plans_for(scenario, 25)[0]
+    world = world_for(scenario, 3)
+
+    first = simulate_run(plan, scenario, world, 3, None)
+    second = simulate_run(plan, scenario, world, 3, None)
+
+    np.testing.assert_allclose(first.reward, second.reward)
+    np.testing.assert_array_equal(first.automated, second.automated)
+
+
+BAD_SCENARIOS = {
+    "unknown-section": ("[weather]\nsunny = true\n", "weather: unknown field"),
+    "unknown-world-field": ("[world]\nplanets = 3\n", "world.planets: unknown field"),
+    "items-as-text": ('[world]\nitems = "many"\n', "world.items"),
+    "too-few-items": ("[world]\nitems = 3\n", "world.items"),
+    "bad-policy": ('[policy]\nalgorithm = "thompson"\n', "policy.algorithm"),
+    "thresholds-reversed": (
+        "[policy]\nauto_threshold = 0.2\nreview_threshold = 0.6\n",
+        "policy.review_threshold",
+    ),
+    "accuracy-above-one": (
+        '[[curators]]\nname = "x"\naccuracy = 1.5\n',
+        "curators[0].accuracy",
+    ),
+    "curator-without-name": ("[[curators]]\naccuracy = 0.9\n", "curators[0].name"),
+    "duplicate-curators": ('[[curators]]\nname = "a"\n[[curators]]\nname = "a"\n', "curators"),
+    "noise-accuracy-low": ("[noise]\naccuracies = [0.2]\n", "noise.accuracies"),
+    "not-toml": ("world = [", "cannot read it as TOML"),
+}
+
+
+@pytest.mark.parametrize(("content", "message"), BAD_SCENARIOS.values(), ids=list(BAD_SCENARIOS))
+def test_a_bad_scenario_is_refused_by_field(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(content, encoding="utf-8")
+
+    result = CliRunner().invoke(
+        main, ["simulate", "--config", str(path), "--out", str(tmp_path / "out")]
+    )
+
+    assert result.exit_code != 0
+    assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture(scope="module")
+def truth() -> TrueRewardModel:
+    return TrueRewardModel.from_catalog(generate_catalog(200, 11), 11)
+
+
+def test_a_curator_tires_over_a_shift_and_recovers(truth: TrueRewardModel) -> None:
+    curator = SimulatedCurator(
+        "tired",
+        accuracy=0.95,
+        seconds_per_item=60.0,
+        rng=np.random.default_rng(0),
+        fatigue_per_hour=0.2,
+    )
+    slate, spare = list(truth.item_index)[:5], list(truth.item_index)[5:20]
+    profile = {
+        "segment": "student",
+        "preferred_style": "casual",
+        "favorite_categories": ["top"],
+        "budget": 60,
+    }
+    for _ in range(12):  # about an hour of review work
+        curator.review(truth, profile, slate, spare)
+    assert curator.current_accuracy() < 0.95 - 0.1
+    curator.start_shift()
+    assert curator.current_accuracy() == 0.95
+
+
+def test_a_biased_curator_keeps_favoured_categories_more_often(truth: TrueRewardModel) -> None:
+    items = list(truth.item_index)
+    coats = [i for i in items if truth.categories_of([i])[0] == "coat"][:5]
+    others = [i for i in items if truth.categories_of([i])[0] != "coat"][:40]
+    profile = {
+        "segment": "student",
+        "preferred_style": "casual",
+        "favorite_categories": ["top"],
+        "budget": 60,
+    }
+
+    def kept_share(bias: float) -> float:
+        curator = SimulatedCurator(
+            "c",
+            accuracy=0.9,
+            seconds_per_item=1.0,
+            rng=np.random.default_rng(1),
+            favored_categories=("coat",),
+            bias=bias,
+        )
+        kept = [
+            v.verdict == "keep"
+            for _ in range(200)
+            for v in curator.review(truth, profile, coats, others)[0]
+        ]
+        return float(np.mean(kept))
+
+    assert kept_share(0.6) > kept_share(0.0) + 0.3
+
+
+def test_paced_curators_review_at_their_hourly_capacity_and_outcomes_arrive_late(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, truth: TrueRewardModel
+) -> None:
+    with session_factory() as session:
+        configs.save_config(session, PolicyConfig(routing_mode="review_before"), "t", True)
+        session.commit()
+    rng = np.random.default_rng(4)
+    # One task an hour every 2 decisions: 60 tasks an hour, a decision every 30 s.
+    curator = SimulatedCurator("paced", 0.9, 5.0, rng, tasks_per_hour=60.0)
+    settings = LoopSettings(
+        decisions=40, learn_every=10, reward_share=1.0, outcome_delay=6, seconds_per_decision=30
+    )
+
+    run_loop(
+        session_factory, EngineRuntime(rng), truth, demo_catalog.customers, [curator], settings, rng
+    )
+
+    with session_factory() as session:
+        reviewed = session.scalar(select(func.count(func.distinct(CuratorAction.task_id))))
+        answered = session.scalar(select(func.count(func.distinct(Outcome.decision_id))))
+        last_answered = session.scalar(
+            select(func.max(Decision.id)).where(Decision.id.in_(select(Outcome.decision_id)))
+        )
+        last_reviewed = session.scalar(select(func.max(CuratorAction.decision_id)))
+    assert reviewed == 20
+    # Reviews go oldest first; a slate reviewed at step s is answered at step s + 6.
+    assert 0 < answered < reviewed
+    assert last_answered is not None and last_reviewed is not None
+    assert last_answered < last_reviewed
+
+
+def test_the_default_scenario_is_valid() -> None:
+    assert scenario_from_mapping({}) == Scenario()
