@@ -38,9 +38,10 @@ def test_slate_has_distinct_items_with_probabilities_and_reasons() -> None:
         assert item.probability == pytest.approx(
             item.candidate_probability * item.position_probability
         )
-        codes = [code for code, _ in item.reasons]
-        assert codes[-1] == ReasonCode.EXPECTED_REWARD
-        assert all(code in set(ReasonCode) for code in codes)
+        codes = dict(item.reasons)
+        assert codes[ReasonCode.EXPECTED_REWARD] == pytest.approx(item.score)
+        assert (ReasonCode.EXPLORATION_PICK in codes) == item.explored
+        assert set(codes) <= set(ReasonCode)
     assert len(proposal.position_pmfs) == 3
     assert [len(pmf) for pmf in proposal.position_pmfs] == [8, 7, 6]
     assert all(sum(pmf) == pytest.approx(1.0) for pmf in proposal.position_pmfs)
