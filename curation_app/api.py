@@ -24,7 +24,7 @@ from bandit.db.models import utcnow
 from bandit.engine.policy import UnscorableContext
 from bandit.engine.recommender import NoEligibleItems
 from bandit.services import accounts, apprentice, decisions, rewards
-from curation_app import event_views
+from curation_app import event_polling, event_views
 from curation_app.db import get_runtime, get_session
 from curation_app.errors import status_for
 from curation_app.security import csrf
@@ -116,6 +116,15 @@ class RankBody(BaseModel):
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
+    fallback: FallbackBody | None = None
+
+
+class FallbackBody(BaseModel):
+    """Deliver a review-before slate unreviewed if no curator has taken it by then."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    deliver_unreviewed_after_seconds: Annotated[int, Field(ge=0, le=30 * 86_400)]
 
 
 class ChoiceBody(BaseModel):
@@ -240,12 +249,13 @@ def rank() -> ResponseReturnValue:
         event_id=body.event_id,
         slate_size=body.slate_size,
         exclude=tuple(body.exclude),
+        fallback_seconds=body.fallback.deliver_unreviewed_after_seconds if body.fallback else None,
     )
     try:
         decision, created = decisions.rank(
             session, get_runtime(), request_record, api_client_id=g.api_client_id
         )
-    except decisions.UnknownItems as error:
+    except (decisions.UnknownItems, decisions.FallbackNotAllowed) as error:
         raise ApiError(400, str(error)) from error
     except (NoEligibleItems, UnscorableContext) as error:
         raise ApiError(422, str(error)) from error
@@ -255,12 +265,11 @@ def rank() -> ResponseReturnValue:
 @bp.get("/events/<event_id>")
 @require_token
 def event(event_id: str) -> ResponseReturnValue:
-    """The decision, its status, the curator's actions, the final slate and its outcomes."""
-    session = get_session()
-    decision = decisions.find_decision(session, event_id)
-    if decision is None:
-        raise ApiError(404, f"unknown event {event_id!r}")
-    return jsonify(event_views.event_view(session, decision))
+    """The event document: cheap to poll (ETag, If-None-Match, ?wait= long-poll)."""
+    try:
+        return event_polling.poll_event(event_id)
+    except event_polling.PollError as error:
+        raise ApiError(error.status, error.message) from error
 
 
 @bp.post("/events/<event_id>/reward")

@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CuratorAction, Decision, Outcome, ReviewTask, SlateVerification
-from bandit.engine.vocabulary import DELIVERED_TAGS
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    Outcome,
+    ReviewTask,
+    SlateCorrection,
+    SlateVerification,
+)
+from bandit.engine.vocabulary import DecisionStatus, LifecycleStatus, TaskStatus
 from bandit.services.catalog_store import items_by_id
+from bandit.services.corrections import correction_view, corrections_of, current_slate
+from bandit.services.delivery import delivered_slate
 from curation_app.reasons import reason_text
 
 
@@ -34,8 +45,13 @@ def rank_response(decision: Decision) -> dict[str, Any]:
     }
 
 
-def event_view(session: Session, decision: Decision) -> dict[str, Any]:
-    """Everything known about an event: proposal, review, final slate, outcomes."""
+def event_view(
+    session: Session, decision: Decision, include_candidates: bool = True
+) -> dict[str, Any]:
+    """Everything known about an event: proposal, delivery, corrections, review, outcomes.
+
+    The candidate list (the bulk of the document) is left out unless asked for.
+    """
     tasks = session.scalars(
         select(ReviewTask)
         .where(ReviewTask.decision_id == decision.id)
@@ -58,14 +74,21 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
         .order_by(SlateVerification.id)
     ).all()
     final = list(decision.final_slate)
+    delivered = delivered_slate(decision)
+    corrections = corrections_of(session, decision)
+    current = current_slate(delivered, corrections)
+    delivered_at = {(e["position"], e["item_id"]) for e in delivered}
     # Titles as stored (possibly containing markup): JSON carries them as plain strings.
     titles = {
         item_id: item.title
         for item_id, item in items_by_id(
-            session, [p.item_id for p in decision.proposed] + [f.item_id for f in final]
+            session,
+            [p.item_id for p in decision.proposed]
+            + [f.item_id for f in final]
+            + [e["item_id"] for e in current],
         ).items()
     }
-    return {
+    document = {
         **rank_response(decision),
         "context": dict(decision.context),
         "created_at": decision.created_at.isoformat(),
@@ -86,7 +109,19 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             }
             for p in decision.proposed
         ],
-        "candidates": list(decision.candidates),
+        "delivered_slate": None
+        if decision.delivered_at is None
+        else {
+            "delivered_at": decision.delivered_at.isoformat(),
+            "items": [{**entry, "title": titles.get(entry["item_id"])} for entry in delivered],
+        },
+        "corrections": [correction_view(c) for c in corrections],
+        "current_slate": None
+        if decision.delivered_at is None
+        else [{**entry, "title": titles.get(entry["item_id"])} for entry in current],
+        "lifecycle": _lifecycle(decision, task, verifications, corrections, outcomes),
+        "review_due_at": _review_due_at(decision, task),
+        "fallback_at": task.fallback_at.isoformat() if task and task.fallback_at else None,
         "review": None
         if task is None
         else {
@@ -116,7 +151,8 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
                 "tag": f.tag,
                 "decided_by": f.decided_by,
                 "replaced_item_id": f.replaced_item_id,
-                "delivered": f.tag in DELIVERED_TAGS,
+                # Whether the customer received this row as sent (corrections aside).
+                "delivered": (f.position, f.item_id) in delivered_at,
             }
             for f in final
         ],
@@ -144,6 +180,65 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
             for o in outcomes
         ],
     }
+    if include_candidates:
+        document["candidates"] = list(decision.candidates)
+    return document
+
+
+def review_task(session: Session, decision: Decision) -> ReviewTask | None:
+    """The event's first-round review task, if it was routed to a curator."""
+    return session.scalars(
+        select(ReviewTask)
+        .where(ReviewTask.decision_id == decision.id)
+        .order_by(ReviewTask.review_round)
+        .limit(1)
+    ).first()
+
+
+def _review_due_at(decision: Decision, task: ReviewTask | None) -> str | None:
+    """When a pending event's review is due: its SLA, or the client's fallback if sooner."""
+    if task is None or decision.delivered_at is not None:
+        return None
+    due = [d for d in (task.due_at, task.fallback_at) if d is not None]
+    return min(due).isoformat() if due else None
+
+
+def _lifecycle(
+    decision: Decision,
+    task: ReviewTask | None,
+    verifications: Sequence[SlateVerification],
+    corrections: Sequence[SlateCorrection],
+    outcomes: Sequence[Outcome],
+) -> list[dict[str, Any]]:
+    """Every step the event went through, with its time, in order."""
+    steps: list[tuple[datetime, str]] = [(decision.created_at, LifecycleStatus.CREATED)]
+    if task is not None and task.claimed_at is not None:
+        if decision.delivered_at is None or task.claimed_at <= decision.delivered_at:
+            steps.append((task.claimed_at, LifecycleStatus.IN_REVIEW))
+    if decision.delivered_at is not None:
+        steps.append((decision.delivered_at, LifecycleStatus.DELIVERED))
+    steps += [(c.created_at, LifecycleStatus.CORRECTED) for c in corrections]
+    steps += [
+        (v.created_at, LifecycleStatus.REINSTATED)
+        for v in verifications
+        if v.outcome == LifecycleStatus.REINSTATED
+    ]
+    if outcomes:
+        steps.append((min(o.created_at for o in outcomes), LifecycleStatus.REWARDED))
+    steps.sort(key=lambda step: step[0])
+    return [{"status": status, "at": at.isoformat()} for at, status in steps]
+
+
+def retry_after_seconds(decision: Decision, task: ReviewTask | None, now: datetime) -> int | None:
+    """For a pending event: how long a polling client should wait (1 to 60 seconds)."""
+    if decision.status not in (DecisionStatus.PENDING_REVIEW, DecisionStatus.IN_REVIEW):
+        return None
+    if task is None or task.status not in (TaskStatus.OPEN, TaskStatus.CLAIMED):
+        return None
+    due = [d for d in (task.due_at, task.fallback_at) if d is not None]
+    if not due:
+        return 60
+    return int(min(60, max(1, (min(due) - now).total_seconds())))
 
 
 def _action_view(action: CuratorAction) -> dict[str, Any]:

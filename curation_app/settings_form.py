@@ -22,6 +22,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "routing_mode", "uncertainty_measure", "auto_threshold", "review_threshold",
         "review_sla_seconds", "curator_capacity_per_hour", "review_lease_seconds",
         "overflow_policy", "double_review_share", "blinded_review",
+        "fallback_min_seconds", "fallback_max_seconds",
     )),
     ("Exploration", (
         "algorithm", "epsilon", "softmax_lambda", "bag_size", "cover_size",

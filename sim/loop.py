@@ -12,8 +12,9 @@ import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision
-from bandit.engine.vocabulary import DELIVERED_TAGS, DecisionStatus, Route
+from bandit.engine.vocabulary import DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
+from bandit.services.delivery import delivered_slate
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator
 from sim.world import TrueRewardModel
@@ -155,11 +156,9 @@ class _World:
 
 
 def customer_received(decision: Decision) -> list[str]:
-    """The items the customer got: the curated slate if it waited for review, else the
-    policy's proposal (a later correction does not reach a customer who already has it)."""
-    if decision.route == Route.REVIEW_BEFORE:
-        return [f.item_id for f in decision.final_slate if f.tag in DELIVERED_TAGS]
-    return [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
+    """The items the customer got: the delivered slate as sent (a later correction does not
+    reach a customer who already has it)."""
+    return [entry["item_id"] for entry in delivered_slate(decision)]
 
 
 class _ReviewDesk:

@@ -145,6 +145,9 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reward_due_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # What went out, written once at delivery and never changed (bandit.services.delivery):
+    # [{"position", "item_id", "decided_by", "replaced_item_id"}, ...] in position order.
+    delivered_slate: Mapped[list[Any] | None] = mapped_column(nullable=True)
 
     proposed: Mapped[list[ProposedItem]] = relationship(
         back_populates="decision", order_by="ProposedItem.position", cascade="all, delete-orphan"
@@ -215,6 +218,8 @@ class ReviewTask(Base):
     # Aging order: the creation time moved earlier by measure x SLA; smallest is served first.
     queue_key: Mapped[float] = mapped_column(Float, default=0.0)
     due_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The client's rank fallback: deliver the policy's slate unreviewed if still open by then.
+    fallback_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Set when the task missed the curators' capacity or SLA: "delivered_unreviewed" or "held".
     overflow: Mapped[str | None] = mapped_column(String(30), nullable=True)
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
@@ -338,3 +343,93 @@ class SystemState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class SlateCorrection(Base):
+    """A review-after verdict that overturns a delivered slate: what should replace what.
+
+    The delivery itself is never rewritten; the client decides what to do with a correction
+    (send a replacement, apologise, nothing).
+    """
+
+    __tablename__ = "slate_corrections"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("review_tasks.id"), nullable=True)
+    curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
+    # [{"position", "action", "item_id", "replacement_item_id"}, ...] (vocabulary.CorrectionAction).
+    changes: Mapped[list[Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class EventChange(Base):
+    """The outbox: one row per change a client may hear about, written with the change itself.
+
+    The webhook worker fans each row out to the endpoints subscribed to its kind and marks it
+    dispatched; rank writes at most one row, so the outbox costs it one insert.
+    """
+
+    __tablename__ = "event_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), index=True)
+    event_id: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(20))
+    payload: Mapped[dict[str, Any]] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    dispatched_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class WebhookEndpoint(Base):
+    """A client's URL that receives signed event changes of the kinds it subscribed to."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    events: Mapped[list[Any]] = mapped_column()
+    # Kept in clear: the worker needs it to sign; shown to the client once, at creation.
+    secret: Mapped[str] = mapped_column(String(100))
+    description: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(80), default="system")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One event change owed to one endpoint, retried until delivered or given up."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (UniqueConstraint("endpoint_id", "change_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Sent with every attempt and replay: the receiver's key for dropping duplicates.
+    delivery_id: Mapped[str] = mapped_column(String(64), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id"), index=True)
+    change_id: Mapped[int] = mapped_column(ForeignKey("event_changes.id"))
+    status: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    give_up_at: Mapped[datetime] = mapped_column()
+    last_error: Mapped[str] = mapped_column(String(500), default="")
+    delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookAttempt(Base):
+    """One HTTP attempt of a delivery: when, how long, and what came back."""
+
+    __tablename__ = "webhook_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column()
+    duration_ms: Mapped[float] = mapped_column(Float)
+    http_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str] = mapped_column(String(500), default="")
+
+
+Index("ix_event_changes_undispatched", EventChange.dispatched_at, EventChange.id)
+Index("ix_webhook_deliveries_due", WebhookDelivery.status, WebhookDelivery.next_attempt_at)

@@ -81,6 +81,10 @@ class PolicyConfig:
     overflow_policy: str = "deliver_unreviewed"
     double_review_share: float = 0.0
     blinded_review: bool = False
+    # A client's rank may ask for a review-before slate to go out unreviewed after N seconds,
+    # with fallback_min_seconds <= N <= fallback_max_seconds; 0 as the maximum forbids it.
+    fallback_min_seconds: int = 60
+    fallback_max_seconds: int = 86_400
     # --- end of curation console settings ---
 
     def __post_init__(self) -> None:
@@ -185,6 +189,14 @@ def _check_console_settings(config: PolicyConfig) -> None:
     _check_number(config, "double_review_share", low=0.0, high=1.0)
     if not isinstance(config.blinded_review, bool):
         raise ConfigError("blinded_review", f"must be true or false; got {config.blinded_review!r}")
+    _check_int(config, "fallback_min_seconds", 0, 30 * 86_400)
+    _check_int(config, "fallback_max_seconds", 0, 30 * 86_400)
+    if config.fallback_max_seconds and config.fallback_min_seconds > config.fallback_max_seconds:
+        raise ConfigError(
+            "fallback_min_seconds",
+            f"must not exceed fallback_max_seconds ({config.fallback_min_seconds} > "
+            f"{config.fallback_max_seconds})",
+        )
     if config.review_lease_seconds > config.review_sla_seconds:
         # A lease longer than the SLA would let one idle curator make a task miss it.
         raise ConfigError(

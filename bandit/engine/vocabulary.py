@@ -59,6 +59,8 @@ class Overflow(StrEnum):
 
     DELIVERED_UNREVIEWED = "delivered_unreviewed"
     HELD = "held"
+    # The client asked rank for a fallback and the review did not start in time.
+    CLIENT_FALLBACK = "client_fallback"
 
 
 class Verdict(StrEnum):
@@ -156,3 +158,44 @@ VERDICT_TAG = {
     Verdict.REMOVE: SlateTag.REMOVED,
     Verdict.SWAP: SlateTag.SWAPPED_OUT,
 }
+
+
+class EventChangeKind(StrEnum):
+    """A change to an event that a client can be told about (webhook event types)."""
+
+    DELIVERED = "delivered"
+    CORRECTED = "corrected"
+    REINSTATED = "reinstated"
+    REWARDED = "rewarded"
+
+
+class CorrectionAction(StrEnum):
+    """What a correction asks for at one delivered position."""
+
+    REPLACE = "replace"
+    REMOVE = "remove"
+
+
+class LifecycleStatus(StrEnum):
+    """The steps of an event's lifecycle, as the event document lists them."""
+
+    CREATED = "created"
+    IN_REVIEW = "in_review"
+    DELIVERED = "delivered"
+    CORRECTED = "corrected"
+    REINSTATED = "reinstated"
+    REWARDED = "rewarded"
+
+
+class WebhookStatus(StrEnum):
+    """Where one webhook delivery is."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class EventInclude(StrEnum):
+    """Optional parts of the event document a client may ask for with ?include=."""
+
+    CANDIDATES = "candidates"

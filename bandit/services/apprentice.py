@@ -35,7 +35,7 @@ from bandit.engine.vocabulary import (
     TaskStatus,
 )
 from bandit.services.catalog_store import items_by_id
-from bandit.services.delivery import decision_config, mark_delivered
+from bandit.services.delivery import decision_config, record_delivery, slate_entries
 
 # The LoggedRound source of a supervised (imitation) round.
 IMITATION_SOURCE = "imitation"
@@ -195,7 +195,7 @@ def record_client_choice(
         )
         raise ChoiceConflict(TAKEN.get(str(status), "the event is not waiting for a choice"))
     _store_choice(session, decision, item_ids, now)
-    mark_delivered(decision, config, now)
+    record_delivery(session, decision, slate_entries(decision.final_slate), config, now)
     session.flush()
     return True
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -35,6 +35,10 @@ class UnknownItems(ValueError):
     """The request names catalog items that do not exist."""
 
 
+class FallbackNotAllowed(ValueError):
+    """The requested fallback is outside what the active policy config allows."""
+
+
 @dataclass(frozen=True)
 class RankRequest:
     """A validated request for a slate."""
@@ -43,6 +47,8 @@ class RankRequest:
     event_id: str | None = None
     slate_size: int | None = None
     exclude: Sequence[str] = field(default_factory=tuple)
+    # Deliver a review-before slate unreviewed if no curator has taken it after this long.
+    fallback_seconds: int | None = None
 
 
 def find_decision(session: Session, event_id: str, lock: bool = False) -> Decision | None:
@@ -70,6 +76,7 @@ def rank(
     if unknown:
         raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
     serving = runtime.serving(session)
+    _check_fallback(request.fallback_seconds, serving.recommender.config)
     proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
     decision = _log_decision(
         session,
@@ -91,6 +98,19 @@ def rank(
             raise
         return existing, False
     return decision, True
+
+
+def _check_fallback(seconds: int | None, config: PolicyConfig) -> None:
+    if seconds is None:
+        return
+    field_name = "fallback.deliver_unreviewed_after_seconds"
+    if not config.fallback_max_seconds:
+        raise FallbackNotAllowed(f"{field_name}: the active policy config allows no fallback")
+    if not config.fallback_min_seconds <= seconds <= config.fallback_max_seconds:
+        raise FallbackNotAllowed(
+            f"{field_name}: must be between {config.fallback_min_seconds} and "
+            f"{config.fallback_max_seconds} seconds under the active policy config"
+        )
 
 
 def _log_decision(
@@ -150,9 +170,10 @@ def _log_decision(
     session.add(decision)
     session.flush()
     if delivers_now:
-        deliver_policy_slate(decision, config, now)
+        deliver_policy_slate(session, decision, config, now)
     if route != Route.AUTO:
-        session.add(
-            review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
-        )
+        task = review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
+        if request.fallback_seconds is not None and not delivers_now:
+            task.fallback_at = now + timedelta(seconds=request.fallback_seconds)
+        session.add(task)
     return decision

@@ -1,38 +1,71 @@
-"""Delivery of a decision's slate: what went out, when, and under which policy config."""
+"""Delivery of a decision's slate: what went out, when, and under which policy config.
+
+The delivered slate is a fact written once, with an outbox row for the client's webhooks in
+the same transaction; later curator verdicts are corrections (bandit.services.corrections)
+and never touch it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bandit.db.models import Decision, FinalSlateItem, PolicyConfigRow
+from bandit.db.models import Decision, EventChange, FinalSlateItem, PolicyConfigRow
 from bandit.engine.config import PolicyConfig, config_from_mapping
-from bandit.engine.vocabulary import DecidedBy, DecisionStatus, Route, SlateTag
+from bandit.engine.vocabulary import (
+    DELIVERED_TAGS,
+    DecidedBy,
+    DecisionStatus,
+    EventChangeKind,
+    SlateTag,
+)
+
+
+class AlreadyDelivered(RuntimeError):
+    """A decision's delivery is a fact: it is written once."""
+
+
+def delivered_slate(decision: Decision) -> list[dict[str, Any]]:
+    """What went out, in position order (empty while nothing was delivered)."""
+    return sorted(decision.delivered_slate or [], key=lambda entry: entry["position"])
 
 
 def policy_items_delivered(decision: Decision) -> list[str]:
-    """The policy's own items the customer received, in position order.
-
-    Auto and review-after slates went out as proposed, before any curator saw them; a
-    review-before slate went out as the curator left it.
-    """
-    proposed = [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
-    if decision.route != Route.REVIEW_BEFORE:
-        return proposed
-    kept = {f.item_id for f in decision.final_slate if f.tag == SlateTag.KEPT}
-    return [item_id for item_id in proposed if item_id in kept]
+    """The policy's own items the customer received, each at the position the policy chose."""
+    proposed = {p.item_id: p.position for p in decision.proposed}
+    return [
+        entry["item_id"]
+        for entry in delivered_slate(decision)
+        if proposed.get(entry["item_id"]) == entry["position"]
+    ]
 
 
 def delivered_item_ids(decision: Decision) -> set[str]:
-    """Every item the customer received: the policy's, and any curator swap-ins."""
-    swapped_in = {f.item_id for f in decision.final_slate if f.tag == SlateTag.SWAPPED_IN}
-    return set(policy_items_delivered(decision)) | swapped_in
+    """Every item the customer received: the policy's, and any curator or client swap-ins."""
+    return {entry["item_id"] for entry in delivered_slate(decision)}
 
 
-def deliver_policy_slate(decision: Decision, config: PolicyConfig, now: datetime) -> None:
-    """Send out the policy's own slate unchanged (auto, review-after, or overflow)."""
-    mark_delivered(decision, config, now)
+def slate_entries(rows: Iterable[FinalSlateItem]) -> list[dict[str, Any]]:
+    """The delivered entries of a settled slate: its kept and swapped-in rows, by position."""
+    return [
+        {
+            "position": row.position,
+            "item_id": row.item_id,
+            "decided_by": row.decided_by,
+            "replaced_item_id": row.replaced_item_id,
+        }
+        for row in sorted(rows, key=lambda r: r.position)
+        if row.tag in DELIVERED_TAGS
+    ]
+
+
+def deliver_policy_slate(
+    session: Session, decision: Decision, config: PolicyConfig, now: datetime
+) -> None:
+    """Send out the policy's own slate unchanged (auto, review-after, overflow or fallback)."""
     decision.final_slate = [
         FinalSlateItem(
             decision_id=decision.id,
@@ -43,13 +76,49 @@ def deliver_policy_slate(decision: Decision, config: PolicyConfig, now: datetime
         )
         for p in decision.proposed
     ]
+    record_delivery(session, decision, slate_entries(decision.final_slate), config, now)
 
 
-def mark_delivered(decision: Decision, config: PolicyConfig, now: datetime) -> None:
-    """The slate went out: start the wait for its reward."""
+def record_delivery(
+    session: Session,
+    decision: Decision,
+    entries: Sequence[dict[str, Any]],
+    config: PolicyConfig,
+    now: datetime,
+) -> None:
+    """The slate went out: write it once, start the wait for its reward, tell the client."""
+    if decision.delivered_slate is not None:
+        raise AlreadyDelivered(f"event {decision.event_id!r} was delivered already")
+    decision.delivered_slate = [dict(entry) for entry in entries]
     decision.status = DecisionStatus.DELIVERED
     decision.delivered_at = now
     decision.reward_due_at = now + timedelta(seconds=config.reward_wait_seconds)
+    add_change(
+        session,
+        decision,
+        EventChangeKind.DELIVERED,
+        {"delivered_at": now.isoformat(), "delivered_slate": decision.delivered_slate},
+        now,
+    )
+
+
+def add_change(
+    session: Session,
+    decision: Decision,
+    kind: EventChangeKind,
+    payload: dict[str, Any],
+    now: datetime,
+) -> None:
+    """Write one outbox row in the caller's transaction; the webhook worker sends it."""
+    session.add(
+        EventChange(
+            decision_id=decision.id,
+            event_id=decision.event_id,
+            kind=kind,
+            payload=payload,
+            created_at=now,
+        )
+    )
 
 
 def decision_config(session: Session, decision: Decision) -> PolicyConfig:

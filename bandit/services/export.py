@@ -27,8 +27,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from bandit.db.models import CatalogItem, CuratorAction, Decision, Outcome
-from bandit.engine.vocabulary import DISTRIBUTION_MEASURES, SlateTag
+from bandit.engine.vocabulary import DISTRIBUTION_MEASURES
 from bandit.ope.log_format import CONTEXT_PREFIX, LIST_SEPARATOR
+from bandit.services.delivery import policy_items_delivered
 from bandit.services.learning import CURATOR_REWARD, offered_at
 
 UNCERTAINTY_KEYS = DISTRIBUTION_MEASURES
@@ -68,7 +69,8 @@ def _row_reward(
     verdicts: dict[tuple[int, int], str],
     outcomes: list[Outcome],
 ) -> tuple[float, str] | None:
-    delivered = any(f.item_id == item_id and f.tag == SlateTag.KEPT for f in decision.final_slate)
+    # The customer received what was delivered; a later correction does not change that.
+    delivered = item_id in policy_items_delivered(decision)
     real = [
         o
         for o in outcomes
@@ -89,7 +91,7 @@ def export_log(session: Session) -> ExportedLog:
     """Every logged decision as replay tables, ordered by time then event."""
     decisions = session.scalars(
         select(Decision)
-        .options(selectinload(Decision.proposed), selectinload(Decision.final_slate))
+        .options(selectinload(Decision.proposed))
         .order_by(Decision.created_at, Decision.id)
     ).all()
     verdicts = {

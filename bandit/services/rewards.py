@@ -10,9 +10,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, Outcome, utcnow
-from bandit.engine.vocabulary import DecisionStatus, RewardSource
+from bandit.engine.vocabulary import DecisionStatus, EventChangeKind, RewardSource
+from bandit.services.corrections import corrections_of, current_slate
 from bandit.services.decisions import find_decision
-from bandit.services.delivery import decision_config, delivered_item_ids
+from bandit.services.delivery import (
+    add_change,
+    decision_config,
+    delivered_item_ids,
+    delivered_slate,
+)
 
 DEFAULT_KEY = "*default*"
 MAX_ABS_REWARD = 1e6
@@ -59,8 +65,11 @@ def record_reward(
     if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
         raise RewardConflict("the event is still awaiting review; its slate was not delivered")
     if item_id is not None:
-        if item_id not in delivered_item_ids(decision):
-            raise RewardError(f"item_id: {item_id!r} is not in the delivered slate of this event")
+        if item_id not in _rewardable_items(session, decision):
+            raise RewardError(
+                f"item_id: {item_id!r} is neither in the delivered nor in the current slate "
+                "of this event"
+            )
     _check_one_granularity(session, decision.id, item_id)
     defaulted = _outcome(session, decision.id, DEFAULT_KEY) is not None
     outcome = Outcome(
@@ -74,6 +83,7 @@ def record_reward(
     )
     session.add(outcome)
     decision.status = DecisionStatus.REWARDED
+    add_change(session, decision, EventChangeKind.REWARDED, _reward_payload(outcome), now)
     try:
         session.commit()
     except IntegrityError:
@@ -85,6 +95,23 @@ def record_reward(
         _check_same_value(stored, value)
         return stored, False
     return outcome, True
+
+
+def _rewardable_items(session: Session, decision: Decision) -> set[str]:
+    # The customer had the delivered items; a client that acted on a correction sent its
+    # replacements too (their rewards are kept, but are no policy draw to learn from).
+    current = current_slate(delivered_slate(decision), corrections_of(session, decision))
+    return delivered_item_ids(decision) | {entry["item_id"] for entry in current}
+
+
+def _reward_payload(outcome: Outcome) -> dict[str, object]:
+    return {
+        "item_id": outcome.item_key or None if not outcome.is_default else None,
+        "value": outcome.value,
+        "is_default": outcome.is_default,
+        "after_default": outcome.after_default,
+        "rewarded_at": outcome.created_at.isoformat(),
+    }
 
 
 def _check_same_value(stored: Outcome, value: float) -> None:
@@ -138,16 +165,17 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
     ).all()
     for decision in overdue:
         config = decision_config(session, decision)
-        session.add(
-            Outcome(
-                decision_id=decision.id,
-                item_key=DEFAULT_KEY,
-                value=config.default_reward,
-                is_default=True,
-                source=RewardSource.DEFAULT,
-                created_at=now,
-            )
+        outcome = Outcome(
+            decision_id=decision.id,
+            item_key=DEFAULT_KEY,
+            value=config.default_reward,
+            is_default=True,
+            after_default=False,
+            source=RewardSource.DEFAULT,
+            created_at=now,
         )
+        session.add(outcome)
         decision.status = DecisionStatus.REWARDED
+        add_change(session, decision, EventChangeKind.REWARDED, _reward_payload(outcome), now)
     session.flush()
     return len(overdue)

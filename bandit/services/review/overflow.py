@@ -28,6 +28,7 @@ class UpkeepReport:
     leases_expired: int
     delivered_unreviewed: int
     held: int
+    fallbacks_delivered: int = 0
 
 
 def requeue_expired_leases(session: Session, now: datetime) -> int:
@@ -69,16 +70,36 @@ def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
             continue
         task.status, task.overflow = TaskStatus.OVERFLOWED, Overflow.DELIVERED_UNREVIEWED
         decision = task.decision
-        if decision.status in (DecisionStatus.PENDING_REVIEW, DecisionStatus.IN_REVIEW):
-            deliver_policy_slate(decision, decision_config(session, decision), now)
+        if decision.delivered_slate is None:
+            deliver_policy_slate(session, decision, decision_config(session, decision), now)
         delivered += 1
     return delivered, held
 
 
+def deliver_fallbacks(session: Session, now: datetime) -> int:
+    """Send out unreviewed the open slates whose client fallback time has passed."""
+    query = select(ReviewTask).where(
+        ReviewTask.status == TaskStatus.OPEN,
+        ReviewTask.fallback_at.is_not(None),
+        ReviewTask.fallback_at <= now,
+    )
+    if is_postgresql(session):
+        query = query.with_for_update(skip_locked=True)
+    delivered = 0
+    for task in session.scalars(query):
+        task.status, task.overflow = TaskStatus.OVERFLOWED, Overflow.CLIENT_FALLBACK
+        decision = task.decision
+        if decision.delivered_slate is None:
+            deliver_policy_slate(session, decision, decision_config(session, decision), now)
+            delivered += 1
+    return delivered
+
+
 def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
-    """Expire leases, then overflow overdue tasks. Commits."""
+    """Expire leases, deliver client fallbacks, then overflow overdue tasks. Commits."""
     now = now or utcnow()
     expired = requeue_expired_leases(session, now)
+    fallbacks = deliver_fallbacks(session, now)
     delivered, held = overflow_overdue(session, now)
     session.commit()
-    return UpkeepReport(expired, delivered, held)
+    return UpkeepReport(expired, delivered, held, fallbacks)

@@ -22,14 +22,14 @@ from bandit.engine.vocabulary import (
     VERDICT_DONE,
     VERDICT_TAG,
     DecidedBy,
-    Route,
     SlateTag,
     TaskStatus,
     Verdict,
     VerificationOutcome,
 )
+from bandit.services import corrections
 from bandit.services.catalog_store import items_by_id
-from bandit.services.delivery import decision_config, mark_delivered
+from bandit.services.delivery import decision_config, record_delivery, slate_entries
 from bandit.services.review import double_review
 from bandit.services.review.claims import load_decision
 from bandit.services.review.errors import (
@@ -192,7 +192,7 @@ def _settle_slate(
     verdicts: Sequence[ItemVerdict],
     now: datetime,
 ) -> None:
-    """The first review's verdicts become the delivered (or corrected) slate."""
+    """The first review's verdicts: the delivered slate, or corrections of a delivered one."""
     by_position = {p.position: p for p in decision.proposed}
     final: list[FinalSlateItem] = []
     for verdict in sorted(verdicts, key=lambda v: v.position):
@@ -217,11 +217,16 @@ def _settle_slate(
                     replaced_item_id=proposed.item_id,
                 )
             )
-    if task.route == Route.REVIEW_AFTER:
+    if decision.delivered_slate is not None:
+        # Verify-after: the customer has the slate; an overturn is a correction beside it.
         _log_verification(session, decision, task, curator_id, final, now)
+        corrections.record_review_after(session, decision, task.id, curator_id, verdicts, now)
+    else:
+        record_delivery(
+            session, decision, slate_entries(final), decision_config(session, decision), now
+        )
+    # The curator's judgement per item (kept, removed, swapped): labels, not the delivery.
     decision.final_slate = final
-    if task.route == Route.REVIEW_BEFORE:
-        mark_delivered(decision, decision_config(session, decision), now)
 
 
 def _log_verification(
