@@ -60,6 +60,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         review_api,
         security,
         settings,
+        webhooks_admin,
     )
 
     db.init_app(app)
@@ -74,6 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(quality.bp)
+    app.register_blueprint(webhooks_admin.bp)
     return app
 
 

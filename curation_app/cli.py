@@ -21,6 +21,7 @@ from bandit.services import accounts, catalog_store, configs, learning, model_ve
 from curation_app.cli_models import model
 from curation_app.cli_offline import OFFLINE_COMMANDS
 from curation_app.cli_support import URL_OPTION, sessions_for
+from curation_app.cli_webhooks import webhook, webhooks_command
 
 
 @click.group()
@@ -227,6 +228,8 @@ def learn(database_url: str | None) -> None:
 
 
 main.add_command(model)
+main.add_command(webhook)
+main.add_command(webhooks_command)
 
 
 @main.group()

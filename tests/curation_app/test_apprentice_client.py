@@ -35,7 +35,8 @@ def apprentice_event(
 
 
 def _own_choice(client: FlaskClient, headers: dict[str, str], decision: dict[str, Any]) -> list:
-    event = client.get(event_url(decision["event_id"]), headers=headers).get_json()
+    url = event_url(decision["event_id"]) + "?include=candidates"
+    event = client.get(url, headers=headers).get_json()
     on_slate = [item["item_id"] for item in decision["slate"]]
     outsider = next(c["item_id"] for c in event["candidates"] if c["item_id"] not in on_slate)
     return [outsider, on_slate[1]]  # its own first pick, the policy's second, nothing third
