@@ -15,6 +15,7 @@ import time
 from flask import Response, jsonify, request
 
 from bandit.db.models import utcnow
+from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import EventInclude
 from bandit.services import decisions
 from curation_app.db import get_session
@@ -70,7 +71,7 @@ def poll_event(event_id: str) -> Response:
         first_etag = first_etag or etag
         if not unchanged or time.monotonic() >= deadline:
             break
-        # End the read transaction so the next look sees what other processes committed.
+        # Hold no transaction while asleep: on SQLite a reader would block the writer.
         get_session().rollback()
         time.sleep(min(POLL_INTERVAL_SECONDS, max(0.0, deadline - time.monotonic())))
     if held and held.contains_weak(etag):
@@ -87,6 +88,11 @@ _KEPT_ON_304 = ("ETag", "Cache-Control", "Retry-After")
 
 def _current(event_id: str, include_candidates: bool) -> tuple[Response, str]:
     session = get_session()
+    # One snapshot per look: under READ COMMITTED each query could see a different commit
+    # (a decision before a review, its actions after), giving a torn document and a false ETag.
+    session.rollback()
+    if is_postgresql(session):
+        session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     decision = decisions.find_decision(session, event_id)
     if decision is None:
         raise PollError(404, f"unknown event {event_id!r}")
