@@ -210,7 +210,7 @@ def claim_due(session: Session, now: datetime, settings: WebhookSettings) -> lis
         query = query.with_for_update(of=WebhookDelivery, skip_locked=True)
     lease = now + timedelta(seconds=settings.timeout_seconds + 30)
     jobs = []
-    for delivery, endpoint, change in session.execute(query).tuples():
+    for delivery, endpoint, change in session.execute(query):
         delivery.attempts += 1
         delivery.next_attempt_at = lease
         jobs.append(
@@ -305,7 +305,7 @@ def delivery_log(
     )
     if status:
         query = query.where(WebhookDelivery.status == status)
-    return list(session.execute(query).tuples())
+    return list(session.execute(query))
 
 
 def attempts_of(session: Session, delivery_pks: list[int]) -> dict[int, list[WebhookAttempt]]:
