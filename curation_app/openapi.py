@@ -13,6 +13,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
 from curation_app.api import ChoiceBody, RankBody, RewardBody
+from curation_app.event_schemas import WEBHOOK_HEADERS, EventDocument, WebhookMessage
 from curation_app.review_api import LeaseBody, SubmitBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -86,14 +87,7 @@ def build_document() -> dict[str, Any]:
                     requestBody=_body("RankBody"),
                 )
             },
-            "/api/v1/events/{event_id}": {
-                "get": _operation(
-                    "A decision with its review, verifications, final slate and outcomes",
-                    CLIENT_TOKEN,
-                    _answers("the event", 401, 404),
-                    parameters=[EVENT_ID],
-                )
-            },
+            "/api/v1/events/{event_id}": {"get": _event_operation()},
             "/api/v1/events/{event_id}/reward": {
                 "post": _operation(
                     "Report a delayed reward for the event or one delivered item",
@@ -171,9 +165,80 @@ def build_document() -> dict[str, Any]:
                     "properties": {"error": {"type": "string"}},
                     "required": ["error"],
                 },
-                **_schemas(RankBody, RewardBody, ChoiceBody, SubmitBody, LeaseBody),
+                **_schemas(
+                    RankBody,
+                    RewardBody,
+                    ChoiceBody,
+                    SubmitBody,
+                    LeaseBody,
+                    EventDocument,
+                    WebhookMessage,
+                ),
             },
         },
+        "webhooks": {"eventChange": _webhook_operation()},
+    }
+
+
+def _event_operation() -> dict[str, Any]:
+    query = [
+        ("include", {"type": "string", "enum": ["candidates"]}, "add the candidate list"),
+        ("wait", {"type": "number", "minimum": 0, "maximum": 30},
+         "hold the request until the document changes (or this many seconds pass)"),
+    ]  # fmt: skip
+    parameters = [EVENT_ID] + [
+        {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
+        for name, schema, text in query
+    ]
+    parameters.append({
+        "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+        "description": "the ETag you hold: 304 while the document is unchanged",
+    })  # fmt: skip
+    headers = {
+        "ETag": {"schema": {"type": "string"}, "description": "send back in If-None-Match"},
+        "Retry-After": {"schema": {"type": "integer"},
+                        "description": "while pending: seconds to wait before polling again"},
+    }  # fmt: skip
+    answers = _answers("the event", 400, 401, 404)
+    answers["200"] = {
+        "description": "the event: delivered slate as sent, corrections, current slate, "
+        "lifecycle, review due time",
+        "headers": headers,
+        "content": {"application/json": {"schema": {"$ref": REF.format(model="EventDocument")}}},
+    }
+    answers["304"] = {
+        "description": "unchanged since the ETag in If-None-Match",
+        "headers": headers,
+    }
+    return _operation(
+        "An event, cheap to poll (ETag/If-None-Match, ?wait= long-poll)",
+        CLIENT_TOKEN,
+        answers,
+        parameters=parameters,
+    )
+
+
+def _webhook_operation() -> dict[str, Any]:
+    return {
+        "post": {
+            "summary": "An event change, sent to each endpoint registered for its type "
+            "(`hitl webhook add URL --events delivered,corrected,rewarded`)",
+            "description": "At least once: retried with exponential backoff and jitter until "
+            "a 2xx answer or the retry window ends. Verify Hitl-Signature (HMAC-SHA256 over "
+            "'{Hitl-Timestamp}.{raw body}') and drop repeats of a Hitl-Delivery-Id.",
+            "parameters": [
+                {
+                    "name": name,
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                    "description": text,
+                }
+                for name, text in WEBHOOK_HEADERS.items()
+            ],  # fmt: skip
+            "requestBody": _body("WebhookMessage"),
+            "responses": {"2XX": {"description": "received; any other answer is retried"}},
+        }
     }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bandit.db.models import EventChange, ReviewTask, utcnow
 from bandit.services import accounts, review
 from bandit.services.review import ItemVerdict, overflow
+from curation_app.event_schemas import EventDocument
 from tests.api_support import activate_config, event_url, rank, ranked, snapshot
 from tests.conftest import DemoCatalog
 
@@ -214,3 +215,31 @@ def test_a_fallback_outside_the_config_limits_is_refused_and_stores_nothing(
         and message in response.get_json()["error"]
     )
     assert snapshot(session_factory) == before
+
+
+def test_the_openapi_document_describes_polling_fallback_and_webhooks(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+    pending: dict[str, Any],
+) -> None:
+    document = client.get("/api/v1/openapi.json").get_json()
+    operation = document["paths"]["/api/v1/events/{event_id}"]["get"]
+    assert {p["name"] for p in operation["parameters"]} >= {"include", "wait", "If-None-Match"}
+    assert {"200", "304", "400"} <= set(operation["responses"])
+    assert {"ETag", "Retry-After"} <= set(operation["responses"]["200"]["headers"])
+    schemas = document["components"]["schemas"]
+    assert "fallback" in schemas["RankBody"]["properties"]
+    assert {"delivered_slate", "corrections", "current_slate", "lifecycle", "review_due_at"} <= (
+        set(schemas["EventDocument"]["properties"])
+    )
+    hook = document["webhooks"]["eventChange"]["post"]
+    assert {p["name"] for p in hook["parameters"]} == {
+        "Hitl-Delivery-Id", "Hitl-Event-Type", "Hitl-Timestamp", "Hitl-Signature",
+    }  # fmt: skip
+    # Real answers fit the documented shape, pending and delivered.
+    url = event_url(pending["event_id"])
+    EventDocument.model_validate(client.get(url, headers=auth_headers).get_json())
+    _submit_later(session_factory, _claim(session_factory), 0.0).join(10)
+    delivered = client.get(url + "?include=candidates", headers=auth_headers).get_json()
+    assert EventDocument.model_validate(delivered).delivered_slate is not None

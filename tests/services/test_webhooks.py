@@ -20,6 +20,7 @@ from bandit.services import accounts, configs, decisions, review, rewards, webho
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
 from bandit.services.webhook_sender import PassReport, send_due_webhooks
+from curation_app.event_schemas import WebhookMessage
 from tests import webhook_receiver
 from tests.conftest import DemoCatalog
 
@@ -97,6 +98,7 @@ def test_a_review_before_event_is_announced_signed_when_the_curator_submits(
     assert message.body["event_id"] == event_id and message.body["type"] == "delivered"
     assert message.body["delivery_id"] == message.delivery_id
     assert message.body["data"]["delivered_slate"] == slate
+    WebhookMessage.model_validate(message.body)
 
     with session_factory() as session:
         rewards.record_reward(session, event_id, 1.0, None, "client:test")
