@@ -30,6 +30,8 @@ class DeliveredSlate(BaseModel):
     """What went out and when: written once, never changed by later corrections."""
 
     delivered_at: str = Field(description="ISO 8601, UTC")
+    api_client_id: int | None = Field(description="the API client whose rank made the event")
+    customer_id: object = Field(None, description="the context's customer_id, if any")
     items: list[DeliveredItem]
 
 
@@ -73,6 +75,10 @@ class EventDocument(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     event_id: str
+    slate: list[dict[str, object]] = Field(
+        description="the policy's proposal exactly as rank answered it; what the customer got "
+        "is delivered_slate, what it should have now is current_slate"
+    )
     status: str = Field(description="pending_review, in_review, delivered or rewarded")
     route: str
     created_at: str

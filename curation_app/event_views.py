@@ -113,6 +113,9 @@ def event_view(
         if decision.delivered_at is None
         else {
             "delivered_at": decision.delivered_at.isoformat(),
+            # To whom: the client that asked, and its customer if the context names one.
+            "api_client_id": decision.api_client_id,
+            "customer_id": decision.context.get("customer_id"),
             "items": [{**entry, "title": titles.get(entry["item_id"])} for entry in delivered],
         },
         "corrections": [correction_view(c) for c in corrections],
