@@ -17,7 +17,12 @@ from bandit.db.models import (
     SlateCorrection,
     SlateVerification,
 )
-from bandit.engine.vocabulary import DecisionStatus, LifecycleStatus, TaskStatus
+from bandit.engine.vocabulary import (
+    DecisionStatus,
+    LifecycleStatus,
+    TaskStatus,
+    VerificationOutcome,
+)
 from bandit.services.catalog_store import items_by_id
 from bandit.services.corrections import correction_view, corrections_of, current_slate
 from bandit.services.delivery import delivered_slate
@@ -224,7 +229,7 @@ def _lifecycle(
     steps += [
         (v.created_at, LifecycleStatus.REINSTATED)
         for v in verifications
-        if v.outcome == LifecycleStatus.REINSTATED
+        if v.outcome == VerificationOutcome.REINSTATED
     ]
     if outcomes:
         steps.append((min(o.created_at for o in outcomes), LifecycleStatus.REWARDED))
