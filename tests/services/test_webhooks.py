@@ -19,7 +19,7 @@ from bandit.engine.config import PolicyConfig
 from bandit.services import accounts, configs, decisions, review, rewards, webhooks
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
-from bandit.services.webhook_sender import PassReport, send_due_webhooks
+from bandit.services.webhook_sender import PassReport, run_worker, send_due_webhooks
 from curation_app.event_schemas import WebhookMessage
 from tests import webhook_receiver
 from tests.conftest import DemoCatalog
@@ -228,3 +228,22 @@ def test_bad_endpoints_are_refused_naming_the_field(
 ) -> None:
     with pytest.raises(webhooks.WebhookError, match=f"^{field}:"):
         webhooks.add_endpoint(session, url, events, "test")
+
+
+def test_the_watch_loop_runs_upkeep_and_sends_until_told_to_stop(
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    receiver: tuple[webhook_receiver.Receiver, str],
+) -> None:
+    state, url = receiver
+    state.secret = _setup(session_factory, "review_after", url)
+    _rank(session_factory, demo_catalog, n=2)
+    upkeeps: list[int] = []
+    deadline = time.monotonic() + 15
+
+    def should_stop() -> bool:
+        return len(state.received) >= 2 or time.monotonic() > deadline
+
+    run_worker(session_factory, FAST, 0.05, should_stop, upkeep=lambda s: upkeeps.append(1))
+    assert len(state.received) == 2 and all(r.signature_valid for r in state.received)
+    assert upkeeps  # fallbacks and SLAs are served by the same loop
