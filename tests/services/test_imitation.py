@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -18,7 +20,7 @@ from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
 # Every in-stock item is a candidate, so the test isolates what VW learns from pruning.
-ALL_CANDIDATES = {"candidate_count": 200, "slate_size": 3, "epsilon": 0.05}
+ALL_CANDIDATES: dict[str, Any] = {"candidate_count": 200, "slate_size": 3, "epsilon": 0.05}
 
 
 def _curate_towards(
@@ -68,7 +70,7 @@ def test_repeated_swap_ins_teach_the_policy_to_propose_the_item(
     # The pre-score's learned term moved the item up too, so it reaches the candidates of
     # pruned (K < catalog) requests more often.
     catalog = runtime.serving(session).recommender.catalog
-    row = catalog.position[wanted]
+    row = catalog.index_of[wanted]
     assert catalog.learned_affinity[row] > 0
     learned = prescore(catalog, context)
     catalog.learned_affinity = np.zeros(len(catalog))

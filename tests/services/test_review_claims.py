@@ -63,7 +63,8 @@ def test_a_held_task_is_not_handed_to_a_colleague_until_its_lease_expires(
     alice, bob = curator_ids[:2]
     first = review.claim_next(session, alice)
     assert first is not None
-    assert review.claim_next(session, alice).id == first.id  # resumes, does not take another
+    again = review.claim_next(session, alice)
+    assert again is not None and again.id == first.id  # resumes, does not take another
     bobs = review.claim_next(session, bob)
     assert bobs is not None and bobs.id != first.id
     # Once both leases have run out, the highest-priority task goes to whoever asks next.
