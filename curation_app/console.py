@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.engine.vocabulary import Route, TaskStatus
+from bandit.engine.vocabulary import AuditAction, Route, TaskStatus
 from bandit.services import audit, catalog_store, configs, customers, review
 from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
@@ -151,7 +151,7 @@ def submit(task_id: int) -> ResponseReturnValue:
             if recorded:
                 audit.record(
                     session,
-                    "task.submit",
+                    AuditAction.TASK_SUBMIT,
                     current_username(),
                     current_curator_id(),
                     f"task {task_id}",
@@ -177,7 +177,11 @@ def release(task_id: int) -> ResponseReturnValue:
         with transaction() as session:
             review.release(session, task_id, current_curator_id())
             audit.record(
-                session, "task.release", current_username(), current_curator_id(), f"task {task_id}"
+                session,
+                AuditAction.TASK_RELEASE,
+                current_username(),
+                current_curator_id(),
+                f"task {task_id}",
             )
     except review.ReviewError as error:
         return _error_page(status_for(error), f"Task {task_id}: {error}")

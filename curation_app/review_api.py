@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.engine.vocabulary import Route
+from bandit.engine.vocabulary import AuditAction, Route
 from bandit.services import audit, configs, review
 from bandit.services.review import overflow
 from bandit.services.review.queue import priority_at
@@ -135,7 +135,11 @@ def submit(task_id: int) -> ResponseReturnValue:
                 session, task_id, g.curator.id, body.lease_token, verdicts, body.seconds_spent
             )
             if recorded:
-                _log("task.submit", task_id, verdicts=review_forms.verdict_summary(verdicts))
+                _log(
+                    AuditAction.TASK_SUBMIT,
+                    task_id,
+                    verdicts=review_forms.verdict_summary(verdicts),
+                )
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     task = session.get(ReviewTask, task_id)
@@ -157,7 +161,7 @@ def release(task_id: int) -> ResponseReturnValue:
     try:
         with transaction():
             review.release(session, task_id, g.curator.id, lease_token=body.lease_token)
-            _log("task.release", task_id)
+            _log(AuditAction.TASK_RELEASE, task_id)
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     return jsonify(task_id=task_id, released=True)

@@ -13,7 +13,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from bandit.db.models import Curator, Decision, ReviewTask, utcnow
 from bandit.db.session import is_postgresql
-from bandit.engine.vocabulary import DecisionStatus, TaskStatus
+from bandit.engine.vocabulary import AuditAction, DecisionStatus, TaskStatus
 from bandit.services import audit, configs
 from bandit.services.review import double_review
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
@@ -62,7 +62,9 @@ def claim_task(
     if task is None:
         return None
     details = {"via": via} if via else {}
-    audit.record(session, "task.claim", actor, curator_id, f"task {task.id}", now, **details)
+    audit.record(
+        session, AuditAction.TASK_CLAIM, actor, curator_id, f"task {task.id}", now, **details
+    )
     session.flush()
     return Claim(task, resumed=False)
 
