@@ -9,7 +9,7 @@ from types import FrameType
 import click
 
 from bandit.db.models import utcnow
-from bandit.engine.vocabulary import WebhookStatus
+from bandit.engine.vocabulary import AuditAction, WebhookStatus
 from bandit.services import audit, webhooks
 from bandit.services.review import overflow
 from bandit.services.webhook_sender import PassReport, run_worker, send_due_webhooks
@@ -49,7 +49,9 @@ def webhook_add(url: str, events: str, description: str, database_url: str | Non
             )
         except webhooks.WebhookError as error:
             raise click.ClickException(str(error)) from error
-        audit.record(session, "webhook.add", CLI_ACTOR, None, endpoint.url, events=endpoint.events)
+        audit.record(
+            session, AuditAction.WEBHOOK_ADD, CLI_ACTOR, None, endpoint.url, events=endpoint.events
+        )
         session.commit()
         click.echo(f"webhook endpoint {endpoint.id}: {endpoint.url} ({', '.join(endpoint.events)})")
         click.echo(f"signing secret (store it now, it is not shown again): {endpoint.secret}")
@@ -78,7 +80,7 @@ def webhook_remove(endpoint_id: int, database_url: str | None) -> None:
             endpoint = webhooks.deactivate_endpoint(session, endpoint_id)
         except webhooks.WebhookError as error:
             raise click.ClickException(str(error)) from error
-        audit.record(session, "webhook.remove", CLI_ACTOR, None, endpoint.url)
+        audit.record(session, AuditAction.WEBHOOK_REMOVE, CLI_ACTOR, None, endpoint.url)
         session.commit()
     click.echo(f"webhook endpoint {endpoint_id} removed")
 
@@ -109,7 +111,7 @@ def webhook_replay(delivery_id: str, retry_for: float, database_url: str | None)
             webhooks.replay(session, delivery_id, settings, utcnow())
         except webhooks.WebhookError as error:
             raise click.ClickException(str(error)) from error
-        audit.record(session, "webhook.replay", CLI_ACTOR, None, delivery_id)
+        audit.record(session, AuditAction.WEBHOOK_REPLAY, CLI_ACTOR, None, delivery_id)
         session.commit()
     click.echo(f"delivery {delivery_id} queued again; the webhooks worker sends it")
 
@@ -147,7 +149,7 @@ def webhooks_command(
     )
     sessions = sessions_for(database_url)
     if not watch:
-        with sessions() as session:
+        with sessions.begin() as session:
             overflow.upkeep(session)
         _echo(send_due_webhooks(sessions, settings=settings))
         return

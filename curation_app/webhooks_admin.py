@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from bandit.db.models import utcnow
-from bandit.engine.vocabulary import WebhookStatus
+from bandit.engine.vocabulary import AuditAction, WebhookStatus
 from bandit.services import audit, webhooks
 from curation_app.auth import admin_required, current_curator_id, current_username
 from curation_app.db import get_session
@@ -57,7 +57,7 @@ def add() -> ResponseReturnValue:
         flash(f"Not added: {error}", "error")
         return _page(400)
     audit.record(
-        session, "webhook.add", current_username(), current_curator_id(), endpoint.url,
+        session, AuditAction.WEBHOOK_ADD, current_username(), current_curator_id(), endpoint.url,
         events=endpoint.events,
     )  # fmt: skip
     session.commit()
@@ -76,7 +76,9 @@ def remove(endpoint_id: int) -> ResponseReturnValue:
         session.rollback()
         flash(str(error), "error")
         return redirect(url_for("webhooks_admin.index"))
-    audit.record(session, "webhook.remove", current_username(), current_curator_id(), endpoint.url)
+    audit.record(
+        session, AuditAction.WEBHOOK_REMOVE, current_username(), current_curator_id(), endpoint.url
+    )
     session.commit()
     flash(f"Endpoint {endpoint_id} removed.", "success")
     return redirect(url_for("webhooks_admin.index"))
@@ -93,7 +95,9 @@ def replay(delivery_id: str) -> ResponseReturnValue:
         session.rollback()
         flash(f"Not replayed: {error}", "error")
         return redirect(url_for("webhooks_admin.index"))
-    audit.record(session, "webhook.replay", current_username(), current_curator_id(), delivery_id)
+    audit.record(
+        session, AuditAction.WEBHOOK_REPLAY, current_username(), current_curator_id(), delivery_id
+    )
     session.commit()
     flash(f"Delivery {delivery_id} queued again.", "success")
     return redirect(url_for("webhooks_admin.index"))

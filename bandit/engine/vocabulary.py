@@ -199,3 +199,21 @@ class EventInclude(StrEnum):
     """Optional parts of the event document a client may ask for with ?include=."""
 
     CANDIDATES = "candidates"
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records."""
+
+    LOGIN = "login"
+    LOGIN_REFUSED = "login.refused"
+    LOGOUT = "logout"
+    TASK_CLAIM = "task.claim"
+    TASK_SUBMIT = "task.submit"
+    TASK_RELEASE = "task.release"
+    CONFIG_SAVE = "config.save"
+    CONFIG_ACTIVATE = "config.activate"
+    MODEL_PROMOTE = "model.promote"
+    MODEL_PROMOTE_REFUSED = "model.promote_refused"
+    WEBHOOK_ADD = "webhook.add"
+    WEBHOOK_REMOVE = "webhook.remove"
+    WEBHOOK_REPLAY = "webhook.replay"

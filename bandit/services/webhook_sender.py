@@ -190,7 +190,8 @@ def run_worker(
     rng = np.random.default_rng()
     while not should_stop():
         if upkeep is not None:
-            with session_factory() as session:
+            # The system's own action, committed on its own before any sending.
+            with session_factory.begin() as session:
                 upkeep(session)
         report = send_due_webhooks(session_factory, settings=settings, rng=rng)
         if on_pass is not None:

@@ -47,6 +47,7 @@ def _claim(sessions: sessionmaker[Session]) -> tuple[int, int, str]:
         curator = accounts.add_curator(session, "poll-curator", "long-enough-pw")
         session.commit()
         task = review.claim_next(session, curator.id)
+        session.commit()
         assert task is not None
         return task.id, curator.id, task.lease_token or ""
 
@@ -61,6 +62,7 @@ def _submit_later(sessions: sessionmaker[Session], claim: tuple[int, int, str], 
             positions = [p.position for p in task.decision.proposed]
             verdicts = [ItemVerdict(p, "keep") for p in positions]
             review.submit_review(session, task_id, curator_id, lease, verdicts, 3.0)
+            session.commit()
 
     thread = threading.Thread(target=submit, daemon=True)
     thread.start()
@@ -151,6 +153,7 @@ def test_a_pending_event_says_when_its_review_is_due(
     document = response.get_json()
     with session_factory() as session:
         due_at = session.scalars(select(ReviewTask.due_at)).one()
+    assert due_at is not None
     assert document["review_due_at"] == due_at.isoformat()
     assert document["delivered_slate"] is None and document["current_slate"] is None
     assert document["lifecycle"] == [{"status": "created", "at": document["created_at"]}]
@@ -174,9 +177,11 @@ def test_a_fallback_delivers_the_policy_slate_unreviewed_when_no_curator_took_it
         task = session.scalars(select(ReviewTask)).one()
         assert task.fallback_at is not None
         overflow.upkeep(session, task.fallback_at - timedelta(seconds=1))
+        session.commit()
     assert client.get(url, headers=auth_headers).get_json()["status"] == "pending_review"
     with session_factory() as session:
         report = overflow.upkeep(session, utcnow() + timedelta(seconds=121))
+        session.commit()
         assert report.fallbacks_delivered == 1
         kinds = session.scalars(select(EventChange.kind)).all()
     after = client.get(url, headers=auth_headers).get_json()

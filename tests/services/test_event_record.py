@@ -34,6 +34,7 @@ def _decide(session: Session, demo_catalog: DemoCatalog, routing_mode: str) -> D
     decision, _ = decisions.rank(
         session, runtime, decisions.RankRequest(context=demo_catalog.customers[2])
     )
+    session.commit()
     return decision
 
 
@@ -43,8 +44,10 @@ def _review(
     curator = accounts.add_curator(session, name, "long-enough-pw")
     session.commit()
     task = review.claim_next(session, curator.id)
+    session.commit()
     assert task is not None and task.decision_id == decision.id
     assert review.submit_review(session, task.id, curator.id, task.lease_token or "", verdicts, 9.0)
+    session.commit()
     return curator.id
 
 
@@ -120,8 +123,10 @@ def test_rewards_count_for_what_was_delivered_and_for_what_a_correction_sent(
     had = decision.proposed[0].item_id
 
     _, created = rewards.record_reward(session, decision.event_id, 1.0, had, "client:test")
+    session.commit()
     assert created
     _, created = rewards.record_reward(session, decision.event_id, 0.0, replacement, "client:t")
+    session.commit()
     assert created
     stranger = next(i for i in demo_catalog.item_ids if i not in {had, replacement} and all(
         i != p.item_id for p in decision.proposed))  # fmt: skip

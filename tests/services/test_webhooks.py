@@ -56,6 +56,7 @@ def _rank(sessions: sessionmaker[Session], demo_catalog: DemoCatalog, n: int = 1
         for i in range(n):
             context = demo_catalog.customers[i % len(demo_catalog.customers)]
             decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
             event_ids.append(decision.event_id)
     return event_ids
 
@@ -86,9 +87,11 @@ def test_a_review_before_event_is_announced_signed_when_the_curator_submits(
         curator = accounts.add_curator(session, "hook-curator", "long-enough-pw")
         session.commit()
         task = review.claim_next(session, curator.id)
+        session.commit()
         assert task is not None
         verdicts = [ItemVerdict(p.position, "keep") for p in task.decision.proposed]
         review.submit_review(session, task.id, curator.id, task.lease_token or "", verdicts, 4.0)
+        session.commit()
         delivered = session.scalars(select(Decision).where(Decision.event_id == event_id)).one()
         slate = [dict(e) for e in delivered.delivered_slate or []]
 
@@ -102,6 +105,7 @@ def test_a_review_before_event_is_announced_signed_when_the_curator_submits(
 
     with session_factory() as session:
         rewards.record_reward(session, event_id, 1.0, None, "client:test")
+        session.commit()
     _pass_until(session_factory, lambda: len(state.received) == 2)
     assert state.received[1].event_type == "rewarded" and state.received[1].signature_valid
     assert state.received[1].body["data"]["value"] == 1.0
