@@ -139,14 +139,13 @@ def prune(
     greedy_count = candidate_count - slots
     # Scored over the whole catalog, ineligible rows pushed to -inf: cheaper at 1M items than
     # gathering the eligible rows of every column (and of the embedding matrix) first.
-    scores = np.where(mask, prescore(catalog, context), -np.inf)
-    greedy = np.argpartition(scores, scores.size - greedy_count)[scores.size - greedy_count :]
-    pool = mask.copy()
-    pool[greedy] = False
-    rest = np.flatnonzero(pool)
-    explored = rng.choice(rest, size=slots, replace=False) if slots else rest[:0]
+    scores = prescore(catalog, context)
+    np.copyto(scores, -np.inf, where=~mask)
+    greedy = top_indices(scores, greedy_count)
+    explored = _uniform_sample(mask, greedy, slots, eligible_count - greedy_count, rng)
     chosen = np.concatenate([greedy, explored])
-    probability = np.concatenate([np.ones(greedy_count), np.full(slots, slots / rest.size)])
+    rest_count = eligible_count - greedy_count
+    probability = np.concatenate([np.ones(greedy_count), np.full(slots, slots / rest_count)])
     return CandidateSet(
         indices=chosen,
         prescores=scores[chosen],
@@ -154,6 +153,62 @@ def prune(
         exploration_slot=np.concatenate([np.zeros(greedy_count, bool), np.ones(slots, bool)]),
         eligible_count=eligible_count,
     )
+
+
+def top_indices(scores: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the `count` largest scores (any order), as `argpartition` gives them.
+
+    At 1M items a full `argpartition` costs several ms. A threshold taken from a strided
+    sample of the scores usually leaves a few times `count` rows above it; partitioning those
+    alone gives the same set. When fewer than `count` pass, the full partition runs instead,
+    so the answer is always exact.
+    """
+    size = scores.size
+    if size <= 16 * count or size < 50_000:
+        return np.argpartition(scores, size - count)[size - count :]
+    stride = 64
+    sample = scores[::stride]
+    # Aim for about 4 x count rows above the threshold (plus slack for a small sample).
+    keep = min(sample.size - 1, (4 * count) // stride + 8)
+    threshold = np.partition(sample, sample.size - 1 - keep)[sample.size - 1 - keep]
+    above = np.flatnonzero(scores >= threshold) if np.isfinite(threshold) else None
+    if above is None or above.size < count:
+        return np.argpartition(scores, size - count)[size - count :]
+    part = np.argpartition(scores[above], above.size - count)[above.size - count :]
+    return above[part]
+
+
+def _uniform_sample(
+    mask: np.ndarray, taken: np.ndarray, count: int, pool_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`count` rows drawn uniformly without replacement from `mask` minus `taken`.
+
+    The pool holds `pool_size` rows. When it is most of the catalog, rows are drawn from the
+    whole catalog and the ones outside the pool (or drawn twice) are rejected: each accepted
+    draw is then uniform over the pool rows not yet drawn, the same law as a draw without
+    replacement from the listed pool, without listing a million row numbers first.
+    """
+    if count == 0:
+        return np.zeros(0, dtype=np.intp)
+    size = mask.size
+    if pool_size * 2 < size:
+        pool = mask.copy()
+        pool[taken] = False
+        return rng.choice(np.flatnonzero(pool), size=count, replace=False)
+    excluded = np.zeros(size, dtype=bool) if taken.size else None
+    if excluded is not None:
+        excluded[taken] = True
+    drawn: list[int] = []
+    seen: set[int] = set()
+    while len(drawn) < count:
+        batch = rng.integers(0, size, size=2 * (count - len(drawn)) + 8)
+        for row in batch.tolist():
+            if mask[row] and not (excluded is not None and excluded[row]) and row not in seen:
+                seen.add(row)
+                drawn.append(row)
+                if len(drawn) == count:
+                    break
+    return np.asarray(drawn, dtype=np.intp)
 
 
 def _taste_vector(catalog: CatalogIndex, context: Mapping[str, Any]) -> np.ndarray | None:

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import (
     Decision,
-    PolicyConfigRow,
     ProposedItem,
     utcnow,
 )
@@ -28,7 +27,7 @@ from bandit.engine.vocabulary import (
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import deliver_policy_slate
 from bandit.services.review import queue as review_queue
-from bandit.services.runtime import EngineRuntime
+from bandit.services.runtime import ConfigRef, EngineRuntime
 
 
 class UnknownItems(ValueError):
@@ -97,7 +96,7 @@ def _log_decision(
     session: Session,
     request: RankRequest,
     proposal: Proposal,
-    config_row: PolicyConfigRow,
+    config_row: ConfigRef,
     config: PolicyConfig,
     model_version: int,
     api_client_id: int | None,
