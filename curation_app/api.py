@@ -116,6 +116,9 @@ class RankBody(BaseModel):
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
+    # Each slate item's "why" (feature contributions) in the answer; off, it is computed
+    # later, when a curator opens the task, and the rank costs half the VW work.
+    explain: bool = False
 
 
 class ChoiceBody(BaseModel):
@@ -240,6 +243,7 @@ def rank() -> ResponseReturnValue:
         event_id=body.event_id,
         slate_size=body.slate_size,
         exclude=tuple(body.exclude),
+        explain=body.explain,
     )
     try:
         decision, created = decisions.rank(

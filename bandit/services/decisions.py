@@ -42,6 +42,8 @@ class RankRequest:
     event_id: str | None = None
     slate_size: int | None = None
     exclude: Sequence[str] = field(default_factory=tuple)
+    # Compute each slate item's `why` now; otherwise it is left for the task's first view.
+    explain: bool = False
 
 
 def find_decision(session: Session, event_id: str, lock: bool = False) -> Decision | None:
@@ -69,7 +71,9 @@ def rank(
     if unknown:
         raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
     serving = runtime.serving(session)
-    proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
+    proposal = serving.recommender.propose(
+        request.context, request.exclude, request.slate_size, explain=request.explain
+    )
     decision = _log_decision(
         session,
         request,
@@ -142,7 +146,10 @@ def _log_decision(
             score=s.score,
             explored=s.explored,
             reasons=[[code, value] for code, value in s.reasons],
-            why=[{"feature": feature, "weight": weight} for feature, weight in s.why],
+            # None: not computed yet (services/explanations.py fills it in on first view).
+            why=[{"feature": feature, "weight": weight} for feature, weight in s.why]
+            if proposal.explained
+            else None,
         )
         for s in proposal.slate
     ]

@@ -87,7 +87,7 @@ class EngineRuntime:
         recommender = Recommender(catalog, config, policy, self._rng, action_lines)
         return Serving(recommender, config_ref, version)
 
-    def policy_for(self, session: Session, model_version: int) -> VWPolicy | None:
+    def policy_for(self, model_version: int) -> VWPolicy | None:
         """The policy that served `model_version`, if it is the one served now (else None)."""
         with self._lock:
             key = self._policy_key
