@@ -135,6 +135,9 @@ def _log_decision(
         policy_version=config_row.version,
         model_version=model_version,
         created_at=now,
+        # An empty, loaded collection: assigning the delivered slate below then needs no
+        # SELECT of the (new, empty) old one.
+        final_slate=[],
     )
     decision.proposed = [
         ProposedItem(
@@ -153,12 +156,15 @@ def _log_decision(
         )
         for s in proposal.slate
     ]
-    session.add(decision)
-    session.flush()
+    # Everything of the decision goes to the database in one flush (its row, then one
+    # multi-row INSERT each for the proposed items, the delivered slate and the task), with
+    # the foreign keys filled in from the relationships.
     if delivers_now:
         deliver_policy_slate(decision, config, now)
+    session.add(decision)
     if route != Route.AUTO:
-        session.add(
-            review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
-        )
+        task = review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
+        task.decision = decision
+        session.add(task)
+    session.flush()
     return decision
