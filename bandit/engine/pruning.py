@@ -59,26 +59,54 @@ def prescore(
     tables over category and style codes, since at 1M items every extra pass costs ~1 ms.
     """
     select = slice(None) if rows is None else rows
-    bonus = np.zeros((len(catalog.categories) + 1, max(len(catalog.styles), 1)))
+    # float32 throughout: at 1M items the pre-score is memory-bound, and half the bytes per
+    # pass is half the time; ranking needs nowhere near float64's precision.
+    bonus = np.zeros((len(catalog.categories) + 1, max(len(catalog.styles), 1)), np.float32)
     style = context.get("preferred_style")
     if isinstance(style, str) and style in catalog.styles:
         bonus[:, catalog.styles[style]] += STYLE_WEIGHT
     favourites = context.get("favorite_categories")
     if isinstance(favourites, list) and favourites:
         bonus[_category_lookup(catalog, favourites)] += CATEGORY_WEIGHT
+    derived = _derived(catalog)
     total = bonus.reshape(-1)[catalog.category_style_codes[select]]
-    total += POPULARITY_WEIGHT * catalog.popularity[select]
-    total += LEARNED_WEIGHT * catalog.learned_affinity[select]
+    total += derived["base"][select]
     budget = context.get("budget")
     if _is_number(budget) and float(budget) > 0:
-        over = catalog.price[select] * (1.0 / float(budget))
+        over = derived["price"][select] * np.float32(1.0 / float(budget))
         over -= 1.0
         np.fmax(over, 0.0, out=over)  # fmax also turns a missing (NaN) price into 0
-        total -= OVER_BUDGET_PENALTY * over
+        over *= OVER_BUDGET_PENALTY
+        total -= over
     taste = _taste_vector(catalog, context)
     if taste is not None and catalog.embeddings is not None:
-        total += EMBEDDING_WEIGHT * (catalog.embeddings[select] @ taste)
+        # Over the whole catalog, (d x n) @ taste reads the matrix in long contiguous rows,
+        # measured ~1.6x faster than (n x d) @ taste for d = 8.
+        affinity = (
+            taste @ derived["embeddings_t"] if rows is None else catalog.embeddings[rows] @ taste
+        )
+        total += EMBEDDING_WEIGHT * affinity
     return total
+
+
+def _derived(catalog: CatalogIndex) -> dict[str, np.ndarray]:
+    """The context-free pre-score terms and float32 columns, computed once per catalog.
+
+    The popularity + learned-affinity term is recomputed when the runtime has swapped in a
+    new learned-affinity array (after a learning pass), recognised by identity.
+    """
+    derived = catalog.derived
+    if "price" not in derived:
+        derived["price"] = catalog.price.astype(np.float32)
+        if catalog.embeddings is not None:
+            derived["embeddings_t"] = np.ascontiguousarray(catalog.embeddings.T)
+    learned = catalog.learned_affinity
+    if derived.get("base_of") is not learned:
+        base = POPULARITY_WEIGHT * catalog.popularity + LEARNED_WEIGHT * learned
+        # Stored before its key, so a thread that sees the key also sees this base.
+        derived["base"] = base.astype(np.float32)
+        derived["base_of"] = learned
+    return derived
 
 
 def prescore_parts(
