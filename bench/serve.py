@@ -108,8 +108,10 @@ def _gunicorn(url: str, port: int, workers: int, threads: int, feed: str) -> Ite
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-        "--log-level", "warning", "curation_app:create_app()",
+        "--log-level", "warning", "--timeout", "600", "curation_app:create_app()",
     ]  # fmt: skip
+    # The long worker timeout: a worker's first rank loads the whole catalog, which takes a
+    # while at 100k items on a busy machine; gunicorn's 30 s default would kill it midway.
     server = subprocess.Popen(command, cwd=ROOT, env=environment)
     try:
         deadline = time.monotonic() + 120
@@ -127,16 +129,20 @@ def _gunicorn(url: str, port: int, workers: int, threads: int, feed: str) -> Ite
         yield port
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
 
 
 class _Client:
     """One keep-alive connection; reconnects once if the server closed it."""
 
-    def __init__(self, port: int, token: str) -> None:
-        self.port = port
+    def __init__(self, port: int, token: str, timeout: float = 60.0) -> None:
+        self.port, self.timeout = port, timeout
         self.headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any], float]:
         data = json.dumps(body)
@@ -149,7 +155,9 @@ class _Client:
                 break
             except (http.client.HTTPException, OSError):
                 self.connection.close()
-                self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                self.connection = http.client.HTTPConnection(
+                    "127.0.0.1", self.port, timeout=self.timeout
+                )
                 if attempt:
                     raise
         elapsed = (time.perf_counter() - started) * 1000.0
@@ -306,7 +314,7 @@ def main() -> None:
         port = _free_port()
         with _gunicorn(url, port, args.workers, args.threads, args.change_feed):
             # One warm-up rank per worker thread loads the catalog and the model everywhere.
-            warm = _Client(port, token)
+            warm = _Client(port, token, timeout=600)
             for _ in range(4 * args.workers * args.threads):
                 warm.post("/api/v1/rank", {"context": {"segment": "warm-up"}})
             command = [
