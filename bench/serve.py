@@ -313,10 +313,14 @@ def main() -> None:
         token, curator_tokens = _seed(url, args.items, args.review, args.curators)
         port = _free_port()
         with _gunicorn(url, port, args.workers, args.threads, args.change_feed):
-            # One warm-up rank per worker thread loads the catalog and the model everywhere.
-            warm = _Client(port, token, timeout=600)
-            for _ in range(4 * args.workers * args.threads):
-                warm.post("/api/v1/rank", {"context": {"segment": "warm-up"}})
+            # Warm-up ranks on one connection per worker thread, several each, so every worker
+            # has loaded the catalog and the model before the clock starts.
+            def warm(_index: int) -> None:
+                client = _Client(port, token, timeout=600)
+                for _ in range(4):
+                    client.post("/api/v1/rank", {"context": {"segment": "warm-up"}})
+
+            _run_threads(args.workers * args.threads, warm)
             command = [
                 sys.executable, __file__, "--drive", str(port), token, ",".join(curator_tokens),
                 "--clients", str(args.clients), "--seconds", str(args.seconds),
