@@ -17,8 +17,9 @@ import threading
 import time
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
 
 from bandit.db.session import is_postgresql
 
@@ -80,13 +81,16 @@ class ChangeFeed:
             self._thread.start()
 
     def _listen(self) -> None:
-        import psycopg  # only PostgreSQL listens; SQLite installs need no psycopg import here
-
-        conninfo = self._url.set(drivername="postgresql").render_as_string(hide_password=False)
+        # Its own engine without a pool: the listening connection is never handed to a request.
+        engine = create_engine(self._url, poolclass=NullPool)
         while not self._stop.is_set():
             connection: Any = None
+            holder = None
             try:
-                connection = psycopg.connect(conninfo, autocommit=True)
+                holder = engine.connect()
+                # The psycopg connection itself: notifications are a driver feature.
+                connection = holder.connection.driver_connection
+                connection.autocommit = True
                 connection.execute(f"LISTEN {CHANNEL}")
                 # Changes made before LISTEN took effect were never notified: count one so the
                 # runtime re-reads storage once after (re)connecting.
@@ -100,5 +104,7 @@ class ChangeFeed:
                 self._stop.wait(RECONNECT_SECONDS)
             finally:
                 self._connected = False
-                if connection is not None:
-                    connection.close()
+                if holder is not None:
+                    holder.invalidate()  # a driver connection in autocommit goes nowhere else
+                    holder.close()
+        engine.dispose()
