@@ -10,8 +10,11 @@ from typing import Any
 
 import numpy as np
 from flask import Flask
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.session import database_url, make_engine, make_session_factory
+from bandit.services.change_feed import ChangeFeed
 from bandit.services.runtime import EngineRuntime
 
 
@@ -36,6 +39,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         ENGINE_SEED=None,
+        # "notify": serving processes learn of new models, configs and catalogs from
+        # PostgreSQL LISTEN/NOTIFY (a half-second poll on SQLite) instead of checking storage
+        # on every rank; "request" (the default) checks on every request.
+        CHANGE_FEED=os.environ.get("HITL_CHANGE_FEED", "request"),
     )
     if test_config:
         app.config.from_mapping(test_config)
@@ -46,7 +53,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         engine = make_engine(database_url(app.config["DATABASE_URL"]))
         session_factory = make_session_factory(engine)
     app.extensions["hitl.session_factory"] = session_factory
-    app.extensions["hitl.runtime"] = EngineRuntime(np.random.default_rng(app.config["ENGINE_SEED"]))
+    feed = _change_feed(app.config["CHANGE_FEED"], session_factory)
+    app.extensions["hitl.runtime"] = EngineRuntime(
+        np.random.default_rng(app.config["ENGINE_SEED"]), feed
+    )
 
     from curation_app import (
         api,
@@ -77,6 +87,17 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(quality.bp)
     app.register_blueprint(webhooks_admin.bp)
     return app
+
+
+def _change_feed(mode: str, session_factory: sessionmaker[Session]) -> ChangeFeed | None:
+    if mode == "request":
+        return None
+    if mode != "notify":
+        raise ValueError(f"HITL_CHANGE_FEED: must be 'notify' or 'request', not {mode!r}")
+    engine = session_factory.kw.get("bind")
+    if not isinstance(engine, Engine):
+        raise ValueError("HITL_CHANGE_FEED=notify needs a session factory bound to an engine")
+    return ChangeFeed(engine)
 
 
 def _instance_secret() -> str:

@@ -117,6 +117,9 @@ class RankBody(BaseModel):
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
     fallback: FallbackBody | None = None
+    # Each slate item's "why" (feature contributions) in the answer; off, it is computed
+    # later, when a curator opens the task, and the rank costs half the VW work.
+    explain: bool = False
 
 
 class FallbackBody(BaseModel):
@@ -250,6 +253,7 @@ def rank() -> ResponseReturnValue:
         slate_size=body.slate_size,
         exclude=tuple(body.exclude),
         fallback_seconds=body.fallback.deliver_unreviewed_after_seconds if body.fallback else None,
+        explain=body.explain,
     )
     try:
         with transaction():

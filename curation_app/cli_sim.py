@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,8 +27,20 @@ import click
     help="A PostgreSQL server to run on (a scratch database per run, dropped afterwards); "
     "SQLite files in a temporary folder without it.",
 )
+@click.option(
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Runs at once, each in its own process (default: the number of CPUs); the report "
+    "is the same for any number.",
+)
 def simulate_command(
-    config_path: Path | None, rounds: int, seed: int, out: Path, database_url: str | None
+    config_path: Path | None,
+    rounds: int,
+    seed: int,
+    out: Path,
+    database_url: str | None,
+    jobs: int | None,
 ) -> None:
     """Drive the real loop with simulated customers and curators; write report.json and PNGs."""
     from tqdm import tqdm
@@ -48,7 +61,11 @@ def simulate_command(
         bars[:] = [tqdm(total=total, desc=name, unit="decision", file=sys.stderr, leave=False)]
         return lambda _step: bars[0].update()
 
-    report = simulate(scenario, rounds, seed, out, database_url, progress)
+    jobs = jobs or os.cpu_count() or 1
+    timing: dict[str, float] = {}
+    report = simulate(
+        scenario, rounds, seed, out, database_url, progress if jobs == 1 else None, jobs, timing
+    )
     for bar in bars:
         bar.close()
     for name in MAIN_RUNS:
@@ -59,3 +76,7 @@ def simulate_command(
             f"curator min/1000 {run['curator_minutes_per_1000']:7.1f}"
         )
     click.echo(f"report: {out / 'report.json'}  plots: {', '.join(report['plots'])}")
+    click.echo(
+        f"{int(timing['decisions'])} decisions in {timing['seconds']:.1f} s: "
+        f"{timing['decisions_per_s']:.1f} decisions/s ({jobs} process{'es' if jobs > 1 else ''})"
+    )

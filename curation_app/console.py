@@ -11,12 +11,12 @@ from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
 from bandit.engine.vocabulary import AuditAction, Route, TaskStatus
-from bandit.services import audit, catalog_store, configs, customers, review
+from bandit.services import audit, catalog_store, configs, customers, explanations, review
 from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
 from curation_app import review_forms
 from curation_app.auth import current_curator_id, current_username
-from curation_app.db import get_session, transaction
+from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
 
 bp = Blueprint("console", __name__)
@@ -123,6 +123,9 @@ def task(task_id: int) -> ResponseReturnValue:
     held = _held_or_refusal(task_id)
     if not isinstance(held, ReviewTask):
         return held
+    # The decision was logged without explanations: the curator is the one who reads them.
+    with transaction() as session:
+        explanations.explain_decision(session, get_runtime(), held.decision)
     return _render_task(held)
 
 

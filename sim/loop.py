@@ -150,11 +150,13 @@ class _World:
         if not received:
             return
         kept = self.rng.random(len(received)) < self.truth.keep_probability(profile, received)
+        # One customer's answer about one delivered slate (kept these, returned those) is one
+        # report, as a client would post it: one transaction for its per-item rewards.
         for item_id, was_kept in zip(received, kept, strict=True):
             rewards.record_reward(
                 session, decision.event_id, float(was_kept), item_id, source="simulator"
             )
-            session.commit()
+        session.commit()
 
 
 def customer_received(decision: Decision) -> list[str]:

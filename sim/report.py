@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from sim.measure import RunMeasures
 from sim.plots import write_plots
-from sim.runs import plans_for, simulate_run, world_for
+from sim.runs import RunPlan, plans_for, simulate_run, world_for
 from sim.scenario import Scenario
 
 REPORT_BINS = 10
@@ -23,13 +27,27 @@ def simulate(
     out: Path,
     server_url: str | None = None,
     progress: Callable[[str, int], Callable[[int], None]] | None = None,
+    jobs: int = 1,
+    timing: dict[str, float] | None = None,
 ) -> dict[str, Any]:
-    """Run the scenario, its baselines and the noise sweep; write report.json and the PNGs."""
+    """Run the scenario, its baselines and the noise sweep; write report.json and the PNGs.
+
+    The runs are independent (each has its own scratch database, generator and curators), so
+    with `jobs` > 1 they run in that many processes at once, with the same results. `timing`,
+    if given, receives the wall time, the decisions made and their rate (kept out of the
+    report, which stays the same for the same seed).
+    """
     world = world_for(scenario, seed)
+    plans = plans_for(scenario, rounds)
+    started = time.perf_counter()
+    measured = _run_all(plans, scenario, world, seed, server_url, progress, jobs)
+    seconds = time.perf_counter() - started
+    if timing is not None:
+        decisions = sum(plan.rounds for plan in plans)
+        timing |= {"seconds": seconds, "decisions": decisions,
+                   "decisions_per_s": decisions / seconds}  # fmt: skip
     runs: dict[str, dict[str, Any]] = {}
-    for plan in plans_for(scenario, rounds):
-        on_step = progress(plan.name, plan.rounds) if progress else None
-        measures = simulate_run(plan, scenario, world, seed, server_url, on_step)
+    for plan, measures in zip(plans, measured, strict=True):
         runs[plan.name] = {
             **measures.summary(REPORT_BINS),
             "policy": plan.policy.to_document(),
@@ -52,6 +70,37 @@ def simulate(
     report["plots"] = [path.name for path in write_plots(report, out)]
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
+
+
+def _run_all(
+    plans: list[RunPlan],
+    scenario: Scenario,
+    world: Any,
+    seed: int,
+    server_url: str | None,
+    progress: Callable[[str, int], Callable[[int], None]] | None,
+    jobs: int,
+) -> list[RunMeasures]:
+    if jobs <= 1 or len(plans) <= 1:
+        return [
+            simulate_run(
+                plan,
+                scenario,
+                world,
+                seed,
+                server_url,
+                progress(plan.name, plan.rounds) if progress else None,
+            )  # fmt: skip
+            for plan in plans
+        ]
+    # Fresh interpreters, not forks: VW workspaces and database pools do not survive fork.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=min(jobs, len(plans)), mp_context=context) as pool:
+        futures = [
+            pool.submit(simulate_run, plan, scenario, world, seed, server_url) for plan in plans
+        ]
+        # Per-decision progress stays in the children; the caller sees each run's result.
+        return [future.result() for future in futures]
 
 
 def _headline(run: dict[str, Any]) -> dict[str, float]:

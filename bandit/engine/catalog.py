@@ -59,6 +59,8 @@ class CatalogIndex:
         # Learned from logged curator outcomes (services/affinity.py); the runtime replaces
         # the whole array after each learning pass, so readers never see it half-written.
         self.learned_affinity = np.zeros(n)
+        # Arrays pruning derives from the columns once instead of on every request.
+        self.derived: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -40,7 +40,17 @@ def explain(
     top: int = TOP_FEATURES,
 ) -> list[tuple[Contribution, ...]]:
     """The `top` features by absolute contribution for each of `rows`, largest first."""
-    shared = vw_format.context_features(context)
+    return explain_features(policy, vw_format.context_features(context), rows, top)
+
+
+def explain_features(
+    policy: VWPolicy,
+    shared: Sequence[str],
+    rows: Sequence[CatalogRow],
+    top: int = TOP_FEATURES,
+) -> list[tuple[Contribution, ...]]:
+    """`explain` for a context already formatted as VW features (`context_features`)."""
+    shared = list(shared)
     lines: list[str] = []
     labels: list[list[str]] = []
     for row in rows:

@@ -59,26 +59,54 @@ def prescore(
     tables over category and style codes, since at 1M items every extra pass costs ~1 ms.
     """
     select = slice(None) if rows is None else rows
-    bonus = np.zeros((len(catalog.categories) + 1, max(len(catalog.styles), 1)))
+    # float32 throughout: at 1M items the pre-score is memory-bound, and half the bytes per
+    # pass is half the time; ranking needs nowhere near float64's precision.
+    bonus = np.zeros((len(catalog.categories) + 1, max(len(catalog.styles), 1)), np.float32)
     style = context.get("preferred_style")
     if isinstance(style, str) and style in catalog.styles:
         bonus[:, catalog.styles[style]] += STYLE_WEIGHT
     favourites = context.get("favorite_categories")
     if isinstance(favourites, list) and favourites:
         bonus[_category_lookup(catalog, favourites)] += CATEGORY_WEIGHT
+    derived = _derived(catalog)
     total = bonus.reshape(-1)[catalog.category_style_codes[select]]
-    total += POPULARITY_WEIGHT * catalog.popularity[select]
-    total += LEARNED_WEIGHT * catalog.learned_affinity[select]
+    total += derived["base"][select]
     budget = context.get("budget")
     if _is_number(budget) and float(budget) > 0:
-        over = catalog.price[select] * (1.0 / float(budget))
+        over = derived["price"][select] * np.float32(1.0 / float(budget))
         over -= 1.0
         np.fmax(over, 0.0, out=over)  # fmax also turns a missing (NaN) price into 0
-        total -= OVER_BUDGET_PENALTY * over
+        over *= OVER_BUDGET_PENALTY
+        total -= over
     taste = _taste_vector(catalog, context)
     if taste is not None and catalog.embeddings is not None:
-        total += EMBEDDING_WEIGHT * (catalog.embeddings[select] @ taste)
+        # Over the whole catalog, (d x n) @ taste reads the matrix in long contiguous rows,
+        # measured ~1.6x faster than (n x d) @ taste for d = 8.
+        affinity = (
+            taste @ derived["embeddings_t"] if rows is None else catalog.embeddings[rows] @ taste
+        )
+        total += EMBEDDING_WEIGHT * affinity
     return total
+
+
+def _derived(catalog: CatalogIndex) -> dict[str, np.ndarray]:
+    """The context-free pre-score terms and float32 columns, computed once per catalog.
+
+    The popularity + learned-affinity term is recomputed when the runtime has swapped in a
+    new learned-affinity array (after a learning pass), recognised by identity.
+    """
+    derived = catalog.derived
+    if "price" not in derived:
+        derived["price"] = catalog.price.astype(np.float32)
+        if catalog.embeddings is not None:
+            derived["embeddings_t"] = np.ascontiguousarray(catalog.embeddings.T)
+    learned = catalog.learned_affinity
+    if derived.get("base_of") is not learned:
+        base = POPULARITY_WEIGHT * catalog.popularity + LEARNED_WEIGHT * learned
+        # Stored before its key, so a thread that sees the key also sees this base.
+        derived["base"] = base.astype(np.float32)
+        derived["base_of"] = learned
+    return derived
 
 
 def prescore_parts(
@@ -139,14 +167,13 @@ def prune(
     greedy_count = candidate_count - slots
     # Scored over the whole catalog, ineligible rows pushed to -inf: cheaper at 1M items than
     # gathering the eligible rows of every column (and of the embedding matrix) first.
-    scores = np.where(mask, prescore(catalog, context), -np.inf)
-    greedy = np.argpartition(scores, scores.size - greedy_count)[scores.size - greedy_count :]
-    pool = mask.copy()
-    pool[greedy] = False
-    rest = np.flatnonzero(pool)
-    explored = rng.choice(rest, size=slots, replace=False) if slots else rest[:0]
+    scores = prescore(catalog, context)
+    np.copyto(scores, -np.inf, where=~mask)
+    greedy = top_indices(scores, greedy_count)
+    explored = _uniform_sample(mask, greedy, slots, eligible_count - greedy_count, rng)
     chosen = np.concatenate([greedy, explored])
-    probability = np.concatenate([np.ones(greedy_count), np.full(slots, slots / rest.size)])
+    rest_count = eligible_count - greedy_count
+    probability = np.concatenate([np.ones(greedy_count), np.full(slots, slots / rest_count)])
     return CandidateSet(
         indices=chosen,
         prescores=scores[chosen],
@@ -154,6 +181,62 @@ def prune(
         exploration_slot=np.concatenate([np.zeros(greedy_count, bool), np.ones(slots, bool)]),
         eligible_count=eligible_count,
     )
+
+
+def top_indices(scores: np.ndarray, count: int) -> np.ndarray:
+    """The indices of the `count` largest scores (any order), as `argpartition` gives them.
+
+    At 1M items a full `argpartition` costs several ms. A threshold taken from a strided
+    sample of the scores usually leaves a few times `count` rows above it; partitioning those
+    alone gives the same set. When fewer than `count` pass, the full partition runs instead,
+    so the answer is always exact.
+    """
+    size = scores.size
+    if size <= 16 * count or size < 50_000:
+        return np.argpartition(scores, size - count)[size - count :]
+    stride = 64
+    sample = scores[::stride]
+    # Aim for about 4 x count rows above the threshold (plus slack for a small sample).
+    keep = min(sample.size - 1, (4 * count) // stride + 8)
+    threshold = np.partition(sample, sample.size - 1 - keep)[sample.size - 1 - keep]
+    above = np.flatnonzero(scores >= threshold) if np.isfinite(threshold) else None
+    if above is None or above.size < count:
+        return np.argpartition(scores, size - count)[size - count :]
+    part = np.argpartition(scores[above], above.size - count)[above.size - count :]
+    return above[part]
+
+
+def _uniform_sample(
+    mask: np.ndarray, taken: np.ndarray, count: int, pool_size: int, rng: np.random.Generator
+) -> np.ndarray:
+    """`count` rows drawn uniformly without replacement from `mask` minus `taken`.
+
+    The pool holds `pool_size` rows. When it is most of the catalog, rows are drawn from the
+    whole catalog and the ones outside the pool (or drawn twice) are rejected: each accepted
+    draw is then uniform over the pool rows not yet drawn, the same law as a draw without
+    replacement from the listed pool, without listing a million row numbers first.
+    """
+    if count == 0:
+        return np.zeros(0, dtype=np.intp)
+    size = mask.size
+    if pool_size * 2 < size:
+        pool = mask.copy()
+        pool[taken] = False
+        return rng.choice(np.flatnonzero(pool), size=count, replace=False)
+    excluded = np.zeros(size, dtype=bool) if taken.size else None
+    if excluded is not None:
+        excluded[taken] = True
+    drawn: list[int] = []
+    seen: set[int] = set()
+    while len(drawn) < count:
+        batch = rng.integers(0, size, size=2 * (count - len(drawn)) + 8)
+        for row in batch.tolist():
+            if mask[row] and not (excluded is not None and excluded[row]) and row not in seen:
+                seen.add(row)
+                drawn.append(row)
+                if len(drawn) == count:
+                    break
+    return np.asarray(drawn, dtype=np.intp)
 
 
 def _taste_vector(catalog: CatalogIndex, context: Mapping[str, Any]) -> np.ndarray | None:

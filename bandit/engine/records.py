@@ -54,6 +54,8 @@ class Proposal:
     uncertainty: Mapping[str, float]
     confidence: float
     route: str
+    # Whether the slate items' `why` was computed (propose(explain=True)) or left for later.
+    explained: bool = True
 
 
 @dataclass(frozen=True)

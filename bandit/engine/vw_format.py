@@ -63,7 +63,12 @@ def _features(mapping: Mapping[str, Any]) -> list[str]:
 
 def shared_line(context: Mapping[str, Any]) -> str:
     """The shared example line for a request context."""
-    return f"shared |{CONTEXT_NAMESPACE} " + " ".join(_features(context))
+    return shared_line_of(_features(context))
+
+
+def shared_line_of(features: Sequence[str]) -> str:
+    """The shared example line for context features from `context_features`."""
+    return f"shared |{CONTEXT_NAMESPACE} " + " ".join(features)
 
 
 def item_features(item: CatalogRow) -> list[str]:

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import CatalogItem, SystemState
 from bandit.engine.catalog import CatalogIndex, CatalogRow
+from bandit.services import change_feed
 
 REQUIRED_COLUMNS = ("item_id", "title", "category")
 RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")
@@ -229,6 +230,7 @@ def bump_catalog_revision(session: Session) -> None:
         session.add(SystemState(key=CATALOG_REVISION, value=1))
     else:
         state.value += 1
+    change_feed.announce(session)
 
 
 def catalog_revision(session: Session) -> int:

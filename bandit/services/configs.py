@@ -7,6 +7,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.engine.config import PolicyConfig, check_model_compatible, config_from_mapping
+from bandit.services import change_feed
 
 
 def active_config(session: Session) -> tuple[PolicyConfigRow, PolicyConfig]:
@@ -50,6 +51,7 @@ def _make_active(session: Session, row: PolicyConfigRow) -> None:
     session.execute(update(PolicyConfigRow).values(active=False))
     row.active = True
     session.flush()
+    change_feed.announce(session)
 
 
 def check_trained_model_accepts(session: Session, config: PolicyConfig) -> None:

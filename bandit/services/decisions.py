@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import (
     Decision,
-    PolicyConfigRow,
     ProposedItem,
     utcnow,
 )
@@ -28,7 +27,7 @@ from bandit.engine.vocabulary import (
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import deliver_policy_slate
 from bandit.services.review import queue as review_queue
-from bandit.services.runtime import EngineRuntime
+from bandit.services.runtime import ConfigRef, EngineRuntime
 
 
 class UnknownItems(ValueError):
@@ -49,6 +48,8 @@ class RankRequest:
     exclude: Sequence[str] = field(default_factory=tuple)
     # Deliver a review-before slate unreviewed if no curator has taken it after this long.
     fallback_seconds: int | None = None
+    # Compute each slate item's `why` now; otherwise it is left for the task's first view.
+    explain: bool = False
 
 
 def find_decision(session: Session, event_id: str, lock: bool = False) -> Decision | None:
@@ -77,7 +78,9 @@ def rank(
         raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
     serving = runtime.serving(session)
     _check_fallback(request.fallback_seconds, serving.recommender.config)
-    proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
+    proposal = serving.recommender.propose(
+        request.context, request.exclude, request.slate_size, explain=request.explain
+    )
     try:
         # A savepoint: a racing request with the same event id that commits first makes our
         # insert fail on the unique key; only the savepoint is lost, and theirs is the answer.
@@ -118,7 +121,7 @@ def _log_decision(
     session: Session,
     request: RankRequest,
     proposal: Proposal,
-    config_row: PolicyConfigRow,
+    config_row: ConfigRef,
     config: PolicyConfig,
     model_version: int,
     api_client_id: int | None,
@@ -153,6 +156,9 @@ def _log_decision(
         policy_version=config_row.version,
         model_version=model_version,
         created_at=now,
+        # An empty, loaded collection: assigning the delivered slate below then needs no
+        # SELECT of the (new, empty) old one.
+        final_slate=[],
     )
     decision.proposed = [
         ProposedItem(
@@ -164,10 +170,15 @@ def _log_decision(
             score=s.score,
             explored=s.explored,
             reasons=[[code, value] for code, value in s.reasons],
-            why=[{"feature": feature, "weight": weight} for feature, weight in s.why],
+            # None: not computed yet (services/explanations.py fills it in on first view).
+            why=[{"feature": feature, "weight": weight} for feature, weight in s.why]
+            if proposal.explained
+            else None,
         )
         for s in proposal.slate
     ]
+    # The decision's row first (the delivery's outbox row needs its id), then one multi-row
+    # INSERT each for the proposed items, the delivered slate, the outbox row and the task.
     session.add(decision)
     session.flush()
     if delivers_now:
@@ -176,5 +187,7 @@ def _log_decision(
         task = review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
         if request.fallback_seconds is not None and not delivers_now:
             task.fallback_at = now + timedelta(seconds=request.fallback_seconds)
+        task.decision = decision
         session.add(task)
+    session.flush()
     return decision

@@ -123,6 +123,12 @@ def add_change(
 
 def decision_config(session: Session, decision: Decision) -> PolicyConfig:
     """The policy config the decision was made under."""
-    row = session.get(PolicyConfigRow, decision.policy_config_id)
-    assert row is not None
-    return config_from_mapping(dict(row.document))
+    # Config rows never change once stored (a change is a new version), so each is parsed
+    # once per session: the learner and the review path ask for it once per verdict.
+    parsed: dict[int, PolicyConfig] = session.info.setdefault("hitl.parsed_configs", {})
+    config = parsed.get(decision.policy_config_id)
+    if config is None:
+        row = session.get(PolicyConfigRow, decision.policy_config_id)
+        assert row is not None
+        config = parsed[decision.policy_config_id] = config_from_mapping(dict(row.document))
+    return config

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
+from bandit.services import change_feed
 
 UNTRAINED_VERSION = 0
 
@@ -50,4 +51,5 @@ def save_model(
     )
     session.add(version)
     session.flush()
+    change_feed.announce(session)
     return version

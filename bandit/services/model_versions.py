@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
-from bandit.services import configs, learning, model_store
+from bandit.services import change_feed, configs, learning, model_store
 
 
 class ModelVersionError(LookupError):
@@ -88,6 +88,7 @@ def rollback(session: Session, version: int, note: str | None = None) -> ModelVe
     )
     session.add(rolled_back)
     session.flush()
+    change_feed.announce(session)
     return rolled_back
 
 

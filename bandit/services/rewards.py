@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -58,7 +59,10 @@ def record_reward(
     if decision is None:
         raise EventNotFound(f"unknown event {event_id!r}")
     key = item_id or ""
-    existing = _outcome(session, decision.id, key)
+    # Every outcome of the event in one query (a slate has a handful): the repeat check, the
+    # granularity rule and the after-default flag all read it.
+    outcomes = _outcomes(session, decision.id)
+    existing = outcomes.get(key)
     if existing is not None:
         _check_same_value(existing, value)
         return existing, False
@@ -70,8 +74,8 @@ def record_reward(
                 f"item_id: {item_id!r} is neither in the delivered nor in the current slate "
                 "of this event"
             )
-    _check_one_granularity(session, decision.id, item_id)
-    defaulted = _outcome(session, decision.id, DEFAULT_KEY) is not None
+    _check_one_granularity(outcomes.keys(), item_id)
+    defaulted = DEFAULT_KEY in outcomes
     outcome = Outcome(
         decision_id=decision.id,
         item_key=key,
@@ -122,14 +126,10 @@ def _check_same_value(stored: Outcome, value: float) -> None:
         )
 
 
-def _check_one_granularity(session: Session, decision_id: int, item_id: str | None) -> None:
+def _check_one_granularity(keys: Iterable[str], item_id: str | None) -> None:
     # An event-level reward is learned on every delivered item, so mixing it with per-item
     # rewards would count an item twice.
-    others = session.scalars(
-        select(Outcome.item_key).where(
-            Outcome.decision_id == decision_id, Outcome.item_key != DEFAULT_KEY
-        )
-    ).all()
+    others = [k for k in keys if k != DEFAULT_KEY]
     if item_id is None and others:
         raise RewardConflict(
             "item_id: this event already has per-item rewards; report the reward per item"
@@ -139,6 +139,11 @@ def _check_one_granularity(session: Session, decision_id: int, item_id: str | No
             "item_id: this event already has an event-level reward; per-item rewards would "
             "count its items twice"
         )
+
+
+def _outcomes(session: Session, decision_id: int) -> dict[str, Outcome]:
+    statement = select(Outcome).where(Outcome.decision_id == decision_id)
+    return {outcome.item_key: outcome for outcome in session.scalars(statement)}
 
 
 def _outcome(session: Session, decision_id: int, key: str) -> Outcome | None:

@@ -133,3 +133,26 @@ def test_rank_answers_json_with_safe_headers(
 
     assert response.mimetype == "application/json"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_explanations_are_stored_only_when_asked_for(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    context: dict[str, Any],
+    session_factory: sessionmaker[Session],
+) -> None:
+    from bandit.services import decisions
+
+    plain = ranked(client, auth_headers, context)
+    asked = ranked(client, auth_headers, context, explain=True)
+
+    assert all(item["why"] == [] for item in plain["slate"])
+    with session_factory() as session:
+        stored = decisions.find_decision(session, plain["event_id"])
+        assert stored is not None
+        # None, not []: "not computed yet", so the task page computes it on first view.
+        assert all(p.why is None for p in stored.proposed)
+        explained = decisions.find_decision(session, asked["event_id"])
+        assert explained is not None
+        assert all(isinstance(p.why, list) for p in explained.proposed)
+    assert [item["why"] for item in asked["slate"]] == [p.why for p in explained.proposed]

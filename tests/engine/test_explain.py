@@ -56,8 +56,21 @@ def test_contributions_are_score_differences_computed_by_hand() -> None:
 def test_proposals_carry_explanations_for_each_slate_item() -> None:
     config = PolicyConfig(candidate_count=8, slate_size=3)
     recommender = Recommender(CATALOG, config, _trained("epsilon_greedy"), np.random.default_rng(1))
-    proposal = recommender.propose(CONTEXT)
+    proposal = recommender.propose(CONTEXT, explain=True)
     assert len(proposal.slate) == 3
     for item in proposal.slate:
         assert len(item.why) <= explain.TOP_FEATURES
         assert all(isinstance(f, str) and isinstance(w, float) for f, w in item.why)
+
+
+def test_explanations_computed_later_equal_those_computed_with_the_proposal() -> None:
+    config = PolicyConfig(candidate_count=8, slate_size=3)
+    policy = _trained("epsilon_greedy")
+    recommender = Recommender(CATALOG, config, policy, np.random.default_rng(1))
+    eager = recommender.propose(CONTEXT, explain=True)
+    assert eager.explained and any(item.why for item in eager.slate)
+    lazy = recommender.propose(CONTEXT)
+    assert not lazy.explained and all(item.why == () for item in lazy.slate)
+    later = recommender.explanations(CONTEXT, [item.item_id for item in eager.slate])
+    assert later == [item.why for item in eager.slate]
+    assert recommender.explanations(CONTEXT, ["no-such-item"]) == [()]

@@ -73,7 +73,9 @@ def test_rollback_reaches_a_running_console_without_restart(
     first = _train_version(session_factory, context, favourite=3)
     assert ranked(client, auth_headers, context)["model_version"] == first
     second = _train_version(session_factory, context, favourite=11)
-    trained = ranked(client, auth_headers, context)
+    # Explanations are computed when asked for: without "explain" the answer's "why" is empty.
+    assert all(item["why"] == [] for item in ranked(client, auth_headers, context)["slate"])
+    trained = ranked(client, auth_headers, context, explain=True)
     assert trained["model_version"] == second
     # A trained model explains its picks: "why" lists features with their score contributions.
     assert any(item["why"] for item in trained["slate"])
