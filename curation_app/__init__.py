@@ -46,7 +46,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         engine = make_engine(database_url(app.config["DATABASE_URL"]))
         session_factory = make_session_factory(engine)
     app.extensions["hitl.session_factory"] = session_factory
-    app.extensions["hitl.runtime"] = EngineRuntime(np.random.default_rng(app.config["ENGINE_SEED"]))
+    rng = np.random.default_rng(app.config["ENGINE_SEED"])
+    app.extensions["hitl.rng"] = rng
+    app.extensions["hitl.runtime"] = EngineRuntime(rng)
 
     from curation_app import (
         api,
@@ -55,13 +57,19 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         dashboard,
         db,
         errors,
+        logs,
         openapi,
+        ops,
+        personalizer,
         quality,
         review_api,
         security,
         settings,
     )
 
+    # First, so every later hook and handler (and the log line) sees the request id.
+    logs.init_app(app)
+    ops.init_app(app)
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
@@ -74,6 +82,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(quality.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(personalizer.bp)
     return app
 
 

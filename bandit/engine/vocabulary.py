@@ -156,3 +156,28 @@ VERDICT_TAG = {
     Verdict.REMOVE: SlateTag.REMOVED,
     Verdict.SWAP: SlateTag.SWAPPED_OUT,
 }
+
+
+class ReadinessProblem(StrEnum):
+    """Why a serving process answers /readyz with 503."""
+
+    DATABASE_UNREACHABLE = "database_unreachable"
+    MIGRATIONS_BEHIND = "migrations_behind"
+    NO_MODEL = "no_model"
+
+
+class ApiSurface(StrEnum):
+    """Which client API a decision came through (a metrics label)."""
+
+    V1 = "v1"
+    PERSONALIZER = "personalizer"
+
+
+class PersonalizerErrorCode(StrEnum):
+    """The `error.code` values of the Personalizer-compatible API (Personalizer's own)."""
+
+    BAD_ARGUMENT = "BadArgument"
+    UNAUTHORIZED = "Unauthorized"
+    NOT_FOUND = "ResourceNotFound"
+    CONFLICT = "Conflict"
+    INTERNAL = "InternalServerError"

@@ -71,7 +71,7 @@ def rank(
         raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
     serving = runtime.serving(session)
     proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
-    decision = _log_decision(
+    decision = log_decision(
         session,
         request,
         proposal,
@@ -93,7 +93,7 @@ def rank(
     return decision, True
 
 
-def _log_decision(
+def log_decision(
     session: Session,
     request: RankRequest,
     proposal: Proposal,
@@ -103,6 +103,7 @@ def _log_decision(
     api_client_id: int | None,
     now: datetime,
 ) -> Decision:
+    """Store a proposal as a decision, deliver it or queue its review. Flushes."""
     route = proposal.route
     # A review the curators cannot reach within the SLA may go out unreviewed (overflow).
     overflow = review_queue.admission(session, config) if route != Route.AUTO else None
