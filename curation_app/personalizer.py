@@ -68,7 +68,7 @@ class Action(BaseModel):
 class Slot(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: EventId
+    id: ItemId  # Personalizer's slot ids are free text ("Main Article")
     baselineAction: ItemId | None = None
     positionFeatures: FeatureList | None = None
     excludedActions: list[ItemId] | None = None
@@ -103,7 +103,7 @@ class RewardBody(BaseModel):
 class SlotReward(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    slotId: EventId
+    slotId: ItemId
     value: RewardValue
 
 
