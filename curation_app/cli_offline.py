@@ -102,11 +102,43 @@ def _interval(estimate: Estimate) -> str:
 )
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="Convert this log.")
 @click.option("--target", help="With --format obp: also write this target's action_dist.")
+@click.option(
+    "--partitioned",
+    is_flag=True,
+    help="Stream into a dataset of day partitions under the --out directory (bounded memory).",
+)
+@click.option(
+    "--chunk",
+    type=click.IntRange(1, 1_000_000),
+    default=5000,
+    show_default=True,
+    help="With --partitioned: decisions read from the database at a time.",
+)
 @click.option("--database-url", envvar="HITL_DATABASE_URL", default=None, help=URL_HELP)
 def export_command(
-    out: Path, fmt: str, log_file: Path | None, target: str | None, database_url: str | None
+    out: Path,
+    fmt: str,
+    log_file: Path | None,
+    target: str | None,
+    partitioned: bool,
+    chunk: int,
+    database_url: str | None,
 ) -> None:
     """Write logged decisions as a replay log (or convert one to DSJSON / OBP arrays)."""
+    if partitioned:
+        if fmt != "table" or log_file is not None:
+            raise click.UsageError("--partitioned writes Parquet tables: no --format or --log")
+        if out.suffix in (".parquet", ".csv") or (out.exists() and not out.is_dir()):
+            raise click.UsageError("--out must be a directory with --partitioned")
+        from bandit.services.export_stream import export_partitioned
+
+        with sessions_for(database_url)() as session:
+            written = export_partitioned(session, out, chunk)
+        click.echo(
+            f"exported {written.rows} rows in {written.parts} parts over {len(written.days)} "
+            f"day(s) to {out}/day=*/; {written.pending} positions have no reward yet"
+        )
+        return
     if fmt == "table":
         if log_file is not None:
             raise click.UsageError("--log converts a log: use it with --format dsjson or obp")
