@@ -133,7 +133,7 @@ def rank_points(points: list[TunedPoint]) -> tuple[list[TunedPoint], TunedPoint 
     return ranked, (allowed[0] if allowed else None)
 
 
-def _simulate_seed(
+def simulate_seed(
     scenario: Any, rounds: int, seed: int, out: Path, server_url: str | None
 ) -> dict[str, Any]:
     from sim.plots import MAIN_RUNS
@@ -166,11 +166,29 @@ def simulate_seeds(
     out: Path,
     server_url: str | None,
 ) -> list[dict[str, Any]]:
-    """One complete simulation per seed on the cluster, each written to OUT/seed-N/."""
+    """One complete simulation per seed on the cluster, each written to OUT/seed-N/.
+
+    Each run makes its own scratch database (SQLite files, or one PostgreSQL database per run
+    on `server_url`), so the runs share nothing but the scenario.
+    """
     futures = [
         client.submit(
-            _simulate_seed, scenario, rounds, seed, out / f"seed-{seed}", server_url, pure=False
+            simulate_seed, scenario, rounds, seed, out / f"seed-{seed}", server_url, pure=False
         )
         for seed in seeds
     ]
     return list(client.gather(futures))
+
+
+def sweep_summary(results: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Per run and measure: mean and standard deviation across the seeds."""
+    import numpy as np
+
+    summary: dict[str, dict[str, dict[str, float]]] = {}
+    for name in results[0]["runs"]:
+        summary[name] = {}
+        for measure in results[0]["runs"][name]:
+            values = np.array([r["runs"][name][measure] for r in results], dtype=float)
+            sd = float(values.std(ddof=1)) if values.size > 1 else 0.0
+            summary[name][measure] = {"mean": float(values.mean()), "sd": sd}
+    return summary
