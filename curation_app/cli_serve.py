@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 
 import click
 from sqlalchemy.exc import OperationalError
@@ -98,15 +99,22 @@ def serve(
     show_default=True,
     help="After SIGTERM, seconds a pass may still run before it is rolled back.",
 )
+@click.option(
+    "--heartbeat",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --watch: touch this file after every pass (for a container health check).",
+)
 @URL_OPTION
-def learn(watch: bool, every: float, grace: float, database_url: str | None) -> None:
+def learn(
+    watch: bool, every: float, grace: float, heartbeat: Path | None, database_url: str | None
+) -> None:
     """Learn every pending verdict and reward exactly once and save a model version."""
     sessions = sessions_for(database_url)
     if watch:
         configure_json_logging()
         control = learner_loop.StopControl(grace=grace)
         control.install()
-        learner_loop.watch(sessions, every, control, learner_loop.pass_hooks())
+        learner_loop.watch(sessions, every, control, learner_loop.pass_hooks(), heartbeat=heartbeat)
         return
     with sessions() as session:
         report = learning.learn_pending(session)

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
+from pathlib import Path
 from types import FrameType
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -101,8 +102,12 @@ def watch(
     control: StopControl,
     hooks: Sequence[PassHook] = (),
     max_passes: int | None = None,
+    heartbeat: Path | None = None,
 ) -> int:
-    """Learn every `every` seconds until a stop signal; returns the passes committed."""
+    """Learn every `every` seconds until a stop signal; returns the passes committed.
+
+    `heartbeat` is touched after every pass that did not fail, for a container health check.
+    """
     committed = 0
     passes = 0
     while not control.requested.is_set():
@@ -118,6 +123,8 @@ def watch(
             if summary is None:
                 break
             committed += 1
+            if heartbeat is not None:
+                heartbeat.touch()
             for hook in hooks:
                 try:
                     hook(sessions)

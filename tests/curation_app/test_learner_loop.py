@@ -6,6 +6,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -46,16 +47,23 @@ def _pass_that_writes(monkeypatch: pytest.MonkeyPatch, then: Any) -> None:
 
 
 def test_sigterm_lets_the_pass_in_progress_commit(
-    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     _pass_that_writes(monkeypatch, lambda: None)
     hooks: list[int] = []
     control = learner_loop.StopControl(grace=30)
     control.install()
+    heartbeat = tmp_path / "alive"
     committed = learner_loop.watch(
-        session_factory, 0.01, control, [lambda _s: hooks.append(1)], max_passes=5
+        session_factory,
+        0.01,
+        control,
+        [lambda _s: hooks.append(1)],
+        max_passes=5,
+        heartbeat=heartbeat,
     )
     assert committed == 1 and hooks == [1]  # stopped after the one pass, which committed
+    assert heartbeat.exists()
     assert _audit_rows(session_factory) == 1
 
 
