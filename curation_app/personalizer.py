@@ -32,7 +32,7 @@ from curation_app.api import (
     _feature_numbers_in_range,
     parse_body,
 )
-from curation_app.db import get_runtime, get_session
+from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
 from curation_app.ops import metrics_of
 from curation_app.security import csrf
@@ -175,20 +175,18 @@ def _actions(actions: list[Action]) -> list[InlineAction]:
 
 
 def _rank(inline: InlineRank) -> personalizer.RankedEvent:
-    session = get_session()
     try:
-        ranked = personalizer.rank_inline(
-            session, get_runtime(), current_app.extensions["hitl.rng"], inline, g.api_client_id
-        )
+        with transaction() as session:
+            ranked = personalizer.rank_inline(
+                session, get_runtime(), current_app.extensions["hitl.rng"], inline, g.api_client_id
+            )
     except personalizer.PersonalizerError as error:
-        session.rollback()
         raise ApiError(400, str(error)) from error
     except personalizer.EventIdTaken as error:
         raise ApiError(409, str(error)) from error
     except (NoEligibleItems, UnscorableContext) as error:
-        session.rollback()
         raise ApiError(422, str(error)) from error
-    session.commit()
+    # Counted only once committed.
     if ranked.created:
         metrics_of(current_app).observe_decision(
             ranked.decision.route, ApiSurface.PERSONALIZER, ranked.decision.model_version
@@ -267,13 +265,12 @@ def multislot_rank() -> ResponseReturnValue:
 
 
 def _reward_call(record: Callable[[], object]) -> ResponseReturnValue:
-    session = get_session()
+    """Run one reward or activation as one transaction; 204 once committed."""
     try:
-        record()
+        with transaction():
+            record()
     except rewards.RewardError as error:
-        session.rollback()
         raise ApiError(status_for(error), str(error)) from error
-    session.commit()
     return "", 204
 
 

@@ -87,7 +87,7 @@ def _wait_for(check: Any, seconds: float, what: str, processes: list[subprocess.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         for process in processes:
-            assert process.poll() is None, f"{process.args} exited early while waiting for {what}"
+            assert process.poll() is None, f"{process.args!r} exited early while waiting for {what}"
         try:
             result = check()
         except OSError:  # not listening yet
@@ -106,7 +106,7 @@ def _stop(process: subprocess.Popen, log: Path) -> int:
         process.kill()
         process.wait(timeout=10)
         raise AssertionError(
-            f"{process.args} ignored SIGTERM:\n{log.read_text()[-3000:]}"
+            f"{process.args!r} ignored SIGTERM:\n{log.read_text()[-3000:]}"
         ) from None
 
 
@@ -230,6 +230,7 @@ def test_gunicorn_and_learner_processes_serve_learn_and_stop_cleanly(
             for moment in session.scalars(
                 select(model.learned_at).where(model.learned_at.is_not(None)).distinct()
             )
+            if moment is not None
         }
         total = session.scalars(
             select(ModelVersion.examples_total).order_by(ModelVersion.version.desc())

@@ -158,6 +158,21 @@ VERDICT_TAG = {
 }
 
 
+class AuditAction(StrEnum):
+    """What an audit entry records."""
+
+    LOGIN = "login"
+    LOGIN_REFUSED = "login.refused"
+    LOGOUT = "logout"
+    TASK_CLAIM = "task.claim"
+    TASK_SUBMIT = "task.submit"
+    TASK_RELEASE = "task.release"
+    CONFIG_SAVE = "config.save"
+    CONFIG_ACTIVATE = "config.activate"
+    MODEL_PROMOTE = "model.promote"
+    MODEL_PROMOTE_REFUSED = "model.promote_refused"
+
+
 class ReadinessProblem(StrEnum):
     """Why a serving process answers /readyz with 503."""
 
