@@ -158,10 +158,11 @@ def _wheelhouse(python: Path) -> Path:
         # The build backend too: pip builds the project in an isolated environment from it.
         wanted = [*document["build-system"]["requires"], *document["project"]["dependencies"]]
         house.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(house), *wanted],
-            check=True,
-        )
+        pip = [str(python), "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(house)]
+        # Complete it offline from what it already holds; only what is missing is downloaded.
+        offline = subprocess.run([*pip, "--no-index", "--find-links", str(house), *wanted])
+        if offline.returncode != 0:
+            subprocess.run([*pip, "--find-links", str(house), *wanted], check=True)
         (house / ".complete").touch()
     return house
 
