@@ -187,6 +187,7 @@ def dask_replay(rows: int, partitions: int, workers: int, folder: Path, estimato
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            death_timeout=300,
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,

@@ -24,6 +24,8 @@ from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.tuning import Grid, TunedPoint, exploration_key, tune
 
 LOCAL = "local"
+# A worker process imports numpy, pandas, pyarrow and VW: on a loaded machine that is slow.
+WORKER_START_SECONDS = 300
 
 
 class DaskSpecError(ValueError):
@@ -61,6 +63,7 @@ def dask_client(spec: str) -> Iterator[Client]:
             threads_per_worker=1,
             processes=True,
             dashboard_address=None,
+            death_timeout=WORKER_START_SECONDS,
             host="127.0.0.1",
         ) as cluster,
         Client(cluster) as client,
