@@ -36,18 +36,30 @@ typecheck: install
 test: install chromium postgres lint typecheck
 	$(BIN)/pytest
 
-demo: install
+DEMO_SECRET := instance/demo_secret_key
+# The demo serves plain HTTP on the loopback: cookies cannot be Secure there.
+DEMO_ENV = HITL_SECRET_KEY="$$(cat $(DEMO_SECRET))" HITL_SECURE_COOKIES=0
+
+$(DEMO_SECRET):
+	@mkdir -p instance && umask 077 && $(BIN)/python -c "import secrets; print(secrets.token_hex(32))" > $@
+
+# The production layout on one machine: gunicorn web workers plus the one learner process.
+# Ctrl-C reaches both (same process group); the trap stops the learner if the server ends first.
+demo: install $(DEMO_SECRET)
 	$(BIN)/hitl db upgrade
 	$(BIN)/hitl demo-data --items 2000 --customers 300 --seed 7
 	$(BIN)/hitl warm-up --decisions 300 --seed 7
 	$(BIN)/hitl curator add curator --password curator-demo --if-missing
 	@echo "API token for client service demo-client:"
 	@$(BIN)/hitl token create demo-client --replace
-	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator-demo"
-	$(BIN)/hitl serve --host $(HOST) --port $(PORT)
+	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator-demo   (Ctrl-C stops)"
+	@$(DEMO_ENV); export HITL_SECRET_KEY HITL_SECURE_COOKIES; \
+		$(BIN)/hitl learn --watch --every 10 & learner=$$!; \
+		trap 'kill -TERM $$learner 2>/dev/null; wait $$learner' EXIT INT TERM; \
+		$(BIN)/hitl serve --host $(HOST) --port $(PORT) --workers 2 --threads 4
 
-serve: install
-	$(BIN)/hitl serve --host $(HOST) --port $(PORT)
+serve: install $(DEMO_SECRET)
+	$(DEMO_ENV) $(BIN)/hitl serve --host $(HOST) --port $(PORT)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,11 @@
    same arrays, in the same run (best of three each).
 2. End to end: `hitl replay --log LOG.parquet --target TARGET.parquet` on a 10M-row log in a
    fresh process (loading, validation, target join, estimation), wall time and peak RSS.
+3. `--dask`: `hitl replay --log 'DIR/*.parquet' --target 'DIR/{stem}.target.parquet' --dask
+   ADDRESS` on a partitioned log generated on disk (default 100M rows in 50 day files) against
+   a local cluster of N worker processes: wall time, peak RSS of each worker and of the `hitl`
+   process; as the reference, the same command without --dask on the first partitions only
+   (what one process can hold), in the same run.
 """
 
 from __future__ import annotations
@@ -126,13 +131,148 @@ def end_to_end(rows: int, folder: Path, estimators: str) -> tuple[float, float, 
     return seconds, peak_mb, done.stdout
 
 
+def write_partitioned(folder: Path, rows: int, partitions: int) -> list[Path]:
+    """A day-partitioned log of `rows` rows (two positions per event) with one target file per
+    partition; generated a partition at a time, so memory stays at one partition's size."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    folder.mkdir(parents=True, exist_ok=True)
+    world = SyntheticWorld.make(segments=8, actions=5, seed=2)
+    order = np.argsort(-world.mean_reward, axis=1)
+    policy = np.zeros(world.shape)
+    policy[np.arange(world.shape[0]), order[:, 0]] = 0.8
+    policy[np.arange(world.shape[0]), order[:, 1]] = 0.2
+    files = []
+    for part in range(partitions):
+        stem = f"day-{part:04d}"
+        path = folder / f"{stem}.parquet"
+        files.append(path)
+        if path.exists():
+            continue
+        rounds, _, segment = world.sample(
+            rows // partitions // 2, np.random.default_rng([3, part]), positions=2
+        )
+        ids = pc.binary_join_element_wise(pa.scalar(f"p{part}-"), rounds.column("event_id"), "")
+        rounds = rounds.set_column(0, "event_id", ids)
+        target = world.distribution_table(rounds, segment, policy, "probability")
+        pq.write_table(target, folder / f"{stem}.target.parquet")
+        pq.write_table(rounds, path)
+    return files
+
+
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def dask_replay(rows: int, partitions: int, workers: int, folder: Path, estimators: str) -> None:
+    """Part 3: the partitioned log on a local cluster, and the one-process reference."""
+    import os
+
+    from distributed import Client, LocalCluster
+
+    start = time.perf_counter()
+    files = write_partitioned(folder, rows, partitions)
+    print(
+        f"generated {rows:,} rows in {partitions} partitions: {time.perf_counter() - start:.0f} s"
+    )
+    hitl = str(Path(sys.executable).with_name("hitl"))
+    launcher = [sys.executable, "-c", PEAK_LAUNCHER]
+    pattern, target = str(folder / "*.parquet"), str(folder / "{stem}.target.parquet")
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            death_timeout=300,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        command = [
+            hitl,
+            "replay",
+            "--log",
+            pattern,
+            "--target",
+            target,
+            "--estimators",
+            estimators,
+            "--dask",
+            cluster.scheduler_address,
+        ]
+        start = time.perf_counter()
+        done = subprocess.run([*launcher, *command], capture_output=True, text=True)
+        seconds = time.perf_counter() - start
+        if done.returncode != 0:
+            raise SystemExit(done.stderr or done.stdout)
+        peaks = client.run(_peak_rss_mb)
+    print(
+        f"\nhitl replay --dask ({workers} worker processes, 1 thread each), {rows:,} rows, "
+        f"--estimators {estimators}: {seconds:.1f} s wall, {rows / seconds / 1e6:.2f}M rows/s"
+    )
+    print("peak RSS per worker: " + ", ".join(f"{mb:,.0f} MB" for mb in peaks.values()))
+    print(f"peak RSS of the hitl (client) process: {int(done.stderr.split()[-1]) / 1024:,.0f} MB")
+    print(done.stdout)
+    # Reference: one process on as many partitions as hold 10M rows.
+    few = max(1, min(partitions, partitions * 10_000_000 // rows))
+    reference = folder / "reference"
+    reference.mkdir(exist_ok=True)
+    for file in files[:few]:
+        for sibling in (file, file.with_name(file.stem + ".target.parquet")):
+            link = reference / sibling.name
+            if not link.exists():
+                os.symlink(sibling, link)
+    command = [
+        hitl,
+        "replay",
+        "--log",
+        str(reference / "*.parquet"),
+        "--target",
+        str(reference / "{stem}.target.parquet"),
+        "--estimators",
+        estimators,
+    ]
+    start = time.perf_counter()
+    done = subprocess.run([*launcher, *command], capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(done.stderr or done.stdout)
+    ref_rows = rows // partitions * few
+    print(
+        f"reference, one process without --dask, {ref_rows:,} rows ({few} partitions): "
+        f"{seconds:.1f} s wall, {ref_rows / seconds / 1e6:.2f}M rows/s, peak RSS "
+        f"{int(done.stderr.split()[-1]) / 1024:,.0f} MB"
+    )
+
+
 def main() -> None:
     """Run both parts and print a Markdown table of each."""
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dask", action="store_true", help="Run part 3 only.")
+    parser.add_argument("--dask-rows", type=int, default=100_000_000)
+    parser.add_argument("--dask-partitions", type=int, default=50)
+    parser.add_argument("--dask-workers", type=int, default=2)
+    parser.add_argument("--dask-estimators", default="ips,snips")
+    parser.add_argument("--dask-dir", type=Path, help="Keep the generated log here (reused).")
     parser.add_argument("--rows", default="1000000,10000000")
     parser.add_argument("--end-to-end-rows", type=int, default=10_000_000)
     parser.add_argument("--end-to-end-estimators", default="ips,snips;ips,snips,dm,dr")
     options = parser.parse_args()
+    if options.dask:
+        with tempfile.TemporaryDirectory() as scratch:
+            folder = options.dask_dir or Path(scratch)
+            dask_replay(
+                options.dask_rows,
+                options.dask_partitions,
+                options.dask_workers,
+                folder,
+                options.dask_estimators,
+            )
+        return
     print("| estimator | rows | ours (rows/s) | plain numpy (rows/s) | ours / numpy |")
     print("|---|---:|---:|---:|---:|")
     for rows in (int(r) for r in options.rows.split(",")):

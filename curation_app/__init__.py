@@ -54,9 +54,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         session_factory = make_session_factory(engine)
     app.extensions["hitl.session_factory"] = session_factory
     feed = _change_feed(app.config["CHANGE_FEED"], session_factory)
-    app.extensions["hitl.runtime"] = EngineRuntime(
-        np.random.default_rng(app.config["ENGINE_SEED"]), feed
-    )
+    rng = np.random.default_rng(app.config["ENGINE_SEED"])
+    app.extensions["hitl.rng"] = rng
+    app.extensions["hitl.runtime"] = EngineRuntime(rng, feed)
 
     from curation_app import (
         api,
@@ -65,7 +65,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         dashboard,
         db,
         errors,
+        logs,
         openapi,
+        ops,
+        personalizer,
         quality,
         review_api,
         security,
@@ -73,6 +76,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         webhooks_admin,
     )
 
+    # First, so every later hook and handler (and the log line) sees the request id.
+    logs.init_app(app)
+    ops.init_app(app)
     db.init_app(app)
     security.init_app(app)
     errors.init_app(app)
@@ -86,6 +92,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(settings.bp)
     app.register_blueprint(quality.bp)
     app.register_blueprint(webhooks_admin.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(personalizer.bp)
     return app
 
 

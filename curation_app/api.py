@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import (
     AfterValidator,
@@ -23,10 +23,12 @@ from pydantic_core import PydanticCustomError
 from bandit.db.models import utcnow
 from bandit.engine.policy import UnscorableContext
 from bandit.engine.recommender import NoEligibleItems
+from bandit.engine.vocabulary import ApiSurface
 from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app import event_polling, event_views
 from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
+from curation_app.ops import metrics_of
 from curation_app.security import csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -265,6 +267,10 @@ def rank() -> ResponseReturnValue:
     except (NoEligibleItems, UnscorableContext) as error:
         raise ApiError(422, str(error)) from error
     # Answered only once committed: an acknowledged decision is durable.
+    if created:
+        metrics_of(current_app).observe_decision(
+            decision.route, ApiSurface.V1, decision.model_version
+        )
     return jsonify(event_views.rank_response(decision)), 201 if created else 200
 
 

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import sys
-import threading
 from pathlib import Path
 
 import click
 import numpy as np
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db import migrate
 from bandit.db.models import Customer
 from bandit.db.session import database_url as resolve_database_url
-from bandit.db.session import make_engine
 from bandit.engine.config import ConfigError, load_config_file
-from bandit.services import accounts, catalog_store, configs, learning, model_versions
+from bandit.services import accounts, catalog_store, configs, model_versions
 from curation_app.cli_models import model
 from curation_app.cli_offline import OFFLINE_COMMANDS
+from curation_app.cli_serve import SERVE_COMMANDS, redacted
 from curation_app.cli_support import URL_OPTION, sessions_for
 from curation_app.cli_webhooks import webhook, webhooks_command
 
@@ -213,20 +210,6 @@ def token_create(
     click.echo(secret)
 
 
-@main.command("learn")
-@URL_OPTION
-def learn(database_url: str | None) -> None:
-    """Learn every pending verdict and reward exactly once and save a model version."""
-    with sessions_for(database_url).begin() as session:
-        report = learning.learn_pending(session)
-    click.echo(
-        f"learned {report.rounds_learned} rounds from {report.verdicts} verdicts and "
-        f"{report.rewards} rewards ({report.rewards_not_fed} not given to the policy, "
-        f"{report.defaults_assigned} default rewards assigned); model version "
-        f"{report.model_version if report.model_version is not None else 'unchanged'}"
-    )
-
-
 main.add_command(model)
 main.add_command(webhook)
 main.add_command(webhooks_command)
@@ -265,70 +248,16 @@ def policy_set(file: Path, new_model: bool, database_url: str | None) -> None:
     click.echo(f"policy config {row.name} version {row.version} is active")
 
 
-@main.command("serve")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=5000, show_default=True)
-@click.option(
-    "--learn-every",
-    type=click.FloatRange(0),
-    default=30.0,
-    show_default=True,
-    help="Seconds between background learning passes; 0 turns the learner off.",
-)
-@URL_OPTION
-def serve(host: str, port: int, learn_every: float, database_url: str | None) -> None:
-    """Serve the console and the API from one process on an existing database."""
-    from curation_app import create_app
-
-    url = database_url_or_default(database_url)
-    app = create_app({"DATABASE_URL": url})
-    if learn_every > 0:
-        start_background_learner(sessions_for(url), learn_every)
-    app.run(host=host, port=port, threaded=True, use_reloader=False)
-
-
-def database_url_or_default(url: str | None) -> str:
-    """The URL, checked to be reachable and migrated."""
-    resolved = resolve_database_url(url)
-    try:
-        with sessions_for(resolved)() as session:
-            configs.active_config(session)
-            session.commit()
-    except OperationalError as error:
-        raise click.ClickException(
-            f"cannot use the database at {_redacted(resolved)}: run `hitl db upgrade` first "
-            f"({error.orig})"
-        ) from error
-    return resolved
-
-
-def start_background_learner(
-    sessions: sessionmaker[Session], every: float, stop: threading.Event | None = None
-) -> threading.Thread:
-    """Run `learn_pending` every `every` seconds in a daemon thread until `stop` is set."""
-    stop = stop or threading.Event()
-
-    def loop() -> None:
-        while not stop.wait(every):
-            try:
-                with sessions.begin() as session:
-                    learning.learn_pending(session)
-            except Exception as error:  # keep serving; the next pass retries the same rows
-                click.echo(f"background learner: {error}", err=True)
-
-    thread = threading.Thread(target=loop, name="hitl-learner", daemon=True)
-    thread.start()
-    return thread
-
-
 def _redacted(url: str) -> str:
-    return make_engine(url).url.render_as_string(hide_password=True)
+    return redacted(url)
 
 
 def _register_commands() -> None:
     from curation_app.cli_sim import simulate_command
 
     main.add_command(simulate_command)
+    for command in SERVE_COMMANDS:
+        main.add_command(command)
 
 
 _register_commands()

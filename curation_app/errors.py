@@ -22,6 +22,10 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 )
 
 
+# Paths answered in JSON (client APIs and the probes); the console gets HTML pages.
+JSON_PATHS = ("/api/", "/personalizer/", "/healthz", "/readyz")
+
+
 def status_for(error: Exception) -> int:
     """The HTTP status that answers a service error (400 unless a more specific one fits)."""
     for kind, status in _STATUS_BY_ERROR:
@@ -31,7 +35,7 @@ def status_for(error: Exception) -> int:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(JSON_PATHS)
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:

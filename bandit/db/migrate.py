@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import Connection
 
 import migrations
 
@@ -26,3 +27,17 @@ def upgrade(url: str, revision: str = "head") -> None:
 def downgrade(url: str, revision: str) -> None:
     """Take the database at `url` down to `revision`."""
     command.downgrade(alembic_config(url), revision)
+
+
+def head_revisions() -> set[str]:
+    """The revision ids the packaged migrations end at."""
+    from alembic.script import ScriptDirectory
+
+    return set(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+def current_revisions(connection: Connection) -> set[str]:
+    """The revision ids the connected database is at (empty when never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    return set(MigrationContext.configure(connection).get_current_heads())

@@ -433,3 +433,20 @@ class WebhookAttempt(Base):
 
 Index("ix_event_changes_undispatched", EventChange.dispatched_at, EventChange.id)
 Index("ix_webhook_deliveries_due", WebhookDelivery.status, WebhookDelivery.next_attempt_at)
+
+
+class PersonalizerEvent(Base):
+    """How a decision made through the Personalizer-compatible API is to be read back.
+
+    Multi-slot ranks keep their slot ids in slate order (slot i is slate position i). A
+    deferred event waits for the client's activate call: until then no default reward is due
+    and client rewards are refused, so an event the customer never saw is never learned.
+    """
+
+    __tablename__ = "personalizer_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    decision_id: Mapped[int] = mapped_column(ForeignKey("decisions.id"), unique=True)
+    slot_ids: Mapped[list[Any] | None] = mapped_column(nullable=True)
+    deferred: Mapped[bool] = mapped_column(Boolean, default=False)
+    activated_at: Mapped[datetime | None] = mapped_column(nullable=True)

@@ -217,3 +217,28 @@ class AuditAction(StrEnum):
     WEBHOOK_ADD = "webhook.add"
     WEBHOOK_REMOVE = "webhook.remove"
     WEBHOOK_REPLAY = "webhook.replay"
+
+
+class ReadinessProblem(StrEnum):
+    """Why a serving process answers /readyz with 503."""
+
+    DATABASE_UNREACHABLE = "database_unreachable"
+    MIGRATIONS_BEHIND = "migrations_behind"
+    NO_MODEL = "no_model"
+
+
+class ApiSurface(StrEnum):
+    """Which client API a decision came through (a metrics label)."""
+
+    V1 = "v1"
+    PERSONALIZER = "personalizer"
+
+
+class PersonalizerErrorCode(StrEnum):
+    """The `error.code` values of the Personalizer-compatible API (Personalizer's own)."""
+
+    BAD_ARGUMENT = "BadArgument"
+    UNAUTHORIZED = "Unauthorized"
+    NOT_FOUND = "ResourceNotFound"
+    CONFLICT = "Conflict"
+    INTERNAL = "InternalServerError"

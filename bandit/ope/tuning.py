@@ -198,3 +198,7 @@ def _sortable(value: float) -> float:
 def named(point: TunedPoint, name: str) -> PolicyConfig:
     """The point's config under a new name, ready to store as a version."""
     return replace(point.config, name=name)
+
+
+# Grid points with the same key share one policy replay (the Dask path groups tasks by it).
+exploration_key = _exploration_key

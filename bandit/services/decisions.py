@@ -85,7 +85,7 @@ def rank(
         # A savepoint: a racing request with the same event id that commits first makes our
         # insert fail on the unique key; only the savepoint is lost, and theirs is the answer.
         with session.begin_nested():
-            decision = _log_decision(
+            decision = log_decision(
                 session,
                 request,
                 proposal,
@@ -117,7 +117,7 @@ def _check_fallback(seconds: int | None, config: PolicyConfig) -> None:
         )
 
 
-def _log_decision(
+def log_decision(
     session: Session,
     request: RankRequest,
     proposal: Proposal,
@@ -127,6 +127,7 @@ def _log_decision(
     api_client_id: int | None,
     now: datetime,
 ) -> Decision:
+    """Store a proposal as a decision, deliver it or queue its review. Flushes."""
     route = proposal.route
     # A review the curators cannot reach within the SLA may go out unreviewed (overflow).
     overflow = review_queue.admission(session, config) if route != Route.AUTO else None

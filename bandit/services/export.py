@@ -43,6 +43,7 @@ class ExportedLog:
     candidates: pa.Table
     items: pa.Table
     pending: int
+    last_decision_id: int | None = None
 
 
 def flatten_context(context: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,21 +88,30 @@ def _row_reward(
     return None
 
 
-def export_log(session: Session) -> ExportedLog:
-    """Every logged decision as replay tables, ordered by time then event."""
-    decisions = session.scalars(
-        select(Decision)
-        .options(selectinload(Decision.proposed))
-        .order_by(Decision.created_at, Decision.id)
-    ).all()
-    verdicts = {
-        (a.decision_id, a.position): a.verdict
-        for a in session.scalars(
-            select(CuratorAction).where(CuratorAction.agreement_only.is_(False))
-        )
-    }
+def export_log(
+    session: Session, after_id: int | None = None, limit: int | None = None
+) -> ExportedLog:
+    """Every logged decision as replay tables, ordered by time then event.
+
+    With `after_id` / `limit`: only the next `limit` decisions by id after `after_id` (one
+    chunk of a streamed export), with their verdicts and outcomes only.
+    """
+    query = select(Decision).options(
+        selectinload(Decision.proposed), selectinload(Decision.final_slate)
+    )
+    if limit is not None:
+        chunk = select(Decision.id).where(Decision.id > (after_id or 0))
+        ids = list(session.scalars(chunk.order_by(Decision.id).limit(limit)))
+        query = query.where(Decision.id.in_(ids))
+    decisions = session.scalars(query.order_by(Decision.created_at, Decision.id)).all()
+    verdict_query = select(CuratorAction).where(CuratorAction.agreement_only.is_(False))
+    outcome_query = select(Outcome)
+    if limit is not None:
+        verdict_query = verdict_query.where(CuratorAction.decision_id.in_(ids))
+        outcome_query = outcome_query.where(Outcome.decision_id.in_(ids))
+    verdicts = {(a.decision_id, a.position): a.verdict for a in session.scalars(verdict_query)}
     outcomes: dict[int, list[Outcome]] = defaultdict(list)
-    for outcome in session.scalars(select(Outcome).order_by(Outcome.id)):
+    for outcome in session.scalars(outcome_query.order_by(Outcome.id)):
         outcomes[outcome.decision_id].append(outcome)
     rounds: list[dict[str, Any]] = []
     candidates: list[dict[str, Any]] = []
@@ -133,6 +143,7 @@ def export_log(session: Session) -> ExportedLog:
         candidates=_table(candidates, ("event_id", "position", "action", "propensity")),
         items=_items_table(session, item_ids),
         pending=pending,
+        last_decision_id=max((d.id for d in decisions), default=None),
     )
 
 

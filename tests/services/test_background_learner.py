@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bandit.services import accounts, decisions, model_store, review
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
-from curation_app.cli import start_background_learner
+from curation_app.cli_serve import start_background_learner
 from tests.conftest import DemoCatalog
 
 

@@ -1,0 +1,114 @@
+"""What operators watch: readiness of a serving process and the loop's health gauges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from scipy import stats
+from sqlalchemy import func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from bandit.db import migrate
+from bandit.db.models import CuratorAction, Outcome, ReviewTask, SlateVerification
+from bandit.engine.vocabulary import ReadinessProblem, TaskStatus, VerificationOutcome
+from bandit.services import model_store
+from bandit.services.runtime import EngineRuntime
+
+# The trust promise's confidence: "... with 90% confidence".
+OVERRIDE_BOUND_LEVEL = 0.90
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether this process can serve, and if not, why (a code and the detail)."""
+
+    problem: ReadinessProblem | None = None
+    detail: str = ""
+    model_version: int | None = None
+
+    @property
+    def ready(self) -> bool:
+        """True when nothing stands in the way of serving."""
+        return self.problem is None
+
+
+def readiness(session: Session, runtime: EngineRuntime) -> Readiness:
+    """Database reachable, schema at the migrations' head, and a model loaded for serving."""
+    try:
+        current = migrate.current_revisions(session.connection())
+    except SQLAlchemyError as error:
+        return Readiness(ReadinessProblem.DATABASE_UNREACHABLE, str(error.__cause__ or error))
+    heads = migrate.head_revisions()
+    if current != heads:
+        at = ", ".join(sorted(current)) or "no revision"
+        return Readiness(
+            ReadinessProblem.MIGRATIONS_BEHIND, f"at {at}; head is {', '.join(sorted(heads))}"
+        )
+    try:
+        serving = runtime.serving(session)
+    except Exception as error:  # any failure to load the model means: do not route traffic here
+        return Readiness(ReadinessProblem.NO_MODEL, f"{type(error).__name__}: {error}")
+    return Readiness(model_version=serving.model_version)
+
+
+@dataclass(frozen=True)
+class LoopGauges:
+    """The loop's state at one moment, for the metrics endpoint."""
+
+    queue_depth: int
+    oldest_wait_seconds: float
+    verdict_lag_seconds: float
+    reward_lag_seconds: float
+    latest_model_version: int
+    override_bound: float
+    verifications: int
+
+
+def _age(now: datetime, oldest: datetime | None) -> float:
+    return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
+
+
+def override_upper_bound(overturned: int, reviewed: int, level: float) -> float:
+    """One-sided Clopper-Pearson upper bound on the share of delivered slates a curator changed.
+
+    With k overturned out of n verified after output, the bound is the `level` quantile of
+    Beta(k + 1, n - k) (Clopper & Pearson, 1934, "The use of confidence or fiducial limits
+    illustrated in the case of the binomial"); 1 when nothing was verified or all overturned.
+    """
+    if reviewed == 0 or overturned >= reviewed:
+        return 1.0
+    return float(stats.beta.ppf(level, overturned + 1, reviewed - overturned))
+
+
+def loop_gauges(session: Session, now: datetime) -> LoopGauges:
+    """Queue depth and oldest wait, learner lag, newest model and the override bound."""
+    waiting = (TaskStatus.OPEN, TaskStatus.CLAIMED)
+    depth, oldest = session.execute(
+        select(func.count(), func.min(ReviewTask.created_at)).where(ReviewTask.status.in_(waiting))
+    ).one()
+    oldest_verdict = session.scalar(
+        select(func.min(CuratorAction.created_at)).where(
+            CuratorAction.learned_at.is_(None), CuratorAction.agreement_only.is_(False)
+        )
+    )
+    oldest_reward = session.scalar(
+        select(func.min(Outcome.created_at)).where(Outcome.learned_at.is_(None))
+    )
+    verified = dict(
+        session.execute(
+            select(SlateVerification.outcome, func.count()).group_by(SlateVerification.outcome)
+        ).all()
+    )
+    total = int(sum(verified.values()))
+    overturned = int(verified.get(VerificationOutcome.CORRECTED, 0))
+    return LoopGauges(
+        queue_depth=int(depth or 0),
+        oldest_wait_seconds=_age(now, oldest),
+        verdict_lag_seconds=_age(now, oldest_verdict),
+        reward_lag_seconds=_age(now, oldest_reward),
+        latest_model_version=model_store.latest_version_number(session),
+        override_bound=override_upper_bound(overturned, total, OVERRIDE_BOUND_LEVEL),
+        verifications=total,
+    )
