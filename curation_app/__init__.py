@@ -35,6 +35,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         LOGIN_RATE_LIMIT="10 per minute",
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        # Per client token over the whole JSON API, e.g. "1200 per minute"; unset, no limit.
+        API_RATE_LIMIT=os.environ.get("HITL_API_RATE_LIMIT") or None,
         ENGINE_SEED=None,
     )
     if test_config:

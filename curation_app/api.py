@@ -27,10 +27,11 @@ from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app import event_views
 from curation_app.db import get_runtime, get_session
 from curation_app.errors import status_for
-from curation_app.security import csrf
+from curation_app.security import api_rate_limit, csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+api_rate_limit(bp)
 
 # No "/" in event ids: the id is a single path segment of /events/<event_id>.
 EventId = Annotated[
@@ -171,7 +172,20 @@ def _json_kind(document: Any) -> str:
     return "a string" if isinstance(document, str) else "null"
 
 
+def _is_json_type(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
 def parse_body(model: type[Body]) -> Body:
+    """The request's JSON body validated by `model`; an ApiError naming the problem otherwise."""
+    # A body without a Content-Type is read as JSON; one labelled as something else is refused
+    # by name (curl -d labels JSON as a form, which would otherwise read as "malformed JSON").
+    if request.mimetype and not _is_json_type(request.mimetype):
+        raise ApiError(
+            415,
+            f"Content-Type: the body must be sent as application/json, not {request.mimetype} "
+            "(with curl, add -H 'Content-Type: application/json')",
+        )
     raw = request.get_data(cache=False)
     try:
         document = json.loads(raw)
