@@ -4,27 +4,25 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
 )
-from pydantic_core import PydanticCustomError
 
 from bandit.db.models import utcnow
 from bandit.engine.policy import UnscorableContext
 from bandit.engine.recommender import NoEligibleItems
 from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app import event_views
+from curation_app.api_context import Context
 from curation_app.db import get_runtime, get_session
 from curation_app.errors import status_for
 from curation_app.security import api_rate_limit, csrf
@@ -41,57 +39,6 @@ EventId = Annotated[
 ItemId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-ContextKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-]
-MAX_CONTEXT_TEXT = 200
-MAX_CONTEXT_LIST = 100
-# Integers beyond 2**53 lose precision as JSON numbers and overflow float conversions.
-MAX_CONTEXT_INT = 2**53
-# Feature numbers are crossed with item features in VW's single-precision arithmetic; beyond
-# this they overflow it. Identifiers (keys ending in _id) are not features.
-MAX_FEATURE_NUMBER = 1e6
-CONTEXT_VALUE_RULE = (
-    f"must be a string of at most {MAX_CONTEXT_TEXT} characters, a finite number, a boolean, "
-    f"null, or a list of at most {MAX_CONTEXT_LIST} strings, numbers or booleans"
-)
-
-
-def _scalar_ok(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return abs(value) <= MAX_CONTEXT_INT
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= MAX_CONTEXT_TEXT and "\x00" not in value
-
-
-def _feature_numbers_in_range(context: dict[str, Any]) -> dict[str, Any]:
-    for key, value in context.items():
-        if key.endswith("_id"):
-            continue
-        values = value if isinstance(value, list) else [value]
-        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if any(abs(v) > MAX_FEATURE_NUMBER for v in numbers):
-            raise PydanticCustomError(
-                "context_number",
-                f"{key}: numbers must be within ±{MAX_FEATURE_NUMBER:g}; rescale this feature",
-            )
-    return context
-
-
-def _context_value(value: Any) -> Any:
-    """One context value: a scalar, null, or a short list of scalars."""
-    if value is None or _scalar_ok(value):
-        return value
-    if isinstance(value, list) and len(value) <= MAX_CONTEXT_LIST:
-        if all(_scalar_ok(element) for element in value):
-            return value
-    raise PydanticCustomError("context_value", CONTEXT_VALUE_RULE)
-
-
-ContextValue = Annotated[Any, AfterValidator(_context_value)]
 RewardValue = Annotated[
     float, Field(allow_inf_nan=False, ge=-rewards.MAX_ABS_REWARD, le=rewards.MAX_ABS_REWARD)
 ]
@@ -109,11 +56,7 @@ class ApiError(Exception):
 class RankBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    context: Annotated[
-        dict[ContextKey, ContextValue],
-        Field(max_length=100),
-        AfterValidator(_feature_numbers_in_range),
-    ]
+    context: Context
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
