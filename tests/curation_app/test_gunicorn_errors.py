@@ -1,4 +1,4 @@
-"""gunicorn itself, with our limits and hook: requests it refuses get JSON on API paths."""
+"""gunicorn itself, with our limits and hook: the requests it refuses itself get JSON."""
 
 from __future__ import annotations
 
@@ -114,7 +114,7 @@ REFUSED = {
 
 
 @pytest.mark.parametrize("case", list(REFUSED), ids=list(REFUSED))
-def test_gunicorn_refusals_on_api_paths_are_json(gunicorn_base: tuple[str, int], case: str) -> None:
+def test_gunicorn_refusals_are_json(gunicorn_base: tuple[str, int], case: str) -> None:
     request, status, words = REFUSED[case]
 
     answered, headers, body = _raw(gunicorn_base, request)
@@ -138,8 +138,9 @@ def test_limits_leave_room_for_real_requests(gunicorn_base: tuple[str, int]) -> 
     assert "POST" in json.loads(body)["error"]
 
 
-def test_console_paths_keep_a_page(gunicorn_base: tuple[str, int]) -> None:
-    status, headers, _ = _raw(gunicorn_base, _get("/review", "Bad Name: x"))
+def test_console_paths_get_json_too(gunicorn_base: tuple[str, int]) -> None:
+    status, headers, body = _raw(gunicorn_base, _get("/review", "Bad Name: x"))
 
     assert status == 400
-    assert headers["content-type"].startswith("text/html")
+    assert headers["content-type"] == "application/json"
+    assert "bad request" in json.loads(body)["error"]
