@@ -40,11 +40,22 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"item_id": str, "title": str, "category": str})
+            # Only an empty cell is missing: pandas would also read "NA", "null" or "nan" as
+            # blank, so a title "NA" vanished and a price "nan" passed as no price.
+            frame = pd.read_csv(
+                path,
+                dtype={"item_id": str, "title": str, "category": str},
+                keep_default_na=False,
+                na_values=[""],
+            )
         elif suffix in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         else:
             raise CatalogFileError(f"{path.name}: expected a .csv or .parquet file")
+    except UnicodeDecodeError as error:
+        raise CatalogFileError(f"{path.name}: {_first_undecodable_line(path)}") from error
+    except IsADirectoryError as error:
+        raise CatalogFileError(f"{path}: is a directory, not a catalog file") from error
     except (ValueError, OSError) as error:
         if isinstance(error, CatalogFileError):
             raise
@@ -53,6 +64,17 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
     if missing:
         raise CatalogFileError(f"missing required column(s): {', '.join(missing)}")
     return frame
+
+
+def _first_undecodable_line(path: Path) -> str:
+    """Where a CSV stops being UTF-8 (pandas only says which byte of some buffer)."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return f"line {number}, byte {error.start + 1}: not UTF-8 text; save it as UTF-8"
+    return "not UTF-8 text; save it as UTF-8"
 
 
 def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
