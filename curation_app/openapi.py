@@ -239,7 +239,7 @@ def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
 def build_document() -> dict[str, Any]:
     """The whole API as an OpenAPI 3.1 document."""
     bodies = [o.body for o in OPERATIONS if o.body is not None]
-    models = dict.fromkeys([*bodies, answers.ErrorAnswer, *(o.answer for o in OPERATIONS)])
+    models: list[type[BaseModel]] = [*bodies, answers.ErrorAnswer, *(o.answer for o in OPERATIONS)]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -259,7 +259,7 @@ def build_document() -> dict[str, Any]:
                     "description": "a token made with `hitl token create NAME --curator USER`",
                 },
             },
-            "schemas": _schemas(*models),
+            "schemas": _schemas(*dict.fromkeys(models)),
         },
     }
 

@@ -7,14 +7,17 @@ every edge checks against the range of the column's declared type, the same on b
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger
+from typing import Any
+
+from sqlalchemy import BigInteger, Integer, SmallInteger
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from bandit.db.models import CatalogItem, ReviewTask
 
 _BITS_BY_TYPE: tuple[tuple[type, int], ...] = ((SmallInteger, 16), (BigInteger, 64), (Integer, 32))
 
 
-def integer_range(column: Column[int]) -> tuple[int, int]:
+def integer_range(column: KeyedColumnElement[Any]) -> tuple[int, int]:
     """The smallest and largest value the column's declared integer type holds."""
     for kind, bits in _BITS_BY_TYPE:
         if isinstance(column.type, kind):
