@@ -215,3 +215,32 @@ def test_a_directory_is_refused_by_name(
     _refused([*command.split(), str(folder), "--database-url", database_url], ("directory",))
 
     assert snapshot(session_factory) == before
+
+
+ARGUMENT_CASES = {
+    "curator-name-with-nul": (
+        ["curator", "add", "a\x00b", "--password", "long-enough-pw"],
+        "username",
+    ),
+    "curator-name-too-long": (
+        ["curator", "add", "c" * 81, "--password", "long-enough-pw"],
+        "username",
+    ),
+    "curator-password-short": (["curator", "add", "dana", "--password", "short"], "password"),
+    "token-name-with-nul": (["token", "create", "svc\x00"], "token name"),
+    "token-name-with-newline": (["token", "create", "svc\nx"], "token name"),
+    "token-name-too-long": (["token", "create", "t" * 121], "token name"),
+    "token-unknown-curator": (["token", "create", "svc", "--curator", "nobody"], "nobody"),
+}
+
+
+@pytest.mark.usefixtures("stored_state")
+@pytest.mark.parametrize(("arguments", "names"), ARGUMENT_CASES.values(), ids=list(ARGUMENT_CASES))
+def test_bad_account_arguments_are_refused_by_name(
+    database_url: str, session_factory: sessionmaker[Session], arguments: list[str], names: str
+) -> None:
+    before = snapshot(session_factory)
+
+    _refused([*arguments, "--database-url", database_url], (names,))
+
+    assert snapshot(session_factory) == before
