@@ -81,6 +81,9 @@ def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Validated catalog rows from a data frame; the first bad row is named."""
     for position, column in enumerate(frame.columns, start=1):
         _check_column_name(column, position)
+    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if repeated:  # Parquet allows it; one of the two columns would silently win
+        raise CatalogFileError(f"header: column {repeated[0]!r} appears more than once")
     embedding_columns = sorted(
         (c for c in frame.columns if str(c).startswith(EMBEDDING_PREFIX)),
         key=lambda c: int(str(c)[len(EMBEDDING_PREFIX) :]) if str(c)[4:].isdigit() else 10**9,

@@ -51,6 +51,12 @@ def _parquet(**columns: pa.Array) -> Callable[[Path], None]:
     return write
 
 
+def _duplicate_columns(path: Path) -> None:
+    names = ["item_id", "title", "category", "price", "price"]
+    values = [["p-1"], ["Shirt"], ["tops"], [1.0], [2.0]]
+    pq.write_table(pa.Table.from_arrays([pa.array(v) for v in values], names=names), path)
+
+
 CATALOG_CASES = {
     # CSV
     "csv-stock-above-int32": BadFile(
@@ -116,6 +122,9 @@ CATALOG_CASES = {
     ),
     "parquet-nul-in-column-name": BadFile(
         "c.parquet", _parquet(**{"co\x00l": pa.array(["x"])}), ("column 4",)
+    ),
+    "parquet-duplicate-column": BadFile(
+        "c.parquet", _duplicate_columns, ("'price'", "more than once")
     ),
     "parquet-corrupt": BadFile("c.parquet", b"PAR1" + b"\x00" * 64 + b"PAR1", ("c.parquet",)),
 }
