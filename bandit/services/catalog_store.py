@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -49,6 +50,8 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
                 na_values=[""],
             )
         elif suffix in (".parquet", ".pq"):
+            # pyarrow refuses a column named twice with a dump of the whole schema; say it plainly.
+            _refuse_repeated_columns(pq.read_schema(path).names)
             frame = pd.read_parquet(path)
         else:
             raise CatalogFileError(f"{path.name}: expected a .csv or .parquet file")
@@ -66,6 +69,14 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _refuse_repeated_columns(names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:  # one of the two would silently win
+            raise CatalogFileError(f"header: column {name!r} appears more than once")
+        seen.add(name)
+
+
 def _first_undecodable_line(path: Path) -> str:
     """Where a CSV stops being UTF-8 (pandas only says which byte of some buffer)."""
     with path.open("rb") as lines:
@@ -81,9 +92,7 @@ def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Validated catalog rows from a data frame; the first bad row is named."""
     for position, column in enumerate(frame.columns, start=1):
         _check_column_name(column, position)
-    repeated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
-    if repeated:  # Parquet allows it; one of the two columns would silently win
-        raise CatalogFileError(f"header: column {repeated[0]!r} appears more than once")
+    _refuse_repeated_columns([str(c) for c in frame.columns])
     embedding_columns = sorted(
         (c for c in frame.columns if str(c).startswith(EMBEDDING_PREFIX)),
         key=lambda c: int(str(c)[len(EMBEDDING_PREFIX) :]) if str(c)[4:].isdigit() else 10**9,
