@@ -38,6 +38,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         LOGIN_RATE_LIMIT="10 per minute",
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
+        # Per client token over the whole JSON API, e.g. "1200 per minute"; unset, no limit.
+        API_RATE_LIMIT=os.environ.get("HITL_API_RATE_LIMIT") or None,
         ENGINE_SEED=None,
         # "notify": serving processes learn of new models, configs and catalogs from
         # PostgreSQL LISTEN/NOTIFY (a half-second poll on SQLite) instead of checking storage

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
 from flask.typing import ResponseReturnValue
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
 )
-from pydantic_core import PydanticCustomError
 
 from bandit.db.models import utcnow
 from bandit.engine.policy import UnscorableContext
@@ -26,13 +23,15 @@ from bandit.engine.recommender import NoEligibleItems
 from bandit.engine.vocabulary import ApiSurface
 from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app import event_polling, event_views
+from curation_app.api_context import Context
 from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
 from curation_app.ops import metrics_of
-from curation_app.security import csrf
+from curation_app.security import api_rate_limit, csrf
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 csrf.exempt(bp)
+api_rate_limit(bp)
 
 # No "/" in event ids: the id is a single path segment of /events/<event_id>.
 EventId = Annotated[
@@ -42,57 +41,6 @@ EventId = Annotated[
 ItemId = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$")
 ]
-ContextKey = Annotated[
-    str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-]
-MAX_CONTEXT_TEXT = 200
-MAX_CONTEXT_LIST = 100
-# Integers beyond 2**53 lose precision as JSON numbers and overflow float conversions.
-MAX_CONTEXT_INT = 2**53
-# Feature numbers are crossed with item features in VW's single-precision arithmetic; beyond
-# this they overflow it. Identifiers (keys ending in _id) are not features.
-MAX_FEATURE_NUMBER = 1e6
-CONTEXT_VALUE_RULE = (
-    f"must be a string of at most {MAX_CONTEXT_TEXT} characters, a finite number, a boolean, "
-    f"null, or a list of at most {MAX_CONTEXT_LIST} strings, numbers or booleans"
-)
-
-
-def _scalar_ok(value: Any) -> bool:
-    if isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return abs(value) <= MAX_CONTEXT_INT
-    if isinstance(value, float):
-        return math.isfinite(value)
-    return isinstance(value, str) and len(value) <= MAX_CONTEXT_TEXT and "\x00" not in value
-
-
-def _feature_numbers_in_range(context: dict[str, Any]) -> dict[str, Any]:
-    for key, value in context.items():
-        if key.endswith("_id"):
-            continue
-        values = value if isinstance(value, list) else [value]
-        numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
-        if any(abs(v) > MAX_FEATURE_NUMBER for v in numbers):
-            raise PydanticCustomError(
-                "context_number",
-                f"{key}: numbers must be within ±{MAX_FEATURE_NUMBER:g}; rescale this feature",
-            )
-    return context
-
-
-def _context_value(value: Any) -> Any:
-    """One context value: a scalar, null, or a short list of scalars."""
-    if value is None or _scalar_ok(value):
-        return value
-    if isinstance(value, list) and len(value) <= MAX_CONTEXT_LIST:
-        if all(_scalar_ok(element) for element in value):
-            return value
-    raise PydanticCustomError("context_value", CONTEXT_VALUE_RULE)
-
-
-ContextValue = Annotated[Any, AfterValidator(_context_value)]
 RewardValue = Annotated[
     float, Field(allow_inf_nan=False, ge=-rewards.MAX_ABS_REWARD, le=rewards.MAX_ABS_REWARD)
 ]
@@ -110,11 +58,7 @@ class ApiError(Exception):
 class RankBody(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    context: Annotated[
-        dict[ContextKey, ContextValue],
-        Field(max_length=100),
-        AfterValidator(_feature_numbers_in_range),
-    ]
+    context: Context
     event_id: EventId | None = None
     slate_size: Annotated[int, Field(ge=1, le=50)] | None = None
     exclude: Annotated[list[ItemId], Field(max_length=1000)] = []
@@ -185,7 +129,20 @@ def _json_kind(document: Any) -> str:
     return "a string" if isinstance(document, str) else "null"
 
 
+def _is_json_type(mimetype: str) -> bool:
+    return mimetype == "application/json" or mimetype.endswith("+json")
+
+
 def parse_body(model: type[Body]) -> Body:
+    """The request's JSON body validated by `model`; an ApiError naming the problem otherwise."""
+    # A body without a Content-Type is read as JSON; one labelled as something else is refused
+    # by name (curl -d labels JSON as a form, which would otherwise read as "malformed JSON").
+    if request.mimetype and not _is_json_type(request.mimetype):
+        raise ApiError(
+            415,
+            f"Content-Type: the body must be sent as application/json, not {request.mimetype} "
+            "(with curl, add -H 'Content-Type: application/json')",
+        )
     raw = request.get_data(cache=False)
     try:
         document = json.loads(raw)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Flask, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bandit.services.apprentice import ChoiceConflict
 from bandit.services.review import LeaseLost, SameCurator, TaskNotFound
@@ -44,9 +44,14 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
     if status == 413:
         limit = current_app.config.get("MAX_CONTENT_LENGTH") or 0
         message = f"request body too large (the limit is {limit // 1024} KiB)"
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        allowed = ", ".join(sorted(error.valid_methods))
+        message = f"method {request.method} is not allowed here; use {allowed}"
+    # Keep what the exception says besides its body: Allow on 405, Retry-After on 429.
+    headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if _wants_json():
-        return jsonify(error=message), status
-    return render_template("error.html", status=status, message=message), status
+        return jsonify(error=message), status, headers
+    return render_template("error.html", status=status, message=message), status, headers
 
 
 def _csrf_error(error: CSRFError) -> ResponseReturnValue:

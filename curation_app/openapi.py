@@ -1,28 +1,259 @@
-"""The OpenAPI 3 document of the JSON API, served at /api/v1/openapi.json.
+"""The OpenAPI 3.1 document of the JSON API, served at /api/v1/openapi.json.
 
-Request bodies come from the same pydantic models that validate them, so the schemas cannot
-drift from what the API accepts; a test checks that every API route is described here.
+Everything in it comes from the code that answers: request bodies from the pydantic models that
+validate them (new fields appear by themselves), answers from the models in api_responses,
+path parameters from the same id types and column ranges the routes check, and the error
+statuses from one table per operation. A test checks every API route is described here, and
+schemathesis checks the server keeps to the document.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, jsonify
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 
-from curation_app.api import ChoiceBody, RankBody, RewardBody
+from bandit.db.limits import ROW_ID_MAX
+from curation_app import api_responses as answers
+from curation_app.api import ChoiceBody, EventId, RankBody, RewardBody
 from curation_app.event_schemas import WEBHOOK_HEADERS, EventDocument, WebhookMessage
 from curation_app.review_api import LeaseBody, SubmitBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
 REF = "#/components/schemas/{model}"
-ERROR = {"$ref": "#/components/schemas/Error"}
 CLIENT_TOKEN: list[dict[str, list[str]]] = [{"clientToken": []}]
 CURATOR_TOKEN: list[dict[str, list[str]]] = [{"curatorToken": []}]
-TASK_ID = {"name": "task_id", "in": "path", "required": True, "schema": {"type": "integer"}}
-EVENT_ID = {"name": "event_id", "in": "path", "required": True, "schema": {"type": "string"}}
+PUBLIC: list[dict[str, list[str]]] = []
+
+ERROR_MEANINGS = {
+    400: "invalid body, field or path (the message names it); nothing changed",
+    401: "missing, invalid or revoked bearer token (WWW-Authenticate says how to send one)",
+    403: "the token is not bound to an active curator",
+    404: "no such task or event",
+    409: "a conflict with what is stored (a lost lease, the same curator twice, a reward or "
+    "choice that contradicts the stored one); nothing changed",
+    413: "request body larger than the server's limit",
+    415: "the body is not labelled Content-Type: application/json",
+    422: "no eligible items for this request, or a context the policy cannot score",
+    429: "more requests than the deployment's per-token limit (HITL_API_RATE_LIMIT); retry "
+    "after Retry-After seconds",
+}
+RETRY_AFTER = {
+    "Retry-After": {"description": "seconds until the limit resets", "schema": {"type": "integer"}}
+}
+WWW_AUTHENTICATE = {
+    "WWW-Authenticate": {"description": "the bearer challenge", "schema": {"type": "string"}}
+}
+# Every POST may be refused for its body's size or label; every authenticated call for its
+# token or the rate limit; any call for a NUL in its path or query.
+ANY_CALL = (400,)
+WITH_BODY = (400, 413, 415)
+AUTHENTICATED = (401, 429)
+
+
+def _string_schema(annotated: Any) -> dict[str, Any]:
+    return TypeAdapter(annotated).json_schema()
+
+
+EVENT_ID = {
+    "name": "event_id",
+    "in": "path",
+    "required": True,
+    "schema": _string_schema(EventId),
+}
+TASK_ID = {
+    "name": "task_id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 0, "maximum": ROW_ID_MAX},
+}
+
+
+POLLING_PARAMETERS: list[dict[str, Any]] = [
+    {"name": "include", "in": "query", "required": False,
+     "schema": {"type": "string", "enum": ["candidates"]},
+     "description": "add the candidate list"},
+    {"name": "wait", "in": "query", "required": False,
+     "schema": {"type": "number", "minimum": 0, "maximum": 30},
+     "description": "hold the request until the document changes (or this many seconds pass)"},
+    {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+     "description": "the ETag you hold: 304 while the document is unchanged"},
+]  # fmt: skip
+POLLING_HEADERS = {
+    "ETag": {"schema": {"type": "string"}, "description": "send back in If-None-Match"},
+    "Retry-After": {"schema": {"type": "integer"},
+                    "description": "while pending: seconds to wait before polling again"},
+}  # fmt: skip
+
+
+def _with_polling(item: dict[str, Any]) -> dict[str, Any]:
+    """The event's GET: its answers carry ETag and Retry-After, and 304 has no body."""
+    item["responses"]["200"]["headers"] = POLLING_HEADERS
+    item["responses"]["304"] = {
+        "description": "unchanged since the ETag in If-None-Match",
+        "headers": POLLING_HEADERS,
+    }
+    return item
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route of the API as the document describes it."""
+
+    path: str
+    summary: str
+    security: list[dict[str, list[str]]]
+    ok_status: int
+    ok: str
+    answer: type[BaseModel]
+    errors: tuple[int, ...]
+    body: type[BaseModel] | None = None
+    parameters: list[dict[str, Any]] = field(default_factory=list)
+    more_ok: dict[int, str] = field(default_factory=dict)
+    method: str = "post"
+
+
+OPERATIONS = (
+    Operation(
+        "/api/v1/openapi.json",
+        "This document",
+        PUBLIC,
+        200,
+        "the OpenAPI document",
+        answers.OpenApiDocument,
+        ANY_CALL,
+        method="get",
+    ),
+    Operation(
+        "/api/v1/rank",
+        "Propose a slate for a context (a repeated event id returns the stored one)",
+        CLIENT_TOKEN,
+        200,
+        "the stored decision (a repeated event id)",
+        answers.RankAnswer,
+        WITH_BODY + AUTHENTICATED + (422,),
+        body=RankBody,
+        more_ok={201: "a new decision"},
+    ),
+    Operation(
+        "/api/v1/events/{event_id}",
+        "An event, cheap to poll (ETag/If-None-Match, ?wait= long-poll)",
+        CLIENT_TOKEN,
+        200,
+        "the event: delivered slate as sent, corrections, current slate, lifecycle, review due "
+        "time",
+        EventDocument,
+        ANY_CALL + AUTHENTICATED + (404,),
+        parameters=[EVENT_ID, *POLLING_PARAMETERS],
+        method="get",
+    ),
+    Operation(
+        "/api/v1/events/{event_id}/reward",
+        "Report a delayed reward for the event or one delivered item",
+        CLIENT_TOKEN,
+        202,
+        "reward accepted (duplicate: the same reward again)",
+        answers.RewardAnswer,
+        WITH_BODY + AUTHENTICATED + (404, 409),
+        body=RewardBody,
+        parameters=[EVENT_ID],
+    ),
+    Operation(
+        "/api/v1/events/{event_id}/choice",
+        "Apprentice mode: report the slate the client delivered itself (imitated)",
+        CLIENT_TOKEN,
+        202,
+        "choice accepted (or the same choice again)",
+        answers.ChoiceAnswer,
+        WITH_BODY + AUTHENTICATED + (404, 409),
+        body=ChoiceBody,
+        parameters=[EVENT_ID],
+    ),
+    Operation(
+        "/api/v1/review/claim",
+        "Lease the most informative waiting task (or the one already held)",
+        CURATOR_TOKEN,
+        200,
+        "{task: ...} with lease, slate and alternates, or {task: null}",
+        answers.ClaimAnswer,
+        (400, 413) + AUTHENTICATED + (403,),
+    ),
+    Operation(
+        "/api/v1/review/{task_id}",
+        "Submit one verdict per slate position (idempotent per lease)",
+        CURATOR_TOKEN,
+        200,
+        "recorded, or duplicate of the same lease's submit",
+        answers.SubmitAnswer,
+        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        body=SubmitBody,
+        parameters=[TASK_ID],
+    ),
+    Operation(
+        "/api/v1/review/{task_id}/release",
+        "Give a held task back to the queue",
+        CURATOR_TOKEN,
+        200,
+        "released",
+        answers.ReleaseAnswer,
+        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        body=LeaseBody,
+        parameters=[TASK_ID],
+    ),
+    Operation(
+        "/api/v1/review/{task_id}/heartbeat",
+        "Renew a live lease for another lease period",
+        CURATOR_TOKEN,
+        200,
+        "the new lease end",
+        answers.HeartbeatAnswer,
+        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        body=LeaseBody,
+        parameters=[TASK_ID],
+    ),
+)
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": _ref(model)}}
+
+
+def _responses(operation: Operation) -> dict[str, Any]:
+    responses: dict[str, Any] = {
+        str(status): {"description": text, "content": _json(operation.answer)}
+        for status, text in {operation.ok_status: operation.ok, **operation.more_ok}.items()
+    }
+    for status in sorted(set(operation.errors)):
+        response: dict[str, Any] = {
+            "description": ERROR_MEANINGS[status],
+            "content": _json(answers.ErrorAnswer),
+        }
+        if status == 429:
+            response["headers"] = RETRY_AFTER
+        if status == 401:
+            response["headers"] = WWW_AUTHENTICATE
+        responses[str(status)] = response
+    return responses
+
+
+def _path_item(operation: Operation) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "summary": operation.summary,
+        "security": operation.security,
+        "responses": _responses(operation),
+    }
+    if operation.parameters:
+        described["parameters"] = operation.parameters
+    if operation.body is not None:
+        described["requestBody"] = {"required": True, "content": _json(operation.body)}
+    return described
 
 
 def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
@@ -34,121 +265,27 @@ def _schemas(*models: type[BaseModel]) -> dict[str, Any]:
     return schemas
 
 
-def _body(model: str) -> dict[str, Any]:
-    return {
-        "required": True,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model}"}}},
-    }
-
-
-def _answers(ok: str, *errors: int, status: str = "200") -> dict[str, Any]:
-    described = {
-        400: "invalid body or verdict (the message names the field)",
-        401: "missing, invalid or revoked bearer token",
-        403: "the token is not bound to an active curator",
-        404: "no such task or event",
-        409: "a conflict with what is stored (a lost lease, or a slate already decided); "
-        "nothing changed",
-        422: "no eligible items for this request",
-    }
-    answers: dict[str, Any] = {status: {"description": ok}}
-    for code in errors:
-        answers[str(code)] = {
-            "description": described[code],
-            "content": {"application/json": {"schema": ERROR}},
-        }
-    return answers
-
-
-def _operation(summary: str, security: list[Any], responses: dict[str, Any], **more: Any) -> Any:
-    return {"summary": summary, "security": security, "responses": responses, **more}
-
-
 def build_document() -> dict[str, Any]:
     """The whole API as an OpenAPI 3.1 document."""
-    lease_errors = (400, 401, 403, 404, 409)
+    bodies = [o.body for o in OPERATIONS if o.body is not None]
+    models: list[type[BaseModel]] = [*bodies, answers.ErrorAnswer, *(o.answer for o in OPERATIONS)]
+    unique_models: dict[type[BaseModel], None] = dict.fromkeys([*models, WebhookMessage])
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "HITL recommender API",
             "version": "1",
-            "description": "Rank/reward for client services; a review API for curators' tools.",
+            "description": "Rank/reward for client services; a review API for curators' tools. "
+            "Every error is JSON {error: message}; a method a path does not offer gets 405 with "
+            "an Allow header.",
         },
         "paths": {
-            "/api/v1/openapi.json": {
-                "get": _operation("This document", [], _answers("the OpenAPI document"))
-            },
-            "/api/v1/rank": {
-                "post": _operation(
-                    "Propose a slate for a context (a repeated event id returns the stored one)",
-                    CLIENT_TOKEN,
-                    _answers("the stored decision (repeat)", 400, 401, 422)
-                    | {"201": {"description": "a new decision"}},
-                    requestBody=_body("RankBody"),
-                )
-            },
-            "/api/v1/events/{event_id}": {"get": _event_operation()},
-            "/api/v1/events/{event_id}/reward": {
-                "post": _operation(
-                    "Report a delayed reward for the event or one delivered item",
-                    CLIENT_TOKEN,
-                    _answers("reward accepted", 400, 401, 404, status="202"),
-                    parameters=[EVENT_ID],
-                    requestBody=_body("RewardBody"),
-                )
-            },
-            "/api/v1/events/{event_id}/choice": {
-                "post": _operation(
-                    "Apprentice mode: report the slate the client delivered itself (imitated)",
-                    CLIENT_TOKEN,
-                    _answers(
-                        "choice accepted (or the same choice again)",
-                        400,
-                        401,
-                        404,
-                        409,
-                        status="202",
-                    ),
-                    parameters=[EVENT_ID],
-                    requestBody=_body("ChoiceBody"),
-                )
-            },
-            "/api/v1/review/claim": {
-                "post": _operation(
-                    "Lease the most informative waiting task (or the one already held)",
-                    CURATOR_TOKEN,
-                    _answers(
-                        "{task: ...} with lease, slate and alternates, or {task: null}", 401, 403
-                    ),
-                )
-            },
-            "/api/v1/review/{task_id}": {
-                "post": _operation(
-                    "Submit one verdict per slate position (idempotent per lease)",
-                    CURATOR_TOKEN,
-                    _answers("recorded, or duplicate of the same lease's submit", *lease_errors),
-                    parameters=[TASK_ID],
-                    requestBody=_body("SubmitBody"),
-                )
-            },
-            "/api/v1/review/{task_id}/release": {
-                "post": _operation(
-                    "Give a held task back to the queue",
-                    CURATOR_TOKEN,
-                    _answers("released", *lease_errors),
-                    parameters=[TASK_ID],
-                    requestBody=_body("LeaseBody"),
-                )
-            },
-            "/api/v1/review/{task_id}/heartbeat": {
-                "post": _operation(
-                    "Renew a live lease for another lease period",
-                    CURATOR_TOKEN,
-                    _answers("the new lease end", *lease_errors),
-                    parameters=[TASK_ID],
-                    requestBody=_body("LeaseBody"),
-                )
-            },
+            o.path: {
+                o.method: _with_polling(_path_item(o))
+                if o.path == "/api/v1/events/{event_id}"
+                else _path_item(o)
+            }
+            for o in OPERATIONS
         },
         "components": {
             "securitySchemes": {
@@ -159,63 +296,10 @@ def build_document() -> dict[str, Any]:
                     "description": "a token made with `hitl token create NAME --curator USER`",
                 },
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {"error": {"type": "string"}},
-                    "required": ["error"],
-                },
-                **_schemas(
-                    RankBody,
-                    RewardBody,
-                    ChoiceBody,
-                    SubmitBody,
-                    LeaseBody,
-                    EventDocument,
-                    WebhookMessage,
-                ),
-            },
+            "schemas": _schemas(*unique_models),
         },
         "webhooks": {"eventChange": _webhook_operation()},
     }
-
-
-def _event_operation() -> dict[str, Any]:
-    query = [
-        ("include", {"type": "string", "enum": ["candidates"]}, "add the candidate list"),
-        ("wait", {"type": "number", "minimum": 0, "maximum": 30},
-         "hold the request until the document changes (or this many seconds pass)"),
-    ]  # fmt: skip
-    parameters = [EVENT_ID] + [
-        {"name": name, "in": "query", "required": False, "schema": schema, "description": text}
-        for name, schema, text in query
-    ]
-    parameters.append({
-        "name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
-        "description": "the ETag you hold: 304 while the document is unchanged",
-    })  # fmt: skip
-    headers = {
-        "ETag": {"schema": {"type": "string"}, "description": "send back in If-None-Match"},
-        "Retry-After": {"schema": {"type": "integer"},
-                        "description": "while pending: seconds to wait before polling again"},
-    }  # fmt: skip
-    answers = _answers("the event", 400, 401, 404)
-    answers["200"] = {
-        "description": "the event: delivered slate as sent, corrections, current slate, "
-        "lifecycle, review due time",
-        "headers": headers,
-        "content": {"application/json": {"schema": {"$ref": REF.format(model="EventDocument")}}},
-    }
-    answers["304"] = {
-        "description": "unchanged since the ETag in If-None-Match",
-        "headers": headers,
-    }
-    return _operation(
-        "An event, cheap to poll (ETag/If-None-Match, ?wait= long-poll)",
-        CLIENT_TOKEN,
-        answers,
-        parameters=parameters,
-    )
 
 
 def _webhook_operation() -> dict[str, Any]:
@@ -236,7 +320,7 @@ def _webhook_operation() -> dict[str, Any]:
                 }
                 for name, text in WEBHOOK_HEADERS.items()
             ],  # fmt: skip
-            "requestBody": _body("WebhookMessage"),
+            "requestBody": {"required": True, "content": _json(WebhookMessage)},
             "responses": {"2XX": {"description": "received; any other answer is retried"}},
         }
     }

@@ -21,17 +21,8 @@ from bandit.engine.recommender import NoEligibleItems
 from bandit.engine.vocabulary import ApiSurface, PersonalizerErrorCode
 from bandit.services import accounts, personalizer, rewards
 from bandit.services.personalizer import InlineAction, InlineRank
-from curation_app.api import (
-    ApiError,
-    ContextKey,
-    ContextValue,
-    EventId,
-    ItemId,
-    RewardValue,
-    _describe,
-    _feature_numbers_in_range,
-    parse_body,
-)
+from curation_app.api import ApiError, EventId, ItemId, RewardValue, _describe, parse_body
+from curation_app.api_context import ContextKey, ContextValue, feature_numbers_in_range
 from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
 from curation_app.ops import metrics_of
@@ -136,7 +127,7 @@ def flatten(features: list[dict[str, Any]], field: str) -> dict[str, Any]:
     for index, document in enumerate(features):
         walk("", document, f"{field}[{index}]")
     try:
-        return _feature_numbers_in_range(_FLAT_FEATURES.validate_python(flat))
+        return feature_numbers_in_range(_FLAT_FEATURES.validate_python(flat))
     except ValidationError as error:
         raise ApiError(400, f"{field}: {_describe(error)}") from error
     except ValueError as error:

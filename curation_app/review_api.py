@@ -22,10 +22,11 @@ from curation_app import review_forms
 from curation_app.api import ApiError, ItemId, bearer_required, handle_api_error, parse_body
 from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
-from curation_app.security import csrf
+from curation_app.security import api_rate_limit, csrf
 
 bp = Blueprint("review_api", __name__, url_prefix="/api/v1/review")
 csrf.exempt(bp)
+api_rate_limit(bp)
 bp.register_error_handler(ApiError, handle_api_error)
 
 LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]

@@ -3,14 +3,47 @@ input no database can store into a clear 4xx before any view runs."""
 
 from __future__ import annotations
 
-from flask import Flask, Response, abort, request
+import hashlib
+
+from flask import Blueprint, Flask, Response, abort, current_app, request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFProtect
 
+from bandit.db.limits import ROW_ID_MAX
+
 csrf = CSRFProtect()
-# No default limits: only routes that say so (the login form) are limited.
+# No default limits: only routes that say so (the login form, the API) are limited.
 limiter = Limiter(key_func=get_remote_address)
+API_RATE_LIMIT_SCOPE = "api"
+
+
+def _api_limit() -> str:
+    return str(current_app.config.get("API_RATE_LIMIT") or "")
+
+
+def _api_limit_off() -> bool:
+    return not current_app.config.get("API_RATE_LIMIT")
+
+
+def _api_client_key() -> str:
+    """One budget per bearer token (hashed: the limiter's storage never holds a secret)."""
+    header = request.headers.get("Authorization", "")
+    if not header:
+        return f"address:{get_remote_address()}"
+    return "token:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()
+
+
+def api_rate_limit(bp: Blueprint) -> None:
+    """Share the deployment's API_RATE_LIMIT (e.g. "600 per minute") over every API route of
+    `bp`, per client token; over it, the answer is 429 with Retry-After. Unset: no limit."""
+    limiter.shared_limit(
+        _api_limit,
+        scope=API_RATE_LIMIT_SCOPE,
+        key_func=_api_client_key,
+        exempt_when=_api_limit_off,
+        error_message="too many requests for this token; wait for Retry-After seconds",
+    )(bp)
 
 
 def _headers(response: Response) -> Response:
@@ -29,8 +62,9 @@ def _headers(response: Response) -> Response:
     return response
 
 
-# Database integer keys are signed 64-bit; a larger id in a URL can name nothing.
-MAX_ROW_ID = 2**63 - 1
+# A larger id in a URL can name nothing: the key columns are 32-bit INTEGER on PostgreSQL, and
+# SQLite is held to the same range so both backends answer alike (404, never a DataError).
+MAX_ROW_ID = ROW_ID_MAX
 
 
 def _refuse_unstorable_input() -> None:

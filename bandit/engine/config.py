@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -31,6 +32,17 @@ MODEL_SHAPE_FIELDS = (
 # las_max_actions diverse ones (the others get probability 0) before exploring.
 ACTION_SPACES = ("prescore", "vw_large_action_space")
 LARGE_ACTION_SPACE_ALGORITHMS = ("epsilon_greedy", "squarecb")
+
+
+# Fields that only need to be positive still get a finite ceiling: VW turns an infinite or
+# absurd learning rate or temperature into NaN weights, and every later rank would fail.
+UNBOUNDED_ABOVE_ZERO = {
+    "softmax_lambda": 1e4,
+    "squarecb_gamma_scale": 1e6,
+    "learning_rate": 1e3,
+    "uncertainty_temperature": 1e3,
+}
+CONFIG_SUFFIXES = (".toml", ".json")
 
 
 class ConfigError(ValueError):
@@ -95,9 +107,8 @@ class PolicyConfig:
         _check_choice(self, "action_space", ACTION_SPACES)
         for name in ("epsilon", "exploration_slot_share", "auto_threshold", "review_threshold"):
             _check_number(self, name, low=0.0, high=1.0)
-        for name in ("softmax_lambda", "squarecb_gamma_scale", "learning_rate"):
-            _check_number(self, name, low=0.0, high=None, strict_low=True)
-        _check_number(self, "uncertainty_temperature", low=0.0, high=None, strict_low=True)
+        for name, high in UNBOUNDED_ABOVE_ZERO.items():
+            _check_number(self, name, low=0.0, high=high, strict_low=True)
         _check_number(self, "default_reward", low=-1e6, high=1e6)
         if not isinstance(self.learn_from_swap_ins, bool):
             raise ConfigError(
@@ -172,13 +183,35 @@ def check_model_compatible(trained_with: PolicyConfig, config: PolicyConfig, ver
 
 
 def load_config_file(path: Path) -> PolicyConfig:
-    """Read a policy config from a TOML or JSON file."""
-    text = path.read_text(encoding="utf-8")
+    """Read a policy config from a TOML or JSON file; every failure is a ConfigError naming it."""
+    suffix = path.suffix.lower()
+    if suffix not in CONFIG_SUFFIXES:
+        raise ConfigError("file", f"{path}: expected a .toml or .json policy config")
     try:
-        document = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        raw = path.read_bytes()
+    except IsADirectoryError as error:
+        raise ConfigError("file", f"{path}: is a directory, not a policy config file") from error
+    except OSError as error:
+        raise ConfigError("file", f"{path}: cannot read: {error.strerror or error}") from error
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise ConfigError(
+            "file", f"{path}: line {line}: not UTF-8 text (byte {error.start}); save it as UTF-8"
+        ) from error
+    if "\x00" in text:
+        raise ConfigError("file", f"{path}: contains a NUL character; is it a binary file?")
+    try:
+        document = tomllib.loads(text) if suffix == ".toml" else json.loads(text)
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as error:
         raise ConfigError("document", f"cannot parse {path.name}: {error}") from error
-    return config_from_mapping(document)
+    except RecursionError as error:
+        raise ConfigError("document", f"cannot parse {path.name}: nested too deeply") from error
+    try:
+        return config_from_mapping(document)
+    except TypeError as error:  # a field of the wrong shape that the checks never reached
+        raise ConfigError("document", f"{path.name}: {error}") from error
 
 
 def _check_console_settings(config: PolicyConfig) -> None:
@@ -210,6 +243,8 @@ def _check_text(config: PolicyConfig, name: str) -> None:
     value = getattr(config, name)
     if not isinstance(value, str) or not value.strip() or len(value) > 120:
         raise ConfigError(name, "must be a non-empty string of at most 120 characters")
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise ConfigError(name, "must not contain control characters (NUL, tab, newline, ...)")
 
 
 def _check_choice(config: PolicyConfig, name: str, choices: tuple[str, ...]) -> None:
@@ -224,6 +259,9 @@ def _check_number(
     value = getattr(config, name)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ConfigError(name, f"must be a number; got {value!r}")
+    # NaN passes every comparison below, and inf is no setting; neither can be stored.
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(name, f"must be a finite number; got {value}")
     too_low = value <= low if strict_low else value < low
     if too_low or (high is not None and value > high):
         bound = f"({low}, {high}]" if strict_low else f"[{low}, {high}]"

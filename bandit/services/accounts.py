@@ -24,6 +24,7 @@ def add_curator(session: Session, username: str, password: str, role: str = "cur
     username = username.strip()
     if not username or len(username) > 80:
         raise AccountError("username must be 1 to 80 characters")
+    _refuse_control_characters(username, "username")
     if role not in ROLES:
         raise AccountError(f"role must be one of {', '.join(ROLES)}")
     if len(password) < MIN_PASSWORD_LENGTH:
@@ -34,6 +35,12 @@ def add_curator(session: Session, username: str, password: str, role: str = "cur
     session.add(curator)
     session.flush()
     return curator
+
+
+def _refuse_control_characters(value: str, what: str) -> None:
+    # Names are shown in the console and audit log; PostgreSQL refuses NUL in text outright.
+    if any(ord(character) < 32 or ord(character) == 127 for character in value):
+        raise AccountError(f"{what} must not contain control characters (NUL, tab, newline)")
 
 
 def find_curator(session: Session, username: str) -> Curator | None:
@@ -64,6 +71,7 @@ def create_token(
     name = name.strip()
     if not name or len(name) > 120:
         raise AccountError("token name must be 1 to 120 characters")
+    _refuse_control_characters(name, "token name")
     curator_id = None
     if curator_username is not None:
         curator = find_curator(session, curator_username.strip())

@@ -10,9 +10,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from bandit.db.limits import STOCK_MAX
 from bandit.db.models import CatalogItem, SystemState
 from bandit.engine.catalog import CatalogIndex, CatalogRow
 from bandit.services import change_feed
@@ -21,6 +23,12 @@ REQUIRED_COLUMNS = ("item_id", "title", "category")
 RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")
 EMBEDDING_PREFIX = "emb_"
 CATALOG_REVISION = "catalog_revision"
+COLUMN_NAME_LIMIT = 100
+# Embedding values are multiplied in single precision by the pre-scorer; far beyond this they
+# overflow float32 to inf and every score becomes NaN.
+MAX_EMBEDDING_VALUE = 1e6
+# JSON numbers beyond 2**53 lose precision in every client that reads them as doubles.
+MAX_ATTRIBUTE_INT = 2**53
 
 
 class CatalogFileError(ValueError):
@@ -34,11 +42,24 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
-            frame = pd.read_csv(path, dtype={"item_id": str, "title": str, "category": str})
+            # Only an empty cell is missing: pandas would also read "NA", "null" or "nan" as
+            # blank, so a title "NA" vanished and a price "nan" passed as no price.
+            frame = pd.read_csv(
+                path,
+                dtype={"item_id": str, "title": str, "category": str},
+                keep_default_na=False,
+                na_values=[""],
+            )
         elif suffix in (".parquet", ".pq"):
+            # pyarrow refuses a column named twice with a dump of the whole schema; say it plainly.
+            _refuse_repeated_columns(pq.read_schema(path).names)
             frame = pd.read_parquet(path)
         else:
             raise CatalogFileError(f"{path.name}: expected a .csv or .parquet file")
+    except UnicodeDecodeError as error:
+        raise CatalogFileError(f"{path.name}: {_first_undecodable_line(path)}") from error
+    except IsADirectoryError as error:
+        raise CatalogFileError(f"{path}: is a directory, not a catalog file") from error
     except (ValueError, OSError) as error:
         if isinstance(error, CatalogFileError):
             raise
@@ -49,8 +70,30 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
     return frame
 
 
+def _refuse_repeated_columns(names: Sequence[str]) -> None:
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:  # one of the two would silently win
+            raise CatalogFileError(f"header: column {name!r} appears more than once")
+        seen.add(name)
+
+
+def _first_undecodable_line(path: Path) -> str:
+    """Where a CSV stops being UTF-8 (pandas only says which byte of some buffer)."""
+    with path.open("rb") as lines:
+        for number, line in enumerate(lines, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return f"line {number}, byte {error.start + 1}: not UTF-8 text; save it as UTF-8"
+    return "not UTF-8 text; save it as UTF-8"
+
+
 def rows_from_frame(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """Validated catalog rows from a data frame; the first bad row is named."""
+    for position, column in enumerate(frame.columns, start=1):
+        _check_column_name(column, position)
+    _refuse_repeated_columns([str(c) for c in frame.columns])
     embedding_columns = sorted(
         (c for c in frame.columns if str(c).startswith(EMBEDDING_PREFIX)),
         key=lambda c: int(str(c)[len(EMBEDDING_PREFIX) :]) if str(c)[4:].isdigit() else 10**9,
@@ -74,7 +117,7 @@ def _validated_row(
     seen: set[str],
 ) -> dict[str, Any]:
     where = f"row {number}"
-    item_id = _text(record.get("item_id"), f"{where}, column item_id", 128)
+    item_id = _text(record.get("item_id"), f"{where}, column item_id", 128, controls=False)
     if item_id in seen:
         raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
     seen.add(item_id)
@@ -82,12 +125,16 @@ def _validated_row(
     if price is not None and (not math.isfinite(price) or price < 0):
         raise CatalogFileError(f"{where}, column price: must be a non-negative number")
     stock = _number(record.get("stock"), default=1.0)
-    if stock is None or not stock.is_integer() or stock < 0:
-        raise CatalogFileError(f"{where}, column stock: must be a non-negative integer")
+    if stock is None or not stock.is_integer() or not 0 <= stock <= STOCK_MAX:
+        raise CatalogFileError(
+            f"{where}, column stock: must be a whole number from 0 to {STOCK_MAX}"
+        )
     embedding = [_number(record[c]) for c in embedding_columns]
     for column, value in zip(embedding_columns, embedding, strict=True):
-        if value is None or not math.isfinite(value):
-            raise CatalogFileError(f"{where}, column {column}: must be a finite number")
+        if value is None or not math.isfinite(value) or abs(value) > MAX_EMBEDDING_VALUE:
+            raise CatalogFileError(
+                f"{where}, column {column}: must be a finite number within ±{MAX_EMBEDDING_VALUE:g}"
+            )
     attributes = {
         str(c): _attribute(record[c], f"{where}, column {c}")
         for c in attribute_columns
@@ -96,7 +143,7 @@ def _validated_row(
     return {
         "item_id": item_id,
         "title": _text(record.get("title"), f"{where}, column title", 500),
-        "category": _text(record.get("category"), f"{where}, column category", 100),
+        "category": _text(record.get("category"), f"{where}, column category", 100, controls=False),
         "price": price,
         "stock": int(stock),
         "active": _flag(record.get("active"), f"{where}, column active"),
@@ -151,15 +198,50 @@ def _missing(value: Any) -> bool:
     return isinstance(value, float) and math.isnan(value)
 
 
-def _text(value: Any, where: str, limit: int) -> str:
-    if _missing(value) or not str(value).strip():
+def _check_column_name(column: Any, position: int) -> None:
+    """Column names become attribute keys: plain, short, printable text."""
+    name = str(column)
+    where = f"header, column {position} ({name!r})"
+    if not isinstance(column, str) or not name.strip():
+        raise CatalogFileError(f"{where}: a column name must be non-empty text")
+    if len(name) > COLUMN_NAME_LIMIT:
+        raise CatalogFileError(f"{where}: column names are at most {COLUMN_NAME_LIMIT} characters")
+    if _has_control(name):
+        raise CatalogFileError(f"{where}: a column name must not contain control characters")
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(character) < 32 or ord(character) == 127 for character in text)
+
+
+def _text(value: Any, where: str, limit: int, controls: bool = True) -> str:
+    """A text cell. Numbers are read as their text (a CSV id column of digits); lists,
+    structs and bytes are refused rather than stored as their Python repr."""
+    value = _plain(value)
+    if _missing(value):
         raise CatalogFileError(f"{where}: must not be empty")
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise CatalogFileError(f"{where}: must be text; got {_kind(value)}")
     text = str(value).strip()
+    if not text:
+        raise CatalogFileError(f"{where}: must not be empty")
     if len(text) > limit:
         raise CatalogFileError(f"{where}: longer than {limit} characters")
     if "\x00" in text:
         raise CatalogFileError(f"{where}: contains a NUL character")
+    if not controls and _has_control(text):
+        raise CatalogFileError(f"{where}: must not contain control characters (tab, newline, ...)")
     return text
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, np.ndarray | list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a struct"
+    if isinstance(value, bytes | bytearray):
+        return "binary data"
+    return f"a value of type {type(value).__name__}"
 
 
 ATTRIBUTE_TEXT_LIMIT = 1000
@@ -181,7 +263,11 @@ def _scalar_attribute(value: Any, where: str) -> Any:
     if isinstance(value, datetime | date | pd.Timestamp | np.datetime64):
         return pd.Timestamp(value).isoformat()
     value = _plain(value)
-    if isinstance(value, bool | int):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if abs(value) > MAX_ATTRIBUTE_INT:
+            raise CatalogFileError(f"{where}: integers must be within ±2**53; got {value}")
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
@@ -200,7 +286,8 @@ def _scalar_attribute(value: Any, where: str) -> Any:
 
 
 def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
+    # Only numpy scalars: an array cell (a Parquet list) has .item() too, and it raises.
+    if isinstance(value, np.generic):
         return value.item()
     return value
 
