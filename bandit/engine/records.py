@@ -60,7 +60,10 @@ class Proposal:
 class LoggedRound:
     """One learnable choice: a context, the items on offer, the one chosen and its reward.
 
-    Learning, replay and off-policy evaluation all read this type.
+    Learning, replay and off-policy evaluation all read this type. ``reward_source`` says whose
+    judgement ``reward`` is (a ``RewardSource``: the customer, a curator's verdict standing in
+    for a customer who never got the item, or the config's default); ``late_reward`` is a
+    customer outcome that arrived after the default was learned, kept for replay only.
     """
 
     event_id: str
@@ -70,4 +73,5 @@ class LoggedRound:
     position: int
     probability: float
     reward: float
-    source: str
+    reward_source: str
+    late_reward: float | None = None
