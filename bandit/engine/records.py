@@ -54,6 +54,12 @@ class Proposal:
     uncertainty: Mapping[str, float]
     confidence: float
     route: str
+    # Risk-controlled routing: P(curator keeps the slate), the threshold in force, and the
+    # audit draw (an auto-eligible slate is audited with probability `audit_probability`).
+    approval_probability: float | None = None
+    auto_threshold: float | None = None
+    audit: bool = False
+    audit_probability: float = 0.0
 
 
 @dataclass(frozen=True)

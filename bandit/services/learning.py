@@ -27,11 +27,13 @@ from bandit.engine import vw_format
 from bandit.engine.catalog import CatalogRow
 from bandit.engine.policy import VWPolicy
 from bandit.engine.records import LoggedRound
-from bandit.services import apprentice, configs, model_store, rounds
+from bandit.engine.vocabulary import RoutingMode
+from bandit.services import apprentice, configs, model_store, rounds, trust
 from bandit.services.catalog_store import as_row, items_by_id
 from bandit.services.delivery import decision_config
 from bandit.services.rewards import assign_default_rewards
 from bandit.services.rounds import offered_at
+from bandit.services.trust import TrustReport
 
 # Any constant works as long as every learner takes the same one.
 LEARNER_LOCK_KEY = 820_417_113
@@ -50,6 +52,8 @@ class LearnReport:
     imitation_rounds: int = 0
     # The bandit rounds this pass fed to VW (the equality test compares them with the export).
     rounds: tuple[LoggedRound, ...] = ()
+    # The approval model and threshold of this pass (None when no verdict came in).
+    trust: TrustReport | None = None
 
 
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
@@ -85,7 +89,8 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     session.flush()
     imitation = apprentice.pending_rounds(session, now)
     version = None
-    if learnable or imitation:
+    trust_report = None
+    if learnable or imitation or actions:
         config_row, config = configs.active_config(session)
         previous = model_store.latest_model(session)
         policy = model_store.policy_from(previous, config)
@@ -97,6 +102,23 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
             session, policy, config_row, len(learnable) + len(imitation), previous, note="learned"
         )
         version = saved.version
+        if actions:
+            # Curator verdicts are approval labels: the approval model learns from them here,
+            # in the same transaction, and is saved with the same model version.
+            approval, state, trust_report = trust.update_approval(
+                session,
+                actions,
+                decisions,
+                lambda d: _learns_approval(session, d),
+                previous,
+                config,
+            )
+            saved.approval_bytes, saved.approval_state = approval.to_bytes(), state
+            trust.record_threshold(session, version, trust_report, state, now)
+            approval.close()
+        elif previous is not None:
+            saved.approval_bytes = previous.approval_bytes
+            saved.approval_state = previous.approval_state
     for action in actions:
         action.learned_at = now
     for outcome in outcomes:
@@ -111,6 +133,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         model_version=version,
         imitation_rounds=len(imitation),
         rounds=tuple(learnable),
+        trust=trust_report,
     )
 
 
@@ -149,6 +172,11 @@ def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:
     if not ids:
         return {}
     return {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
+
+
+def _learns_approval(session: Session, decision: Decision) -> bool:
+    # In apprentice mode the human composes the slate: there is no proposal to approve.
+    return decision_config(session, decision).routing_mode != RoutingMode.APPRENTICE
 
 
 def _catalog_rows(session: Session, rounds: list[LoggedRound]) -> dict[str, CatalogRow]:
