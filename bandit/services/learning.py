@@ -28,7 +28,7 @@ from bandit.engine.catalog import CatalogRow
 from bandit.engine.policy import VWPolicy
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import RoutingMode
-from bandit.services import apprentice, configs, model_store, rounds, trust
+from bandit.services import apprentice, configs, lessons, model_store, rounds, trust
 from bandit.services.catalog_store import as_row, items_by_id
 from bandit.services.delivery import decision_config
 from bandit.services.rewards import assign_default_rewards
@@ -95,6 +95,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         previous = model_store.latest_model(session)
         policy = model_store.policy_from(previous, config)
         catalog = _catalog_rows(session, learnable + imitation)
+        probe = lessons.take_probe(session, policy, actions) if actions else None
         lines: dict[str, str] = {}
         apply_rounds(policy, learnable, catalog, lines)
         apply_rounds(policy, imitation, catalog, lines)
@@ -102,6 +103,9 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
             session, policy, config_row, len(learnable) + len(imitation), previous, note="learned"
         )
         version = saved.version
+        if probe is not None:
+            contexts = {d.id: d.context for d in decisions.values()}
+            lessons.record_lessons(session, probe, policy, actions, contexts, version, now)
         if actions:
             # Curator verdicts are approval labels: the approval model learns from them here,
             # in the same transaction, and is saved with the same model version.
