@@ -8,9 +8,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import RiskThreshold
+from bandit.db.models import ModelVersion, RiskThreshold
 from bandit.engine.vocabulary import ApprovalStatus, RoutingMode
-from bandit.services import configs, model_store
+from bandit.services import configs
 
 HISTORY_LIMIT = 300
 
@@ -43,7 +43,12 @@ class PromiseStatus:
 def promise_status(session: Session) -> PromiseStatus:
     """The promise as the latest learn pass left it."""
     _, config = configs.active_config(session)
-    saved = model_store.latest_model(session)
+    # The state only: the model bytes are large and not needed to describe the promise.
+    saved = session.execute(
+        select(ModelVersion.version, ModelVersion.approval_state)
+        .order_by(ModelVersion.version.desc())
+        .limit(1)
+    ).first()
     state: dict[str, Any] = (saved.approval_state or {}) if saved is not None else {}
     latest = session.scalars(select(RiskThreshold).order_by(RiskThreshold.id.desc())).first()
     report = (latest.details or {}).get("report", {}) if latest is not None else {}
