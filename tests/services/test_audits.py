@@ -58,6 +58,7 @@ def test_audits_are_drawn_with_their_logged_probability(
         with session_factory() as session:
             context = demo_catalog.customers[index % len(demo_catalog.customers)]
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
     with session_factory() as session:
         logged = session.scalars(select(Decision)).all()
     # Every slate is auto-eligible (0.95 ** 3 >= 0.5): each carries the audit probability.
@@ -80,6 +81,7 @@ def test_without_a_threshold_nothing_is_automated_or_audited(
     with session_factory() as session:
         for context in demo_catalog.customers[:20]:
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
+        session.commit()
         logged = session.scalars(select(Decision)).all()
     assert {d.route for d in logged} == {Route.REVIEW_AFTER}  # 0.857 >= review_threshold 0.5
     assert not any(d.audit for d in logged)
@@ -99,6 +101,7 @@ def test_an_audit_looks_like_any_other_review_after_task_to_the_curator(
             decision, _ = decisions.rank(
                 session, runtime, decisions.RankRequest(context=demo_catalog.customers[0])
             )
+            session.commit()
             if decision.audit:
                 break
         token = accounts.create_token(session, "labeler", curator_username=curator_account[0])

@@ -82,21 +82,26 @@ def learned_history(
                 context = demo_catalog.customers[index % len(demo_catalog.customers)]
                 request = decisions.RankRequest(context=context)
                 decision, _ = decisions.rank(session, runtime, request)
+                session.commit()
                 task = review.claim_next(session, curator_id)
+                session.commit()
                 if task is not None:
                     verdicts = _verdicts(task.decision, index)
                     lease = task.lease_token or ""
                     review.submit_review(session, task.id, curator_id, lease, verdicts, 9.0)
+                    session.commit()
                 session.refresh(decision)
                 if decision.status == DecisionStatus.DELIVERED:
                     _reward(session, decision, index)
+                    session.commit()
             if index % 4 == 3:
-                with session_factory() as session:
+                with session_factory.begin() as session:
                     learned.extend(learning.learn_pending(session).rounds)
             index += 1
     later = utcnow() + timedelta(seconds=WAIT_SECONDS + 60)
-    with session_factory() as session:
+    with session_factory.begin() as session:
         learned.extend(learning.learn_pending(session, now=later).rounds)
+    with session_factory.begin() as session:
         # Customers who answer after the default was learned: stored, never learned again.
         late = [
             d
@@ -105,7 +110,7 @@ def learned_history(
         ][:2]
         for decision in late:
             rewards.record_reward(session, decision.event_id, 1.0, None, "late")
-    with session_factory() as session:
+    with session_factory.begin() as session:
         learned.extend(learning.learn_pending(session, now=later).rounds)
     return learned
 

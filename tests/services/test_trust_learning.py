@@ -28,8 +28,10 @@ def test_too_few_verdicts_route_everything_to_review_and_say_so(
         session.commit()
         for index, context in enumerate(demo_catalog.customers[:6]):
             decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
             assert decision.route == "review_before"  # no approval model yet: review first
             task = review.claim_next(session, curator.id)
+            session.commit()
             assert task is not None
             verdicts = [
                 ItemVerdict(p.position, "keep" if (p.position + index) % 3 else "remove")
