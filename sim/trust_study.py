@@ -3,7 +3,8 @@ risk-controlled routing at several targets, run in parallel processes, with its 
 
 from __future__ import annotations
 
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -94,24 +95,46 @@ def risk_policy(scenario: Scenario, target: float) -> Any:
     )
 
 
-def run_study(scenario: Scenario, rounds: int, seed: int, server_url: str | None) -> dict[str, Any]:
-    """Every study run (and the seed sweep), `scenario.trust.workers` at a time."""
+def run_study(
+    scenario: Scenario,
+    rounds: int,
+    seed: int,
+    server_url: str | None,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Every study run (and the seed sweep), `scenario.trust.workers` at a time.
+
+    `on_result` gets the study so far after each run, so a long study leaves its finished
+    runs behind even if it is stopped.
+    """
     plans = study_plans(scenario, rounds, seed)
     sweep = seed_plans(scenario, seed)
-    with ProcessPoolExecutor(max_workers=scenario.trust.workers) as pool:
-        futures = [pool.submit(_one, p, scenario, server_url) for p in plans + sweep]
-        results = [f.result() for f in futures]
-    runs = {p.plan.name: r for p, r in zip(plans, results[: len(plans)], strict=True)}
-    swept = [r for r in results[len(plans) :]]
-    return {
+    study: dict[str, Any] = {
         "targets": list(scenario.trust.targets),
         "confidence_level": scenario.policy.confidence_level,
         "audit_share": scenario.policy.audit_share,
-        "runs": runs,
-        "seed_sweep": _sweep_summary(
-            swept, scenario.trust.sweep_target, scenario.trust.sweep_rounds
-        ),
+        "runs": {},
+        "seed_sweep": _sweep_summary([], scenario.trust.sweep_target, scenario.trust.sweep_rounds),
     }
+    swept: list[dict[str, Any]] = []
+    with ProcessPoolExecutor(max_workers=scenario.trust.workers) as pool:
+        futures = {pool.submit(_one, p, scenario, server_url): p for p in plans + sweep}
+        for future in as_completed(futures):
+            plan = futures[future]
+            if plan in plans:
+                study["runs"][plan.plan.name] = future.result()
+            else:
+                swept.append(future.result())
+                study["seed_sweep"] = _sweep_summary(
+                    sorted(swept, key=lambda r: r["seed"]),
+                    scenario.trust.sweep_target,
+                    scenario.trust.sweep_rounds,
+                )
+            if on_result is not None:
+                on_result(study)
+    order = [p.plan.name for p in plans]
+    study["runs"] = {name: study["runs"][name] for name in order}
+    return study
 
 
 def _one(plan: TrustPlan, scenario: Scenario, server_url: str | None) -> dict[str, Any]:
@@ -170,8 +193,10 @@ def _sweep_summary(runs: list[dict[str, Any]], target: float, rounds: int) -> di
 def study_findings(study: dict[str, Any]) -> dict[str, Any]:
     """Ratios against always-review over the last tenth, per risk-controlled run."""
     runs = study["runs"]
-    always = runs[ALWAYS]
-    out = {}
+    out: dict[str, Any] = {}
+    always = runs.get(ALWAYS)
+    if always is None:
+        return out
     for name, run in runs.items():
         if run["target"] is None:
             continue
