@@ -37,18 +37,23 @@ def main() -> None:
         trust = replace(trust, sweep_rounds=args.sweep_rounds)
     scenario = replace(scenario, trust=trust)
     started = time.perf_counter()
-    study = run_study(scenario, args.rounds, args.seed, None)
-    study["findings"] = study_findings(study)
-    study["wall_seconds"] = time.perf_counter() - started
     args.out.mkdir(parents=True, exist_ok=True)
-    plots = write_study_plots(study, args.out)
-    report = {
-        "seed": args.seed,
-        "rounds": args.rounds,
-        "study": study,
-        "plots": [p.name for p in plots],
-    }
-    (args.out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+    def write(study: dict) -> None:
+        # After every finished run, so a stopped study leaves what it measured.
+        study["findings"] = study_findings(study)
+        study["wall_seconds"] = time.perf_counter() - started
+        plots = write_study_plots(study, args.out) if study["runs"] else []
+        report = {
+            "seed": args.seed,
+            "rounds": args.rounds,
+            "study": study,
+            "plots": [p.name for p in plots],
+        }
+        (args.out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+
+    study = run_study(scenario, args.rounds, args.seed, None, on_result=write)
+    write(study)
     for name, run in study["runs"].items():
         print(
             name, {k: v for k, v in run.items() if k not in ("series", "logged_rounds_by_source")}
