@@ -67,6 +67,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         dashboard,
         db,
         errors,
+        lessons,
         logs,
         openapi,
         ops,
@@ -96,6 +97,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(webhooks_admin.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(personalizer.bp)
+    app.register_blueprint(lessons.bp)
     return app
 
 

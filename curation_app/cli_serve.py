@@ -125,6 +125,8 @@ def learn(
         f"{report.defaults_assigned} default rewards assigned); model version "
         f"{report.model_version if report.model_version is not None else 'unchanged'}"
     )
+    if report.trust is not None:
+        click.echo(report.trust.message())
 
 
 def database_url_or_default(url: str | None) -> str:

@@ -24,6 +24,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "overflow_policy", "double_review_share", "blinded_review",
         "fallback_min_seconds", "fallback_max_seconds",
     )),
+    ("The promise (risk-controlled routing)", (
+        "max_override_rate", "confidence_level", "audit_share", "risk_window",
+    )),
     ("Exploration", (
         "algorithm", "epsilon", "softmax_lambda", "bag_size", "cover_size",
         "squarecb_gamma_scale", "rnd_size",

@@ -24,6 +24,7 @@ from bandit.engine.vocabulary import (
     Overflow,
     Route,
 )
+from bandit.services import approval_store
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import deliver_policy_slate
 from bandit.services.review import queue as review_queue
@@ -160,7 +161,12 @@ def log_decision(
         # An empty, loaded collection: assigning the delivered slate below then needs no
         # SELECT of the (new, empty) old one.
         final_slate=[],
+        approval_probability=proposal.approval_probability,
+        auto_threshold=proposal.auto_threshold,
+        audit=proposal.audit,
+        audit_probability=proposal.audit_probability,
     )
+    decision.approval_role = approval_store.role_for(decision.event_id, proposal.audit)
     decision.proposed = [
         ProposedItem(
             position=s.position,

@@ -20,11 +20,12 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, PolicyConfigRow, SystemState
 from bandit.engine import vw_format
+from bandit.engine.approval import ApprovalModel
 from bandit.engine.catalog import CatalogIndex
 from bandit.engine.config import PolicyConfig, config_from_mapping
 from bandit.engine.policy import VWPolicy
 from bandit.engine.recommender import Recommender
-from bandit.services import affinity, catalog_store, configs, model_store
+from bandit.services import affinity, approval_store, catalog_store, configs, model_store
 from bandit.services.change_feed import ChangeFeed
 
 
@@ -69,6 +70,8 @@ class EngineRuntime:
         self._affinity_key: tuple[int, int] | None = None
         self._stamps: _Stamps | None = None
         self._token: int | None = None
+        self._approval: ApprovalModel | None = None
+        self._auto_threshold: float | None = None
 
     def serving(self, session: Session) -> Serving:
         """An up-to-date recommender for this request."""
@@ -84,7 +87,10 @@ class EngineRuntime:
                 # Outcomes change when learning runs, i.e. with each new model version.
                 catalog.learned_affinity = affinity.item_affinity(session, catalog)
                 self._affinity_key = (stamps.catalog_revision, version)
-        recommender = Recommender(catalog, config, policy, self._rng, action_lines)
+            approval, threshold = self._approval, self._auto_threshold
+        recommender = Recommender(
+            catalog, config, policy, self._rng, action_lines, approval, threshold
+        )
         return Serving(recommender, config_ref, version)
 
     def policy_for(self, model_version: int) -> VWPolicy | None:
@@ -147,6 +153,8 @@ class EngineRuntime:
             # is the one served, and logged as such.
             loaded = saved.version if saved is not None else model_store.UNTRAINED_VERSION
             policy = model_store.policy_from(saved, config)
+            # The approval model and its threshold are versioned with the policy model.
+            self._approval, self._auto_threshold = approval_store.approval_from(saved)
             # The old workspace is dropped, not closed: a request may still be scoring with it.
             self._policy, self._policy_key = policy, (loaded, config_ref.id)
             return loaded, policy

@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import CuratorAction, ReviewTask
@@ -235,10 +235,91 @@ def test_dashboard_draws_its_charts(
     sign_in(page, live_server, "lead")
     page.get_by_role("link", name="Dashboard").click()
     charts = page.locator(".charts img")
-    expect(charts).to_have_count(7)
+    expect(charts).to_have_count(8)
     expect(page.locator("#dash-open")).to_have_text("4")
     page.wait_for_function(
         "() => [...document.querySelectorAll('.charts img')].every(i => i.naturalWidth > 0)"
     )
     page.screenshot(path=str(SCREENSHOTS / "dashboard.png"), full_page=True)
+    assert errors == []
+
+
+def _seed_promise(session_factory: sessionmaker[Session]) -> None:
+    """A learn pass's result as the learner stores it: approval model, threshold, evidence."""
+    from bandit.engine.approval import ApprovalModel
+    from bandit.engine.policy import VWPolicy
+    from bandit.services import configs, model_store, trust
+
+    state = {
+        "status": "ready",
+        "calibration": {"edges": [1.0], "values": [0.97]},
+        "threshold": 0.8,
+        "projected_automation": 0.62,
+        "audits": {"n": 130, "overrides": 4, "rate": 4 / 130, "low": 0.011, "high": 0.07},
+        "metrics": {"ece": 0.021, "brier": 0.12, "verdicts": 600, "reliability": [
+            {"low": 0.8, "high": 0.9, "count": 300, "predicted": 0.85, "observed": 0.84},
+            {"low": 0.9, "high": 1.0, "count": 300, "predicted": 0.95, "observed": 0.96},
+        ]},
+        "risk": {"threshold": 0.8, "target": 0.05, "confidence_level": 0.9, "evidence": 900,
+                 "chosen": {"n": 400, "overrides": 5, "rate": 0.0125, "bound": 0.021}},
+    }  # fmt: skip
+    report = trust.TrustReport("ready", 500, 300, 0.8, 900, 0.021, 0.021, 0.12, 0.62)
+    with session_factory() as session:
+        row, config = configs.active_config(session)
+        saved = model_store.save_model(session, VWPolicy.fresh(config), row, 0, None, "test")
+        approval = ApprovalModel.fresh()
+        saved.approval_bytes, saved.approval_state = approval.to_bytes(), state
+        approval.close()
+        from bandit.db.models import utcnow
+
+        trust.record_threshold(session, saved.version, report, state, utcnow())
+        session.commit()
+
+
+def test_the_admin_sets_the_promise_and_sees_its_automation_bound_and_curve(
+    live_server: str, browser: Browser, contexts: list[BrowserContext],
+    session_factory: sessionmaker[Session], demo_catalog: Any, people: list[str],
+) -> None:  # fmt: skip
+    from bandit.db.models import PolicyConfigRow
+
+    _seed_promise(session_factory)
+    page, errors = new_page(browser, contexts)
+    sign_in(page, live_server, "lead")
+    page.get_by_role("link", name="Settings").click()
+    page.select_option("#setting-routing_mode", "risk_controlled")
+    page.fill("#setting-max_override_rate", "0.7")
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.locator('[data-field="max_override_rate"]')).to_contain_text("(0.0, 0.5]")
+    with session_factory() as session:
+        assert session.scalar(select(func.count()).select_from(PolicyConfigRow)) == 1
+    # The refused form answers 400, which Chromium reports as a failed resource load.
+    assert all("400" in e for e in errors)
+    errors.clear()
+
+    page.select_option("#setting-routing_mode", "risk_controlled")
+    page.fill("#setting-max_override_rate", "0.05")
+    page.fill("#setting-confidence_level", "0.9")
+    page.fill("#setting-audit_share", "0.05")
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.get_by_text("and activated")).to_be_visible()
+    expect(page.locator("#promise-target")).to_contain_text(
+        "At most 5.0% of automatically delivered slates would have been changed by a curator, "
+        "with 90% confidence"
+    )
+    today = page.locator("#promise-today")
+    expect(today).to_contain_text("62.0% of recent decisions would be delivered automatically")
+    expect(today).to_contain_text("upper bound on their override rate 2.1%")
+    expect(today).to_contain_text("Measured override rate of audited auto deliveries 3.1%")
+    page.screenshot(path=str(SCREENSHOTS / "settings-promise.png"), full_page=True)
+
+    page.get_by_role("link", name="Dashboard").click()
+    promise_chart = page.locator('img[alt^="The promise"]')
+    expect(promise_chart).to_have_count(1)
+    expect(page.locator("#reliability img")).to_have_count(1)
+    # Charts render one at a time on SQLite; allow for a loaded machine.
+    page.wait_for_function(
+        "() => [document.querySelector('img[alt^=\"The promise\"]'),"
+        " document.querySelector('#reliability img')].every(i => i.naturalWidth > 0)",
+        timeout=90_000,
+    )
     assert errors == []

@@ -53,4 +53,5 @@ def test_a_delivered_slate_is_corrected_by_the_later_review(
     report = learning.learn_pending(session)
     session.commit()
     assert (report.rewards, report.rewards_not_fed) == (1, 0)
-    assert report.rounds_learned == len(decision.proposed) + 1  # verdicts + the reward
+    # The customer's reward is the round; the curator's verdicts are approval labels only.
+    assert report.rounds_learned == 1

@@ -135,6 +135,11 @@ BAD_SCENARIOS = {
     "duplicate-curators": ('[[curators]]\nname = "a"\n[[curators]]\nname = "a"\n', "curators"),
     "noise-accuracy-low": ("[noise]\naccuracies = [0.2]\n", "noise.accuracies"),
     "not-toml": ("world = [", "cannot read it as TOML"),
+    "trust-target-too-high": ("[trust]\ntargets = [0.7]\n", "trust.targets"),
+    "trust-unknown-field": ("[trust]\nhope = true\n", "trust.hope: unknown field"),
+    "override-target-zero": ("[policy]\nmax_override_rate = 0\n", "policy.max_override_rate"),
+    "audit-share-high": ("[policy]\naudit_share = 0.9\n", "policy.audit_share"),
+    "confidence-too-high": ("[policy]\nconfidence_level = 1.0\n", "policy.confidence_level"),
 }
 
 
@@ -242,3 +247,38 @@ def test_paced_curators_review_at_their_hourly_capacity_and_outcomes_arrive_late
 
 def test_the_default_scenario_is_valid() -> None:
     assert scenario_from_mapping({}) == Scenario()
+
+
+STUDY_KEYS = {
+    "target",
+    "reward_per_decision",
+    "curator_minutes_per_1000",
+    "reward_per_decision_last_10pct",
+    "curator_minutes_per_1000_last_10pct",
+    "automation_rate_last_10pct",
+    "true_override_rate_auto",
+    "measured_override_bound_last",
+}
+
+
+def test_the_trust_study_reports_its_exact_keys_per_run(tmp_path: Path) -> None:
+    from sim.trust_study import run_study
+
+    scenario = scenario_from_mapping(
+        {
+            "world": {"items": 120, "customers": 20, "learn_every": 10, "outcome_delay": 2},
+            "policy": {"candidate_count": 12, "slate_size": 3},
+            "trust": {"enabled": True, "targets": [0.05], "workers": 1},
+        }
+    )
+    study = run_study(scenario, 30, 3, None)
+    runs = study["runs"]
+    assert set(runs) == {"trust_always_review", "trust_partial", "trust_risk_0.05"}
+    for name, run in runs.items():
+        assert STUDY_KEYS <= set(run), name
+        assert run["decisions"] == 30
+    assert runs["trust_risk_0.05"]["target"] == 0.05
+    assert runs["trust_always_review"]["target"] is None
+    # 30 decisions are far too little evidence: the risk-controlled run automates nothing.
+    assert runs["trust_risk_0.05"]["automation_rate"] == 0.0
+    assert runs["trust_risk_0.05"]["logged_rounds_by_source"]
