@@ -36,6 +36,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         ENGINE_SEED=None,
+        # Catalog pictures given as paths (not URLs) are served from this folder.
+        MEDIA_FOLDER=os.environ.get("HITL_MEDIA_FOLDER"),
     )
     if test_config:
         app.config.from_mapping(test_config)
@@ -56,6 +58,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         db,
         errors,
         openapi,
+        pictures,
         quality,
         review_api,
         security,
@@ -74,6 +77,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(quality.bp)
+    app.register_blueprint(pictures.bp)
+    app.add_template_global(pictures.picture_url)
     return app
 
 

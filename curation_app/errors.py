@@ -31,7 +31,10 @@ def status_for(error: Exception) -> int:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    # The console's own scripts send JSON (heartbeat) or ask for it (submit without reload).
+    if request.path.startswith("/api/") or request.is_json:
+        return True
+    return request.accept_mimetypes.best == "application/json"
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:
@@ -47,6 +50,8 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
 
 def _csrf_error(error: CSRFError) -> ResponseReturnValue:
     message = "the form expired or was not sent from this site; reload the page and try again"
+    if _wants_json():
+        return jsonify(error=f"csrf: {message}"), 400
     return render_template("error.html", status=400, message=message), 400
 
 

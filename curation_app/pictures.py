@@ -15,6 +15,9 @@ from pathlib import Path
 from flask import Blueprint, Response, abort, current_app, request, send_from_directory, url_for
 from flask_login import login_required
 
+from bandit.services.catalog_store import items_by_id
+from curation_app.db import get_session
+
 bp = Blueprint("pictures", __name__)
 CACHE_SECONDS = 86_400
 
@@ -103,9 +106,6 @@ def picture_url(item_id: str, image_url: str | None) -> str:
 @login_required
 def drawn(item_id: str) -> Response:
     """The drawn picture of a catalog item (a generic one if the item is unknown)."""
-    from bandit.services.catalog_store import items_by_id
-    from curation_app.db import get_session
-
     item = items_by_id(get_session(), [item_id]).get(item_id)
     attributes = (item.attributes or {}) if item else {}
     svg = drawn_picture(

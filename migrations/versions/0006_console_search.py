@@ -24,12 +24,15 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The searchable fields, the same on both backends.
+# Punctuation becomes spaces before parsing, as SQLite's unicode61 tokenizer does, so both
+# backends see the same words (PostgreSQL's parser would otherwise drop "<b>x</b>" as markup
+# and keep "sku-12" whole).
 _PG_DOCUMENT = (
-    "to_tsvector('simple', "
+    "to_tsvector('simple', regexp_replace("
     "coalesce(title, '') || ' ' || coalesce(category, '') || ' ' || "
     "coalesce(attributes->>'brand', '') || ' ' || coalesce(attributes->>'color', '') || ' ' || "
     "coalesce(attributes->>'material', '') || ' ' || coalesce(attributes->>'style', '') || ' ' || "
-    "translate(item_id, '-_./', '    '))"
+    "item_id, '[^[:alnum:]]+', ' ', 'g'))"
 )
 _SQLITE_VALUES = (
     "{row}.id, {row}.item_id, {row}.title, {row}.category, "

@@ -15,6 +15,7 @@ from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
+from bandit.services.review.skips import skipped_by
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
 from bandit.services.review.queue import QUEUE_ORDER, claimable
 
@@ -32,8 +33,13 @@ def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | 
     ).first()
 
 
-def claim_next(session: Session, curator_id: int, now: datetime | None = None) -> ReviewTask | None:
+def claim_next(
+    session: Session, curator_id: int, now: datetime | None = None, excluding: int | None = None
+) -> ReviewTask | None:
     """Lease the most informative waiting task to the curator; None when the queue is empty.
+
+    Tasks the curator skipped come after all others; `excluding` (the task just skipped) is
+    never handed out by this call.
 
     The lease is taken by a conditional UPDATE that only succeeds while the task is still
     claimable, so two curators can never hold the same task; on PostgreSQL the candidate row
@@ -44,11 +50,16 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
     if held is not None:
         return held
     _, config = configs.active_config(session)
+    conditions = [claimable(now), double_review.not_reviewed_by(curator_id)]
+    if excluding is not None:
+        conditions.append(ReviewTask.id != excluding)
     for _ in range(CLAIM_ATTEMPTS):
         query = (
             select(ReviewTask.id)
-            .where(claimable(now), double_review.not_reviewed_by(curator_id))
-            .order_by(*QUEUE_ORDER)
+            .where(*conditions)
+            # Tasks this curator skipped come last, so "next" never hands back a skipped task
+            # while anything else waits.
+            .order_by(skipped_by(curator_id), *QUEUE_ORDER)
             .limit(1)
         )
         if is_postgresql(session):
