@@ -158,6 +158,12 @@
       });
   }
 
+  window.addEventListener("pagehide", function () {
+    if (page) {
+      page.save();
+    }
+  });
+
   window.addEventListener("popstate", function () {
     go(window.location.pathname + window.location.search);
   });
@@ -377,8 +383,8 @@
         if (document.visibilityState === "visible" && Date.now() - lastInput < IDLE_MS) {
           active += 1;
           showTimer();
-          if (active % 5 === 0) {
-            saveDraft();
+          if (store && store.getItem(draftKey)) {
+            saveDraft(); // a draft exists: keep its time current, so a reload resumes the timer
           }
         }
       }, 1000)
@@ -661,6 +667,8 @@
       return true;
     };
 
+    self.save = saveDraft;
+
     self.stop = function () {
       timers.forEach(window.clearInterval);
       saveDraft();
@@ -682,9 +690,10 @@
     all(document, "form[data-flow]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         event.preventDefault();
+        var leaving = page; // the page being left; `page` is the next one once it has loaded
         postFlow(form).then(function (moved) {
-          if (moved && page && form.action.indexOf("/undo") === -1) {
-            page.dropDraft();
+          if (moved && leaving && form.action.indexOf("/undo") === -1) {
+            leaving.dropDraft();
           }
         });
       });
