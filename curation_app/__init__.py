@@ -32,7 +32,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # One shift: a forgotten browser stops being signed in.
         PERMANENT_SESSION_LIFETIME=12 * 3600,
         WTF_CSRF_TIME_LIMIT=None,
+        # Failed log-ins: per account, and (looser, for a whole office behind one address) per IP.
         LOGIN_RATE_LIMIT="10 per minute",
+        LOGIN_IP_RATE_LIMIT="100 per minute",
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         ENGINE_SEED=None,

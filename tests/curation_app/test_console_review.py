@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, ReviewTask
-from bandit.services import decisions
+from bandit.services import accounts, decisions
 from tests.api_support import activate_config, snapshot
 from tests.curation_app.test_console import csrf_token, event_of, keep_all, login, open_next
 
@@ -155,6 +155,32 @@ def test_login_attempts_are_rate_limited(
     assert blocked.status_code == 429
     assert "Too many failed log-in attempts" in blocked.get_data(as_text=True)
     assert "Traceback" not in blocked.get_data(as_text=True)
+
+
+def test_one_curators_failed_logins_do_not_lock_out_colleagues_on_the_same_address(
+    app: Flask, curator_account: tuple[str, str], session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as session:
+        accounts.add_curator(session, "colleague", "another-long-password")
+        session.commit()
+    typist, colleague = app.test_client(), app.test_client()
+    for _ in range(10):
+        assert login(typist, curator_account[0], "wrong-password").status_code == 200
+    assert login(typist, curator_account[0], "wrong-password").status_code == 429
+    # Same address (the test client's), other account: signs in.
+    assert login(colleague, "colleague", "another-long-password").status_code == 302
+
+
+def test_many_accounts_failing_from_one_address_hit_the_address_limit(
+    app: Flask, curator_account: tuple[str, str]
+) -> None:
+    app.config["LOGIN_IP_RATE_LIMIT"] = "5 per minute"
+    client = app.test_client()
+    for index in range(5):
+        assert login(client, f"guess-{index}", "wrong-password").status_code == 200
+    blocked = login(client, *curator_account)
+    assert blocked.status_code == 429
+    assert "from this address" in blocked.get_data(as_text=True)
 
 
 def test_session_cookie_and_headers_are_locked_down(
