@@ -44,15 +44,23 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def console_errors() -> list[str]:
+    """What the page logged as errors (a test expecting a 4xx page removes its own)."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, console_errors: list[str], live_server: str) -> Iterator[Page]:
+    # Takes the server, so the page closes before the server stops (no refused requests).
     context = browser.new_context(viewport=VIEWPORT)
     context.set_default_timeout(WAIT_MS)
     context.set_default_navigation_timeout(WAIT_MS)
     opened = context.new_page()
-    errors: list[str] = []
+    errors = console_errors
     opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     opened.on("pageerror", lambda e: errors.append(str(e)))
     yield opened
+    opened.wait_for_load_state("networkidle")  # no request cut off by the server's shutdown
     context.close()
     assert errors == [], errors
 
@@ -218,7 +226,10 @@ def test_multi_word_search_in_both_orders_with_pictures(
     box = card.locator('[data-role="search"]')
     found = []
     for query in ("grey sporty", "sporty grey"):
-        box.fill(query)
+        words = query.replace(" ", "+")
+        with page.expect_response(lambda r, words=words: f"q={words}" in r.url):
+            box.fill(query)
+        page.wait_for_timeout(100)  # the answer is drawn right after it arrives
         results = card.locator("button.result")
         expect(results.first).to_be_visible()
         titles = [t.lower() for t in card.locator(".result-title").all_inner_texts()]
@@ -256,3 +267,73 @@ def test_alternates_are_per_position_and_one_item_cannot_be_picked_twice(
     expect(warning).to_be_visible()
     expect(warning).to_contain_text("already swapped in at position 1")
     expect(second.locator('input[name="chosen-1"]')).to_have_value("")
+
+
+@pytest.fixture
+def admin_account(session_factory: sessionmaker[Session]) -> tuple[str, str]:
+    from bandit.services import accounts
+
+    with session_factory() as db:
+        accounts.add_curator(db, "lead", "lead-long-password", role="admin")
+        db.commit()
+    return "lead", "lead-long-password"
+
+
+def test_queue_rows_are_links_and_filter(
+    page: Page, live_server: str, tasks: list[int], curator_account: tuple[str, str]
+) -> None:
+    sign_in(page, live_server, curator_account)
+    rows = page.locator("table.queue tbody tr")
+    expect(rows).to_have_count(4)
+    expect(rows.first.locator("td.for")).to_contain_text("budget")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-queue.png"))
+    page.select_option('select[name="route"]', "review_after")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.get_by_text("No waiting task matches these filters.")).to_be_visible()
+    page.get_by_role("link", name="clear filters").click()
+    page.get_by_role("button", name=f"Task #{tasks[2]}").click()
+    page.wait_for_url(re.compile(rf"/tasks/{tasks[2]}$"))
+    expect(page.locator("fieldset.slate-card")).to_have_count(5)
+
+
+def test_settings_show_every_error_at_once_and_only_the_chosen_algorithms_parameters(
+    page: Page, live_server: str, admin_account: tuple[str, str], console_errors: list[str]
+) -> None:
+    sign_in(page, live_server, admin_account)
+    page.goto(f"{live_server}/settings")
+    expect(page.locator("#setting-epsilon")).to_be_visible()  # epsilon-greedy is the default
+    expect(page.locator("#setting-bag_size")).to_be_hidden()
+    page.select_option("#setting-algorithm", "bag")
+    expect(page.locator("#setting-bag_size")).to_be_visible()
+    expect(page.locator("#setting-epsilon")).to_be_hidden()
+    page.select_option("#setting-algorithm", "epsilon_greedy")
+    page.fill("#setting-epsilon", "2")
+    page.fill("#setting-vw_bits", "99")
+    page.fill("#setting-review_sla_seconds", "")
+    page.get_by_role("button", name="Save new version").click()
+    summary = page.locator("#settings-errors")
+    expect(summary).to_contain_text("3 fields to correct")
+    for name in ("epsilon", "vw_bits", "review_sla_seconds"):
+        expect(page.locator(f'.field-error[data-field="{name}"]')).to_be_visible()
+    # The refused save is a 400 page by design; Chromium logs that status as an error.
+    console_errors[:] = [e for e in console_errors if "status of 400" not in e]
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-settings-errors.png"))
+
+
+def test_dashboard_range_switch(
+    page: Page, live_server: str, tasks: list[int], admin_account: tuple[str, str]
+) -> None:
+    sign_in(page, live_server, admin_account)
+    page.goto(f"{live_server}/dashboard")
+    expect(page.locator("#dashboard-bucket")).to_contain_text("one point per 1 h")
+    expect(page.locator("#dash-decided")).to_have_text("4")
+    page.get_by_role("link", name="last 7 days").click()
+    expect(page.locator("#dashboard-bucket")).to_contain_text("Last 7 days, one point per 6 h")
+    expect(page.locator('#dashboard-ranges a[aria-current="page"]')).to_have_text("last 7 days")
+    chart = page.locator('img[alt="Decisions by route"]')
+    expect(chart).to_have_attribute("src", re.compile(r"range=7d"))
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-dashboard.png"))
