@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from bandit.db.models import utcnow
-from bandit.services import metrics
 from bandit.engine.vocabulary import Route
+from bandit.services import metrics
 from bandit.services.review import queue as review_queue
 from curation_app.db import get_session
 from curation_app.review_forms import describe_age
@@ -66,7 +66,9 @@ def _count_bars(series: metrics.HourlySeries, ylabel: str) -> Figure:
     width = float(starts[1] - starts[0]) * 0.85 if len(starts) > 1 else 0.03
     bottom = [0.0] * len(starts)
     for name, values in series.lines.items():
-        axes.bar(starts, values, width=width, bottom=bottom, align="edge", label=name.replace("_", " "))
+        axes.bar(
+            starts, values, width=width, bottom=bottom, align="edge", label=name.replace("_", " ")
+        )
         bottom = [b + v for b, v in zip(bottom, values, strict=True)]
     axes.set_ylabel(ylabel)
     axes.legend(loc="upper left", fontsize="small")

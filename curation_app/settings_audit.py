@@ -52,7 +52,9 @@ def audit_log() -> ResponseReturnValue:
         target=request.args.get("target", "").strip()[:200],
         since=datetime.combine(since, datetime.min.time(), UTC) if since else None,
         # "to" is inclusive: everything before the next midnight.
-        until=datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC) if until else None,
+        until=datetime.combine(until + timedelta(days=1), datetime.min.time(), UTC)
+        if until
+        else None,
     )
     found = audit_page(db, wanted, int(page_text))
     arguments = {k: v for k, v in request.args.items() if k != "page" and v}

@@ -77,7 +77,9 @@ HELP: dict[str, FieldHelp] = {
         "Review SLA", "seconds", "A task waiting this long outranks any fresh one, then overflows."
     ),
     "curator_capacity_per_hour": FieldHelp(
-        "Curator capacity", "tasks per hour", "All curators together; sets when the queue overflows."
+        "Curator capacity",
+        "tasks per hour",
+        "All curators together; sets when the queue overflows.",
     ),
     "overflow_policy": FieldHelp(
         "Overflow policy", "", "What happens to tasks the curators cannot reach within the SLA."

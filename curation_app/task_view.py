@@ -93,7 +93,9 @@ def customer_panel(session: Session, decision: Decision) -> CustomerPanel:
     context = decision.context
     labels = dict(PROFILE_FIELDS)
     given = [(labels[key], _text(context[key])) for key, _ in PROFILE_FIELDS if key in context]
-    customer_id = context.get("customer_id") if isinstance(context.get("customer_id"), str) else None
+    customer_id = (
+        context.get("customer_id") if isinstance(context.get("customer_id"), str) else None
+    )
     history = customer_history(session, customer_id, decision.event_id) if customer_id else None
     profile = (history.profile if history else None) or {}
     stored = [(labels[key], _text(profile[key])) for key, _ in PROFILE_FIELDS if key in profile]
@@ -156,7 +158,11 @@ def _alternates_by_position(
 
 
 def cards(
-    session: Session, decision: Decision, budget: float | None, blinded: bool, kept_categories: set[str]
+    session: Session,
+    decision: Decision,
+    budget: float | None,
+    blinded: bool,
+    kept_categories: set[str],
 ) -> list[Card]:
     """The slate as cards in position order."""
     proposed = sorted(decision.proposed, key=lambda p: p.position)

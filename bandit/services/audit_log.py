@@ -54,7 +54,9 @@ def audit_page(
         conditions.append(AuditEntry.created_at >= wanted.since)
     if wanted.until is not None:
         conditions.append(AuditEntry.created_at < wanted.until)
-    total = int(session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0)
+    total = int(
+        session.scalar(select(func.count()).select_from(AuditEntry).where(*conditions)) or 0
+    )
     page = max(1, page)
     entries = session.scalars(
         select(AuditEntry)

@@ -83,7 +83,9 @@ def _validated_row(
     where = f"row {number}"
     item_id = _text(record.get("item_id"), f"{where}, column item_id", 128)
     if not ITEM_ID_PATTERN.fullmatch(item_id):
-        raise CatalogFileError(f"{where}, column item_id: {item_id!r} is not a valid id ({ITEM_ID_RULE})")
+        raise CatalogFileError(
+            f"{where}, column item_id: {item_id!r} is not a valid id ({ITEM_ID_RULE})"
+        )
     if item_id in seen:
         raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
     seen.add(item_id)

@@ -64,8 +64,8 @@ def automation_rate(series: HourlySeries) -> HourlySeries:
 def verdict_rates(
     session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
 ) -> HourlySeries:
-    """Per bucket (an hour unless told), the share of reviewed positions kept, swapped and removed (first reviews only:
-    a second, agreement-only review would count the same position twice)."""
+    """Per bucket (an hour unless told), the share of reviewed positions kept, swapped and
+    removed (first reviews only: a second, agreement-only review would count a position twice)."""
     hours = _buckets(since, now, bucket)
     counts: dict[datetime, Counter[str]] = defaultdict(Counter)
     for created, verdict in session.execute(

@@ -40,19 +40,29 @@ def waiting_tasks(
 
 def categories(session: Session) -> list[str]:
     """Every catalog category, for the queue's filter."""
-    return list(session.scalars(select(CatalogItem.category).distinct().order_by(CatalogItem.category)))
+    return list(
+        session.scalars(select(CatalogItem.category).distinct().order_by(CatalogItem.category))
+    )
 
 
 def slate_categories(session: Session, tasks: list[ReviewTask]) -> dict[int, list[str]]:
     """Per task id, the categories of its proposed items in position order, each once."""
     ids = {p.item_id for task in tasks for p in task.decision.proposed}
-    found = dict(
-        session.execute(
-            select(CatalogItem.item_id, CatalogItem.category).where(CatalogItem.item_id.in_(ids))
-        ).all()
-    ) if ids else {}
+    found = (
+        dict(
+            session.execute(
+                select(CatalogItem.item_id, CatalogItem.category).where(
+                    CatalogItem.item_id.in_(ids)
+                )
+            ).all()
+        )
+        if ids
+        else {}
+    )
     result = {}
     for task in tasks:
         ordered = sorted(task.decision.proposed, key=lambda p: p.position)
-        result[task.id] = list(dict.fromkeys(found[p.item_id] for p in ordered if p.item_id in found))
+        result[task.id] = list(
+            dict.fromkeys(found[p.item_id] for p in ordered if p.item_id in found)
+        )
     return result

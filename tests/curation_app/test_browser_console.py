@@ -115,7 +115,9 @@ def assert_pictures_loaded(page: Page, selector: str) -> int:
         picture = pictures.nth(index)
         picture.scroll_into_view_if_needed()
         expect(picture).to_have_attribute("alt", re.compile(r"\S"))
-        page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+        page.wait_for_function(
+            "(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle()
+        )
     return count
 
 
@@ -334,6 +336,8 @@ def test_dashboard_range_switch(
     expect(page.locator('#dashboard-ranges a[aria-current="page"]')).to_have_text("last 7 days")
     chart = page.locator('img[alt="Decisions by route"]')
     expect(chart).to_have_attribute("src", re.compile(r"range=7d"))
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=chart.element_handle())
+    page.wait_for_function(
+        "(img) => img.complete && img.naturalWidth > 0", arg=chart.element_handle()
+    )
     SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "console-dashboard.png"))

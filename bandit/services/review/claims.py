@@ -15,9 +15,9 @@ from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
-from bandit.services.review.skips import skipped_by
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
 from bandit.services.review.queue import QUEUE_ORDER, claimable
+from bandit.services.review.skips import skipped_by
 
 CLAIM_ATTEMPTS = 5
 

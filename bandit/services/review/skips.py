@@ -16,14 +16,16 @@ from bandit.db.models import ReviewTask, TaskSkip, utcnow
 from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import configs
 from bandit.services.review.double_review import not_reviewed_by
-from bandit.services.review.queue import claimable
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
+from bandit.services.review.queue import claimable
 
 
 def skipped_by(curator_id: int) -> ColumnElement[bool]:
     """True for tasks this curator skipped (sorts them after the rest: False < True)."""
     return exists(
-        select(TaskSkip.id).where(TaskSkip.task_id == ReviewTask.id, TaskSkip.curator_id == curator_id)
+        select(TaskSkip.id).where(
+            TaskSkip.task_id == ReviewTask.id, TaskSkip.curator_id == curator_id
+        )
     )
 
 

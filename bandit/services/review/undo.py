@@ -67,9 +67,7 @@ def undo_submit(
     if outcomes:
         raise UndoRefused("a customer outcome has already arrived for this slate")
     second = session.scalars(
-        select(ReviewTask).where(
-            ReviewTask.decision_id == decision.id, ReviewTask.id != task.id
-        )
+        select(ReviewTask).where(ReviewTask.decision_id == decision.id, ReviewTask.id != task.id)
     ).all()
     if any(other.status != TaskStatus.OPEN for other in second):
         raise UndoRefused("a colleague has started the second review of this slate")
