@@ -112,12 +112,14 @@ def _pick_alternate(page: Page) -> None:
         value = select.locator("option").nth(1).get_attribute("value") or ""
         select.select_option(value)
     else:
-        position.locator('[data-role="alternate-option"]').first.click()
+        page.keyboard.press("1")  # the card's first alternate, as a curator would pick it
 
 
 def _search_swap(page: Page) -> None:
     position = page.locator('fieldset[data-position="0"]')
     box = position.locator('[data-role="search"]')
+    if not box.is_visible():
+        page.keyboard.press("s")  # "swap": opens the card's alternates and search
     box.click()
     box.fill("black wool")  # title word order, so the old substring search finds it too
     result = position.locator("button.result:not([disabled])").first

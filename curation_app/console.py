@@ -18,14 +18,14 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from bandit.db.models import CuratorAction, ReviewTask, utcnow
-from bandit.engine.vocabulary import Route, TaskStatus
+from bandit.engine.vocabulary import AuditAction, Route, TaskStatus
 from bandit.services import audit, configs, review
 from bandit.services.curator_day import curator_day
 from bandit.services.review import overflow
 from bandit.services.review.undo import undo_deadline
 from curation_app import review_forms, task_view
 from curation_app.auth import ADMIN, current_curator_id, current_username
-from curation_app.db import get_session
+from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
 
 bp = Blueprint("console", __name__)
@@ -54,17 +54,15 @@ def moved_on(message: str, category: str, next_url: str, **extra: Any) -> Respon
 
 def claim_next_url(excluding: int | None = None) -> tuple[str, bool]:
     """Claim the next task for this curator: (its URL, True), or (the queue's URL, False)."""
-    db = get_session()
-    curator_id = current_curator_id()
-    overflow.upkeep(db)
-    resumed = review.held_task(db, curator_id, utcnow())
-    task = review.claim_next(db, curator_id, excluding=excluding)
-    if task is None:
+    with transaction() as db:
+        overflow.upkeep(db)
+    with transaction() as db:
+        claimed = review.claim_task(
+            db, current_curator_id(), current_username(), excluding=excluding
+        )
+    if claimed is None:
         return url_for("console.queue"), False
-    if resumed is None:
-        audit.record(db, "task.claim", current_username(), curator_id, f"task {task.id}")
-        db.commit()
-    return url_for("console.task", task_id=task.id), True
+    return url_for("console.task", task_id=claimed.task.id), True
 
 
 @bp.post("/tasks/next")
@@ -190,15 +188,25 @@ def submit(task_id: int) -> ResponseReturnValue:
     positions = [p.position for p in task.decision.proposed]
     verdicts, inputs = review_forms.parse_verdicts(form, positions)
     try:
-        seconds = _seconds_spent(form, task, time.time())
-        recorded = review.submit_review(
-            db, task_id, current_curator_id(), form.get("lease_token", ""), verdicts, seconds
-        )
+        with transaction():
+            seconds = _seconds_spent(form, task, time.time())
+            recorded = review.submit_review(
+                db, task_id, current_curator_id(), form.get("lease_token", ""), verdicts, seconds
+            )
+            if recorded:
+                audit.record(
+                    db,
+                    AuditAction.TASK_SUBMIT,
+                    current_username(),
+                    current_curator_id(),
+                    f"task {task_id}",
+                    route=task.route,
+                    verdicts=review_forms.verdict_summary(verdicts),
+                    seconds=round(seconds, 1),
+                )
     except (review.TaskNotFound, review.LeaseLost) as error:
-        db.rollback()
         return error_answer(status_for(error), f"Task {task_id}: {error}")
     except review.ReviewError as error:
-        db.rollback()
         message, position = review_forms.console_error(error)
         if wants_json():
             return jsonify(error=message, position=position), status_for(error)
@@ -211,17 +219,6 @@ def submit(task_id: int) -> ResponseReturnValue:
         url, _ = claim_next_url()
         message = "This task was already saved from another tab; those verdicts were kept: "
         return moved_on(message + "; ".join(kept) + ".", "info", url, kept=kept)
-    audit.record(
-        db,
-        "task.submit",
-        current_username(),
-        current_curator_id(),
-        f"task {task_id}",
-        route=task.route,
-        verdicts=review_forms.verdict_summary(verdicts),
-        seconds=round(seconds, 1),
-    )
-    db.commit()
     session[LAST_SUBMIT] = task_id
     message = review_forms.saved_message(task.route, verdicts, True, task.review_round)
     url, _ = claim_next_url()
@@ -232,14 +229,18 @@ def submit(task_id: int) -> ResponseReturnValue:
 @login_required
 def release(task_id: int) -> ResponseReturnValue:
     """Give a held task back to the queue."""
-    db = get_session()
     try:
-        review.release(db, task_id, current_curator_id())
+        with transaction() as db:
+            review.release(db, task_id, current_curator_id())
+            audit.record(
+                db,
+                AuditAction.TASK_RELEASE,
+                current_username(),
+                current_curator_id(),
+                f"task {task_id}",
+            )
     except review.ReviewError as error:
-        db.rollback()
         return error_answer(status_for(error), f"Task {task_id}: {error}")
-    audit.record(db, "task.release", current_username(), current_curator_id(), f"task {task_id}")
-    db.commit()
     return moved_on(f"Task {task_id} went back to the queue.", "info", url_for("console.queue"))
 
 
@@ -252,7 +253,8 @@ def heartbeat(task_id: int) -> ResponseReturnValue:
     if not isinstance(token, str) or not token:
         return jsonify(error="lease_token: required"), 400
     try:
-        until = review.renew_lease(get_session(), task_id, current_curator_id(), token)
+        with transaction() as db:
+            until = review.renew_lease(db, task_id, current_curator_id(), token)
     except review.ReviewError as error:
         return jsonify(error=f"Task {task_id}: {error}"), status_for(error)
     return jsonify(task_id=task_id, leased_until=until.isoformat())

@@ -16,7 +16,7 @@ from bandit.services.review import queue as review_queue
 from curation_app import review_forms
 from curation_app.auth import current_curator_id
 from curation_app.console import bp
-from curation_app.db import get_session
+from curation_app.db import transaction
 
 ROUTES = (Route.REVIEW_BEFORE, Route.REVIEW_AFTER)
 
@@ -35,8 +35,8 @@ class QueueLine:
 @login_required
 def queue() -> ResponseReturnValue:
     """Queue counts and the waiting tasks in the order curators will get them."""
-    db = get_session()
-    overflow.upkeep(db)
+    with transaction() as db:
+        overflow.upkeep(db)
     now = utcnow()
     _, config = configs.active_config(db)
     route = request.args.get("route", "").strip()

@@ -7,6 +7,7 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from bandit.db.models import PolicyConfigRow
+from bandit.engine.vocabulary import AuditAction
 from bandit.services import configs
 from bandit.services.audit_log import AuditFilter, audit_page
 from curation_app import settings_form
@@ -39,10 +40,10 @@ def history() -> ResponseReturnValue:
     changes = []
     if older is not None and newer is not None:
         changes = settings_form.diff(dict(older.document), dict(newer.document))
-    saves = audit_page(db, AuditFilter(action="config.save"), 1, ACTIVATIONS_SHOWN).entries
+    saves = audit_page(db, AuditFilter(action=AuditAction.CONFIG_SAVE), 1, ACTIVATIONS_SHOWN).entries
     activations = [
         *[e for e in saves if e.details.get("activated")],
-        *audit_page(db, AuditFilter(action="config.activate"), 1, ACTIVATIONS_SHOWN).entries,
+        *audit_page(db, AuditFilter(action=AuditAction.CONFIG_ACTIVATE), 1, ACTIVATIONS_SHOWN).entries,
     ]
     activations.sort(key=lambda e: e.created_at, reverse=True)
     return render_template(

@@ -86,6 +86,7 @@ def run_loop(
             decision, _ = decisions.rank(
                 session, runtime, decisions.RankRequest(context=dict(profile))
             )
+            session.commit()
             slate = [p.item_id for p in decision.proposed]
             chance = truth.keep_probability(profile, slate)
             stats.append(
@@ -97,11 +98,11 @@ def run_loop(
                 desk.work(session, world, step)
             world.answer_due(session, step)
         if (step + 1) % settings.learn_every == 0:
-            with session_factory() as session:
+            with session_factory.begin() as session:
                 learning.learn_pending(session)
         if on_step is not None:
             on_step(step)
-    with session_factory() as session:
+    with session_factory.begin() as session:
         learning.learn_pending(session)
     return stats
 
@@ -152,6 +153,7 @@ class _World:
             rewards.record_reward(
                 session, decision.event_id, float(was_kept), item_id, source="simulator"
             )
+            session.commit()
 
 
 def customer_received(decision: Decision) -> list[str]:
@@ -208,6 +210,7 @@ class _ReviewDesk:
     ) -> bool:
         curator_id = self.curator_ids[curator.username]
         task = review.claim_next(session, curator_id)
+        session.commit()
         if task is None:
             return False
         decision = task.decision
@@ -218,6 +221,7 @@ class _ReviewDesk:
         review.submit_review(
             session, task.id, curator_id, task.lease_token or "", verdicts, seconds
         )
+        session.commit()
         if task.route == Route.REVIEW_BEFORE:
             world.delivered(session, decision, profile, step)
         return True

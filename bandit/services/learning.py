@@ -32,7 +32,7 @@ from bandit.services.catalog_store import as_row, items_by_id
 from bandit.services.delivery import decision_config, policy_items_delivered
 from bandit.services.rewards import assign_default_rewards
 
-CURATOR_REWARD = {
+CURATOR_REWARD: dict[str, float] = {
     CuratorVerdict.KEPT: 1.0,
     CuratorVerdict.REMOVED: 0.0,
     CuratorVerdict.SWAPPED: 0.0,
@@ -55,7 +55,8 @@ class LearnReport:
 
 
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
-    """Learn every pending verdict and reward once and save a model version. Commits."""
+    """Learn every pending verdict and reward once and save a model version. Flushes; the
+    learner commits the pass, its model version and the learned marks in one transaction."""
     now = now or utcnow()
     if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
@@ -106,7 +107,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         action.learned_at = now
     for outcome in outcomes:
         outcome.learned_at = now
-    session.commit()
+    session.flush()
     return LearnReport(
         rounds_learned=len(rounds),
         verdicts=len(actions),

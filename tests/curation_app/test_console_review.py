@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ def rank_contexts(
     with factory() as session:
         for context in contexts:
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
 
 
 @pytest.fixture
@@ -101,8 +103,8 @@ def test_queue_shows_priority_measure_age_and_sla(
     positions = [page.index(f'data-task-id="{t.id}"') for t in tasks]
     assert positions == sorted(positions)  # listed in the order curators will get them
     for task in tasks:
-        assert f'margin <span class="num">{task.priority:.3f}</span>' in page
-    assert page.count(" left</td>") == 3 and page.count('class="num age">0 s<') == 3
+        assert f'title="margin {task.priority:.3f}"' in page  # the measure behind the priority
+    assert len(re.findall(r">in [34] h</td>", page)) == 3 and page.count('class="num age">0 s<') == 3
 
 
 def test_blinded_review_hides_exploration_but_the_log_keeps_it(
@@ -126,10 +128,14 @@ def test_review_page_lists_shortcuts_and_numbered_alternates(
     activate_config(session_factory, routing_mode="review_before")
     rank_contexts(app, session_factory, demo_catalog.customers[:1])
     _, html, form = open_next(curator)
-    for hint in ("confirm (keep) the position", "remove the position", "swap for best alternate",
-                 "submit and open the next task"):  # fmt: skip
+    for hint in ("<kbd>c</kbd> keep", "<kbd>x</kbd> remove", "<kbd>s</kbd> search",
+                 "alternate", "<kbd>n</kbd> submit"):  # fmt: skip
         assert hint in html
-    assert html.count("<li data-item-id=") == min(9, len(form.options["alternate-0"]))
+    # Each card numbers its own alternates for the 1-6 keys.
+    first_card = html[html.index('data-position="0"') : html.index('data-position="1"')]
+    tiles = first_card.count('data-role="alternate-option"')
+    assert tiles == len(form.options["alternate-0"]) and 0 < tiles <= 6
+    assert all(f"<kbd>{n}</kbd>" in first_card for n in range(1, tiles + 1))
 
 
 def test_console_actions_are_audited(

@@ -64,7 +64,7 @@ def skip_task(
     session.flush()
 
 
-def claim_task(
+def claim_chosen(
     session: Session, task_id: int, curator_id: int, now: datetime | None = None
 ) -> ReviewTask | None:
     """Lease one chosen waiting task (picked from the queue page); None if it is not claimable.
