@@ -40,10 +40,14 @@ def history() -> ResponseReturnValue:
     changes = []
     if older is not None and newer is not None:
         changes = settings_form.diff(dict(older.document), dict(newer.document))
-    saves = audit_page(db, AuditFilter(action=AuditAction.CONFIG_SAVE), 1, ACTIVATIONS_SHOWN).entries
+    saves = audit_page(
+        db, AuditFilter(action=AuditAction.CONFIG_SAVE), 1, ACTIVATIONS_SHOWN
+    ).entries
     activations = [
         *[e for e in saves if e.details.get("activated")],
-        *audit_page(db, AuditFilter(action=AuditAction.CONFIG_ACTIVATE), 1, ACTIVATIONS_SHOWN).entries,
+        *audit_page(
+            db, AuditFilter(action=AuditAction.CONFIG_ACTIVATE), 1, ACTIVATIONS_SHOWN
+        ).entries,
     ]
     activations.sort(key=lambda e: e.created_at, reverse=True)
     return render_template(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Response, ViewportSize, expect, sync_playwright
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -29,7 +29,7 @@ __all__ = ["live_server"]
 SCREENSHOTS = Path(__file__).resolve().parents[2] / (
     "docs/screenshots" if os.environ.get("HITL_UPDATE_SCREENSHOTS") == "1" else "test-artifacts"
 )
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT: ViewportSize = {"width": 1440, "height": 900}
 TASK_URL = re.compile(r"/tasks/(\d+)$")
 
 
@@ -102,8 +102,14 @@ def task_id_now(page: Page) -> int:
 def count_loads(page: Page) -> list[str]:
     """Every full page load from now on (an in-place swap adds none)."""
     loads: list[str] = []
-    page.on("load", lambda: loads.append(page.url))
+    page.on("load", lambda loaded: loads.append(loaded.url))
     return loads
+
+
+def asks_for(query: str) -> Callable[[Response], bool]:
+    """Matches the search response for exactly this query."""
+    words = query.replace(" ", "+")
+    return lambda response: f"q={words}" in response.url
 
 
 def assert_pictures_loaded(page: Page, selector: str) -> int:
@@ -228,8 +234,7 @@ def test_multi_word_search_in_both_orders_with_pictures(
     box = card.locator('[data-role="search"]')
     found = []
     for query in ("grey sporty", "sporty grey"):
-        words = query.replace(" ", "+")
-        with page.expect_response(lambda r, words=words: f"q={words}" in r.url):
+        with page.expect_response(asks_for(query)):
             box.fill(query)
         page.wait_for_timeout(100)  # the answer is drawn right after it arrives
         results = card.locator("button.result")

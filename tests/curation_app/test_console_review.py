@@ -104,7 +104,9 @@ def test_queue_shows_priority_measure_age_and_sla(
     assert positions == sorted(positions)  # listed in the order curators will get them
     for task in tasks:
         assert f'title="margin {task.priority:.3f}"' in page  # the measure behind the priority
-    assert len(re.findall(r">in [34] h</td>", page)) == 3 and page.count('class="num age">0 s<') == 3
+    assert (
+        len(re.findall(r">in [34] h</td>", page)) == 3 and page.count('class="num age">0 s<') == 3
+    )
 
 
 def test_blinded_review_hides_exploration_but_the_log_keeps_it(
