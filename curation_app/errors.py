@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 from bandit.services.apprentice import ChoiceConflict
 from bandit.services.review import LeaseLost, SameCurator, TaskNotFound
+from bandit.services.review.undo import UndoRefused
 from bandit.services.rewards import EventNotFound, RewardConflict
 
 # Service exceptions know nothing of HTTP; this is where their meaning becomes a status code.
@@ -17,6 +18,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (EventNotFound, 404),
     (LeaseLost, 409),
     (SameCurator, 409),
+    (UndoRefused, 409),
     (RewardConflict, 409),
     (ChoiceConflict, 409),
 )
