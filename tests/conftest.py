@@ -1,9 +1,13 @@
 """Shared fixtures: a migrated database per backend, the app, a client, demo data, accounts.
 
 Every database test runs on SQLite and on the PostgreSQL at 127.0.0.1:5432; the test id names
-the backend. PostgreSQL gets a fresh database per test run, dropped at the end. Tables are
-emptied after each test, so tests that open several connections (live servers, threads) see
-committed data exactly as production would.
+the backend. PostgreSQL gets a fresh database per test run, dropped at the end.
+
+A test that works through one `session` only runs inside an outer transaction that is rolled
+back at the end (SQLAlchemy's "joining a session into an external transaction" recipe): its
+commits release savepoints, and nothing it wrote outlives it. A test that talks to the database
+over several connections (the app, live servers, threads, CLI commands, `session_factory`)
+commits for real, as production does, and the tables are emptied after it.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,16 +66,27 @@ def migrated_urls() -> dict[str, bool]:
     return {}
 
 
+# Fixtures that open connections of their own: with any of them a test commits for real.
+MULTI_CONNECTION_FIXTURES = frozenset({"session_factory", "app", "client"})
+
+
+def rolls_back(request: pytest.FixtureRequest) -> bool:
+    """Whether this test works through the one rolled-back `session` only."""
+    names = set(request.fixturenames)
+    return "session" in names and not names & MULTI_CONNECTION_FIXTURES
+
+
 @pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, migrated_urls: dict[str, bool]) -> Iterator[str]:
-    """A migrated database on each backend, emptied after the test."""
+    """A migrated database on each backend, emptied after a test that committed to it."""
     backend = request.param
     url = request.getfixturevalue("postgres_url" if backend == "postgresql" else "sqlite_url")
     if not migrated_urls.get(url):
         migrate.upgrade(url)
         migrated_urls[url] = True
     yield url
-    _empty_tables(url)
+    if not rolls_back(request):
+        _empty_tables(url)
 
 
 def _empty_tables(url: str) -> None:
@@ -94,8 +110,33 @@ def session_factory(db_engine: Engine) -> sessionmaker[Session]:
 
 
 @pytest.fixture
-def session(session_factory: sessionmaker[Session]) -> Iterator[Session]:
-    with session_factory() as db_session:
+def session(request: pytest.FixtureRequest, db_engine: Engine) -> Iterator[Session]:
+    """The test's session: rolled back at the end when it is the test's only connection."""
+    if not rolls_back(request):
+        with make_session_factory(db_engine)() as db_session:
+            yield db_session
+        return
+    connection = db_engine.connect()
+    outer = connection.begin()
+    db_session = Session(
+        bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False
+    )
+    try:
+        yield db_session
+    finally:
+        db_session.close()
+        outer.rollback()
+        connection.close()
+
+
+@contextmanager
+def writer(request: pytest.FixtureRequest) -> Iterator[Session]:
+    """Where a data fixture writes: the test's rolled-back session, or a committing one."""
+    if rolls_back(request):
+        yield request.getfixturevalue("session")
+        return
+    factory: sessionmaker[Session] = request.getfixturevalue("session_factory")
+    with factory() as db_session:
         yield db_session
 
 
@@ -106,10 +147,10 @@ class DemoCatalog:
 
 
 @pytest.fixture
-def demo_catalog(session_factory: sessionmaker[Session]) -> DemoCatalog:
+def demo_catalog(request: pytest.FixtureRequest, database_url: str) -> DemoCatalog:
     """A small generated catalog (200 items) and 40 customers, stored."""
     world = generate(items=200, customers=40, seed=11)
-    with session_factory() as db_session:
+    with writer(request) as db_session:
         catalog_store.upsert_items(db_session, catalog_store.rows_from_frame(world.catalog))
         db_session.commit()
     return DemoCatalog(list(world.catalog["item_id"]), world.customers)
@@ -147,9 +188,9 @@ def auth_headers(api_token: str) -> dict[str, str]:
 
 
 @pytest.fixture
-def curator_account(session_factory: sessionmaker[Session]) -> tuple[str, str]:
+def curator_account(request: pytest.FixtureRequest, database_url: str) -> tuple[str, str]:
     """(username, password) of a stored curator."""
-    with session_factory() as db_session:
+    with writer(request) as db_session:
         accounts.add_curator(db_session, "stylist", CURATOR_PASSWORD)
         db_session.commit()
     return "stylist", CURATOR_PASSWORD

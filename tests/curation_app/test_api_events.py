@@ -78,6 +78,7 @@ def test_the_event_shows_each_step_from_review_to_reward(
     ]
     with session_factory() as session:
         assert review.submit_review(session, task_id, curator_id, lease, verdicts, 30.0)
+        session.commit()
 
     delivered = _event(client, auth_headers, event_id)
     assert delivered["status"] == "delivered"

@@ -52,7 +52,7 @@ def _outcomes(sessions: sessionmaker[Session]) -> list[tuple[str, float, bool, b
 
 
 def _learn(sessions: sessionmaker[Session], seconds_later: float = 0.0) -> learning.LearnReport:
-    with sessions() as session:
+    with sessions.begin() as session:
         return learning.learn_pending(session, now=utcnow() + timedelta(seconds=seconds_later))
 
 

@@ -62,6 +62,7 @@ def test_a_client_choice_is_delivered_imitated_and_closes_the_review(
         curator = accounts.find_curator(session, curator_account[0])
         assert curator is not None
         assert review.claim_next(session, curator.id) is None  # no curator needed any more
+        session.commit()
         examples = session.scalars(select(ImitationExample).order_by(ImitationExample.position))
         assert [(e.source, e.chosen_item_id, e.matched) for e in examples] == [
             ("client", items[0], False),

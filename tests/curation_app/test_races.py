@@ -10,12 +10,14 @@ DeadlockDetected error, and a hang would trip the thread timeout).
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import numpy as np
 import pytest
 from flask import Flask
 from sqlalchemy import func, select
@@ -49,16 +51,20 @@ def tokens(session_factory: sessionmaker[Session]) -> dict[str, dict[str, str]]:
     return {"client": bearer(client), "curator": bearer(curator)}
 
 
-def race(app: Flask, calls: list[Call]) -> list[TestResponse]:
-    """Run the calls at the same instant, one thread and one connection each."""
+def race(app: Flask, calls: list[Call], delays: list[float] | None = None) -> list[TestResponse]:
+    """Run the calls at the same instant (each after its delay), one thread and connection each."""
     barrier = threading.Barrier(len(calls))
 
-    def run(call: Call) -> TestResponse:
+    def run(call: Call, delay: float) -> TestResponse:
         barrier.wait(timeout=THREAD_TIMEOUT_SECONDS)
+        time.sleep(delay)
         return call()
 
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
+        futures = [
+            pool.submit(run, call, delay)
+            for call, delay in zip(calls, delays or [0.0] * len(calls), strict=True)
+        ]
         return [f.result(timeout=THREAD_TIMEOUT_SECONDS) for f in futures]
 
 
@@ -184,6 +190,8 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
     activate_config(session_factory, routing_mode="apprentice")
     outcomes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
+    # The client's call starts a random moment later, so both orders (and their overlap) occur.
+    delays = np.random.default_rng(7).uniform(0.0, 0.08, TRIES)
     for attempt in range(TRIES):
         decision = _rank(app, tokens["client"], dict(demo_catalog.customers[attempt % 40]))
         choice = {"items": [i["item_id"] for i in decision["slate"]]}
@@ -194,6 +202,7 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
                 post(app, url, tokens["client"], choice),
                 post(app, "/api/v1/review/claim", tokens["curator"], {}),
             ],
+            [float(delays[attempt]), 0.0],
         )
         statuses.update((chose.status_code, claimed.status_code))
         task = claimed.get_json()["task"]
@@ -211,3 +220,4 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
     print(f"\nchoice/claim races: {TRIES}, {dict(outcomes)}, statuses {dict(statuses)}")
     assert sum(outcomes.values()) == TRIES
     assert all(status < 500 for status in statuses), statuses
+    assert outcomes["client first"] and outcomes["curator first"], "only one order was tried"

@@ -60,16 +60,19 @@ def test_second_review_goes_to_another_curator_and_changes_nothing_delivered_or_
     assert task is not None and task.review_round == 1
     removed = verdicts_for(task, "remove")
     assert review.submit_review(session, task.id, first, task.lease_token or "", removed, 9.0)
+    session.commit()
     slate_after_first = delivered(session, double_reviewed)
     assert {tag for _, _, tag in slate_after_first} == {"removed"}
 
     # The only waiting task is the second opinion on a decision the first curator reviewed.
     assert review.claim_next(session, first) is None
+    session.commit()
     gold = review.claim_next(session, second)
     session.commit()
     assert gold is not None and gold.review_round == 2 and gold.decision_id == double_reviewed
     kept = verdicts_for(gold, "keep")
     assert review.submit_review(session, gold.id, second, gold.lease_token or "", kept, 6.0)
+    session.commit()
 
     assert delivered(session, double_reviewed) == slate_after_first
     second_actions = session.scalars(
@@ -80,6 +83,7 @@ def test_second_review_goes_to_another_curator_and_changes_nothing_delivered_or_
     session.commit()
     assert report.verdicts == len(removed)
     assert learning.learn_pending(session).verdicts == 0
+    session.commit()
     assert all(a.learned_at is None for a in second_actions)
 
 
@@ -101,6 +105,7 @@ def test_share_zero_queues_no_second_review(
     )
     session.commit()
     assert review.claim_next(session, curators[1]) is None
+    session.commit()
 
 
 def test_pick_is_stable_and_close_to_the_share() -> None:

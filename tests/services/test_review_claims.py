@@ -97,5 +97,7 @@ def test_submit_after_losing_the_lease_is_refused_and_changes_nothing(
         session.commit()
     session.rollback()
     assert review.submit_review(session, task.id, bob, taken.lease_token or "", verdicts, 10.0)
+    session.commit()
     # The same submit again (a double click) is accepted once and records nothing new.
     assert not review.submit_review(session, task.id, bob, taken.lease_token or "", verdicts, 10.0)
+    session.commit()

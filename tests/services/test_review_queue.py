@@ -147,6 +147,7 @@ def test_an_expired_lease_returns_the_task_and_refuses_the_late_submit(
     assert snapshot(session_factory) == before
     with session_factory() as session:
         assert review.claim_next(session, curators[1], now=later).id == task_id  # type: ignore[union-attr]
+        session.commit()
 
 
 def test_a_submit_after_the_lease_ran_out_but_before_upkeep_is_refused(
