@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, Customer, Outcome, ReviewTask
 from bandit.engine.vocabulary import TaskStatus
+from bandit.services import catalog_store
 from bandit.services.review.undo import UNDO_SECONDS, UndoRefused, undo_submit
 from tests.curation_app.test_console import (
     PageForm,
@@ -215,3 +217,29 @@ def test_drawn_pictures_are_svg_cached_and_escaped(
     unknown = curator.get("/pictures/no-such-item.svg").get_data(as_text=True)
     assert unknown.startswith("<svg") and "<script" not in unknown
     assert curator.get("/media/anything.png").status_code == 404  # no media folder configured
+
+
+def test_catalog_pictures_are_shown_from_a_url_or_the_media_folder(
+    curator: FlaskClient,
+    app: Flask,
+    session_factory: sessionmaker[Session],
+    two_tasks: list[str],
+    tmp_path: Path,
+) -> None:
+    with session_factory() as db:
+        task = db.scalars(select(ReviewTask).order_by(ReviewTask.id)).first()
+        assert task is not None
+        first, second = [p.item_id for p in task.decision.proposed][:2]
+        items = catalog_store.items_by_id(db, [first, second])
+        items[first].image_url = "https://cdn.example.com/look.jpg"
+        items[second].image_url = "looks/coat.svg"
+        db.commit()
+    (tmp_path / "looks").mkdir()
+    (tmp_path / "looks" / "coat.svg").write_text("<svg xmlns='http://www.w3.org/2000/svg'/>")
+    app.config["MEDIA_FOLDER"] = str(tmp_path)
+    _, html, _ = open_next(curator)
+    assert 'src="https://cdn.example.com/look.jpg"' in html
+    assert 'src="/media/looks/coat.svg"' in html
+    assert curator.get("/media/looks/coat.svg").status_code == 200
+    assert curator.get("/media/../secret").status_code == 404
+    assert "img-src 'self' data: https:" in curator.get("/").headers["Content-Security-Policy"]
