@@ -378,14 +378,22 @@
       }
     }
 
+    // Time is added in fractions of a second: a quick keyboard review still counts.
+    var lastTick = Date.now();
+    function countTime() {
+      var now = Date.now();
+      if (document.visibilityState === "visible" && now - lastInput < IDLE_MS) {
+        active += (now - lastTick) / 1000;
+      }
+      lastTick = now;
+    }
+
     timers.push(
       window.setInterval(function () {
-        if (document.visibilityState === "visible" && Date.now() - lastInput < IDLE_MS) {
-          active += 1;
-          showTimer();
-          if (store && store.getItem(draftKey)) {
-            saveDraft(); // a draft exists: keep its time current, so a reload resumes the timer
-          }
+        countTime();
+        showTimer();
+        if (store && store.getItem(draftKey)) {
+          saveDraft(); // a draft exists: keep its time current, so a reload resumes the timer
         }
       }, 1000)
     );
@@ -584,6 +592,7 @@
         return;
       }
       postFlow(form, function (body) {
+        countTime();
         body.set("active_seconds", String(active));
       }).then(function (moved) {
         if (moved) {
