@@ -35,7 +35,9 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # One shift: a forgotten browser stops being signed in.
         PERMANENT_SESSION_LIFETIME=12 * 3600,
         WTF_CSRF_TIME_LIMIT=None,
+        # Failed log-ins: per account, and (looser, for a whole office behind one address) per IP.
         LOGIN_RATE_LIMIT="10 per minute",
+        LOGIN_IP_RATE_LIMIT="100 per minute",
         RATELIMIT_STORAGE_URI="memory://",
         RATELIMIT_HEADERS_ENABLED=True,
         # Per client token over the whole JSON API, e.g. "1200 per minute"; unset, no limit.
@@ -45,6 +47,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         # PostgreSQL LISTEN/NOTIFY (a half-second poll on SQLite) instead of checking storage
         # on every rank; "request" (the default) checks on every request.
         CHANGE_FEED=os.environ.get("HITL_CHANGE_FEED", "request"),
+        # Catalog pictures given as paths (not URLs) are served from this folder.
+        MEDIA_FOLDER=os.environ.get("HITL_MEDIA_FOLDER"),
     )
     if test_config:
         app.config.from_mapping(test_config)
@@ -72,6 +76,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         openapi,
         ops,
         personalizer,
+        pictures,
         quality,
         review_api,
         security,
@@ -98,6 +103,8 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(ops.bp)
     app.register_blueprint(personalizer.bp)
     app.register_blueprint(lessons.bp)
+    app.register_blueprint(pictures.bp)
+    app.add_template_global(pictures.picture_url)
     return app
 
 

@@ -73,6 +73,16 @@ def _login_limit() -> str:
     return str(current_app.config["LOGIN_RATE_LIMIT"])
 
 
+def _login_ip_limit() -> str:
+    return str(current_app.config["LOGIN_IP_RATE_LIMIT"])
+
+
+def _account_key() -> str:
+    # Failed logins count per account: one curator's typos never lock out a colleague who
+    # shares the office's address. The per-address limit below is looser, against sprays.
+    return "account:" + request.form.get("username", "").strip().lower()[:80]
+
+
 def _failed_login(response: Response) -> bool:
     # Only refused attempts count against the limit: a successful login redirects.
     return response.status_code != 302
@@ -81,9 +91,18 @@ def _failed_login(response: Response) -> bool:
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(
     _login_limit,
+    key_func=_account_key,
+    scope="login-account",
     methods=["POST"],
     deduct_when=_failed_login,
-    error_message="Too many failed log-in attempts; wait a minute and try again.",
+    error_message="Too many failed log-in attempts for this account; wait a minute and try again.",
+)
+@limiter.limit(
+    _login_ip_limit,
+    scope="login-address",
+    methods=["POST"],
+    deduct_when=_failed_login,
+    error_message="Too many failed log-in attempts from this address; wait a minute and try again.",
 )
 def login() -> Response | str:
     """Show the login form and sign curators in."""

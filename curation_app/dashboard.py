@@ -16,12 +16,23 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from bandit.db.models import utcnow
+from bandit.engine.vocabulary import Route
 from bandit.services import metrics, trust_status
 from bandit.services.review import queue as review_queue
 from curation_app.db import get_session
+from curation_app.review_forms import describe_age
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard")
-WINDOWS_HOURS = (24, 72, 168)
+# Each range with a bucket that gives a readable number of points (12 to 30).
+RANGES: dict[str, tuple[str, timedelta, timedelta]] = {
+    "1h": ("last hour", timedelta(hours=1), timedelta(minutes=5)),
+    "24h": ("last 24 hours", timedelta(hours=24), timedelta(hours=1)),
+    "7d": ("last 7 days", timedelta(days=7), timedelta(hours=6)),
+    "30d": ("last 30 days", timedelta(days=30), timedelta(days=1)),
+}
+DEFAULT_RANGE = "24h"
+# Older links said ?hours=N; they keep working, read as the nearest range.
+_HOURS_TO_RANGE = {"1": "1h", "24": "24h", "72": "7d", "168": "7d", "720": "30d"}
 
 
 def _figure() -> tuple[Figure, Axes]:
@@ -42,6 +53,24 @@ def _lines(series: metrics.HourlySeries, ylabel: str, share: bool = False) -> Fi
     axes.set_ylabel(ylabel)
     if share:
         axes.set_ylim(0, 1.05)
+    axes.legend(loc="upper left", fontsize="small")
+    axes.tick_params(axis="x", labelrotation=30, labelsize="small")
+    return figure
+
+
+def _count_bars(series: metrics.HourlySeries, ylabel: str) -> Figure:
+    """Counts per bucket as stacked bars, one colour per line."""
+    figure, axes = _figure()
+    starts = dates.date2num(series.hours)
+    axes.xaxis_date()
+    width = float(starts[1] - starts[0]) * 0.85 if len(starts) > 1 else 0.03
+    bottom = [0.0] * len(starts)
+    for name, values in series.lines.items():
+        axes.bar(
+            starts, values, width=width, bottom=bottom, align="edge", label=name.replace("_", " ")
+        )
+        bottom = [b + v for b, v in zip(bottom, values, strict=True)]
+    axes.set_ylabel(ylabel)
     axes.legend(loc="upper left", fontsize="small")
     axes.tick_params(axis="x", labelrotation=30, labelsize="small")
     return figure
@@ -114,20 +143,24 @@ def _reliability(session: Session) -> Figure:
     return figure
 
 
-def _hours_back() -> int:
-    hours = request.args.get("hours", "24")
-    return int(hours) if hours.isdigit() and int(hours) in WINDOWS_HOURS else 24
+def range_key() -> str:
+    """The chosen range ('1h', '24h', '7d' or '30d'; 24h unless the request names one)."""
+    chosen = request.args.get("range", "")
+    if chosen in RANGES:
+        return chosen
+    return _HOURS_TO_RANGE.get(request.args.get("hours", ""), DEFAULT_RANGE)
 
 
-def _window(session: Session) -> tuple[datetime, datetime]:
+def _window(session: Session) -> tuple[datetime, datetime, timedelta]:
+    _, span, bucket = RANGES[range_key()]
     now = utcnow()
-    return now - timedelta(hours=_hours_back()), now
+    return now - span, now, bucket
 
 
 CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
     "decisions-by-route": (
-        "Decisions per hour by route",
-        lambda s: _lines(metrics.decisions_by_route(s, *_window(s)), "decisions"),
+        "Decisions by route",
+        lambda s: _count_bars(metrics.decisions_by_route(s, *_window(s)), "decisions per bucket"),
     ),
     "automation-rate": (
         "Automation rate over time (the bootstrapping curve)",
@@ -146,7 +179,7 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
         lambda s: _lines(metrics.verdict_rates(s, *_window(s)), "share of positions", True),
     ),
     "queue": (
-        "Queue depth and oldest task's wait",
+        "Queue: tasks waiting (open or held) and the oldest wait",
         lambda s: _lines(metrics.queue_history(s, *_window(s)), "tasks / hours"),
     ),
     "reward-by-policy": (
@@ -170,11 +203,18 @@ def index() -> ResponseReturnValue:
     """Every chart, and the queue's numbers now."""
     session = get_session()
     summary = review_queue.queue_summary(session, utcnow())
+    since, now, bucket = _window(session)
+    routes = metrics.decisions_by_route(session, since, now, bucket)
+    decided = sum(sum(line) for line in routes.lines.values())
+    automated = sum(routes.lines.get(Route.AUTO, []))
     return render_template(
         "dashboard.html",
         charts=[(slug, title) for slug, (title, _) in CHARTS.items()],
-        hours=_hours_back(),
-        windows=WINDOWS_HOURS,
+        range_key=range_key(),
+        ranges=[(key, label) for key, (label, _, _) in RANGES.items()],
+        bucket=describe_age(bucket.total_seconds()),
+        decided=int(decided),
+        automated_share=automated / decided if decided else None,
         summary=summary,
         oldest_hours=None
         if summary.oldest_wait_seconds is None

@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from bandit.services.apprentice import ChoiceConflict
 from bandit.services.review import LeaseLost, SameCurator, TaskNotFound
+from bandit.services.review.undo import UndoRefused
 from bandit.services.rewards import EventNotFound, RewardConflict
 
 # Service exceptions know nothing of HTTP; this is where their meaning becomes a status code.
@@ -17,6 +18,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
     (EventNotFound, 404),
     (LeaseLost, 409),
     (SameCurator, 409),
+    (UndoRefused, 409),
     (RewardConflict, 409),
     (ChoiceConflict, 409),
 )
@@ -35,7 +37,10 @@ def status_for(error: Exception) -> int:
 
 
 def _wants_json() -> bool:
-    return request.path.startswith(JSON_PATHS)
+    # The console's own scripts send JSON (heartbeat) or ask for it (submit without reload).
+    if request.path.startswith(JSON_PATHS) or request.is_json:
+        return True
+    return request.accept_mimetypes.best == "application/json"
 
 
 def _http_error(error: HTTPException) -> ResponseReturnValue:
@@ -56,6 +61,8 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
 
 def _csrf_error(error: CSRFError) -> ResponseReturnValue:
     message = "the form expired or was not sent from this site; reload the page and try again"
+    if _wants_json():
+        return jsonify(error=f"csrf: {message}"), 400
     return render_template("error.html", status=400, message=message), 400
 
 

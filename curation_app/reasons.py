@@ -33,6 +33,48 @@ def reason_phrase(code: str, value: float, context: Mapping[str, Any]) -> str:
     return str(code)
 
 
+# Plain words for a stylist; the model's numbers stay behind "model details".
+STRONG_TASTE = 0.3
+
+
+def stylist_phrase(
+    code: str, value: float, context: Mapping[str, Any], category: str = ""
+) -> str | None:
+    """A reason code in a stylist's words, or None for codes that are only model numbers."""
+    match code:
+        case ReasonCode.STYLE_MATCH:
+            style = context.get("preferred_style")
+            return f"matches their {style} style" if style else "matches their style"
+        case ReasonCode.FAVOURITE_CATEGORY:
+            return f"{category} is a favourite category" if category else "a favourite category"
+        case ReasonCode.ABOVE_BUDGET:
+            return "above their budget"
+        case ReasonCode.TASTE_MATCH:
+            if value >= STRONG_TASTE:
+                return "very close to what they like"
+            return "close to what they like" if value > 0 else "unlike what they usually like"
+        case ReasonCode.CURATORS_KEEP:
+            return "stylists often keep or add it"
+        case ReasonCode.EXPLORATION_SLOT | ReasonCode.EXPLORATION_PICK:
+            return "a fresh pick the model is trying out"
+    return None
+
+
+def stylist_reasons(
+    reasons: Iterable[Sequence[Any]],
+    context: Mapping[str, Any],
+    category: str = "",
+    blinded: bool = False,
+) -> list[str]:
+    """A proposed item's reasons as short phrases, without numbers, each phrase once."""
+    phrases = (
+        stylist_phrase(str(code), float(value), context, category)
+        for code, value in reasons
+        if not (blinded and code in EXPLORATION_CODES)
+    )
+    return list(dict.fromkeys(p for p in phrases if p))
+
+
 def reason_text(
     reasons: Iterable[Sequence[Any]], context: Mapping[str, Any], blinded: bool = False
 ) -> str:

@@ -10,10 +10,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CatalogItem, Curator, Decision, ReviewTask
+from bandit.db.models import CatalogItem, Curator, CuratorAction, Decision, ReviewTask
 from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services.catalog_store import items_by_id
 from bandit.services.review import ItemVerdict, ReviewError
+from bandit.services.review.errors import DuplicateReplacement, PositionError
 from bandit.services.review.queue import priority_at
 from curation_app.reasons import reason_text
 
@@ -61,6 +62,8 @@ class ItemView:
     color: str
     brand: str
     price: float | None
+    material: str = ""
+    image_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ def item_view(item: CatalogItem | None, item_id: str) -> ItemView:
         color=_text(attributes.get("color")),
         brand=_text(attributes.get("brand")),
         price=item.price,
+        material=_text(attributes.get("material")),
+        image_url=item.image_url,
     )
 
 
@@ -243,6 +248,39 @@ def parse_verdicts(
             )
         )
     return verdicts, inputs
+
+
+def active_seconds(form: Mapping[str, str]) -> float | None:
+    """The seconds the page counted as visible and in use, if it sent a sensible number."""
+    try:
+        seconds = float(form.get("active_seconds", ""))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def console_error(error: ReviewError) -> tuple[str, int | None]:
+    """A review error as the page words it: positions counted from 1, as the cards are."""
+    if isinstance(error, PositionError):
+        return f"Position {error.position + 1}: {error.detail}", error.position + 1
+    if isinstance(error, DuplicateReplacement):
+        shown = " and ".join(str(p + 1) for p in error.positions)
+        return (
+            f"Positions {shown} would swap in the same item ({error.item_id}); "
+            "pick a different one for each",
+            error.positions[-1] + 1,
+        )
+    return str(error), None
+
+
+VERDICT_WORDS = {"kept": "kept", "removed": "removed", "swapped": "swapped for"}
+
+
+def describe_action(action: CuratorAction) -> str:
+    """One stored verdict as the page says it, e.g. 'position 2 swapped for sku-9'."""
+    words = VERDICT_WORDS.get(action.verdict, action.verdict)
+    target = f" {action.replacement_item_id}" if action.replacement_item_id else ""
+    return f"position {action.position + 1} {words}{target}"
 
 
 def render_time(form: Mapping[str, str]) -> float | None:

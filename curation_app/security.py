@@ -56,7 +56,9 @@ def _headers(response: Response) -> Response:
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        # Catalog pictures may live on the team's image CDN (image_url is http(s) or a path).
+        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; "
+        "script-src 'self'; "
         "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
     )
     return response

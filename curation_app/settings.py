@@ -19,7 +19,6 @@ from curation_app.db import get_session
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 HISTORY_LIMIT = 50
-AUDIT_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -132,17 +131,5 @@ def activate(config_id: int) -> ResponseReturnValue:
     return redirect(url_for("settings.index"))
 
 
-@bp.get("/audit")
-@admin_required
-def audit_log() -> ResponseReturnValue:
-    """Every curator, admin and API action, newest first, filterable by action and actor."""
-    session = get_session()
-    action = request.args.get("action", "").strip()[:60] or None
-    actor = request.args.get("actor", "").strip()[:200] or None
-    return render_template(
-        "audit.html",
-        entries=audit.recent(session, AUDIT_LIMIT, action, actor),
-        actions=audit.actions(session),
-        action=action or "",
-        actor=actor or "",
-    )
+# The audit log and the version history pages live in their own modules on this blueprint.
+from curation_app import settings_audit, settings_history  # noqa: E402, F401

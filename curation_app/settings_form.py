@@ -9,6 +9,7 @@ from typing import Any
 
 from bandit.engine import config as policy_config
 from bandit.engine.config import ConfigError, PolicyConfig
+from curation_app.settings_help import algorithm_of, help_for
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": policy_config.ALGORITHMS,
@@ -44,6 +45,9 @@ class FieldView:
     value: str
     choices: tuple[str, ...] = ()
     error: str = ""
+    unit: str = ""
+    help: str = ""
+    algorithm: str = ""  # set for an exploration parameter: shown only with its algorithm
 
 
 def _kind(name: str, default: Any) -> str:
@@ -81,11 +85,14 @@ def grouped_fields(
             [
                 FieldView(
                     name=name,
-                    label=name.replace("_", " ").capitalize(),
+                    label=help_for(name).label,
                     kind=kinds[name],
                     value=_as_text(values.get(name, "")),
                     choices=CHOICES.get(name, ()),
                     error=errors.get(name, ""),
+                    unit=help_for(name).unit,
+                    help=help_for(name).help,
+                    algorithm=algorithm_of(name),
                 )
                 for name in names
                 if name in kinds
@@ -129,12 +136,22 @@ def parse(form: Mapping[str, str]) -> tuple[PolicyConfig | None, dict[str, str],
             values[name] = _read(kind, raw)
         except ValueError as error:
             errors[name], values[name] = str(error), raw
-    if errors:
-        return None, errors, values
-    try:
-        return PolicyConfig(**values), {}, values
-    except ConfigError as error:
-        return None, {error.field: str(error).removeprefix(f"{error.field}: ")}, values
+    # Every invalid field at once: a field that fails is set aside (its default stands in)
+    # and the rest are checked again, so rules between fields are found too.
+    defaults = PolicyConfig().to_document()
+    trial = {name: defaults[name] if name in errors else value for name, value in values.items()}
+    for _ in range(len(values)):
+        try:
+            config = PolicyConfig(**trial)
+        except ConfigError as error:
+            if error.field in errors or error.field not in trial:
+                errors.setdefault(error.field, str(error).removeprefix(f"{error.field}: "))
+                break
+            errors[error.field] = str(error).removeprefix(f"{error.field}: ")
+            trial[error.field] = defaults[error.field]
+            continue
+        return (None, errors, values) if errors else (config, {}, values)
+    return None, errors, values
 
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:

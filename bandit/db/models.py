@@ -62,6 +62,8 @@ class CatalogItem(Base):
     stock: Mapped[int] = mapped_column(Integer, default=1)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # An http(s) URL or a path under the media folder; None: the console draws a picture.
+    image_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
 
 
 class Customer(Base):
@@ -244,6 +246,18 @@ class ReviewTask(Base):
     decision: Mapped[Decision] = relationship()
 
 
+class TaskSkip(Base):
+    """A curator skipped a task: their "next" serves it only after every other waiting task."""
+
+    __tablename__ = "task_skips"
+    __table_args__ = (UniqueConstraint("task_id", "curator_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("review_tasks.id"))
+    curator_id: Mapped[int] = mapped_column(ForeignKey("curators.id"))
+    skipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class CuratorAction(Base):
     """A curator's verdict on one proposed position."""
 
@@ -313,6 +327,7 @@ class ImitationExample(Base):
 
 
 Index("ix_decisions_approval_role", Decision.approval_role, Decision.id)
+Index("ix_task_skips_curator", TaskSkip.curator_id, TaskSkip.skipped_at)
 Index("ix_review_tasks_queue", ReviewTask.status, ReviewTask.priority)
 Index("ix_review_tasks_aging", ReviewTask.status, ReviewTask.queue_key)
 # Upkeep on every claim looks for open tasks past their SLA: a range scan, not all open tasks.

@@ -234,6 +234,8 @@ class AuditAction(StrEnum):
     TASK_CLAIM = "task.claim"
     TASK_SUBMIT = "task.submit"
     TASK_RELEASE = "task.release"
+    TASK_SKIP = "task.skip"
+    TASK_UNDO = "task.undo"
     CONFIG_SAVE = "config.save"
     CONFIG_ACTIVATE = "config.activate"
     MODEL_PROMOTE = "model.promote"

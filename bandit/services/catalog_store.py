@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -20,7 +21,14 @@ from bandit.engine.catalog import CatalogIndex, CatalogRow
 from bandit.services import change_feed
 
 REQUIRED_COLUMNS = ("item_id", "title", "category")
-RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active")
+RESERVED_COLUMNS = ("item_id", "title", "category", "price", "stock", "active", "image_url")
+# Item ids appear in URLs, HTML and VW text: letters, digits and . _ : - only (documented).
+ITEM_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+ITEM_ID_RULE = "1-128 letters, digits, '.', '_', ':' or '-', starting with a letter or digit"
+IMAGE_URL_LIMIT = 2000
+# A picture: an http(s) URL, or a relative path under the media folder (no '..', no scheme).
+_IMAGE_URL = re.compile(r"https?://[^\s\"'<>]+")
+_MEDIA_PATH = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/-]*")
 EMBEDDING_PREFIX = "emb_"
 CATALOG_REVISION = "catalog_revision"
 COLUMN_NAME_LIMIT = 100
@@ -118,6 +126,10 @@ def _validated_row(
 ) -> dict[str, Any]:
     where = f"row {number}"
     item_id = _text(record.get("item_id"), f"{where}, column item_id", 128, controls=False)
+    if not ITEM_ID_PATTERN.fullmatch(item_id):
+        raise CatalogFileError(
+            f"{where}, column item_id: {item_id!r} is not a valid id ({ITEM_ID_RULE})"
+        )
     if item_id in seen:
         raise CatalogFileError(f"{where}, column item_id: duplicate item id {item_id!r}")
     seen.add(item_id)
@@ -149,7 +161,26 @@ def _validated_row(
         "active": _flag(record.get("active"), f"{where}, column active"),
         "attributes": attributes,
         "embedding": [float(v) for v in embedding if v is not None] or None,
+        "image_url": _image_url(record.get("image_url"), f"{where}, column image_url"),
     }
+
+
+def _image_url(value: Any, where: str) -> str | None:
+    """An http(s) URL or a relative path under the media folder; blank means none."""
+    value = _plain(value)
+    if _missing(value) or not str(value).strip():
+        return None
+    text = str(value).strip()
+    if len(text) > IMAGE_URL_LIMIT:
+        raise CatalogFileError(f"{where}: longer than {IMAGE_URL_LIMIT} characters")
+    if _IMAGE_URL.fullmatch(text):
+        return text
+    if _MEDIA_PATH.fullmatch(text) and ".." not in text.split("/"):
+        return text
+    raise CatalogFileError(
+        f"{where}: must be an http(s) URL or a path under the media folder "
+        f"(letters, digits, '.', '_', '-', '/'; no '..'); got {text[:80]!r}"
+    )
 
 
 def _number(value: Any, default: float | None = None) -> float | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,21 +24,28 @@ class HourlySeries:
     lines: Series
 
 
-def _hour(moment: datetime) -> datetime:
-    return moment.replace(minute=0, second=0, microsecond=0)
+HOUR = timedelta(hours=1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def _hours(since: datetime, now: datetime) -> list[datetime]:
-    start, end = _hour(since), _hour(now)
-    count = int((end - start).total_seconds() // 3600) + 1
-    return [start + timedelta(hours=i) for i in range(count)]
+def _floor(moment: datetime, bucket: timedelta = HOUR) -> datetime:
+    """The start of the bucket holding `moment` (buckets aligned to the UTC epoch)."""
+    return _EPOCH + ((moment - _EPOCH) // bucket) * bucket
 
 
-def decisions_by_route(session: Session, since: datetime, now: datetime) -> HourlySeries:
-    """Decisions per hour, one line per route."""
-    hours = _hours(since, now)
+def _buckets(since: datetime, now: datetime, bucket: timedelta = HOUR) -> list[datetime]:
+    start, end = _floor(since, bucket), _floor(now, bucket)
+    count = int((end - start) / bucket) + 1
+    return [start + i * bucket for i in range(count)]
+
+
+def decisions_by_route(
+    session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
+) -> HourlySeries:
+    """Decisions per bucket (an hour unless told), one line per route."""
+    hours = _buckets(since, now, bucket)
     counts: Counter[tuple[datetime, str]] = Counter(
-        (_hour(created), route)
+        (_floor(created, bucket), route)
         for created, route in session.execute(
             select(Decision.created_at, Decision.route).where(Decision.created_at >= since)
         )
@@ -54,17 +61,19 @@ def automation_rate(series: HourlySeries) -> HourlySeries:
     return HourlySeries(series.hours, {"automated share": rate})
 
 
-def verdict_rates(session: Session, since: datetime, now: datetime) -> HourlySeries:
-    """Per hour, the share of reviewed positions kept, swapped and removed (first reviews only:
-    a second, agreement-only review would count the same position twice)."""
-    hours = _hours(since, now)
+def verdict_rates(
+    session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
+) -> HourlySeries:
+    """Per bucket (an hour unless told), the share of reviewed positions kept, swapped and
+    removed (first reviews only: a second, agreement-only review would count a position twice)."""
+    hours = _buckets(since, now, bucket)
     counts: dict[datetime, Counter[str]] = defaultdict(Counter)
     for created, verdict in session.execute(
         select(CuratorAction.created_at, CuratorAction.verdict).where(
             CuratorAction.created_at >= since, CuratorAction.agreement_only.is_(False)
         )
     ):
-        counts[_hour(created)][verdict] += 1
+        counts[_floor(created, bucket)][verdict] += 1
     lines: Series = {}
     for verdict in (CuratorVerdict.KEPT, CuratorVerdict.SWAPPED, CuratorVerdict.REMOVED):
         lines[verdict] = [
@@ -74,9 +83,11 @@ def verdict_rates(session: Session, since: datetime, now: datetime) -> HourlySer
     return HourlySeries(hours, lines)
 
 
-def queue_history(session: Session, since: datetime, now: datetime) -> HourlySeries:
-    """At the end of each hour: tasks waiting, and the oldest one's wait in hours."""
-    hours = _hours(since, now)
+def queue_history(
+    session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
+) -> HourlySeries:
+    """At the end of each bucket: tasks waiting (open or held), and the oldest one's wait (h)."""
+    hours = _buckets(since, now, bucket)
     spans = session.execute(
         select(ReviewTask.created_at, ReviewTask.completed_at).where(
             (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since),
@@ -85,7 +96,7 @@ def queue_history(session: Session, since: datetime, now: datetime) -> HourlySer
     ).all()
     depth, oldest = [], []
     for hour in hours:
-        moment = min(hour + timedelta(hours=1), now)
+        moment = min(hour + bucket, now)
         waiting = [c for c, done in spans if c <= moment and (done is None or done > moment)]
         depth.append(float(len(waiting)))
         oldest.append((moment - min(waiting)).total_seconds() / 3600 if waiting else 0.0)

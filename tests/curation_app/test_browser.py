@@ -116,13 +116,18 @@ def test_curator_confirms_one_task_and_swaps_on_the_next(
     page.wait_for_url(re.compile(rf"/tasks/(?!{first_id}$)\d+$"))
     second_id = task_id_of(page)
     expect(page.get_by_text("Review saved")).to_be_visible()
-    # Position 0: the best alternate from the select; review.js ticks "swap" by itself.
-    alternate = page.locator('select[name="alternate-0"] option').nth(1).get_attribute("value")
+    # Position 0: "Swap" opens the card's alternates; picking a picture ticks the alternate.
+    position_0 = page.locator('fieldset[data-position="0"]')
+    position_0.locator("label.verdict-swap").click()
+    tile = position_0.locator('[data-role="alternate-option"]').first
+    alternate = tile.get_attribute("data-item-id")
     assert alternate
-    page.select_option('select[name="alternate-0"]', alternate)
+    tile.click()
     expect(page.locator('input[name="verdict-0"][value="swap"]')).to_be_checked()
+    expect(position_0.locator('input[name="alternate-0"]:checked')).to_have_value(alternate)
     # Position 1: a catalog search as you type; clicking a result makes it the swap target.
     position_1 = page.locator('fieldset[data-position="1"]')
+    position_1.locator("label.verdict-swap").click()
     position_1.locator('[data-role="search"]').press_sequentially("sku", delay=20)
     result = position_1.locator("button.result:not([disabled])").first
     expect(result).to_be_visible()

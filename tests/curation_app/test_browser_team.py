@@ -143,8 +143,11 @@ def test_keyboard_only_review_of_a_task(
     page.keyboard.press("Enter")
     page.wait_for_url(TASK_URL)
     task_id = task_id_of(page)
-    first_alternate = page.locator("#alternate-keys li").first.get_attribute("data-item-id")
-    expect(page.get_by_text("swap for best alternate 1–9")).to_be_visible()
+    # Each card numbers its own alternates; key 1 on position 2 takes that card's first one.
+    first_alternate = page.locator(
+        'fieldset[data-position="1"] [data-role="alternate-option"]'
+    ).first.get_attribute("data-item-id")
+    expect(page.locator(".keys-hint")).to_contain_text("alternate")
     page.keyboard.press("x")  # position 1: remove, and move to position 2
     page.keyboard.press("1")  # position 2: swap for best alternate 1
     expect(page.locator('input[name="verdict-1"][value="swap"]')).to_be_checked()

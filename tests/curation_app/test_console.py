@@ -37,7 +37,12 @@ class PageForm(HTMLParser):
         found = {key: value or "" for key, value in attrs}
         name = found.get("name")
         if tag == "input" and name:
-            if found.get("type") == "radio":
+            if found.get("type") == "radio" and name.startswith("alternate-"):
+                # Per-position alternates are picture tiles, one radio per item.
+                self.options.setdefault(name, []).append(found.get("value", ""))
+                if "checked" in found:
+                    self.values[name] = found.get("value", "")
+            elif found.get("type") == "radio":
                 self.radios.setdefault(name, []).append(found.get("value", ""))
                 if "checked" in found:
                     self.values[name] = found.get("value", "")
@@ -326,15 +331,16 @@ def test_swap_to_unknown_item_stores_nothing(
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"verdict-0": "maybe"}, "verdict must be one of keep, remove, swap"),
-        ({"verdict-0": ""}, "verdict must be one of"),
-        ({"verdict-0": "swap"}, "position 0: a swap needs a replacement item"),
+        # Positions are counted from 1, as the page shows them.
+        ({"verdict-0": "maybe"}, "Position 1: verdict must be one of keep, remove, swap"),
+        ({"verdict-1": ""}, "Position 2: verdict must be one of"),
+        ({"verdict-0": "swap"}, "Position 1: a swap needs a replacement item"),
         ({"verdict-0": "swap", "alternate-0": "@slate-1"}, "is already on the slate"),
         (
             {"verdict-0": "swap", "verdict-1": "swap", "alternate-0": "@alt", "chosen-1": "@alt"},
-            "the same replacement item is used twice",
+            "Positions 1 and 2 would swap in the same item",
         ),
-        ({"reason-0": "x" * 501}, "reason: at most 500 characters"),
+        ({"reason-2": "x" * 501}, "Position 3: reason: at most 500 characters"),
         ({"rendered_at": "nan"}, "the form lost its render time"),
         ({"rendered_at": ""}, "the form lost its render time"),
     ],
@@ -422,15 +428,39 @@ def test_release_gives_the_task_back(
 
 
 def test_catalog_search(curator: FlaskClient, demo_catalog: Any) -> None:
-    items = curator.get("/catalog/search?q=DRESS").get_json()["items"]
-    assert 0 < len(items) <= 20
+    body = curator.get("/catalog/search?q=DRESS").get_json()
+    items = body["items"]
+    assert 0 < len(items) <= 12 and body["page"] == 1
+    fields = {"item_id", "title", "category", "price", "style", "color", "brand", "material"}
     for item in items:
-        assert set(item) == {"item_id", "title", "category", "price", "style", "color"}
+        assert set(item) == fields | {"picture", "within_budget"}
         assert "dress" in f"{item['title']} {item['category']} {item['item_id']}".lower()
-    assert curator.get("/catalog/search?q=d").get_json() == {"items": []}
-    assert curator.get("/catalog/search").get_json() == {"items": []}
+        assert item["picture"] == f"/pictures/{item['item_id']}.svg"
+    assert curator.get("/catalog/search?q=d").get_json()["items"] == []
+    assert curator.get("/catalog/search").get_json()["items"] == []
     coats = curator.get("/catalog/search?q=wool&category=coat").get_json()["items"]
     assert coats and {i["category"] for i in coats} == {"coat"}
+
+
+def test_catalog_search_is_multi_word_in_any_order_and_paged(
+    curator: FlaskClient, demo_catalog: Any
+) -> None:
+    def ids(query: str, page: int = 1) -> tuple[list[str], bool]:
+        body = curator.get(f"/catalog/search?q={query}&page={page}").get_json()
+        return [i["item_id"] for i in body["items"]], body["has_more"]
+
+    forward, _ = ids("grey+sporty")
+    backward, _ = ids("sporty+grey")
+    assert forward and sorted(forward) == sorted(backward)
+    everything: list[str] = []
+    page, more = 1, True
+    while more:
+        found, more = ids("black", page)
+        everything += found
+        page += 1
+    assert len(everything) == len(set(everything)) > 12  # pages never repeat an item
+    assert curator.get("/catalog/search?q=black&page=0").status_code == 400
+    assert "page" in curator.get("/catalog/search?q=black&page=x").get_json()["error"]
 
 
 UNSTORABLE_REQUESTS = {

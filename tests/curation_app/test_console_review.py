@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, ReviewTask
-from bandit.services import decisions
+from bandit.services import accounts, decisions
 from tests.api_support import activate_config, snapshot
 from tests.curation_app.test_console import csrf_token, event_of, keep_all, login, open_next
 
@@ -102,8 +103,10 @@ def test_queue_shows_priority_measure_age_and_sla(
     positions = [page.index(f'data-task-id="{t.id}"') for t in tasks]
     assert positions == sorted(positions)  # listed in the order curators will get them
     for task in tasks:
-        assert f'margin <span class="num">{task.priority:.3f}</span>' in page
-    assert page.count(" left</td>") == 3 and page.count('class="num age">0 s<') == 3
+        assert f'title="margin {task.priority:.3f}"' in page  # the measure behind the priority
+    assert (
+        len(re.findall(r">in [34] h</td>", page)) == 3 and page.count('class="num age">0 s<') == 3
+    )
 
 
 def test_blinded_review_hides_exploration_but_the_log_keeps_it(
@@ -127,10 +130,14 @@ def test_review_page_lists_shortcuts_and_numbered_alternates(
     activate_config(session_factory, routing_mode="review_before")
     rank_contexts(app, session_factory, demo_catalog.customers[:1])
     _, html, form = open_next(curator)
-    for hint in ("confirm (keep) the position", "remove the position", "swap for best alternate",
-                 "submit and open the next task"):  # fmt: skip
+    for hint in ("<kbd>c</kbd> keep", "<kbd>x</kbd> remove", "<kbd>s</kbd> search",
+                 "alternate", "<kbd>n</kbd> submit"):  # fmt: skip
         assert hint in html
-    assert html.count("<li data-item-id=") == min(9, len(form.options["alternate-0"]))
+    # Each card numbers its own alternates for the 1-6 keys.
+    first_card = html[html.index('data-position="0"') : html.index('data-position="1"')]
+    tiles = first_card.count('data-role="alternate-option"')
+    assert tiles == len(form.options["alternate-0"]) and 0 < tiles <= 6
+    assert all(f"<kbd>{n}</kbd>" in first_card for n in range(1, tiles + 1))
 
 
 def test_console_actions_are_audited(
@@ -156,6 +163,32 @@ def test_login_attempts_are_rate_limited(
     assert blocked.status_code == 429
     assert "Too many failed log-in attempts" in blocked.get_data(as_text=True)
     assert "Traceback" not in blocked.get_data(as_text=True)
+
+
+def test_one_curators_failed_logins_do_not_lock_out_colleagues_on_the_same_address(
+    app: Flask, curator_account: tuple[str, str], session_factory: sessionmaker[Session]
+) -> None:
+    with session_factory() as session:
+        accounts.add_curator(session, "colleague", "another-long-password")
+        session.commit()
+    typist, colleague = app.test_client(), app.test_client()
+    for _ in range(10):
+        assert login(typist, curator_account[0], "wrong-password").status_code == 200
+    assert login(typist, curator_account[0], "wrong-password").status_code == 429
+    # Same address (the test client's), other account: signs in.
+    assert login(colleague, "colleague", "another-long-password").status_code == 302
+
+
+def test_many_accounts_failing_from_one_address_hit_the_address_limit(
+    app: Flask, curator_account: tuple[str, str]
+) -> None:
+    app.config["LOGIN_IP_RATE_LIMIT"] = "5 per minute"
+    client = app.test_client()
+    for index in range(5):
+        assert login(client, f"guess-{index}", "wrong-password").status_code == 200
+    blocked = login(client, *curator_account)
+    assert blocked.status_code == 429
+    assert "from this address" in blocked.get_data(as_text=True)
 
 
 def test_session_cookie_and_headers_are_locked_down(

@@ -51,7 +51,7 @@ def test_every_chart_is_an_svg_and_the_page_shows_them(
     page = client.get("/dashboard?hours=72").get_data(as_text=True)
     for slug, (title, _) in CHARTS.items():
         assert title.replace("'", "&#39;") in page
-        assert f"/dashboard/charts/{slug}.svg?hours=72" in page
+        assert f"/dashboard/charts/{slug}.svg?range=7d" in page
         chart = client.get(f"/dashboard/charts/{slug}.svg")
         assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
         assert "<svg" in chart.get_data(as_text=True)

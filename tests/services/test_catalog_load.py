@@ -30,6 +30,7 @@ FULL = pd.DataFrame(
         "emb_0": [0.1, -0.2, 0.3],
         "emb_1": [1.0, 0.5, -1.5],
         "emb_2": [0.0, 2.0, 0.25],
+        "image_url": ["https://cdn.example.com/sku-1.jpg", None, "scarves/silk.png"],
     }
 )
 
@@ -57,6 +58,7 @@ def _items(sessions: sessionmaker[Session]) -> dict[str, dict[str, Any]]:
                 "active": item.active,
                 "attributes": item.attributes,
                 "embedding": item.embedding,
+                "image_url": item.image_url,
             }
             for item in session.scalars(select(CatalogItem))
         }
@@ -79,7 +81,10 @@ def test_every_documented_column_is_stored(
         "active": True,
         "attributes": {"colour": "white", "material": "linen"},
         "embedding": [0.1, 1.0, 0.0],
+        "image_url": "https://cdn.example.com/sku-1.jpg",
     }
+    assert items["sku-2"]["image_url"] is None  # none given: the console draws one
+    assert items["sku-3"]["image_url"] == "scarves/silk.png"  # under the media folder
     assert items["sku-2"]["price"] is None
     assert items["sku-2"]["stock"] == 0
     assert items["sku-3"]["active"] is False
@@ -103,6 +108,7 @@ def test_the_three_required_columns_are_enough(
         "active": True,
         "attributes": {},
         "embedding": None,
+        "image_url": None,
     }
 
 
@@ -167,6 +173,31 @@ BAD_FILES = {
         _csv("""item_id,title,category
                 a1,,top"""),
         ["row 2", "title"],
+    ),
+    "html-in-item-id": (
+        "bad.csv",
+        _csv("""item_id,title,category
+                a1,Shirt,top
+                <b>x</b>,Coat,coat"""),
+        ["row 3", "item_id", "not a valid id", "letters, digits"],
+    ),
+    "space-in-item-id": (
+        "bad.csv",
+        _csv("""item_id,title,category
+                a 1,Shirt,top"""),
+        ["row 2", "item_id", "not a valid id"],
+    ),
+    "script-image-url": (
+        "bad.csv",
+        _csv("""item_id,title,category,image_url
+                a1,Shirt,top,javascript:alert(1)"""),
+        ["row 2", "image_url", "http(s) URL"],
+    ),
+    "escaping-image-path": (
+        "bad.csv",
+        _csv("""item_id,title,category,image_url
+                a1,Shirt,top,../secrets/key.png"""),
+        ["row 2", "image_url", "no '..'"],
     ),
     "empty-file": ("bad.csv", "", ["bad.csv"]),
     "corrupt-parquet": ("bad.parquet", "not parquet at all", ["bad.parquet"]),
@@ -322,6 +353,7 @@ def test_a_catalog_beyond_the_bound_parameter_limit_loads_and_reloads(
             "active": True,
             "attributes": {},
             "embedding": None,
+            "image_url": None,
         }
         for n in range(count)
     ]

@@ -18,6 +18,7 @@ from bandit.services import audit, configs
 from bandit.services.review import double_review
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
 from bandit.services.review.queue import QUEUE_ORDER, claimable
+from bandit.services.review.skips import skipped_by
 
 CLAIM_ATTEMPTS = 5
 
@@ -47,18 +48,19 @@ def claim_task(
     actor: str,
     now: datetime | None = None,
     via: str | None = None,
+    excluding: int | None = None,
 ) -> Claim | None:
     """The claim every front end uses: the held task, or a new lease audited as `task.claim`.
 
-    None when the queue is empty. Flushes; the caller commits the lease and its audit entry
-    together.
+    None when the queue is empty (`excluding`: a task just skipped, never handed out by this
+    call). Flushes; the caller commits the lease and its audit entry together.
     """
     now = now or utcnow()
     lock_curator(session, curator_id)
     held = held_task(session, curator_id, now)
     if held is not None:
         return Claim(held, resumed=True)
-    task = claim_next(session, curator_id, now)
+    task = claim_next(session, curator_id, now, excluding)
     if task is None:
         return None
     details = {"via": via} if via else {}
@@ -75,8 +77,13 @@ def lock_curator(session: Session, curator_id: int) -> None:
     session.execute(select(Curator.id).where(Curator.id == curator_id).with_for_update())
 
 
-def claim_next(session: Session, curator_id: int, now: datetime | None = None) -> ReviewTask | None:
+def claim_next(
+    session: Session, curator_id: int, now: datetime | None = None, excluding: int | None = None
+) -> ReviewTask | None:
     """Lease the most informative waiting task to the curator; None when the queue is empty.
+
+    Tasks the curator skipped come after all others; `excluding` (the task just skipped) is
+    never handed out by this call.
 
     The lease is taken by a conditional UPDATE that only succeeds while the task is still
     claimable, so two curators can never hold the same task; on PostgreSQL the candidate row
@@ -88,11 +95,16 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
     if held is not None:
         return held
     _, config = configs.active_config(session)
+    conditions = [claimable(now), double_review.not_reviewed_by(curator_id)]
+    if excluding is not None:
+        conditions.append(ReviewTask.id != excluding)
     for _ in range(CLAIM_ATTEMPTS):
         query = (
             select(ReviewTask.id)
-            .where(claimable(now), double_review.not_reviewed_by(curator_id))
-            .order_by(*QUEUE_ORDER)
+            .where(*conditions)
+            # Tasks this curator skipped come last, so "next" never hands back a skipped task
+            # while anything else waits.
+            .order_by(skipped_by(curator_id), *QUEUE_ORDER)
             .limit(1)
         )
         if is_postgresql(session):

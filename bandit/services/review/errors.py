@@ -7,6 +7,24 @@ class ReviewError(Exception):
     """A review request cannot be honoured (the request itself is wrong)."""
 
 
+class PositionError(ReviewError):
+    """A verdict for one slate position is wrong; `position` counts from 0, as stored."""
+
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(f"position {position}: {detail}")
+        self.position = position
+        self.detail = detail
+
+
+class DuplicateReplacement(ReviewError):
+    """One replacement item chosen for several positions (counted from 0, as stored)."""
+
+    def __init__(self, item_id: str, positions: list[int]) -> None:
+        super().__init__(f"the same replacement item {item_id!r} is used at positions {positions}")
+        self.item_id = item_id
+        self.positions = positions
+
+
 class TaskNotFound(ReviewError):
     """No task has that id."""
 

@@ -34,7 +34,9 @@ from bandit.services.review import double_review
 from bandit.services.review.claims import load_decision
 from bandit.services.review.errors import (
     LOST_LEASE,
+    DuplicateReplacement,
     LeaseLost,
+    PositionError,
     ReviewError,
     SameCurator,
     TaskNotFound,
@@ -130,25 +132,27 @@ def _check_verdicts(session: Session, decision: Decision, verdicts: Sequence[Ite
     slate_items = {p.item_id for p in decision.proposed}
     for verdict in verdicts:
         if verdict.verdict not in VERDICTS:
-            raise ReviewError(f"verdict must be one of {', '.join(VERDICTS)}")
+            raise PositionError(verdict.position, f"verdict must be one of {', '.join(VERDICTS)}")
         if len(verdict.reason) > 500:
-            raise ReviewError("reason: at most 500 characters")
+            raise PositionError(verdict.position, "reason: at most 500 characters")
         if verdict.verdict != Verdict.SWAP:
             continue
         item_id = verdict.replacement_item_id
         if not item_id:
-            raise ReviewError(f"position {verdict.position}: a swap needs a replacement item")
+            raise PositionError(verdict.position, "a swap needs a replacement item")
         item = known.get(item_id)
         if item is None:
-            raise ReviewError(f"position {verdict.position}: unknown item {item_id!r}")
+            raise PositionError(verdict.position, f"unknown item {item_id!r}")
         if not item.active or item.stock <= 0 or item_id in decision.exclude:
-            raise ReviewError(f"position {verdict.position}: item {item_id!r} is not eligible")
+            raise PositionError(verdict.position, f"item {item_id!r} is not eligible")
         if item_id in slate_items:
-            raise ReviewError(
-                f"position {verdict.position}: item {item_id!r} is already on the slate"
-            )
+            raise PositionError(verdict.position, f"item {item_id!r} is already on the slate")
     if len(replacements) != len(set(replacements)):
-        raise ReviewError("the same replacement item is used twice")
+        swaps = [v for v in verdicts if v.verdict == Verdict.SWAP]
+        for item_id in dict.fromkeys(replacements):
+            where = sorted(v.position for v in swaps if v.replacement_item_id == item_id)
+            if len(where) > 1:
+                raise DuplicateReplacement(str(item_id), where)
 
 
 def _record_actions(

@@ -1,0 +1,100 @@
+"""Undoing a curator's last submit, within a short window, while nothing has used it yet.
+
+An undo is allowed only for the curator's own first-round review of a review-before task,
+within UNDO_SECONDS of the submit, while the learner has not learned its verdicts, no
+customer outcome has come in for the event and no second review of it has started. It puts
+the task back in the curator's hands under a new lease, with the verdicts, the curated slate
+and the delivery mark removed, as if the submit had not happened. Flushes; the caller commits.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from bandit.db.models import CuratorAction, Decision, FinalSlateItem, Outcome, ReviewTask, utcnow
+from bandit.engine.vocabulary import DecisionStatus, Route, TaskStatus
+from bandit.services import configs
+from bandit.services.review import double_review
+from bandit.services.review.errors import ReviewError, TaskNotFound
+
+UNDO_SECONDS = 120
+
+
+class UndoRefused(ReviewError):
+    """The submit can no longer be undone; the message says why."""
+
+
+def undo_deadline(task: ReviewTask) -> datetime | None:
+    """Until when a done task may still be undone (None if it never can be)."""
+    if task.completed_at is None or task.route != Route.REVIEW_BEFORE:
+        return None
+    if task.review_round != double_review.FIRST_ROUND:
+        return None
+    return task.completed_at + timedelta(seconds=UNDO_SECONDS)
+
+
+def undo_submit(
+    session: Session, task_id: int, curator_id: int, now: datetime | None = None
+) -> ReviewTask:
+    """Reopen the curator's submitted task under a new lease (see the module docstring)."""
+    now = now or utcnow()
+    task = session.get(ReviewTask, task_id, populate_existing=True)
+    if task is None:
+        raise TaskNotFound(f"no review task {task_id}")
+    if task.status != TaskStatus.DONE or task.curator_id != curator_id:
+        raise UndoRefused("only your own submitted review can be undone")
+    deadline = undo_deadline(task)
+    if deadline is None:
+        raise UndoRefused("only a first review of a slate not yet sent out can be undone")
+    if now > deadline:
+        raise UndoRefused(f"the {UNDO_SECONDS} s undo window has passed")
+    decision = session.get(Decision, task.decision_id)
+    assert decision is not None
+    learned = session.scalar(
+        select(func.count())
+        .select_from(CuratorAction)
+        .where(CuratorAction.task_id == task.id, CuratorAction.learned_at.is_not(None))
+    )
+    if learned:
+        raise UndoRefused("the learner has already learned these verdicts")
+    outcomes = session.scalar(
+        select(func.count()).select_from(Outcome).where(Outcome.decision_id == decision.id)
+    )
+    if outcomes:
+        raise UndoRefused("a customer outcome has already arrived for this slate")
+    second = session.scalars(
+        select(ReviewTask).where(ReviewTask.decision_id == decision.id, ReviewTask.id != task.id)
+    ).all()
+    if any(other.status != TaskStatus.OPEN for other in second):
+        raise UndoRefused("a colleague has started the second review of this slate")
+    for other in second:
+        session.delete(other)
+    session.execute(delete(CuratorAction).where(CuratorAction.task_id == task.id))
+    session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
+    session.expire(decision, ["final_slate"])
+    decision.status = DecisionStatus.IN_REVIEW
+    decision.delivered_at = None
+    decision.reward_due_at = None
+    # The curator holds one task at a time: the one "next" opened after the submit goes back.
+    session.execute(
+        update(ReviewTask)
+        .where(
+            ReviewTask.curator_id == curator_id,
+            ReviewTask.status == TaskStatus.CLAIMED,
+            ReviewTask.id != task.id,
+        )
+        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    _, config = configs.active_config(session)
+    task.status = TaskStatus.CLAIMED
+    task.completed_at = None
+    task.lease_token = uuid.uuid4().hex
+    task.leased_until = now + timedelta(seconds=config.review_lease_seconds)
+    task.claimed_at = now
+    session.flush()
+    return task

@@ -1,0 +1,116 @@
+"""Labels, units and one line of help for each policy setting, as the settings page shows them.
+
+A setting missing here still appears, labelled from its name, so a new field is never hidden.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class FieldHelp(NamedTuple):
+    """How the settings page presents one field."""
+
+    label: str
+    unit: str
+    help: str
+
+
+HELP: dict[str, FieldHelp] = {
+    "name": FieldHelp("Config name", "", "Versions are numbered per name."),
+    "algorithm": FieldHelp(
+        "Exploration algorithm", "", "How the policy explores; only its own parameters are shown."
+    ),
+    "epsilon": FieldHelp("Epsilon", "share 0-1", "Share of picks made at random (epsilon-greedy)."),
+    "softmax_lambda": FieldHelp(
+        "Softmax lambda", "> 0", "Higher is greedier: picks concentrate on the best scores."
+    ),
+    "bag_size": FieldHelp("Bag size", "models, 2-64", "Bootstrapped models voting (bagging)."),
+    "cover_size": FieldHelp("Cover size", "policies, 1-64", "Policies kept by online cover."),
+    "squarecb_gamma_scale": FieldHelp(
+        "SquareCB gamma scale", "> 0", "Higher explores less as data accumulates."
+    ),
+    "rnd_size": FieldHelp("RND size", "networks, 1-64", "Random networks behind the RND bonus."),
+    "learning_rate": FieldHelp("Learning rate", "> 0", "VW's step size for online updates."),
+    "vw_bits": FieldHelp("Feature hash bits", "bits, 10-28", "Model size is 2^bits weights."),
+    "candidate_count": FieldHelp(
+        "Candidates (K)", "items", "Items the pre-scorer passes to the policy; at least M."
+    ),
+    "slate_size": FieldHelp("Slate size (M)", "items", "Items proposed per request."),
+    "exploration_slot_share": FieldHelp(
+        "Exploration slots", "share 0-1", "Share of K reserved for items the pre-scorer ranks low."
+    ),
+    "routing_mode": FieldHelp(
+        "Routing mode", "", "Who acts: thresholds (partial), always confirm, verify after, ..."
+    ),
+    "uncertainty_measure": FieldHelp(
+        "Uncertainty measure", "", "How unsure the policy is; committee measures need bagging."
+    ),
+    "uncertainty_temperature": FieldHelp(
+        "Uncertainty temperature", "> 0", "Softens scores into the distribution measured."
+    ),
+    "auto_threshold": FieldHelp(
+        "Auto threshold", "confidence 0-1", "At or above: delivered with no review."
+    ),
+    "review_threshold": FieldHelp(
+        "Review threshold", "confidence 0-1", "Below: a curator reviews before output."
+    ),
+    "review_lease_seconds": FieldHelp(
+        "Review lease", "seconds", "How long a claimed task stays with its curator between beats."
+    ),
+    "reward_wait_seconds": FieldHelp(
+        "Reward wait", "seconds", "How long to wait for a customer outcome before the default."
+    ),
+    "default_reward": FieldHelp(
+        "Default reward", "reward", "Learned when no outcome arrives within the wait."
+    ),
+    "learn_from_swap_ins": FieldHelp(
+        "Learn from swap-ins", "", "Curators' swapped-in items become imitation examples."
+    ),
+    "action_space": FieldHelp(
+        "Action space", "", "prescore, or VW's large-action-space reduction."
+    ),
+    "las_max_actions": FieldHelp(
+        "Large-action-space max", "actions", "Actions VW keeps per decision in that mode."
+    ),
+    "review_sla_seconds": FieldHelp(
+        "Review SLA", "seconds", "A task waiting this long outranks any fresh one, then overflows."
+    ),
+    "curator_capacity_per_hour": FieldHelp(
+        "Curator capacity",
+        "tasks per hour",
+        "All curators together; sets when the queue overflows.",
+    ),
+    "overflow_policy": FieldHelp(
+        "Overflow policy", "", "What happens to tasks the curators cannot reach within the SLA."
+    ),
+    "double_review_share": FieldHelp(
+        "Double-review share", "share 0-1", "Tasks also given to a second curator, for agreement."
+    ),
+    "blinded_review": FieldHelp(
+        "Blinded review", "", "Hide probabilities and exploration flags from curators."
+    ),
+}
+
+# The exploration parameters each algorithm reads; the others are hidden while it is selected.
+ALGORITHM_PARAMETERS: dict[str, tuple[str, ...]] = {
+    "epsilon_greedy": ("epsilon",),
+    "softmax": ("softmax_lambda",),
+    "bag": ("bag_size",),
+    "squarecb": ("squarecb_gamma_scale",),
+    "cover": ("cover_size",),
+    "rnd": ("rnd_size",),
+}
+
+
+def help_for(name: str) -> FieldHelp:
+    """The presentation of a field (its name, humanised, when none is written down)."""
+    return HELP.get(name, FieldHelp(name.replace("_", " ").capitalize(), "", ""))
+
+
+def algorithm_of(name: str) -> str:
+    """The algorithm a parameter belongs to ('' for settings every algorithm uses)."""
+    for algorithm, names in ALGORITHM_PARAMETERS.items():
+        if name in names:
+            return algorithm
+    return ""
