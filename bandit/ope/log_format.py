@@ -17,9 +17,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bandit.engine.vocabulary import RewardSource
+
 REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
 CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
 CONTEXT_PREFIX = "context_"
+MARGINAL_PROPENSITY = "marginal_propensity"
+REWARD_SOURCE = "reward_source"
 ITEM_ID = "item_id"
 SUM_TOLERANCE = 1e-6
 # Multi-valued categorical context values (lists of strings) are joined with this; VW tokens
@@ -69,6 +73,10 @@ class ReplayLog:
     propensity: np.ndarray
     candidates: KeyedRows | None
     items: pd.DataFrame | None
+    # P(the logged item at its position | context), whatever came before: for `iips`.
+    marginal_propensity: np.ndarray | None = None
+    # Whose judgement each reward is (RewardSource values), when the log says.
+    reward_source: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -243,6 +251,9 @@ def build_log(
         _require(candidates, CANDIDATE_COLUMNS, "candidates")
         vocabulary = _union(vocabulary, candidates.column("action").cast(pa.string()))
     action = pc.index_in(action_column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    marginal = None
+    if MARGINAL_PROPENSITY in rounds.column_names:
+        marginal = _propensities(rounds, "log", MARGINAL_PROPENSITY)
     log = ReplayLog(
         rounds=rounds,
         event=event,
@@ -254,6 +265,8 @@ def build_log(
         propensity=propensity,
         candidates=None,
         items=item_frame,
+        marginal_propensity=marginal,
+        reward_source=_reward_sources(rounds),
     )
     if candidates is None:
         return log
@@ -399,12 +412,25 @@ def _integers(table: pa.Table, column: str, what: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _propensities(table: pa.Table, what: str) -> np.ndarray:
-    values = _numbers(table, "propensity", what)
+def _propensities(table: pa.Table, what: str, column: str = "propensity") -> np.ndarray:
+    values = _numbers(table, column, what)
     bad = (values <= 0.0) | (values > 1.0)
     if bad.any():
-        _raise_first(table, bad, "propensity", what, "must be in (0, 1]")
+        _raise_first(table, bad, column, what, "must be in (0, 1]")
     return values
+
+
+def _reward_sources(rounds: pa.Table) -> np.ndarray | None:
+    """The `reward_source` column as text, every value one of RewardSource's."""
+    if REWARD_SOURCE not in rounds.column_names:
+        return None
+    column = rounds.column(REWARD_SOURCE).cast(pa.string())
+    known = pc.is_in(column, value_set=pa.array([s.value for s in RewardSource]))
+    bad = ~np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    if bad.any():
+        allowed = ", ".join(s.value for s in RewardSource)
+        _raise_first(rounds, bad, REWARD_SOURCE, "log", f"must be one of {allowed}")
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _probabilities(table: pa.Table, what: str) -> np.ndarray:
