@@ -124,6 +124,7 @@ def labelled_example(
 ) -> list[str]:
     """A multi-line ADF learning example with the chosen action's cost and probability."""
     lines = [shared, *actions]
-    label = f"0:{reward_to_cost(reward):.6g}:{probability:.6g}"
+    # Full precision (as DSJSON writes them), so a text and a DSJSON replay parse equal floats.
+    label = f"0:{float(reward_to_cost(reward))!r}:{float(probability)!r}"
     lines[chosen + 1] = f"{label} {actions[chosen]}"
     return lines

@@ -18,11 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from bandit.ope import slate
+from bandit.ope.diagnostics import diagnostics
 from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays
 from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
-from bandit.ope.log_format import ReplayLog
+from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 from bandit.ope.reward_model import RewardModelSettings, fit_reward_model
 from bandit.ope.targets import TargetDistribution
 
@@ -65,6 +68,7 @@ class ReplayReport:
     headline: str = "dr"
     slate_length: int = 1
     warnings: tuple[str, ...] = ()
+    diagnostics: dict[str, Any] | None = None
 
     def as_json(self) -> dict[str, Any]:
         """The document written to replay.json."""
@@ -212,6 +216,7 @@ def evaluate(
     settings: RewardModelSettings | None = None,
     level: float = 0.95,
     options: ReplayOptions | None = None,
+    segment_column: str | None = None,
 ) -> ReplayReport:
     """Estimate the target's value with each named estimator (default: the log's defaults)."""
     settings = settings or RewardModelSettings()
@@ -251,4 +256,30 @@ def evaluate(
     )
     headline = default_estimator(log) if default_estimator(log) in estimates else names[0]
     estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
-    return ReplayReport(log.rows, target.name, estimates, estimand, headline, length, warnings)
+    weights = slate.slate_weights(arrays, options.max_weight)
+    checks = diagnostics(arrays, weights, _segments(log, segment_column))
+    if not checks["mean_weight"]["consistent_with_1"]:
+        warnings += (
+            f"mean slate weight {checks['mean_weight']['mean']:.3f} is not about 1: check the "
+            "propensities, or the target picks items the logging policy never could",
+        )
+    return ReplayReport(
+        log.rows, target.name, estimates, estimand, headline, length, warnings, checks
+    )
+
+
+def _segments(log: ReplayLog, column: str | None) -> tuple[str, np.ndarray, list[str]] | None:
+    """(column, code per row, names) of the context column to break the value down by."""
+    names = [n for n in log.rounds.column_names if n.startswith(CONTEXT_PREFIX)]
+    if column is None:
+        column = next((n for n in names if n == f"{CONTEXT_PREFIX}segment"), None)
+        if column is None:
+            return None
+    elif column not in log.rounds.column_names:
+        column = f"{CONTEXT_PREFIX}{column}"
+        if column not in log.rounds.column_names:
+            raise ValueError(f"segment: the log has no column {column}")
+    values = log.rounds.column(column).cast(pa.string()).fill_null("(empty)")
+    encoded = pc.dictionary_encode(values).combine_chunks()
+    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    return column, codes, [str(v) for v in encoded.dictionary.to_pylist()]
