@@ -10,43 +10,20 @@ import click
 import numpy as np
 
 from bandit.ope import interop
-from bandit.ope.estimators import Estimate
-from bandit.ope.log_format import LogFormatError, ReplayLog, build_log, load_log, write_log
+from bandit.ope.log_format import write_log
 from bandit.ope.policy_target import resolve_target
-from bandit.ope.replay import evaluate, parse_estimators
-from bandit.ope.reward_model import RewardModelSettings
-from bandit.ope.targets import TargetError
-from bandit.ope.tuning import GridError, TunedPoint, load_grid, named, tune
+from bandit.ope.tuning import TunedPoint, load_grid, named, tune
+from curation_app.cli_replay import (
+    OFFLINE_ERRORS,
+    interval_text,
+    replay_command,
+    source_log,
+)
 from curation_app.cli_support import sessions_for
 from sim.grid import simulate_configs
 from sim.scenario import ScenarioError, load_scenario
 
-OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 URL_HELP = "Database URL (defaults to HITL_DATABASE_URL, then instance/)."
-
-
-def _log_from_db(url: str | None) -> ReplayLog:
-    from bandit.services.export import export_log
-
-    with sessions_for(url)() as session:
-        exported = export_log(session)
-    if exported.rounds.num_rows == 0:
-        raise click.ClickException("the database holds no decision with a reward yet")
-    return build_log(exported.rounds, exported.candidates, exported.items)
-
-
-def _source(log_file: Path | None, db_url: str | None) -> ReplayLog:
-    """The log from a file when given, else from the database."""
-    try:
-        return load_log(log_file) if log_file is not None else _log_from_db(db_url)
-    except OFFLINE_ERRORS as error:
-        raise click.ClickException(str(error)) from error
-
-
-def _interval(estimate: Estimate) -> str:
-    if math.isnan(estimate.value):
-        return "n/a (no weight on logged actions)"
-    return f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]"
 
 
 @click.command("export")
@@ -82,7 +59,7 @@ def export_command(
             f"{exported.pending} positions have no reward yet"
         )
         return
-    log = _source(log_file, database_url)
+    log = source_log(log_file, database_url)
     try:
         if fmt == "dsjson":
             with out.open("w", encoding="utf-8") as handle:
@@ -96,55 +73,13 @@ def export_command(
     click.echo(f"wrote {log.rows} rows as {fmt} to {out}")
 
 
-@click.command("replay")
-@click.option("--log", "log_file", type=click.Path(path_type=Path), help="A log file.")
-@click.option("--db", "db_url", help="Read the log from this database instead.")
-@click.option("--target", required=True, help="uniform, logged, CONFIG.toml or DIST.parquet/.csv")
-@click.option("--estimators", default="ips,snips,dm,dr", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), help="Write DIR/replay.json here.")
-@click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the fold split.")
-def replay_command(
-    log_file: Path | None,
-    db_url: str | None,
-    target: str,
-    estimators: str,
-    out: Path | None,
-    folds: int,
-    seed: int,
-) -> None:
-    """Estimate a target policy's reward per (event, position) from a logged history."""
-    if (log_file is None) == (db_url is None):
-        raise click.UsageError("give either --log FILE or --db URL")
-    try:
-        names = parse_estimators(estimators)
-    except ValueError as error:
-        raise click.UsageError(str(error)) from error
-    log = _source(log_file, db_url)
-    try:
-        report = evaluate(
-            log, resolve_target(log, target), names, RewardModelSettings(folds=folds, seed=seed)
-        )
-    except OFFLINE_ERRORS as error:
-        raise click.ClickException(str(error)) from error
-    click.echo(f"target {report.target} on {report.rows} rows")
-    click.echo(f"{'estimator':<10} {'value':>8}  {'95% CI':<22} {'ESS':>10}")
-    for name, estimate in report.estimates.items():
-        click.echo(
-            f"{name:<10} {estimate.value:>8.4f}  {_interval(estimate):<22} {estimate.ess:>10.1f}"
-        )
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "replay.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
-
-
 def _point_line(rank: int, point: TunedPoint) -> str:
     config, estimate, workload = point.config, point.estimate, point.workload
     rejection = workload.unreviewed_rejection
     return (
         f"{rank:>3} {config.algorithm:<15} eps={config.epsilon:<5g} "
         f"auto>={config.auto_threshold:<5g} review>={config.review_threshold:<5g} "
-        f"{estimate.value:>7.4f} {_interval(estimate):<20} "
+        f"{estimate.value:>7.4f} {interval_text(estimate):<20} "
         f"{workload.review_share:>7.1%} {workload.blocking_share:>7.1%} "
         f"{'n/a' if math.isnan(rejection) else f'{rejection:.1%}':>7}"
         f"{'' if point.feasible else '  (outside limits)'}"
@@ -176,7 +111,7 @@ def tune_command(
     sim_seed: int,
 ) -> None:
     """Rank exploration settings and review thresholds by estimated reward and workload."""
-    log = _source(log_file, None)
+    log = source_log(log_file, None)
     try:
         grid = load_grid(grid_file)
         scenario = load_scenario(sim_file) if sim_file else None

@@ -26,6 +26,7 @@ from bandit.ope.diagnostics import diagnostics
 from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays
 from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
+from bandit.ope.reward_choice import per_source
 from bandit.ope.reward_model import RewardModelSettings, fit_reward_model
 from bandit.ope.targets import TargetDistribution
 
@@ -69,6 +70,7 @@ class ReplayReport:
     slate_length: int = 1
     warnings: tuple[str, ...] = ()
     diagnostics: dict[str, Any] | None = None
+    per_source: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         """The document written to replay.json."""
@@ -82,6 +84,7 @@ class ReplayReport:
                 name: {**e.as_dict(), "interval": e.method} for name, e in self.estimates.items()
             },
             "warnings": list(self.warnings),
+            "per_source": self.per_source,
         }
 
 
@@ -125,8 +128,8 @@ def parse_estimators(
                 "not the target's own slates: ask for them with --estimand position"
             )
         raise ValueError(
-            f"estimators: unknown for the {estimand} estimand: "
-            f"{', '.join(unknown) or '(none given)'}; choose from "
+            f"estimators: unknown {', '.join(unknown) or '(none given)'} for the {estimand} "
+            "estimand; choose from "
             f"{', '.join(dict.fromkeys(allowed))}{hint}"
         )
     return names
@@ -170,7 +173,7 @@ def _slate_estimate(
     options: ReplayOptions,
     intervals: IntervalSettings,
     position_weights: bool,
-) -> Estimate:
+) -> tuple[Estimate, np.ndarray]:
     if position_weights:  # each position its own round: the weight is its own ratio
         ratio = (
             arrays.ratio
@@ -193,7 +196,22 @@ def _slate_estimate(
         terms = slate.iips_terms(arrays, options.max_weight)
         assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
         ess = kish(arrays.marginal_target / arrays.marginal_propensity)
-    return mean_estimate(name, terms, arrays.event, ess, intervals)
+    return mean_estimate(name, terms, arrays.event, ess, intervals), terms
+
+
+def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:
+    """The per-row terms whose mean is the position estimator (SNIPS: its share of the ratio)."""
+    weight = arrays.weight if max_weight is None else np.minimum(arrays.weight, max_weight)
+    if name == "dm":
+        assert arrays.q_target is not None
+        return arrays.q_target
+    if name == "dr":
+        assert arrays.q_target is not None and arrays.q_logged is not None
+        return arrays.q_target + weight * (arrays.reward - arrays.q_logged)
+    terms = weight * arrays.reward
+    if name == "snips" and weight.sum() > 0:
+        terms = terms * (weight.size / weight.sum())
+    return terms
 
 
 def _position_estimate(
@@ -246,11 +264,15 @@ def evaluate(
     )
     per_position = options.estimand == POSITION or length == 1
     estimates: dict[str, Estimate] = {}
+    terms: dict[str, np.ndarray] = {}
     for name in names:
         if name in ("ips", "snips", "dm", "dr"):
             estimates[name] = _position_estimate(name, position, options, intervals)
+            terms[name] = _position_terms(name, position, options.max_weight)
         else:
-            estimates[name] = _slate_estimate(name, arrays, options, intervals, per_position)
+            estimates[name], terms[name] = _slate_estimate(
+                name, arrays, options, intervals, per_position
+            )
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
     )
@@ -264,7 +286,15 @@ def evaluate(
             "propensities, or the target picks items the logging policy never could",
         )
     return ReplayReport(
-        log.rows, target.name, estimates, estimand, headline, length, warnings, checks
+        log.rows,
+        target.name,
+        estimates,
+        estimand,
+        headline,
+        length,
+        warnings,
+        checks,
+        per_source(log, terms[headline]),
     )
 
 
