@@ -425,6 +425,8 @@ def _reward_sources(rounds: pa.Table) -> np.ndarray | None:
     if REWARD_SOURCE not in rounds.column_names:
         return None
     column = rounds.column(REWARD_SOURCE).cast(pa.string())
+    # Logs exported before rounds said `curator_proxy` wrote `curator` for the same thing.
+    column = pc.replace_substring_regex(column, "^curator$", RewardSource.CURATOR_PROXY.value)
     known = pc.is_in(column, value_set=pa.array([s.value for s in RewardSource]))
     bad = ~np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
     if bad.any():
