@@ -12,7 +12,7 @@ import numpy as np
 from bandit.ope import interop
 from bandit.ope.log_format import write_log
 from bandit.ope.policy_target import resolve_target
-from bandit.ope.tuning import TunedPoint, load_grid, named, tune
+from bandit.ope.tuning import TunedPoint, indistinguishable_message, load_grid, named, tune
 from curation_app.cli_replay import (
     OFFLINE_ERRORS,
     interval_text,
@@ -119,7 +119,8 @@ def tune_command(
     except (*OFFLINE_ERRORS, ScenarioError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(
-        f"{len(ranked)} grid points on {log.rows} rows, ranked by {grid.objective.estimator}; "
+        f"{len(ranked)} grid points on {log.rows} rows, replayed as VW --explore_eval, ranked "
+        f"by the lower bound of {ranked[0].estimate.estimator if ranked else '-'}; "
         "workload = share of events reviewed / held before output / rejected when unreviewed"
     )
     click.echo(
@@ -128,6 +129,9 @@ def tune_command(
     )
     for rank, point in enumerate(ranked, start=1):
         click.echo(_point_line(rank, point))
+    message = indistinguishable_message(ranked, best)
+    if message:
+        click.echo(f"note: {message}")
     simulated = None
     if scenario is not None:
         simulated = simulate_configs([p.config for p in ranked], scenario, sim_rounds, sim_seed)
@@ -152,6 +156,7 @@ def tune_command(
                 for i, p in enumerate(ranked)
             ],
             "recommended": None if best is None else best.as_json(),
+            "indistinguishable": indistinguishable_message(ranked, best),
         }
         (out / "tune.json").write_text(json.dumps(document, indent=2) + "\n")
     if best is None:
