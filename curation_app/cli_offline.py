@@ -13,6 +13,7 @@ from bandit.ope import interop
 from bandit.ope.log_format import write_log
 from bandit.ope.policy_target import resolve_target
 from bandit.ope.tuning import TunedPoint, indistinguishable_message, load_grid, named, tune
+from curation_app.cli_import import import_command
 from curation_app.cli_replay import (
     OFFLINE_ERRORS,
     interval_text,
@@ -43,6 +44,7 @@ def export_command(
     out: Path, fmt: str, log_file: Path | None, target: str | None, database_url: str | None
 ) -> None:
     """Write logged decisions as a replay log (or convert one to DSJSON / OBP arrays)."""
+    require_folder(out)
     if fmt == "table":
         if log_file is not None:
             raise click.UsageError("--log converts a log: use it with --format dsjson or obp")
@@ -67,10 +69,27 @@ def export_command(
                     handle.write(line + "\n")
         else:
             chosen = resolve_target(log, target) if target else None
-            np.savez_compressed(out, **interop.obp_feedback(log, chosen))
+            feedback = interop.obp_feedback(log, chosen)
+            np.savez_compressed(out, **feedback)
+            ids = out.with_suffix(".ids.csv")
+            interop.id_table(feedback).to_csv(ids, index=False)
+            click.echo(f"action codes -> item ids in {ids}")
+            if "action_dist_skipped" in feedback:
+                click.echo(f"note: {feedback['action_dist_skipped']}")
     except OFFLINE_ERRORS as error:
         raise click.ClickException(str(error)) from error
+    except OSError as error:
+        raise click.ClickException(f"--out: cannot write {out}: {error}") from error
     click.echo(f"wrote {log.rows} rows as {fmt} to {out}")
+
+
+def require_folder(out: Path) -> None:
+    """The output file's folder must exist: say so instead of a traceback."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise click.ClickException(
+            f"--out: folder {folder} does not exist; create it first or choose another path"
+        )
 
 
 def _point_line(rank: int, point: TunedPoint) -> str:
@@ -180,4 +199,4 @@ def tune_command(
         click.echo(f"saved as policy config {row.name} version {row.version} (not activated)")
 
 
-OFFLINE_COMMANDS = (export_command, replay_command, tune_command)
+OFFLINE_COMMANDS = (export_command, import_command, replay_command, tune_command)
