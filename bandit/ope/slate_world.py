@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -21,6 +22,13 @@ import pyarrow as pa
 from bandit.ope.synthetic import START_NS, action_names
 
 INTERACTIONS = ("additive", "cascade", "symmetric")
+
+
+@lru_cache(maxsize=16)
+def _slates(items: int, length: int) -> np.ndarray:
+    slates = np.array(list(itertools.permutations(range(items), length)))
+    slates.flags.writeable = False
+    return slates
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,7 @@ class SlateWorld:
 
     def slates(self) -> np.ndarray:
         """Every ordered slate, (count, L)."""
-        return np.array(list(itertools.permutations(range(self.shape[1]), self.length)))
+        return _slates(self.shape[1], self.length)
 
     def slate_probability(self, scores: np.ndarray) -> np.ndarray:
         """(S, count) probability of each ordered slate under Plackett-Luce `scores`."""
@@ -105,8 +113,8 @@ class SlateWorld:
         s, m = self.shape
         out = np.zeros((s, self.length, m))
         for k in range(self.length):
-            for segment in range(s):
-                np.add.at(out[segment, k], slates[:, k], probability[segment])
+            one_hot = np.eye(m)[slates[:, k]]  # (count, m)
+            out[:, k] = probability @ one_hot
         return out
 
     def gamma(self, scores: np.ndarray) -> np.ndarray:
