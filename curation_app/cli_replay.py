@@ -84,7 +84,7 @@ def _print_report(report: ReplayReport) -> None:
             "NOT the value of the target's own slates)"
         )
     else:
-        per = f" of {report.slate_length}-position slates" if report.slate_length > 1 else ""
+        per = f" ({report.slate_length} positions)" if report.slate_length > 1 else ""
         click.echo(f"estimand: reward per position of the target's own slates{per}")
     click.echo(f"default estimator: {report.headline} (assumes {ASSUMPTIONS[report.headline]})")
     click.echo(f"{'estimator':<11} {'value':>8}  {'95% CI':<22} {'ESS':>10}  interval")

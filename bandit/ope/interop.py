@@ -34,6 +34,7 @@ from bandit.engine import vw_format
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import catalog_rows, context_dicts
 from bandit.ope.reward_model import context_matrix
+from bandit.ope.slate import prefix_products
 from bandit.ope.targets import TargetDistribution, TargetError
 
 MAX_OBP_CELLS = 200_000_000
@@ -174,8 +175,18 @@ def obp_feedback(log: ReplayLog, target: TargetDistribution | None = None) -> di
         "context": context_matrix(frame, max_levels=20),
         "action_ids": np.array([str(i) for i in ids], dtype=str),  # text, loads without pickle
     }
+    # The slate estimators' inputs (SlateStandardIPS, SlateRewardInteractionIPS, ...): OBP's
+    # `pscore` there is the joint slate probability, called pscore_joint here.
+    cascade, _, joint = prefix_products(log.event, log.position, log.propensity)
+    feedback.update(slate_id=log.event.astype(np.int64), pscore_cascade=cascade, pscore_joint=joint)
+    if log.marginal_propensity is not None:
+        feedback["pscore_item_position"] = log.marginal_propensity.astype(np.float64)
     if target is None:
         return feedback
+    cascade, _, joint = prefix_products(log.event, log.position, target.logged_probability)
+    feedback.update(evaluation_policy_pscore_cascade=cascade, evaluation_policy_pscore_joint=joint)
+    if target.marginal is not None:
+        feedback["evaluation_policy_pscore_item_position"] = target.marginal.astype(np.float64)
     support = target.require_support("obp action_dist")
     # Round i's distribution at position k is that of its event's row at position k.
     span = len_list

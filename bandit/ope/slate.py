@@ -81,29 +81,40 @@ class SlateWeights:
     slate: np.ndarray  # W_i, repeated on every row of event i
 
 
-def slate_weights(arrays: SlateArrays, max_weight: float | None = None) -> SlateWeights:
-    """Prefix, previous-prefix and whole-slate weights; `max_weight` clips each of them."""
-    order = np.lexsort((arrays.position, arrays.event))
-    event = arrays.event[order]
-    ratio = arrays.ratio[order]
-    start = np.ones(event.size, dtype=bool)
-    start[1:] = event[1:] != event[:-1]
+def prefix_products(
+    event: np.ndarray, position: np.ndarray, values: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: the product of `values` over the event's positions up to and including the
+    row's (prefix), before it (1 at the first position), and over the whole slate."""
+    order = np.lexsort((position, event))
+    sorted_event = event[order]
+    sorted_values = values[order]
+    start = np.ones(sorted_event.size, dtype=bool)
+    start[1:] = sorted_event[1:] != sorted_event[:-1]
     starts = np.flatnonzero(start)
-    rank = np.arange(event.size) - np.repeat(starts, np.diff(np.append(starts, event.size)))
-    prefix = ratio.copy()
+    run = np.diff(np.append(starts, sorted_event.size))
+    rank = np.arange(sorted_event.size) - np.repeat(starts, run)
+    prefix = sorted_values.astype(float).copy()
     # One vectorised step per slate position: slates are short, logs are long.
     for k in range(1, int(rank.max(initial=0)) + 1):
         at = np.flatnonzero(rank == k)
-        prefix[at] = prefix[at - 1] * ratio[at]
-    before = np.ones(event.size)
+        prefix[at] = prefix[at - 1] * sorted_values[at]
+    before = np.ones(sorted_event.size)
     later = rank > 0
     before[later] = prefix[np.flatnonzero(later) - 1]
-    last = np.append(starts[1:], event.size) - 1
-    slate = np.repeat(prefix[last], np.diff(np.append(starts, event.size)))
-    out = [np.empty(event.size) for _ in range(3)]
-    for values, target in zip((prefix, before, slate), out, strict=True):
-        target[order] = values if max_weight is None else np.minimum(values, max_weight)
-    return SlateWeights(*out)
+    whole = np.repeat(prefix[starts + run - 1], run)
+    out = [np.empty(sorted_event.size) for _ in range(3)]
+    for result, target in zip((prefix, before, whole), out, strict=True):
+        target[order] = result
+    return out[0], out[1], out[2]
+
+
+def slate_weights(arrays: SlateArrays, max_weight: float | None = None) -> SlateWeights:
+    """Prefix, previous-prefix and whole-slate weights; `max_weight` clips each of them."""
+    prefix, before, whole = prefix_products(arrays.event, arrays.position, arrays.ratio)
+    if max_weight is not None:
+        prefix, before, whole = (np.minimum(w, max_weight) for w in (prefix, before, whole))
+    return SlateWeights(prefix, before, whole)
 
 
 def sips_terms(arrays: SlateArrays, weights: SlateWeights) -> np.ndarray:
