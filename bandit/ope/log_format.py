@@ -7,6 +7,7 @@ that choose among the candidates) and item features keyed by item id (optional).
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -203,12 +204,38 @@ def read_table(path: Path, what: str, dictionary: tuple[str, ...] = ()) -> pa.Ta
             encoded = [name for name in dictionary if name in names]
             return pq.read_table(path, read_dictionary=encoded or None)
         if path.suffix == ".csv":
+            _check_utf8(path, what)
             # Ids stay text even when they look like numbers.
             types = {name: pa.string() for name in ("event_id", "action", ITEM_ID)}
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except (pa.ArrowInvalid, OSError) as error:
         raise LogFormatError(f"{what}: cannot read {path}: {error}") from error
     raise LogFormatError(f"{what}: {path.name} must end in .parquet or .csv")
+
+
+def _check_utf8(path: Path, what: str) -> None:
+    """CSV text must be UTF-8: name the first bad row and column instead of mangling it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = 0
+    lines_before = 0
+    header = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            if not header:
+                header = chunk.split(b"\n", 1)[0]
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                line_start = chunk.rfind(b"\n", 0, error.start) + 1
+                line = lines_before + chunk.count(b"\n", 0, error.start)
+                field = chunk[line_start : error.start].count(b",")
+                names = header.decode("utf-8", errors="replace").strip().split(",")
+                column = names[field] if field < len(names) else f"number {field + 1}"
+                raise LogFormatError(
+                    f"{what}: {path} is not UTF-8 text; first bad row {line}, column {column}"
+                ) from error
+            consumed += len(chunk)
+            lines_before += chunk.count(b"\n")
 
 
 def load_log(path: Path) -> ReplayLog:
@@ -238,8 +265,7 @@ def build_log(
     reward = _numbers(rounds, "reward", "log")
     propensity = _propensities(rounds, "log")
     action_column = rounds.column("action").cast(pa.string())
-    if action_column.null_count:
-        _raise_first(rounds, np.asarray(pc.is_null(action_column)), "action", "log", "is empty")
+    _refuse_empty(rounds, action_column, "action")
     vocabulary = _flat(pc.unique(action_column))
     item_frame = None
     if items is not None:
@@ -315,15 +341,20 @@ def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
     Only run heads (rows whose id differs from the previous row's) are hashed, so a log with
     an event's positions on consecutive rows encodes each event id once.
     """
-    column = rounds.column("event_id")
-    if column.null_count:
-        _raise_first(rounds, np.asarray(pc.is_null(column)), "event_id", "log", "is empty")
-    values = column.cast(pa.string())
+    values = rounds.column("event_id").cast(pa.string())
+    _refuse_empty(rounds, values, "event_id")
     starts = _run_starts(values)
     encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
     del values
     head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
+
+
+def _refuse_empty(table: pa.Table, values: pa.ChunkedArray | pa.Array, column: str) -> None:
+    """Empty cells (null, or '' as CSV reads them) are refused with the first bad row."""
+    empty = pc.or_kleene(pc.is_null(values), pc.equal(values, "")).fill_null(True)
+    if pc.any(empty).as_py():
+        _raise_first(table, _bools(empty), column, "log", "has an empty cell")
 
 
 def _run_starts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:

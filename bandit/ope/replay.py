@@ -100,9 +100,10 @@ def default_estimator(log: ReplayLog) -> str:
 
 def default_estimators(log: ReplayLog, target: TargetDistribution | None = None) -> tuple[str, ...]:
     """What `hitl replay` reports when no estimator is named."""
+    modelled = target is None or target.support is not None  # DM/DR need the whole target
     if slate_length(log) == 1:
-        return ("ips", "snips", "dm", "dr")
-    names = ["sips", "rips", "cascade-dr"]
+        return ("ips", "snips", "dm", "dr") if modelled else ("ips", "snips")
+    names = ["sips", "rips", "cascade-dr"] if modelled else ["sips", "rips"]
     if log.marginal_propensity is not None and target is not None and target.marginal is not None:
         names.append("iips")
     return tuple(names)
@@ -276,7 +277,8 @@ def evaluate(
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
     )
-    headline = default_estimator(log) if default_estimator(log) in estimates else names[0]
+    fallback = "rips" if "rips" in estimates else names[0]  # without a reward model
+    headline = default_estimator(log) if default_estimator(log) in estimates else fallback
     estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
     weights = slate.slate_weights(arrays, options.max_weight)
     checks = diagnostics(arrays, weights, _segments(log, segment_column))
