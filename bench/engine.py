@@ -114,7 +114,7 @@ def throughput(decisions: int) -> dict[str, float]:
                 position=0,
                 probability=pick.position_probability,
                 reward=float(rewards[n % len(contexts), ids[pick.item_id]]),
-                source="bench",
+                reward_source="bench",
             )
             apply_rounds(recommender.policy, [round_], rows, lines)
 

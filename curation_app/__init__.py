@@ -55,6 +55,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
         dashboard,
         db,
         errors,
+        lessons,
         openapi,
         quality,
         review_api,
@@ -74,6 +75,7 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     app.register_blueprint(dashboard.bp)
     app.register_blueprint(settings.bp)
     app.register_blueprint(quality.bp)
+    app.register_blueprint(lessons.bp)
     return app
 
 

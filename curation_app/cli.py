@@ -224,6 +224,8 @@ def learn(database_url: str | None) -> None:
         f"{report.defaults_assigned} default rewards assigned); model version "
         f"{report.model_version if report.model_version is not None else 'unchanged'}"
     )
+    if report.trust is not None:
+        click.echo(report.trust.message())
 
 
 main.add_command(model)

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from sqlalchemy.orm import Session
 
 from bandit.db.models import utcnow
-from bandit.services import metrics
+from bandit.services import metrics, trust_status
 from bandit.services.review import queue as review_queue
 from curation_app.db import get_session
 
@@ -60,6 +60,60 @@ def _bars(values: dict[str, float], ylabel: str, share: bool = False) -> Figure:
     return figure
 
 
+def _or_nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _promise(session: Session) -> Figure:
+    """The bootstrapping curve of the promise, one point per learn pass."""
+    figure, axes = _figure()
+    rows = trust_status.threshold_history(session)
+    status = trust_status.promise_status(session)
+    if not rows:
+        axes.text(0.5, 0.5, "no learn pass yet", ha="center", va="center", transform=axes.transAxes)
+        return figure
+    versions = [r.model_version for r in rows]
+    automation = [r.projected_automation or 0.0 for r in rows]
+    audits = [(r.details or {}).get("audits") or {} for r in rows]
+    rate = [_or_nan(a.get("rate")) for a in audits]
+    low = [_or_nan(a.get("low") if a.get("n") else None) for a in audits]
+    high = [_or_nan(a.get("high") if a.get("n") else None) for a in audits]
+    axes.plot(versions, automation, marker="o", markersize=3, label="automated share")
+    axes.plot(versions, [r.bound if r.threshold is not None else math.nan for r in rows],
+              marker=".", label="bound on auto override rate")  # fmt: skip
+    axes.plot(versions, rate, marker="s", markersize=3, label="audited override rate")
+    axes.fill_between(versions, low, high, alpha=0.2, label="its interval")
+    axes.axhline(status.target, color="#b00020", linestyle="--", label="target")
+    axes.set_xlabel("model version (learn pass)")
+    axes.set_ylim(0, 1.05)
+    axes.legend(loc="upper left", fontsize="x-small")
+    return figure
+
+
+def _reliability(session: Session) -> Figure:
+    """Reliability diagram of the approval model on recent held-out verdicts."""
+    figure, axes = _figure()
+    status = trust_status.promise_status(session)
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
+    if status.reliability:
+        axes.plot(
+            [r["predicted"] for r in status.reliability],
+            [r["observed"] for r in status.reliability],
+            marker="o",
+            label=f"approval model (ECE {status.ece:.3f}, Brier {status.brier:.3f})"
+            if status.ece is not None and status.brier is not None
+            else "approval model",
+        )
+    else:
+        axes.text(0.5, 0.5, "no held-out verdicts yet", ha="center", va="center",
+                  transform=axes.transAxes)  # fmt: skip
+    axes.set(xlabel="predicted P(curator keeps the item)", ylabel="observed share kept")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.05)
+    axes.legend(loc="upper left", fontsize="small")
+    return figure
+
+
 def _hours_back() -> int:
     hours = request.args.get("hours", "24")
     return int(hours) if hours.isdigit() and int(hours) in WINDOWS_HOURS else 24
@@ -82,6 +136,10 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
             "share automated",
             share=True,
         ),
+    ),
+    "promise": (
+        "The promise: automated share, override bound and audited override rate per learn pass",
+        _promise,
     ),
     "verdict-rates": (
         "Curator acceptance, swap and removal rates",
@@ -122,6 +180,15 @@ def index() -> ResponseReturnValue:
         if summary.oldest_wait_seconds is None
         else math.floor(summary.oldest_wait_seconds / 360) / 10,
     )
+
+
+@bp.get("/reliability.png")
+@login_required
+def reliability() -> ResponseReturnValue:
+    """The approval model's reliability diagram as a PNG."""
+    buffer = io.BytesIO()
+    _reliability(get_session()).savefig(buffer, format="png")
+    return Response(buffer.getvalue(), mimetype="image/png")
 
 
 @bp.get("/charts/<slug>.svg")

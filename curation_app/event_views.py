@@ -34,6 +34,37 @@ def rank_response(decision: Decision) -> dict[str, Any]:
     }
 
 
+def routing_view(decision: Decision) -> dict[str, Any]:
+    """Why the decision went the route it did (for clients and admins; never shown to the
+    curator reviewing it, so that audits stay blinded)."""
+    threshold = decision.auto_threshold
+    approval = decision.approval_probability
+    if approval is None:
+        reason = "routed by the policy's confidence and the config's manual thresholds"
+    elif decision.audit:
+        reason = (
+            f"a random audit: approval {approval:.3f} met the auto threshold {threshold:.3f}, "
+            f"and {decision.audit_probability:.0%} of such slates are reviewed after delivery"
+        )
+    elif threshold is None:
+        reason = (
+            f"approval {approval:.3f}; no auto threshold in force (too little evidence yet), "
+            "so a curator reviews it"
+        )
+    elif approval >= threshold:
+        reason = f"approval {approval:.3f} met the auto threshold {threshold:.3f}"
+    else:
+        reason = f"approval {approval:.3f} is below the auto threshold {threshold:.3f}"
+    return {
+        "approval_probability": approval,
+        "auto_threshold": threshold,
+        "audit": decision.audit,
+        "audit_probability": decision.audit_probability,
+        "confidence": decision.uncertainty.get("confidence"),
+        "reason": reason,
+    }
+
+
 def event_view(session: Session, decision: Decision) -> dict[str, Any]:
     """Everything known about an event: proposal, review, final slate, outcomes."""
     tasks = session.scalars(
@@ -67,6 +98,7 @@ def event_view(session: Session, decision: Decision) -> dict[str, Any]:
     }
     return {
         **rank_response(decision),
+        "routing": routing_view(decision),
         "context": dict(decision.context),
         "created_at": decision.created_at.isoformat(),
         "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,

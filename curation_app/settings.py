@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from bandit.db.models import PolicyConfigRow
 from bandit.engine.config import ConfigError, config_from_mapping
-from bandit.services import audit, configs
-from curation_app import settings_form
+from bandit.services import audit, configs, trust_status
+from curation_app import promise, settings_form
 from curation_app.auth import admin_required, current_curator_id, current_username
 from curation_app.db import get_session
 
@@ -49,8 +49,11 @@ def _page(
     values: dict[str, Any], errors: dict[str, str] | None = None, status: int = 200
 ) -> ResponseReturnValue:
     active_row, _ = configs.active_config(get_session())
+    kept_promise = trust_status.promise_status(get_session())
     return render_template(
         "settings.html",
+        promise=promise.promise_sentence(kept_promise),
+        promise_today=promise.today_sentences(kept_promise),
         groups=settings_form.grouped_fields(values, errors),
         errors=errors or {},
         active=active_row,

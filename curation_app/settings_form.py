@@ -23,6 +23,9 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "review_sla_seconds", "curator_capacity_per_hour", "review_lease_seconds",
         "overflow_policy", "double_review_share", "blinded_review",
     )),
+    ("The promise (risk-controlled routing)", (
+        "max_override_rate", "confidence_level", "audit_share", "risk_window",
+    )),
     ("Exploration", (
         "algorithm", "epsilon", "softmax_lambda", "bag_size", "cover_size",
         "squarecb_gamma_scale", "rnd_size",

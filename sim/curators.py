@@ -86,3 +86,30 @@ class SimulatedCurator:
     def start_shift(self) -> None:
         """A rested curator: fatigue starts again from zero."""
         self.seconds_worked = 0.0
+
+
+def change_probability(
+    curators: Sequence[SimulatedCurator],
+    truth: TrueRewardModel,
+    profile: Mapping[str, Any],
+    slate: Sequence[str],
+) -> float:
+    """The chance that a curator picked at random would change this slate right now.
+
+    Exactly what `SimulatedCurator.review` would do, in expectation: an item is kept with
+    the curator's current accuracy if the customer would keep it (else with 1 - accuracy),
+    plus the bias towards favoured categories; the slate is unchanged only if all are kept.
+    """
+    if not curators or not slate:
+        return 0.0
+    keep_chance = truth.keep_probability(profile, slate)
+    categories = truth.categories_of(slate)
+    unchanged = []
+    for curator in curators:
+        accuracy = curator.current_accuracy()
+        keep = np.where(keep_chance >= 0.5, accuracy, 1.0 - accuracy)
+        if curator.bias > 0 and curator.favored_categories:
+            favoured = np.isin(categories, curator.favored_categories)
+            keep = keep + (1.0 - keep) * curator.bias * favoured
+        unchanged.append(float(np.prod(keep)))
+    return 1.0 - float(np.mean(unchanged))

@@ -15,7 +15,7 @@ from bandit.db.models import Decision
 from bandit.engine.vocabulary import DELIVERED_TAGS, DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
 from bandit.services.runtime import EngineRuntime
-from sim.curators import SimulatedCurator
+from sim.curators import SimulatedCurator, change_probability
 from sim.world import TrueRewardModel
 
 
@@ -27,6 +27,9 @@ class RoundStat:
     route: str
     mean_keep_probability: float
     preferred_share: float
+    # For slates delivered with no review first (auto, or an audit): the chance a curator
+    # would have changed it, which the simulator knows and the system must bound.
+    true_override: float = float("nan")
 
 
 @dataclass
@@ -88,8 +91,20 @@ def run_loop(
             )
             slate = [p.item_id for p in decision.proposed]
             chance = truth.keep_probability(profile, slate)
+            unreviewed_first = decision.route == Route.AUTO or decision.audit
+            override = (
+                change_probability(curators, truth, profile, slate)
+                if unreviewed_first
+                else float("nan")
+            )
             stats.append(
-                RoundStat(step, decision.route, float(chance.mean()), float((chance >= 0.5).mean()))
+                RoundStat(
+                    step,
+                    decision.route,
+                    float(chance.mean()),
+                    float((chance >= 0.5).mean()),
+                    override,
+                )
             )
             if decision.status == DecisionStatus.DELIVERED:
                 world.delivered(session, decision, profile, step)

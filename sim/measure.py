@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,9 +12,10 @@ import pandas as pd
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CuratorAction, Decision
+from bandit.db.models import CuratorAction, Decision, RiskThreshold
 from bandit.engine.vocabulary import Route
-from sim.loop import customer_received
+from bandit.services import rounds
+from sim.loop import RoundStat, customer_received
 from sim.world import TrueRewardModel
 
 
@@ -26,6 +29,13 @@ class RunMeasures:
     curator_seconds: np.ndarray
     held: np.ndarray  # still waiting for a curator when the run ended
     confidence: np.ndarray  # the policy's confidence, which routing compares with thresholds
+    # Trust: the true chance a curator would change each auto-delivered or audited slate
+    # (nan otherwise), audits, and the override bound in force when each decision was made.
+    true_override: np.ndarray | None = None
+    audit: np.ndarray | None = None
+    bound: np.ndarray | None = None
+    # Logged rounds by reward source, as `bandit.services.rounds` defines them.
+    rounds_by_source: dict[str, int] | None = None
 
     def summary(self, bins: int) -> dict[str, Any]:
         """Totals and binned series for the report."""
@@ -51,11 +61,36 @@ class RunMeasures:
                 "median_confidence": [float(np.median(self.confidence[c])) for c in chunks],
                 "cumulative_reward": [float(np.cumsum(self.reward)[c[-1]]) for c in chunks],
                 "cumulative_oracle": [float(np.cumsum(self.oracle)[c[-1]]) for c in chunks],
+                **self._trust_series(chunks),
             },
+            "logged_rounds_by_source": self.rounds_by_source or {},
+        }
+
+    def _trust_series(self, chunks: list[np.ndarray]) -> dict[str, list[float | None]]:
+        if self.true_override is None or self.bound is None:
+            return {}
+        return {
+            "true_override_auto": [_nanmean(self.true_override[c]) for c in chunks],
+            "override_bound": [_last(self.bound[c]) for c in chunks],
         }
 
 
-def measure_run(session: Session, truth: TrueRewardModel, catalog: pd.DataFrame) -> RunMeasures:
+def _nanmean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
+def _last(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite[-1]) if finite.size else None
+
+
+def measure_run(
+    session: Session,
+    truth: TrueRewardModel,
+    catalog: pd.DataFrame,
+    stats: Sequence[RoundStat] = (),
+) -> RunMeasures:
     """Score every logged decision of a run against the true reward model."""
     eligible = (catalog["stock"].to_numpy() > 0) & catalog.get(
         "active", pd.Series(True, index=catalog.index)
@@ -67,8 +102,13 @@ def measure_run(session: Session, truth: TrueRewardModel, catalog: pd.DataFrame)
             )
         ).all()
     )
+    bounds = dict(session.execute(select(RiskThreshold.model_version, RiskThreshold.bound)).all())
+    audits: list[bool] = []
+    bound: list[float] = []
     rows: list[tuple[float, float, bool, float, bool, float]] = []
     for decision in session.scalars(select(Decision).order_by(Decision.id)):
+        audits.append(bool(decision.audit))
+        bound.append(float(bounds.get(decision.model_version, np.nan)))
         profile = decision.context
         slate_size = len(decision.proposed)
         chance = truth.keep_probability_all(profile)[eligible]
@@ -87,7 +127,13 @@ def measure_run(session: Session, truth: TrueRewardModel, catalog: pd.DataFrame)
             )
         )
     table = np.array(rows, dtype=float).reshape(-1, 6)
+    override = np.array([s.true_override for s in stats], dtype=float)
+    sources = Counter(str(r.reward_source) for r in rounds.logged_rounds(session))
     return RunMeasures(
+        true_override=override if override.size == len(rows) else None,
+        audit=np.array(audits, dtype=bool),
+        bound=np.array(bound, dtype=float),
+        rounds_by_source=dict(sorted(sources.items())),
         reward=table[:, 0],
         oracle=table[:, 1],
         automated=table[:, 2].astype(bool),

@@ -102,3 +102,14 @@ def _save(figure: Figure, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def subplots(rows: int, figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A figure with `rows` stacked axes (for plots drawn outside this module)."""
+    figure, axes = plt.subplots(rows, 1, figsize=figsize)
+    return figure, axes
+
+
+def save_figure(figure: Figure, path: Path) -> Path:
+    """Write and close a figure."""
+    return _save(figure, path)

@@ -11,6 +11,7 @@ from typing import Any
 from sim.plots import write_plots
 from sim.runs import plans_for, simulate_run, world_for
 from sim.scenario import Scenario
+from sim.trust_study import run_study, study_findings, write_study_plots
 
 REPORT_BINS = 10
 BASELINES = ("uniform_random", "greedy", "never_review", "always_review")
@@ -49,7 +50,13 @@ def simulate(
         "findings": findings(runs),
     }
     out.mkdir(parents=True, exist_ok=True)
-    report["plots"] = [path.name for path in write_plots(report, out)]
+    plots = write_plots(report, out)
+    if scenario.trust.enabled:
+        study = run_study(scenario, rounds, seed, server_url)
+        study["findings"] = study_findings(study)
+        report["study"] = study
+        plots += write_study_plots(study, out)
+    report["plots"] = [path.name for path in plots]
     (out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
     return report
 

@@ -105,7 +105,7 @@ def simulate_run(
                 catalog_store.upsert_items(session, catalog_store.rows_from_frame(world.catalog))
                 configs.save_config(session, plan.policy, created_by="simulator", activate=True)
                 session.commit()
-            run_loop(
+            stats = run_loop(
                 sessions,
                 EngineRuntime(rng),
                 truth,
@@ -116,7 +116,7 @@ def simulate_run(
                 on_step=on_step,
             )
             with sessions() as session:
-                return measure_run(session, truth, world.catalog)
+                return measure_run(session, truth, world.catalog, stats)
         finally:
             engine.dispose()
 

@@ -4,7 +4,7 @@ sweep; read from TOML and checked with messages that name the field."""
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,19 @@ class CuratorSettings:
 
 
 @dataclass(frozen=True)
+class TrustStudySettings:
+    """The `trust` run family (`[trust]` in the scenario TOML)."""
+
+    enabled: bool = False
+    targets: tuple[float, ...] = (0.02, 0.05, 0.10)
+    rounds: int = 0  # 0: as many rounds as the main run
+    workers: int = 2  # parallel processes
+    sweep_target: float = 0.05
+    sweep_seeds: int = 0  # extra seeds at sweep_target, for the guarantee's frequency
+    sweep_rounds: int = 2000
+
+
+@dataclass(frozen=True)
 class Scenario:
     """Everything `hitl simulate` needs besides the rounds, seed and output folder."""
 
@@ -61,6 +74,7 @@ class Scenario:
     )
     noise_accuracies: tuple[float, ...] = (0.6, 0.75, 0.9, 1.0)
     noise_rounds: int = 0  # 0: as many rounds as the main run
+    trust: TrustStudySettings = field(default_factory=TrustStudySettings)
 
 
 def load_scenario(path: Path) -> Scenario:
@@ -74,7 +88,7 @@ def load_scenario(path: Path) -> Scenario:
 
 def scenario_from_mapping(document: dict[str, Any]) -> Scenario:
     """Build a scenario from a parsed document, refusing unknown or bad fields by name."""
-    _known(document, {"world", "policy", "curators", "noise"}, "")
+    _known(document, {"world", "policy", "curators", "noise", "trust"}, "")
     world = _build(WorldSettings, _table(document, "world"), "world")
     _check_world(world)
     try:
@@ -95,7 +109,26 @@ def scenario_from_mapping(document: dict[str, Any]) -> Scenario:
         _in_range("noise.accuracies", value, 0.5, 1.0)
     rounds = noise.get("rounds", 0)
     _in_range("noise.rounds", rounds, 0, 1_000_000, integer=True)
-    return Scenario(world, policy, curators, accuracies, int(rounds))
+    return Scenario(world, policy, curators, accuracies, int(rounds), _trust(document))
+
+
+def _trust(document: dict[str, Any]) -> TrustStudySettings:
+    values = dict(_table(document, "trust"))
+    _known(values, {f.name for f in fields(TrustStudySettings)}, "trust.")
+    targets = values.pop("targets", list(TrustStudySettings.targets))
+    if not isinstance(targets, list) or not targets:
+        raise ScenarioError("trust.targets: must be a non-empty list of override-rate targets")
+    for target in targets:
+        _in_range("trust.targets", target, 0.001, 0.5)
+    if "sweep_target" in values:
+        _in_range("trust.sweep_target", values["sweep_target"], 0.001, 0.5)
+        values["sweep_target"] = float(values["sweep_target"])
+    settings = _build(TrustStudySettings, values, "trust")
+    _in_range("trust.rounds", settings.rounds, 0, 1_000_000, integer=True)
+    _in_range("trust.workers", settings.workers, 1, 64, integer=True)
+    _in_range("trust.sweep_seeds", settings.sweep_seeds, 0, 1000, integer=True)
+    _in_range("trust.sweep_rounds", settings.sweep_rounds, 10, 1_000_000, integer=True)
+    return replace(settings, targets=tuple(float(t) for t in targets))
 
 
 def _table(document: dict[str, Any], name: str) -> dict[str, Any]:

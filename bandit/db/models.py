@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -119,6 +120,9 @@ class ModelVersion(Base):
     note: Mapped[str] = mapped_column(String(300), default="")
     model_bytes: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The approval model trained in the same pass, and its calibration, metrics, threshold.
+    approval_bytes: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    approval_state: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
 
 class Decision(Base):
@@ -145,6 +149,14 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reward_due_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # Risk-controlled routing: P(curator keeps the slate), the threshold in force, and whether
+    # this was a random audit of an auto-eligible slate, drawn with `audit_probability`.
+    approval_probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    auto_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    audit: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    audit_probability: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # Which job its verdicts do for the approval model (vocabulary.ApprovalRole).
+    approval_role: Mapped[str] = mapped_column(String(12), default="train", server_default="train")
 
     proposed: Mapped[list[ProposedItem]] = relationship(
         back_populates="decision", order_by="ProposedItem.position", cascade="all, delete-orphan"
@@ -295,6 +307,7 @@ class ImitationExample(Base):
     learned_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
 
 
+Index("ix_decisions_approval_role", Decision.approval_role, Decision.id)
 Index("ix_review_tasks_queue", ReviewTask.status, ReviewTask.priority)
 Index("ix_review_tasks_aging", ReviewTask.status, ReviewTask.queue_key)
 # Upkeep on every claim looks for open tasks past their SLA: a range scan, not all open tasks.
@@ -338,3 +351,42 @@ class SystemState(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RiskThreshold(Base):
+    """An auto threshold chosen by a learn pass, with the evidence behind its bound."""
+
+    __tablename__ = "risk_thresholds"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer, index=True)
+    # None: too little evidence, nothing is automated.
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    target: Mapped[float] = mapped_column(Float)
+    confidence_level: Mapped[float] = mapped_column(Float)
+    evidence: Mapped[int] = mapped_column(Integer)
+    n: Mapped[int] = mapped_column(Integer)
+    overrides: Mapped[int] = mapped_column(Integer)
+    rate: Mapped[float] = mapped_column(Float)
+    bound: Mapped[float] = mapped_column(Float)
+    # Share of the window's decisions that the threshold would deliver automatically.
+    projected_automation: Mapped[float | None] = mapped_column(Float, nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class ReviewLesson(Base):
+    """What one learn pass's curator feedback changed: an item that rose or fell on the probes."""
+
+    __tablename__ = "review_lessons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer, index=True)
+    # None: all curators together; else the curator whose verdicts touched the item.
+    curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
+    item_id: Mapped[str] = mapped_column(String(128))
+    # Change of the item's mean approval probability on the probe contexts.
+    change: Mapped[float] = mapped_column(Float)
+    verdicts: Mapped[int] = mapped_column(Integer)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

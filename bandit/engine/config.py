@@ -49,6 +49,21 @@ class PolicyConfig:
     thresholds. In ``partial`` mode: confidence >= ``auto_threshold`` goes out with no review;
     ``review_threshold`` <= confidence < ``auto_threshold`` goes out at once and a curator
     verifies it afterwards; confidence < ``review_threshold`` waits for a curator first.
+
+    In ``risk_controlled`` mode the confidence is the calibrated approval model's probability
+    that a curator keeps the whole slate unchanged, and the auto threshold is not a setting:
+    every learn pass picks the lowest one whose upper confidence bound (at
+    ``confidence_level``) on the override rate of auto-delivered slates, measured on audits
+    and held-out reviews of the last ``risk_window`` reviewed slates, stays at or below
+    ``max_override_rate``; with too little evidence nothing is automated. ``audit_share`` of
+    the slates it would auto-deliver go to a blinded review-after audit instead. Below the
+    automatic threshold, ``review_threshold`` (manual, on the same approval scale) splits
+    review-after (at or above it) from review-before.
+
+    Rewards (one logged round per delivered position, `bandit.services.rounds`): the customer
+    outcome if it arrives within ``reward_wait_seconds``; for an item a curator removed before
+    delivery, the curator's verdict as a proxy; otherwise ``default_reward`` once the wait ran
+    out, flagged as a default.
     """
 
     name: str = "default"
@@ -82,6 +97,11 @@ class PolicyConfig:
     double_review_share: float = 0.0
     blinded_review: bool = False
     # --- end of curation console settings ---
+    # --- trustworthy automation (routing_mode = "risk_controlled") ---
+    max_override_rate: float = 0.05
+    confidence_level: float = 0.9
+    audit_share: float = 0.05
+    risk_window: int = 1500
 
     def __post_init__(self) -> None:
         _check_text(self, "name")
@@ -111,7 +131,9 @@ class PolicyConfig:
             ("reward_wait_seconds", 0, 365 * 86_400),
         ):
             _check_int(self, name, low, high)
-        if self.review_threshold > self.auto_threshold:
+        _check_trust_settings(self)
+        risk = self.routing_mode == RoutingMode.RISK_CONTROLLED
+        if not risk and self.review_threshold > self.auto_threshold:
             raise ConfigError(
                 "review_threshold",
                 f"must not exceed auto_threshold ({self.review_threshold} > {self.auto_threshold})",
@@ -192,6 +214,14 @@ def _check_console_settings(config: PolicyConfig) -> None:
             f"must not exceed review_sla_seconds ({config.review_lease_seconds} > "
             f"{config.review_sla_seconds})",
         )
+
+
+def _check_trust_settings(config: PolicyConfig) -> None:
+    """The promise: the override-rate target, its confidence, the audit share, the window."""
+    _check_number(config, "max_override_rate", low=0.0, high=0.5, strict_low=True)
+    _check_number(config, "confidence_level", low=0.5, high=0.999)
+    _check_number(config, "audit_share", low=0.0, high=0.5)
+    _check_int(config, "risk_window", 50, 1_000_000)
 
 
 def _check_text(config: PolicyConfig, name: str) -> None:

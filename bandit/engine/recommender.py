@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from bandit.engine import explain, uncertainty, vw_format
+from bandit.engine.approval import ApprovalModel
 from bandit.engine.catalog import CatalogIndex
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
 from bandit.engine.pruning import CandidateSet, prescore_parts, prune
 from bandit.engine.records import Candidate, Proposal, SlateItem
-from bandit.engine.routing import route_for
+from bandit.engine.routing import risk_route, route_for
 from bandit.engine.slate import draw_slate
-from bandit.engine.vocabulary import ReasonCode
+from bandit.engine.vocabulary import ReasonCode, Route, RoutingMode
+
+
+class _TrustRoute(NamedTuple):
+    route: str
+    approval_probability: float | None
+    auto_threshold: float | None
+    audit: bool
+    audit_probability: float
 
 
 class NoEligibleItems(LookupError):
@@ -32,6 +41,8 @@ class Recommender:
         policy: VWPolicy,
         rng: np.random.Generator,
         action_lines: vw_format.ActionLines | None = None,
+        approval: ApprovalModel | None = None,
+        auto_threshold: float | None = None,
     ) -> None:
         self.catalog = catalog
         self.config = config
@@ -39,6 +50,9 @@ class Recommender:
         self._rng = rng
         # Shared across requests by the runtime, so each item's VW text is formatted once.
         self._action_lines = action_lines or vw_format.ActionLines(catalog)
+        # Risk-controlled routing: the calibrated approval model and the threshold in force.
+        self.approval = approval
+        self.auto_threshold = auto_threshold
 
     def propose(
         self,
@@ -103,6 +117,7 @@ class Recommender:
                     why=tuple((c.feature, c.weight) for c in why[position]),
                 )
             )
+        trust = self._trust_route(context, candidates.indices[draw.chosen], confidence)
         return Proposal(
             # tolist() turns each column into Python numbers in one call, not K x 5 calls.
             candidates=tuple(
@@ -120,7 +135,37 @@ class Recommender:
             position_pmfs=tuple(tuple(float(p) for p in pmf) for pmf in draw.pmfs),
             uncertainty=measures,
             confidence=confidence,
-            route=route_for(confidence, config),
+            route=trust.route,
+            approval_probability=trust.approval_probability,
+            auto_threshold=trust.auto_threshold,
+            audit=trust.audit,
+            audit_probability=trust.audit_probability,
+        )
+
+    def _trust_route(
+        self, context: Mapping[str, Any], picks: np.ndarray, confidence: float
+    ) -> _TrustRoute:
+        config = self.config
+        if config.routing_mode != RoutingMode.RISK_CONTROLLED:
+            return _TrustRoute(route_for(confidence, config), None, None, False, 0.0)
+        model = self.approval
+        approval = (
+            None
+            if model is None
+            else model.slate_probability(context, self._action_lines.lines(picks))
+        )
+        # An uncalibrated model has no evidence behind it: it routes but never automates.
+        threshold = self.auto_threshold if model is not None and model.calibrated else None
+        route = risk_route(approval, threshold, config)
+        if route != Route.AUTO:
+            return _TrustRoute(route, approval, threshold, False, 0.0)
+        audit = bool(self._rng.random() < config.audit_share)
+        return _TrustRoute(
+            Route.REVIEW_AFTER if audit else Route.AUTO,
+            approval,
+            threshold,
+            audit,
+            config.audit_share,
         )
 
     def _reasons(

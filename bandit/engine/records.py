@@ -54,13 +54,22 @@ class Proposal:
     uncertainty: Mapping[str, float]
     confidence: float
     route: str
+    # Risk-controlled routing: P(curator keeps the slate), the threshold in force, and the
+    # audit draw (an auto-eligible slate is audited with probability `audit_probability`).
+    approval_probability: float | None = None
+    auto_threshold: float | None = None
+    audit: bool = False
+    audit_probability: float = 0.0
 
 
 @dataclass(frozen=True)
 class LoggedRound:
     """One learnable choice: a context, the items on offer, the one chosen and its reward.
 
-    Learning, replay and off-policy evaluation all read this type.
+    Learning, replay and off-policy evaluation all read this type. ``reward_source`` says whose
+    judgement ``reward`` is (a ``RewardSource``: the customer, a curator's verdict standing in
+    for a customer who never got the item, or the config's default); ``late_reward`` is a
+    customer outcome that arrived after the default was learned, kept for replay only.
     """
 
     event_id: str
@@ -70,4 +79,5 @@ class LoggedRound:
     position: int
     probability: float
     reward: float
-    source: str
+    reward_source: str
+    late_reward: float | None = None

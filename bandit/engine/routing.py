@@ -19,3 +19,18 @@ def route_for(confidence: float, config: PolicyConfig) -> Route:
     if confidence >= config.review_threshold:
         return Route.REVIEW_AFTER
     return Route.REVIEW_BEFORE
+
+
+def risk_route(approval: float | None, auto_threshold: float | None, config: PolicyConfig) -> Route:
+    """Risk-controlled routing on the slate's approval probability.
+
+    Auto at or above the threshold the evidence allows (None: nothing is automated), else
+    review-after at or above the manual `review_threshold`, else review-before.
+    """
+    if approval is None:
+        return Route.REVIEW_BEFORE
+    if auto_threshold is not None and approval >= auto_threshold:
+        return Route.AUTO
+    if approval >= config.review_threshold:
+        return Route.REVIEW_AFTER
+    return Route.REVIEW_BEFORE

@@ -24,6 +24,8 @@ class RoutingMode(StrEnum):
     REVIEW_AFTER = "review_after"
     PARTIAL = "partial"
     APPRENTICE = "apprentice"
+    # Auto-deliver above the threshold that keeps the audited override rate below a target.
+    RISK_CONTROLLED = "risk_controlled"
 
 
 class DecisionStatus(StrEnum):
@@ -135,6 +137,28 @@ class ReasonCode(StrEnum):
     EXPLORATION_SLOT = "exploration_slot"  # entered the candidates through a reserved slot
     EXPLORATION_PICK = "exploration_pick"  # not the policy's most likely item at its position
     EXPECTED_REWARD = "expected_reward"  # the policy's score
+
+
+class TrustAction(StrEnum):
+    """Audit-log actions of trustworthy automation."""
+
+    THRESHOLD_CHOSEN = "risk_threshold_chosen"
+
+
+class ApprovalStatus(StrEnum):
+    """Whether the approval model can route decisions yet."""
+
+    READY = "ready"
+    TOO_FEW_VERDICTS = "too_few_verdicts"
+    UNTRAINED = "untrained"
+
+
+class ApprovalRole(StrEnum):
+    """What a decision's curator verdicts are used for by the approval model."""
+
+    TRAIN = "train"  # train the logistic model
+    CALIBRATE = "calibrate"  # held out: fit the isotonic calibration
+    EVIDENCE = "evidence"  # held out: the override-rate bound, ECE and Brier (and all audits)
 
 
 class ImitationSource(StrEnum):

@@ -144,3 +144,16 @@ def labelled_example(
     label = f"0:{float(reward_to_cost(reward))!r}:{float(probability)!r}"
     lines[chosen + 1] = f"{label} {actions[chosen]}"
     return lines
+
+
+# The approval model is a plain logistic regression on one line per (context, item, position).
+POSITION_NAMESPACE = "P"
+
+
+def approval_line(context: Sequence[str], action: str, position: int, kept: bool | None) -> str:
+    """One approval example: label 1 (kept unchanged) or -1, context, item and position."""
+    label = "" if kept is None else ("1 " if kept else "-1 ")
+    return (
+        f"{label}|{CONTEXT_NAMESPACE} {' '.join(context)} {action} "
+        f"|{POSITION_NAMESPACE} at_{position}"
+    )

@@ -124,7 +124,7 @@ def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
                 position=example.position,
                 probability=1.0,
                 reward=1.0,
-                source=IMITATION_SOURCE,
+                reward_source=IMITATION_SOURCE,
             )
         )
         example.learned_at = now

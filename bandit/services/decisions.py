@@ -25,6 +25,7 @@ from bandit.engine.vocabulary import (
     Overflow,
     Route,
 )
+from bandit.services import approval_store
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import deliver_policy_slate
 from bandit.services.review import queue as review_queue
@@ -132,7 +133,12 @@ def _log_decision(
         policy_version=config_row.version,
         model_version=model_version,
         created_at=now,
+        approval_probability=proposal.approval_probability,
+        auto_threshold=proposal.auto_threshold,
+        audit=proposal.audit,
+        audit_probability=proposal.audit_probability,
     )
+    decision.approval_role = approval_store.role_for(decision.event_id, proposal.audit)
     decision.proposed = [
         ProposedItem(
             position=s.position,

@@ -7,16 +7,16 @@ One row per (event, position) of the policy's own proposal:
   position_probability`), the number the learner gives VW. Every built-in target chooses among
   the same candidates, so P(candidate) cancels from the weights; it is exported too, as
   `candidate_probability`, for targets that reach outside the candidate set.
-- `reward` is the signal the learner uses for that item, one per row, in this order: a
-  customer outcome for it (per item or for the whole event, if the item went out as the
-  policy proposed it and the reward did not arrive after the default); else the curator's
-  verdict (kept 1, removed or swapped 0); else the default reward. Rows with none of these yet
-  are left out and counted. Curator swap-ins are never rows: the policy did not choose them.
+- `reward` and `reward_source` are the logged round's, as `bandit.services.rounds` defines
+  them for the learner too (customer outcome, curator proxy for an item removed before
+  delivery, or default); `late_reward` is a customer outcome that arrived after the default
+  was learned. Positions with no round yet are left out and counted as pending. Curator
+  swap-ins are never rows: the policy did not choose them. `curator_verdict` is the curator's
+  approval label, kept apart from the reward.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,10 +26,11 @@ import pyarrow as pa
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bandit.db.models import CatalogItem, CuratorAction, Decision, Outcome
-from bandit.engine.vocabulary import DISTRIBUTION_MEASURES, SlateTag
+from bandit.db.models import CatalogItem, CuratorAction, Decision
+from bandit.engine.records import LoggedRound
+from bandit.engine.vocabulary import DISTRIBUTION_MEASURES
 from bandit.ope.log_format import CONTEXT_PREFIX, LIST_SEPARATOR
-from bandit.services.learning import CURATOR_REWARD, offered_at
+from bandit.services import rounds as rounds_module
 
 UNCERTAINTY_KEYS = DISTRIBUTION_MEASURES
 
@@ -61,70 +62,42 @@ def flatten_context(context: Mapping[str, Any]) -> dict[str, Any]:
     return flat
 
 
-def _row_reward(
-    decision: Decision,
-    position: int,
-    item_id: str,
-    verdicts: dict[tuple[int, int], str],
-    outcomes: list[Outcome],
-) -> tuple[float, str] | None:
-    delivered = any(f.item_id == item_id and f.tag == SlateTag.KEPT for f in decision.final_slate)
-    real = [
-        o
-        for o in outcomes
-        if not o.is_default and not o.after_default and o.item_key in ("", item_id)
-    ]
-    if delivered and real:
-        return real[0].value, "customer"
-    verdict = verdicts.get((decision.id, position))
-    if verdict is not None:
-        return CURATOR_REWARD[verdict], "curator"
-    defaults = [o for o in outcomes if o.is_default]
-    if delivered and defaults:
-        return defaults[0].value, "default"
-    return None
-
-
 def export_log(session: Session) -> ExportedLog:
     """Every logged decision as replay tables, ordered by time then event."""
-    decisions = session.scalars(
-        select(Decision)
-        .options(selectinload(Decision.proposed), selectinload(Decision.final_slate))
-        .order_by(Decision.created_at, Decision.id)
-    ).all()
+    decisions = {
+        d.id: d
+        for d in session.scalars(
+            select(Decision).options(selectinload(Decision.proposed)).order_by(Decision.id)
+        )
+    }
+    by_event = {d.event_id: d for d in decisions.values()}
     verdicts = {
         (a.decision_id, a.position): a.verdict
         for a in session.scalars(
             select(CuratorAction).where(CuratorAction.agreement_only.is_(False))
         )
     }
-    outcomes: dict[int, list[Outcome]] = defaultdict(list)
-    for outcome in session.scalars(select(Outcome).order_by(Outcome.id)):
-        outcomes[outcome.decision_id].append(outcome)
+    logged = rounds_module.logged_rounds(session)
     rounds: list[dict[str, Any]] = []
     candidates: list[dict[str, Any]] = []
-    pending = 0
-    for decision in decisions:
-        context = flatten_context(decision.context)
-        for proposed in decision.proposed:
-            reward = _row_reward(
-                decision, proposed.position, proposed.item_id, verdicts, outcomes[decision.id]
-            )
-            if reward is None:
-                pending += 1
-                continue
-            rounds.append(_round_record(decision, proposed, reward, verdicts, context))
-            offered = offered_at(decision, proposed.position)
-            pmf = decision.position_pmfs[proposed.position]
-            candidates.extend(
-                {
-                    "event_id": decision.event_id,
-                    "position": proposed.position,
-                    "action": item_id,
-                    "propensity": float(p),
-                }
-                for item_id, p in zip(offered, pmf, strict=True)
-            )
+    contexts: dict[int, dict[str, Any]] = {}
+    for round_ in logged:
+        decision = by_event[round_.event_id]
+        if decision.id not in contexts:
+            contexts[decision.id] = flatten_context(decision.context)
+        proposed = decision.proposed[round_.position]
+        rounds.append(_round_record(decision, proposed, round_, verdicts, contexts[decision.id]))
+        pmf = decision.position_pmfs[round_.position]
+        candidates.extend(
+            {
+                "event_id": decision.event_id,
+                "position": round_.position,
+                "action": item_id,
+                "propensity": float(p),
+            }
+            for item_id, p in zip(round_.offered_item_ids, pmf, strict=True)
+        )
+    pending = sum(len(d.proposed) for d in decisions.values()) - len(rounds)
     item_ids = {r["action"] for r in rounds} | {c["action"] for c in candidates}
     return ExportedLog(
         rounds=_table(rounds, ROUND_COLUMNS),
@@ -143,6 +116,7 @@ ROUND_COLUMNS = (
     "propensity",
     "candidate_probability",
     "reward_source",
+    "late_reward",
     "curator_verdict",
     "route",
     "confidence",
@@ -156,7 +130,7 @@ ROUND_COLUMNS = (
 def _round_record(
     decision: Decision,
     proposed: Any,
-    reward: tuple[float, str],
+    round_: LoggedRound,
     verdicts: dict[tuple[int, int], str],
     context: dict[str, Any],
 ) -> dict[str, Any]:
@@ -166,10 +140,11 @@ def _round_record(
         "timestamp": decision.created_at,
         "position": proposed.position,
         "action": proposed.item_id,
-        "reward": float(reward[0]),
+        "reward": round_.reward,
         "propensity": proposed.position_probability,
         "candidate_probability": proposed.candidate_probability,
-        "reward_source": reward[1],
+        "reward_source": str(round_.reward_source),
+        "late_reward": round_.late_reward,
         "curator_verdict": verdicts.get((decision.id, proposed.position)),
         "route": decision.route,
         "confidence": float(uncertainty.get("confidence", float("nan"))),

@@ -1,10 +1,11 @@
-"""The one learner: turns verdicts and rewards not yet learned into VW updates, exactly once.
+"""The one learner: turns the logged rounds not yet learned into VW updates, exactly once.
 
-Curator verdicts on the policy's own picks become rounds with reward 1 (kept) or 0 (removed,
-swapped out), at the probability the policy had for that pick. Client and default rewards
-become rounds on the policy's own delivered picks. Items a curator swapped in were never
-chosen by the policy: their rewards are stored and marked processed but never given to VW
-as if the policy had chosen them.
+What the policy learns is defined in one place, `bandit.services.rounds`: one round per
+delivered (event, position) whose reward is the customer's outcome, a curator's verdict as a
+proxy where no customer outcome can exist, or the config's default. Curator verdicts are
+also processed here as approval labels, never as customer rewards. Items a curator swapped
+in were never chosen by the policy: their rewards are stored and marked processed but never
+given to VW as if the policy had chosen them.
 
 Marking rows learned and saving the new model version happen in one transaction, and the
 model version number is unique, so a crash or a second learner can neither skip nor repeat
@@ -26,17 +27,14 @@ from bandit.engine import vw_format
 from bandit.engine.catalog import CatalogRow
 from bandit.engine.policy import VWPolicy
 from bandit.engine.records import LoggedRound
-from bandit.engine.vocabulary import CuratorVerdict, RoutingMode
-from bandit.services import apprentice, configs, model_store
+from bandit.engine.vocabulary import RoutingMode
+from bandit.services import apprentice, configs, lessons, model_store, rounds, trust
 from bandit.services.catalog_store import as_row, items_by_id
-from bandit.services.delivery import decision_config, policy_items_delivered
+from bandit.services.delivery import decision_config
 from bandit.services.rewards import assign_default_rewards
+from bandit.services.rounds import offered_at
+from bandit.services.trust import TrustReport
 
-CURATOR_REWARD = {
-    CuratorVerdict.KEPT: 1.0,
-    CuratorVerdict.REMOVED: 0.0,
-    CuratorVerdict.SWAPPED: 0.0,
-}
 # Any constant works as long as every learner takes the same one.
 LEARNER_LOCK_KEY = 820_417_113
 
@@ -52,6 +50,10 @@ class LearnReport:
     defaults_assigned: int
     model_version: int | None
     imitation_rounds: int = 0
+    # The bandit rounds this pass fed to VW (the equality test compares them with the export).
+    rounds: tuple[LoggedRound, ...] = ()
+    # The approval model and threshold of this pass (None when no verdict came in).
+    trust: TrustReport | None = None
 
 
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
@@ -72,49 +74,70 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     decisions = _decisions(
         session, {a.decision_id for a in actions} | {o.decision_id for o in outcomes}
     )
-    rounds = []
     for action in actions:
         decision = decisions[action.decision_id]
         config = decision_config(session, decision)
         offered = offered_at(decision, action.position)
         apprentice.record_choice(session, decision, action, config, offered)
-        # In apprentice mode the human chose every item: nothing there is a bandit draw.
-        if config.routing_mode != RoutingMode.APPRENTICE:
-            rounds.append(_verdict_round(decision, action))
+    resolved = rounds.resolve_rounds(session, set(decisions), pending_only=True)
+    learnable = [r.round for r in resolved]
+    fed = {r.outcome_id for r in resolved if r.outcome_id is not None}
     not_fed = 0
     for outcome in outcomes:
-        outcome_rounds = _outcome_rounds(decisions[outcome.decision_id], outcome)
-        outcome.fed_to_policy = bool(outcome_rounds)
-        not_fed += 0 if outcome_rounds else 1
-        rounds.extend(outcome_rounds)
+        outcome.fed_to_policy = outcome.id in fed
+        not_fed += 0 if outcome.fed_to_policy else 1
     session.flush()
     imitation = apprentice.pending_rounds(session, now)
     version = None
-    if rounds or imitation:
+    trust_report = None
+    if learnable or imitation or actions:
         config_row, config = configs.active_config(session)
         previous = model_store.latest_model(session)
         policy = model_store.policy_from(previous, config)
-        catalog = _catalog_rows(session, rounds + imitation)
+        catalog = _catalog_rows(session, learnable + imitation)
+        probe = lessons.take_probe(session, policy, actions) if actions else None
         lines: dict[str, str] = {}
-        apply_rounds(policy, rounds, catalog, lines)
+        apply_rounds(policy, learnable, catalog, lines)
         apply_rounds(policy, imitation, catalog, lines)
         saved = model_store.save_model(
-            session, policy, config_row, len(rounds) + len(imitation), previous, note="learned"
+            session, policy, config_row, len(learnable) + len(imitation), previous, note="learned"
         )
         version = saved.version
+        if probe is not None:
+            contexts = {d.id: d.context for d in decisions.values()}
+            lessons.record_lessons(session, probe, policy, actions, contexts, version, now)
+        if actions:
+            # Curator verdicts are approval labels: the approval model learns from them here,
+            # in the same transaction, and is saved with the same model version.
+            approval, state, trust_report = trust.update_approval(
+                session,
+                actions,
+                decisions,
+                lambda d: _learns_approval(session, d),
+                previous,
+                config,
+            )
+            saved.approval_bytes, saved.approval_state = approval.to_bytes(), state
+            trust.record_threshold(session, version, trust_report, state, now)
+            approval.close()
+        elif previous is not None:
+            saved.approval_bytes = previous.approval_bytes
+            saved.approval_state = previous.approval_state
     for action in actions:
         action.learned_at = now
     for outcome in outcomes:
         outcome.learned_at = now
     session.commit()
     return LearnReport(
-        rounds_learned=len(rounds),
+        rounds_learned=len(learnable),
         verdicts=len(actions),
         rewards=len(outcomes),
         rewards_not_fed=not_fed,
         defaults_assigned=defaults,
         model_version=version,
         imitation_rounds=len(imitation),
+        rounds=tuple(learnable),
+        trust=trust_report,
     )
 
 
@@ -155,41 +178,9 @@ def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:
     return {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
 
 
-def offered_at(decision: Decision, position: int) -> tuple[str, ...]:
-    """The candidates still available when the policy filled `position`."""
-    earlier = {p.item_id for p in decision.proposed if p.position < position}
-    return tuple(c["item_id"] for c in decision.candidates if c["item_id"] not in earlier)
-
-
-def _round(decision: Decision, position: int, reward: float, source: str) -> LoggedRound:
-    proposed = next(p for p in decision.proposed if p.position == position)
-    return LoggedRound(
-        event_id=decision.event_id,
-        context=decision.context,
-        offered_item_ids=offered_at(decision, position),
-        chosen_item_id=proposed.item_id,
-        position=position,
-        probability=proposed.position_probability,
-        reward=reward,
-        source=source,
-    )
-
-
-def _verdict_round(decision: Decision, action: CuratorAction) -> LoggedRound:
-    return _round(decision, action.position, CURATOR_REWARD[action.verdict], "curator")
-
-
-def _outcome_rounds(decision: Decision, outcome: Outcome) -> list[LoggedRound]:
-    if outcome.after_default:
-        return []
-    policy_positions = {p.item_id: p.position for p in decision.proposed}
-    delivered_by_policy = policy_items_delivered(decision)
-    if outcome.item_key and not outcome.is_default:
-        targets = [outcome.item_key] if outcome.item_key in delivered_by_policy else []
-    else:
-        targets = delivered_by_policy
-    source = "default" if outcome.is_default else "client"
-    return [_round(decision, policy_positions[i], outcome.value, source) for i in targets]
+def _learns_approval(session: Session, decision: Decision) -> bool:
+    # In apprentice mode the human composes the slate: there is no proposal to approve.
+    return decision_config(session, decision).routing_mode != RoutingMode.APPRENTICE
 
 
 def _catalog_rows(session: Session, rounds: list[LoggedRound]) -> dict[str, CatalogRow]:

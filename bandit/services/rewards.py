@@ -122,18 +122,23 @@ def _outcome(session: Session, decision_id: int, key: str) -> Outcome | None:
 def assign_default_rewards(session: Session, now: datetime | None = None) -> int:
     """Give the config's default reward to delivered events whose wait has run out.
 
-    Does not commit; returns how many events got one.
+    The default stands for every delivered item with no customer outcome by then (an event
+    with per-item rewards for some items gets it for the others); an event-level customer
+    reward covers every item, so such events get none. Does not commit; returns how many
+    events got one.
     """
     now = now or utcnow()
     overdue = session.scalars(
         select(Decision)
         .where(
-            Decision.status == DecisionStatus.DELIVERED,
+            Decision.status.in_((DecisionStatus.DELIVERED, DecisionStatus.REWARDED)),
             Decision.reward_due_at.is_not(None),
             Decision.reward_due_at <= now,
-            ~exists().where(Outcome.decision_id == Decision.id),
+            ~exists().where(
+                Outcome.decision_id == Decision.id, Outcome.item_key.in_((DEFAULT_KEY, ""))
+            ),
         )
-        # A row a client reward is writing is skipped; its status will no longer be delivered.
+        # A row a client reward is writing is skipped; the next pass sees it settled.
         .with_for_update(skip_locked=True)
     ).all()
     for decision in overdue:

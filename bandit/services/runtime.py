@@ -14,11 +14,12 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import PolicyConfigRow
 from bandit.engine import vw_format
+from bandit.engine.approval import ApprovalModel
 from bandit.engine.catalog import CatalogIndex
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
 from bandit.engine.recommender import Recommender
-from bandit.services import affinity, catalog_store, configs, model_store
+from bandit.services import affinity, approval_store, catalog_store, configs, model_store
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class EngineRuntime:
         self._policy: VWPolicy | None = None
         self._policy_key: tuple[int, int] | None = None
         self._affinity_key: tuple[int, int] | None = None
+        self._approval: ApprovalModel | None = None
+        self._auto_threshold: float | None = None
 
     def serving(self, session: Session) -> Serving:
         """An up-to-date recommender for this request."""
@@ -54,7 +57,10 @@ class EngineRuntime:
                 # Outcomes change when learning runs, i.e. with each new model version.
                 catalog.learned_affinity = affinity.item_affinity(session, catalog)
                 self._affinity_key = (catalog_revision, version)
-        recommender = Recommender(catalog, config, policy, self._rng, action_lines)
+            approval, threshold = self._approval, self._auto_threshold
+        recommender = Recommender(
+            catalog, config, policy, self._rng, action_lines, approval, threshold
+        )
         return Serving(recommender, config_row, version)
 
     def _current_catalog(self, session: Session) -> CatalogIndex:
@@ -73,6 +79,8 @@ class EngineRuntime:
         if self._policy is None or key != self._policy_key:
             saved = model_store.latest_model(session)
             policy = model_store.policy_from(saved, config)
+            # The approval model and its threshold are versioned with the policy model.
+            self._approval, self._auto_threshold = approval_store.approval_from(saved)
             # The old workspace is dropped, not closed: a request may still be scoring with it.
             self._policy, self._policy_key = policy, key
         return version, self._policy

@@ -106,7 +106,8 @@ def test_a_crash_mid_learning_loses_and_repeats_nothing(
     )
     assert session.scalar(pending) == 10
     report = learning.learn_pending(session)
-    assert report.verdicts == 10 and report.rounds_learned == 10
+    # Verdicts are approval labels; only the swapped-out item (never delivered) is a proxy round.
+    assert report.verdicts == 10 and report.rounds_learned == 1
     assert session.scalar(pending) == 0
 
 
@@ -117,8 +118,8 @@ def test_rewards_on_swapped_in_items_are_kept_but_never_fed_to_the_policy(
     rewards.record_reward(session, events[1], 1.0, outsider, "client:test")
     report = learning.learn_pending(session)
     assert report.rewards == 1 and report.rewards_not_fed == 1
-    # 10 verdicts (the swapped-out item counts as a 0 for the policy's own pick), no reward round.
-    assert report.rounds_learned == 10
+    # The swapped-out item is a curator-proxy 0; its swap-in's reward is no bandit round.
+    assert report.rounds_learned == 1
     outcome = session.scalars(select(Outcome)).one()
     assert outcome.fed_to_policy is False and outcome.learned_at is not None
 

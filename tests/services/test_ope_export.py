@@ -100,10 +100,10 @@ def test_export_rows_follow_the_documented_reward_rule(
         exported = export_log(session)
     rounds = exported.rounds.to_pandas()
     assert exported.pending + len(rounds) == EVENTS * 3
-    curator = rounds[rounds["reward_source"] == "curator"]
+    curator = rounds[rounds["reward_source"] == "curator_proxy"]
     expected = curator["curator_verdict"].map({"kept": 1.0, "removed": 0.0, "swapped": 0.0})
     assert (curator["reward"] == expected).all()
-    assert set(rounds["reward_source"]) <= {"customer", "curator", "default"}
+    assert set(rounds["reward_source"]) <= {"customer", "curator_proxy", "default"}
     assert ((rounds["propensity"] > 0) & (rounds["propensity"] <= 1)).all()
     assert {"context_segment", "context_taste_0", "confidence", "model_version"} <= set(rounds)
     assert set(exported.items.column("item_id").to_pylist()) >= set(rounds["action"])

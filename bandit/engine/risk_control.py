@@ -1,0 +1,125 @@
+"""The risk-controlled auto threshold: automate only what a finite-sample bound allows.
+
+Evidence is reviewed slates (audits and ordinary reviews) with the approval model's slate
+score s_i, whether a curator changed the slate (y_i in {0, 1}) and the inverse of the logged
+probability that the slate was reviewed (w_i = 1 / audit probability for an audit, 1 for a
+slate that routing sent to review anyway).
+
+For a threshold t the override rate of slates that would be auto-delivered is estimated by
+the weighted (Horvitz-Thompson / Hajek) mean over evidence with s_i >= t. Its upper bound is
+the one-sided Clopper-Pearson bound at level 1 - delta (delta = 1 - confidence_level) on the
+Kish effective sample n_eff = (sum w)^2 / sum w^2 with k_eff = rate * n_eff overrides:
+
+    UCB(t) = BetaInv(1 - delta; k_eff + 1, n_eff - k_eff)
+
+(exact for equal weights; an approximation for mixed weights). Thresholds are tested in a
+fixed sequence from the top of a fixed grid down (Learn then Test, Angelopoulos et al. 2021):
+each test at level delta, stopping at the first t whose bound exceeds the target, which
+controls the probability of choosing any threshold with true rate above the target at delta
+without a multiplicity correction. Grid points above which lie fewer evidence slates than
+the smallest sample that could ever pass (n_min = ceil(log delta / log(1 - target)) clean
+slates: 45 at 5% and 90%) are skipped, not tested: no sample that small can bound the rate,
+and the sequence starts where a test can succeed. With too little evidence the first tested
+threshold fails (or none is testable) and nothing is automated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import stats
+
+# A fixed grid, so the sequence of hypotheses does not depend on the data.
+THRESHOLD_GRID = tuple(round(1.0 - i / 100, 2) for i in range(100))
+
+
+@dataclass(frozen=True)
+class ThresholdTest:
+    """One step of the fixed sequence."""
+
+    threshold: float
+    n: int
+    n_effective: float
+    overrides: int
+    rate: float
+    bound: float
+    passed: bool
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """The lowest threshold the evidence allows (None: automate nothing) and why."""
+
+    threshold: float | None
+    target: float
+    confidence_level: float
+    evidence: int
+    tests: tuple[ThresholdTest, ...]
+
+    @property
+    def chosen(self) -> ThresholdTest | None:
+        """The test of the chosen threshold, or the failed first one."""
+        passed = [t for t in self.tests if t.passed]
+        return passed[-1] if passed else (self.tests[0] if self.tests else None)
+
+    def to_document(self) -> dict[str, Any]:
+        """JSON-able summary (the chosen step and the first failing one)."""
+        chosen = self.chosen
+        failed = next((t for t in self.tests if not t.passed), None)
+        return {
+            "threshold": self.threshold,
+            "target": self.target,
+            "confidence_level": self.confidence_level,
+            "evidence": self.evidence,
+            "chosen": None if chosen is None else chosen.__dict__,
+            "first_failure": None if failed is None else failed.__dict__,
+        }
+
+
+def minimum_evidence(max_override_rate: float, confidence_level: float) -> int:
+    """The fewest slates, all unchanged, whose bound can reach the target."""
+    return int(np.ceil(np.log(1 - confidence_level) / np.log(1 - max_override_rate)))
+
+
+def upper_bound(overrides: float, n: float, confidence_level: float) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate (fractional counts allowed)."""
+    if n <= 0:
+        return 1.0
+    if overrides >= n:
+        return 1.0
+    return float(stats.beta.ppf(confidence_level, overrides + 1.0, n - overrides))
+
+
+def choose_threshold(
+    scores: ArrayLike,
+    overridden: ArrayLike,
+    weights: ArrayLike,
+    max_override_rate: float,
+    confidence_level: float,
+    grid: tuple[float, ...] = THRESHOLD_GRID,
+) -> ThresholdChoice:
+    """Fixed-sequence test from the top of `grid` down (see the module docstring)."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(overridden, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    tests = []
+    chosen = None
+    n_min = minimum_evidence(max_override_rate, confidence_level)
+    for threshold in grid:
+        mask = s >= threshold
+        n = int(mask.sum())
+        if n < n_min:
+            continue
+        wm = w[mask]
+        rate = float((wm * y[mask]).sum() / wm.sum())
+        n_eff = float(wm.sum() ** 2 / (wm**2).sum())
+        bound = upper_bound(rate * n_eff, n_eff, confidence_level)
+        passed = bound <= max_override_rate
+        tests.append(ThresholdTest(threshold, n, n_eff, int(y[mask].sum()), rate, bound, passed))
+        if not passed:
+            break
+        chosen = threshold
+    return ThresholdChoice(chosen, max_override_rate, confidence_level, int(s.size), tuple(tests))

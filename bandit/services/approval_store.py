@@ -1,0 +1,44 @@
+"""The approval model in storage: which verdicts train, calibrate or test it, and loading it.
+
+Each decision gets a fixed role from its event id (so a slate's verdicts stay together):
+10% calibrate, 20% are evidence (the override-rate bound, ECE and Brier), the rest train.
+Every audit is evidence: audits are the unbiased sample of auto-eligible slates.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+from bandit.db.models import ModelVersion
+from bandit.engine.approval import ApprovalModel
+from bandit.engine.calibration import IsotonicMap
+from bandit.engine.vocabulary import ApprovalRole
+
+ROLE_BUCKETS = 10
+CALIBRATE_BUCKETS = frozenset({0})
+EVIDENCE_BUCKETS = frozenset({1, 2})
+
+
+def role_for(event_id: str, audit: bool) -> ApprovalRole:
+    """The fixed job of a decision's verdicts for the approval model."""
+    if audit:
+        return ApprovalRole.EVIDENCE
+    bucket = zlib.crc32(event_id.encode()) % ROLE_BUCKETS
+    if bucket in CALIBRATE_BUCKETS:
+        return ApprovalRole.CALIBRATE
+    if bucket in EVIDENCE_BUCKETS:
+        return ApprovalRole.EVIDENCE
+    return ApprovalRole.TRAIN
+
+
+def approval_from(saved: ModelVersion | None) -> tuple[ApprovalModel | None, float | None]:
+    """The approval model saved with a model version and the auto threshold chosen with it."""
+    if saved is None or saved.approval_bytes is None:
+        return None, None
+    state = saved.approval_state or {}
+    calibration = state.get("calibration")
+    model = ApprovalModel.from_bytes(
+        saved.approval_bytes, IsotonicMap.from_document(calibration) if calibration else None
+    )
+    threshold = state.get("threshold")
+    return model, None if threshold is None else float(threshold)

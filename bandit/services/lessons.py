@@ -1,0 +1,149 @@
+"""What curators' reviews taught the model: on a fixed probe set of recent contexts, how the
+policy's scores of the items their verdicts touched moved in one learn pass, and which
+verdicts (by curator, verdict, item category and customer segment) touched them.
+
+Flushes, never commits: it runs inside the learner's transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import CuratorAction, Decision, ReviewLesson
+from bandit.engine import vw_format
+from bandit.engine.policy import VWPolicy
+from bandit.services.catalog_store import as_row, items_by_id
+
+PROBE_CONTEXTS = 20
+TOP_ITEMS = 12
+# A swap-in is recorded on the swapped-out item's action; this names the item it brought in.
+SWAPPED_IN = "swapped_in"
+
+
+@dataclass(frozen=True)
+class Probe:
+    """The touched items, the probe contexts, and the items' mean scores before learning."""
+
+    item_ids: tuple[str, ...]
+    categories: tuple[str, ...]
+    lines: tuple[str, ...]
+    contexts: tuple[dict[str, Any], ...]
+    before: np.ndarray
+
+
+def take_probe(
+    session: Session, policy: VWPolicy, actions: Sequence[CuratorAction]
+) -> Probe | None:
+    """Score every item this pass's verdicts touched, on the most recent contexts."""
+    touched = {a.item_id for a in actions}
+    touched |= {a.replacement_item_id for a in actions if a.replacement_item_id}
+    contexts = tuple(
+        session.scalars(select(Decision.context).order_by(Decision.id.desc()).limit(PROBE_CONTEXTS))
+    )
+    items = items_by_id(session, touched)
+    item_ids = tuple(sorted(i for i in touched if i in items))
+    if not item_ids or not contexts:
+        return None
+    lines = tuple(vw_format.action_line(as_row(items[i])) for i in item_ids)
+    categories = tuple(items[i].category for i in item_ids)
+    return Probe(item_ids, categories, lines, contexts, mean_scores(policy, contexts, lines))
+
+
+def mean_scores(
+    policy: VWPolicy, contexts: Sequence[dict[str, Any]], lines: Sequence[str]
+) -> np.ndarray:
+    """Each item's estimated reward averaged over the probe contexts."""
+    return np.mean(
+        [policy.score(vw_format.shared_line(c), list(lines))[1] for c in contexts], axis=0
+    )
+
+
+def record_lessons(
+    session: Session,
+    probe: Probe,
+    policy: VWPolicy,
+    actions: Sequence[CuratorAction],
+    contexts: dict[int, dict[str, Any]],
+    version: int,
+    now: datetime,
+) -> list[ReviewLesson]:
+    """Store the items that moved most, for everyone and per curator (flushes)."""
+    change = mean_scores(policy, probe.contexts, probe.lines) - probe.before
+    moved = dict(zip(probe.item_ids, change.tolist(), strict=True))
+    category = dict(zip(probe.item_ids, probe.categories, strict=True))
+    touches: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
+    segments: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
+    for action in actions:
+        segment = str(contexts.get(action.decision_id, {}).get("segment", "all"))
+        pairs = [(action.item_id, str(action.verdict))]
+        if action.replacement_item_id:
+            pairs.append((action.replacement_item_id, SWAPPED_IN))
+        for item_id, verdict in pairs:
+            for curator in (None, action.curator_id):
+                touches[(curator, item_id)][verdict] += 1
+                segments[(curator, item_id)][segment] += 1
+    rows = []
+    for curator in {key[0] for key in touches}:
+        keys = [k for k in touches if k[0] == curator and k[1] in moved]
+        keys.sort(key=lambda k: -abs(moved[k[1]]))
+        for key in keys[:TOP_ITEMS]:
+            item_id = key[1]
+            rows.append(
+                ReviewLesson(
+                    model_version=version,
+                    curator_id=curator,
+                    item_id=item_id,
+                    change=float(moved[item_id]),
+                    verdicts=int(sum(touches[key].values())),
+                    details={
+                        "category": category[item_id],
+                        "verdicts": dict(touches[key]),
+                        "segments": dict(segments[key]),
+                        "probe_contexts": len(probe.contexts),
+                    },
+                    created_at=now,
+                )
+            )
+    session.add_all(rows)
+    session.flush()
+    return rows
+
+
+def lessons_for(
+    session: Session, version: int | None, curator_id: int | None
+) -> tuple[int | None, list[ReviewLesson]]:
+    """The lessons of a model version (the latest with any if None), all or one curator's."""
+    if version is None:
+        version = session.scalar(
+            select(ReviewLesson.model_version).order_by(ReviewLesson.model_version.desc())
+        )
+    if version is None:
+        return None, []
+    query = select(ReviewLesson).where(ReviewLesson.model_version == version)
+    query = query.where(
+        ReviewLesson.curator_id.is_(None)
+        if curator_id is None
+        else ReviewLesson.curator_id == curator_id
+    )
+    rows = session.scalars(query).all()
+    return version, sorted(rows, key=lambda r: -abs(r.change))
+
+
+def lesson_versions(session: Session) -> list[int]:
+    """Model versions that have lessons, newest first."""
+    return list(
+        session.scalars(
+            select(ReviewLesson.model_version)
+            .distinct()
+            .order_by(ReviewLesson.model_version.desc())
+            .limit(50)
+        )
+    )

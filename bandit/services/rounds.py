@@ -1,0 +1,195 @@
+"""The logged rounds: one bandit round per delivered (event, position), with one reward.
+
+This module is the single definition of what the policy learns from. The learner, the
+export to replay tables, replay and the simulator's scoring all call `logged_rounds`.
+
+The rule (documented for policy configs in `PolicyConfig` and docs/learning.md), for each
+position of the policy's own proposal:
+
+1. The item reached the customer (auto and review-after slates as proposed, review-before
+   slates as the curator left them, overflowed slates delivered unreviewed):
+   - a customer outcome for it (per item, or for the whole event) that arrived before the
+     config's `reward_wait_seconds` ran out -> `customer`;
+   - else the config's `default_reward` once the wait ran out -> `default`; a customer outcome
+     arriving after that is kept as `late_reward` for replay, and never learned;
+   - else no round yet (pending).
+2. The item never reached the customer because a curator removed or swapped it out before
+   delivery: no customer outcome can exist, so the curator's verdict stands in for it
+   (kept 1, removed or swapped 0) -> `curator_proxy`.
+3. Anything else (a slate still waiting for review, held by overflow, apprentice-mode
+   choices) has no round.
+
+Curator verdicts are otherwise approval labels for the approval model, never bandit
+rewards: a curator's "kept" says nothing about whether the customer kept the item.
+Second opinions of double review and curator swap-ins never make rounds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from bandit.db.models import CuratorAction, Decision, Outcome
+from bandit.engine.config import PolicyConfig
+from bandit.engine.records import LoggedRound
+from bandit.engine.vocabulary import CuratorVerdict, RewardSource, RoutingMode
+from bandit.services.delivery import decision_config, policy_items_delivered
+
+# What a curator's verdict stands in for, on an item the customer never received.
+CURATOR_PROXY_REWARD = {
+    CuratorVerdict.KEPT: 1.0,
+    CuratorVerdict.REMOVED: 0.0,
+    CuratorVerdict.SWAPPED: 0.0,
+}
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ResolvedRound:
+    """A logged round and the stored row its reward came from (for exactly-once learning)."""
+
+    round: LoggedRound
+    outcome_id: int | None
+    action_id: int | None
+    learned: bool
+
+
+def logged_rounds(
+    session: Session,
+    decision_ids: Collection[int] | None = None,
+    *,
+    pending_only: bool = False,
+) -> list[LoggedRound]:
+    """The logged rounds of the given decisions (all if None), in time then position order.
+
+    With `pending_only`, only rounds whose reward row has not been learned yet.
+    """
+    return [r.round for r in resolve_rounds(session, decision_ids, pending_only=pending_only)]
+
+
+def resolve_rounds(
+    session: Session,
+    decision_ids: Collection[int] | None = None,
+    *,
+    pending_only: bool = False,
+) -> list[ResolvedRound]:
+    """`logged_rounds` with the id of the outcome or verdict behind each reward."""
+    resolved: list[ResolvedRound] = []
+    configs: dict[int, PolicyConfig] = {}
+    for decisions in _decision_chunks(session, decision_ids):
+        ids = [d.id for d in decisions]
+        outcomes: dict[int, list[Outcome]] = defaultdict(list)
+        for outcome in session.scalars(
+            select(Outcome).where(Outcome.decision_id.in_(ids)).order_by(Outcome.id)
+        ):
+            outcomes[outcome.decision_id].append(outcome)
+        verdicts: dict[tuple[int, int], CuratorAction] = {}
+        for action in session.scalars(
+            select(CuratorAction)
+            .where(CuratorAction.decision_id.in_(ids), CuratorAction.agreement_only.is_(False))
+            .order_by(CuratorAction.id)
+        ):
+            verdicts.setdefault((action.decision_id, action.position), action)
+        for decision in decisions:
+            if decision.policy_config_id not in configs:
+                configs[decision.policy_config_id] = decision_config(session, decision)
+            config = configs[decision.policy_config_id]
+            for item in _decision_rounds(decision, config, outcomes[decision.id], verdicts):
+                if not (pending_only and item.learned):
+                    resolved.append(item)
+    return resolved
+
+
+def _decision_chunks(
+    session: Session, decision_ids: Collection[int] | None
+) -> list[list[Decision]]:
+    query = select(Decision).options(
+        selectinload(Decision.proposed), selectinload(Decision.final_slate)
+    )
+    order = (Decision.created_at, Decision.id)
+    if decision_ids is None:
+        rows = list(session.scalars(query.order_by(*order)))
+    else:
+        wanted = sorted(set(decision_ids))
+        rows = []
+        for start in range(0, len(wanted), _CHUNK):
+            chunk = wanted[start : start + _CHUNK]
+            rows.extend(session.scalars(query.where(Decision.id.in_(chunk))))
+        rows.sort(key=lambda d: (d.created_at, d.id))
+    return [rows[i : i + _CHUNK] for i in range(0, len(rows), _CHUNK)]
+
+
+def _decision_rounds(
+    decision: Decision,
+    config: PolicyConfig,
+    outcomes: list[Outcome],
+    verdicts: dict[tuple[int, int], CuratorAction],
+) -> list[ResolvedRound]:
+    delivered = set(policy_items_delivered(decision)) if decision.delivered_at else set()
+    default = next((o for o in outcomes if o.is_default), None)
+    rounds = []
+    for proposed in decision.proposed:
+        item_id, position = proposed.item_id, proposed.position
+        if item_id in delivered:
+            real = [o for o in outcomes if not o.is_default and o.item_key in ("", item_id)]
+            in_time = next((o for o in real if not o.after_default), None)
+            if in_time is not None:
+                source, row, value, late = RewardSource.CUSTOMER, in_time, in_time.value, None
+            elif default is not None:
+                late = real[0].value if real else None
+                source, row, value = RewardSource.DEFAULT, default, default.value
+            else:
+                continue
+            rounds.append(
+                ResolvedRound(
+                    _round(decision, position, value, source, late),
+                    outcome_id=row.id,
+                    action_id=None,
+                    learned=row.learned_at is not None,
+                )
+            )
+            continue
+        action = verdicts.get((decision.id, position))
+        if action is None or config.routing_mode == RoutingMode.APPRENTICE:
+            continue
+        proxy = CURATOR_PROXY_REWARD[CuratorVerdict(action.verdict)]
+        rounds.append(
+            ResolvedRound(
+                _round(decision, position, proxy, RewardSource.CURATOR_PROXY, None),
+                outcome_id=None,
+                action_id=action.id,
+                learned=action.learned_at is not None,
+            )
+        )
+    return rounds
+
+
+def offered_at(decision: Decision, position: int) -> tuple[str, ...]:
+    """The candidates still available when the policy filled `position`."""
+    earlier = {p.item_id for p in decision.proposed if p.position < position}
+    return tuple(c["item_id"] for c in decision.candidates if c["item_id"] not in earlier)
+
+
+def _round(
+    decision: Decision,
+    position: int,
+    reward: float,
+    source: RewardSource,
+    late_reward: float | None,
+) -> LoggedRound:
+    proposed = next(p for p in decision.proposed if p.position == position)
+    return LoggedRound(
+        event_id=decision.event_id,
+        context=decision.context,
+        offered_item_ids=offered_at(decision, position),
+        chosen_item_id=proposed.item_id,
+        position=position,
+        probability=proposed.position_probability,
+        reward=float(reward),
+        reward_source=source,
+        late_reward=late_reward,
+    )

@@ -1,0 +1,295 @@
+"""Trustworthy automation in the learn pass: train and calibrate the approval model on
+curator verdicts, then choose the risk-controlled auto threshold from audits and held-out
+reviews. Flushes, never commits: it runs inside the learner's one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bandit.db.models import AuditEntry, CuratorAction, Decision, ModelVersion, RiskThreshold
+from bandit.engine import calibration, risk_control, vw_format
+from bandit.engine.approval import ApprovalExample, ApprovalModel
+from bandit.engine.config import PolicyConfig
+from bandit.engine.vocabulary import ApprovalRole, ApprovalStatus, CuratorVerdict, TrustAction
+from bandit.services.approval_store import approval_from
+from bandit.services.catalog_store import as_row, items_by_id
+
+# Fewer held-out verdicts than this cannot calibrate a probability worth automating on.
+MIN_CALIBRATION_VERDICTS = 100
+CALIBRATION_WINDOW = 600  # most recent held-out positions used to fit the calibration
+EVALUATION_WINDOW = 600  # most recent evidence positions used for ECE, Brier, the diagram
+LEARNER_ACTOR = "learner"
+
+
+@dataclass(frozen=True)
+class TrustReport:
+    """What the approval model and the threshold procedure made of this pass."""
+
+    status: str
+    trained_verdicts: int
+    calibration_verdicts: int
+    threshold: float | None
+    evidence: int
+    bound: float | None
+    ece: float | None
+    brier: float | None
+    projected_automation: float | None
+
+    def message(self) -> str:
+        """One line for `hitl learn` and the settings page."""
+        if self.status != ApprovalStatus.READY:
+            return (
+                f"approval model: too few held-out verdicts to calibrate "
+                f"({self.calibration_verdicts} of {MIN_CALIBRATION_VERDICTS} needed); "
+                "every decision is routed to review"
+            )
+        if self.threshold is None:
+            return (
+                f"approval model calibrated (ECE {_number(self.ece)}); too little evidence "
+                f"({self.evidence} reviewed slates) to bound the override rate: "
+                "nothing is delivered automatically"
+            )
+        return (
+            f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
+            f"{self.evidence} reviewed slates; ECE {_number(self.ece)})"
+        )
+
+
+def _number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def update_approval(
+    session: Session,
+    actions: Sequence[CuratorAction],
+    decisions: dict[int, Decision],
+    learns_from: Callable[[Decision], bool],
+    previous: ModelVersion | None,
+    config: PolicyConfig,
+) -> tuple[ApprovalModel, dict[str, Any], TrustReport]:
+    """Train on this pass's training verdicts, recalibrate, evaluate and pick the threshold."""
+    model = approval_from(previous)[0] or ApprovalModel.fresh()
+    lines = _ActionLines(session)
+    training = [
+        a
+        for a in actions
+        if not a.agreement_only
+        and decisions[a.decision_id].approval_role == ApprovalRole.TRAIN
+        and learns_from(decisions[a.decision_id])
+    ]
+    lines.prefetch(a.item_id for a in training)
+    model.learn(
+        [
+            ApprovalExample(
+                decisions[a.decision_id].context,
+                lines.line(a.item_id),
+                a.position,
+                a.verdict == CuratorVerdict.KEPT,
+            )
+            for a in training
+        ]
+    )
+    held_out = _recent_verdicts(session, ApprovalRole.CALIBRATE, CALIBRATION_WINDOW)
+    raw, kept = _score(model, held_out, lines, calibrated=False)
+    state: dict[str, Any] = {"calibration": None, "threshold": None}
+    model.calibration = None
+    if len(kept) >= MIN_CALIBRATION_VERDICTS and 0 < kept.sum() < len(kept):
+        model.calibration = calibration.fit_isotonic(raw, kept)
+        state["calibration"] = model.calibration.to_document()
+    status = ApprovalStatus.READY if model.calibrated else ApprovalStatus.TOO_FEW_VERDICTS
+    evaluation = _recent_verdicts(session, ApprovalRole.EVIDENCE, EVALUATION_WINDOW)
+    predicted, observed = _score(model, evaluation, lines, calibrated=True)
+    ece = calibration.expected_calibration_error(predicted, observed) if len(observed) else None
+    brier = calibration.brier_score(predicted, observed) if len(observed) else None
+    state["metrics"] = {
+        "ece": ece,
+        "brier": brier,
+        "verdicts": int(len(observed)),
+        "reliability": calibration.reliability_table(predicted, observed),
+    }
+    choice = _choose(session, config) if model.calibrated else None
+    projected = _projected_automation(session, config, choice)
+    state["status"] = str(status)
+    state["threshold"] = None if choice is None else choice.threshold
+    state["risk"] = None if choice is None else choice.to_document()
+    state["projected_automation"] = projected
+    state["audits"] = audit_summary(session, config)
+    chosen = None if choice is None else choice.chosen
+    report = TrustReport(
+        status=str(status),
+        trained_verdicts=len(training),
+        calibration_verdicts=int(len(kept)),
+        threshold=state["threshold"],
+        evidence=0 if choice is None else choice.evidence,
+        bound=None if chosen is None else chosen.bound,
+        ece=ece,
+        brier=brier,
+        projected_automation=projected,
+    )
+    return model, state, report
+
+
+def record_threshold(
+    session: Session, version: int, report: TrustReport, state: dict[str, Any], now: datetime
+) -> RiskThreshold:
+    """Store the chosen threshold with its evidence and audit it (flushes)."""
+    risk = state.get("risk") or {}
+    chosen = risk.get("chosen") or {}
+    row = RiskThreshold(
+        model_version=version,
+        threshold=report.threshold,
+        target=float(risk.get("target", 0.0)),
+        confidence_level=float(risk.get("confidence_level", 0.0)),
+        evidence=report.evidence,
+        n=int(chosen.get("n", 0)),
+        overrides=int(chosen.get("overrides", 0)),
+        rate=float(chosen.get("rate", 0.0)),
+        bound=float(chosen.get("bound", 1.0)),
+        projected_automation=report.projected_automation,
+        details={"report": asdict(report), "risk": risk, "audits": state.get("audits")},
+        created_at=now,
+    )
+    session.add(row)
+    session.add(
+        AuditEntry(
+            actor=LEARNER_ACTOR,
+            action=TrustAction.THRESHOLD_CHOSEN,
+            target=f"model version {version}",
+            details={
+                "threshold": report.threshold,
+                "bound": row.bound,
+                "n": row.n,
+                "overrides": row.overrides,
+                "status": report.status,
+            },
+            created_at=now,
+        )
+    )
+    session.flush()
+    return row
+
+
+def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
+    """Audited auto-eligible slates in the window: how many a curator changed, with a
+    two-sided Clopper-Pearson interval at the config's confidence level."""
+    ids = session.scalars(
+        select(Decision.id)
+        .where(Decision.audit.is_(True))
+        .order_by(Decision.id.desc())
+        .limit(config.risk_window)
+    ).all()
+    changed = _overridden(session, list(ids))
+    n, k = len(changed), int(sum(changed.values()))
+    alpha = 1.0 - config.confidence_level
+    low = 0.0 if k == 0 else risk_control.upper_bound(k - 1, n, alpha / 2) if n else 0.0
+    high = risk_control.upper_bound(k, n, 1 - alpha / 2) if n else 1.0
+    return {"n": n, "overrides": k, "rate": k / n if n else None, "low": low, "high": high}
+
+
+def _choose(session: Session, config: PolicyConfig) -> risk_control.ThresholdChoice:
+    rows = session.execute(
+        select(
+            Decision.id, Decision.approval_probability, Decision.audit, Decision.audit_probability
+        )
+        .where(
+            Decision.approval_role == ApprovalRole.EVIDENCE,
+            Decision.approval_probability.is_not(None),
+        )
+        .order_by(Decision.id.desc())
+        .limit(config.risk_window * 2)
+    ).all()
+    changed = _overridden(session, [r[0] for r in rows])
+    rows = [r for r in rows if r[0] in changed][: config.risk_window]
+    scores = np.array([r[1] for r in rows], dtype=float)
+    weights = np.array([1.0 / r[3] if r[2] and r[3] > 0 else 1.0 for r in rows])
+    overridden = np.array([changed[r[0]] for r in rows], dtype=float)
+    return risk_control.choose_threshold(
+        scores, overridden, weights, config.max_override_rate, config.confidence_level
+    )
+
+
+def _projected_automation(
+    session: Session, config: PolicyConfig, choice: risk_control.ThresholdChoice | None
+) -> float | None:
+    approvals = session.scalars(
+        select(Decision.approval_probability).order_by(Decision.id.desc()).limit(config.risk_window)
+    ).all()
+    if not approvals:
+        return None
+    if choice is None or choice.threshold is None:
+        return 0.0
+    above = sum(1 for a in approvals if a is not None and a >= choice.threshold)
+    return above / len(approvals) * (1.0 - config.audit_share)
+
+
+def _overridden(session: Session, decision_ids: list[int]) -> dict[int, bool]:
+    """Per reviewed decision: did the first-round curator change anything?"""
+    changed: dict[int, bool] = {}
+    for start in range(0, len(decision_ids), 500):
+        chunk = decision_ids[start : start + 500]
+        for decision_id, verdict in session.execute(
+            select(CuratorAction.decision_id, CuratorAction.verdict).where(
+                CuratorAction.decision_id.in_(chunk), CuratorAction.agreement_only.is_(False)
+            )
+        ):
+            changed[decision_id] = changed.get(decision_id, False) or verdict != CuratorVerdict.KEPT
+    return changed
+
+
+def _recent_verdicts(
+    session: Session, role: ApprovalRole, limit: int
+) -> list[tuple[dict[str, Any], str, int, bool]]:
+    rows = session.execute(
+        select(
+            Decision.context, CuratorAction.item_id, CuratorAction.position, CuratorAction.verdict
+        )
+        .join(Decision, Decision.id == CuratorAction.decision_id)
+        .where(Decision.approval_role == role, CuratorAction.agreement_only.is_(False))
+        .order_by(CuratorAction.id.desc())
+        .limit(limit)
+    ).all()
+    return [(c, i, p, v == CuratorVerdict.KEPT) for c, i, p, v in rows]
+
+
+def _score(
+    model: ApprovalModel,
+    verdicts: list[tuple[dict[str, Any], str, int, bool]],
+    lines: _ActionLines,
+    calibrated: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    lines.prefetch(item_id for _, item_id, _, _ in verdicts)
+    scores = np.array(
+        [
+            model.raw_at(context, lines.line(item), position)
+            for context, item, position, _ in verdicts
+        ],
+        dtype=float,
+    )
+    if calibrated and model.calibration is not None:
+        scores = model.calibration(scores)
+    return scores, np.array([v[3] for v in verdicts], dtype=float)
+
+
+class _ActionLines:
+    """Items' VW lines for one learn pass."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._lines: dict[str, str] = {}
+
+    def prefetch(self, item_ids: Any) -> None:
+        wanted = {i for i in item_ids if i not in self._lines}
+        for item_id, item in items_by_id(self._session, wanted).items():
+            self._lines[item_id] = vw_format.action_line(as_row(item))
+
+    def line(self, item_id: str) -> str:
+        # An item deleted from the catalog keeps only its id as a feature.
+        return self._lines.get(item_id, f"|{vw_format.ITEM_NAMESPACE} id={item_id}")

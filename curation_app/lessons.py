@@ -1,0 +1,69 @@
+"""The console page "What your reviews taught the model", per model version and curator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Blueprint, abort, render_template, request
+from flask.typing import ResponseReturnValue
+from flask_login import login_required
+
+from bandit.db.models import ReviewLesson
+from bandit.services import lessons
+from curation_app.auth import current_curator_id
+from curation_app.db import get_session
+
+bp = Blueprint("lessons", __name__, url_prefix="/lessons")
+VERDICT_WORDS = {
+    "kept": "keeps",
+    "removed": "removals",
+    "swapped": "swaps out",
+    lessons.SWAPPED_IN: "swaps in",
+}
+
+
+@dataclass(frozen=True)
+class LessonLine:
+    """One row of the page, already in words."""
+
+    item_id: str
+    direction: str
+    change: float
+    because: str
+
+
+def _words(row: ReviewLesson, yours: bool) -> LessonLine:
+    details = row.details or {}
+    verdicts = ", ".join(
+        f"{count} {VERDICT_WORDS.get(name, name)}"
+        for name, count in sorted(details.get("verdicts", {}).items())
+    )
+    segments = ", ".join(sorted(details.get("segments", {})))
+    who = "Your" if yours else "Curators'"
+    because = (
+        f"{who} {verdicts} of this {details.get('category', 'item')} "
+        f"(customers: {segments or 'all'})"
+    )
+    return LessonLine(row.item_id, "up" if row.change >= 0 else "down", abs(row.change), because)
+
+
+@bp.get("")
+@login_required
+def index() -> ResponseReturnValue:
+    """Which items rose or fell on the probe contexts because of reviews, and whose."""
+    session = get_session()
+    raw_version = request.args.get("version", "")
+    if raw_version and not raw_version.isdigit():
+        abort(400, description=f"version must be a model version number; got {raw_version[:20]!r}")
+    mine = request.args.get("who", "me") == "me"
+    curator_id = current_curator_id() if mine else None
+    version, rows = lessons.lessons_for(
+        session, int(raw_version) if raw_version else None, curator_id
+    )
+    return render_template(
+        "lessons.html",
+        version=version,
+        versions=lessons.lesson_versions(session),
+        mine=mine,
+        lines=[_words(row, mine) for row in rows],
+    )

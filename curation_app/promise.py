@@ -1,0 +1,62 @@
+"""The promise in words: what the settings page and the dashboard say about automation."""
+
+from __future__ import annotations
+
+from bandit.engine.vocabulary import ApprovalStatus
+from bandit.services.trust import MIN_CALIBRATION_VERDICTS
+from bandit.services.trust_status import PromiseStatus
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def promise_sentence(status: PromiseStatus) -> str:
+    """The team's promise, as the config states it."""
+    return (
+        f"At most {_percent(status.target)} of automatically delivered slates would have been "
+        f"changed by a curator, with {status.confidence_level * 100:.0f}% confidence."
+    )
+
+
+def today_sentences(status: PromiseStatus) -> list[str]:
+    """What the promise means today, from the latest learn pass."""
+    lines = []
+    if not status.active:
+        lines.append(
+            "Routing is not risk-controlled: set routing mode to risk_controlled to keep this "
+            "promise."
+        )
+    if status.status != ApprovalStatus.READY:
+        lines.append(
+            "Too few held-out curator verdicts to calibrate the approval model "
+            f"({status.calibration_verdicts} of {MIN_CALIBRATION_VERDICTS} needed): every "
+            "decision goes to review."
+        )
+    elif status.threshold is None:
+        lines.append(
+            f"Not enough evidence yet ({status.evidence} reviewed slates) to bound the override "
+            "rate below the target: nothing is delivered automatically."
+        )
+    else:
+        lines.append(
+            f"{_percent(status.projected_automation)} of recent decisions would be delivered "
+            f"automatically (approval threshold {status.threshold:.2f}; upper bound on their "
+            f"override rate {_percent(status.bound)} from {status.evidence} reviewed slates)."
+        )
+    if status.audits:
+        lines.append(
+            f"Measured override rate of audited auto deliveries {_percent(status.audit_rate)} "
+            f"[{_percent(status.audit_low)}, {_percent(status.audit_high)}] "
+            f"({status.audit_overrides} of {status.audits} audits changed)."
+        )
+    else:
+        lines.append(
+            f"No audits yet ({_percent(status.audit_share)} of auto deliveries are audited)."
+        )
+    if status.ece is not None:
+        lines.append(
+            f"Approval model calibration on recent held-out verdicts: ECE {status.ece:.3f}, "
+            f"Brier {status.brier:.3f}."
+        )
+    return lines

@@ -1,0 +1,113 @@
+"""Random audits: drawn with the logged probability, blinded to curators; routing evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flask.testing import FlaskClient
+from scipy import stats
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.models import Decision
+from bandit.engine.approval import ApprovalModel
+from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import VWPolicy
+from bandit.engine.vocabulary import Route
+from bandit.services import accounts, configs, decisions, model_store
+from bandit.services.runtime import EngineRuntime
+from tests.conftest import CURATOR_PASSWORD, DemoCatalog
+from tests.curation_app.test_console import login
+
+AUDIT_SHARE = 0.2
+EVENTS = 300
+
+
+def trusted_model(
+    sessions: sessionmaker[Session], threshold: float | None, **settings: Any
+) -> None:
+    """Activate risk-controlled routing and a model version whose approval model is
+    calibrated (every item 0.95) with `threshold` in force."""
+    config = PolicyConfig(
+        routing_mode="risk_controlled",
+        audit_share=AUDIT_SHARE,
+        review_threshold=0.5,
+        slate_size=3,
+        **settings,
+    )
+    with sessions() as session:
+        row = configs.save_config(session, config, created_by="test", activate=True)
+        saved = model_store.save_model(session, VWPolicy.fresh(config), row, 0, None, "test")
+        approval = ApprovalModel.fresh()
+        saved.approval_bytes = approval.to_bytes()
+        approval.close()
+        saved.approval_state = {
+            "calibration": {"edges": [1.0], "values": [0.95]},
+            "threshold": threshold,
+        }
+        session.commit()
+
+
+def test_audits_are_drawn_with_their_logged_probability(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    trusted_model(session_factory, threshold=0.5)
+    runtime = EngineRuntime(np.random.default_rng(4))
+    for index in range(EVENTS):
+        with session_factory() as session:
+            context = demo_catalog.customers[index % len(demo_catalog.customers)]
+            decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    with session_factory() as session:
+        logged = session.scalars(select(Decision)).all()
+    # Every slate is auto-eligible (0.95 ** 3 >= 0.5): each carries the audit probability.
+    assert {d.audit_probability for d in logged} == {AUDIT_SHARE}
+    assert all(d.approval_probability == np.float64(0.95) ** 3 for d in logged)
+    audits = sum(d.audit for d in logged)
+    assert {d.route for d in logged if d.audit} == {Route.REVIEW_AFTER}
+    assert {d.route for d in logged if not d.audit} == {Route.AUTO}
+    expected = [EVENTS * AUDIT_SHARE, EVENTS * (1 - AUDIT_SHARE)]
+    p_value = stats.chisquare([audits, EVENTS - audits], expected).pvalue
+    print(f"{audits} audits of {EVENTS} (expected {expected[0]:.0f}); chi-square p = {p_value:.3f}")
+    assert p_value > 0.001
+
+
+def test_without_a_threshold_nothing_is_automated_or_audited(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    trusted_model(session_factory, threshold=None)
+    runtime = EngineRuntime(np.random.default_rng(5))
+    with session_factory() as session:
+        for context in demo_catalog.customers[:20]:
+            decisions.rank(session, runtime, decisions.RankRequest(context=context))
+        logged = session.scalars(select(Decision)).all()
+    assert {d.route for d in logged} == {Route.REVIEW_AFTER}  # 0.857 >= review_threshold 0.5
+    assert not any(d.audit for d in logged)
+    assert {d.auto_threshold for d in logged} == {None}
+
+
+def test_an_audit_looks_like_any_other_review_after_task_to_the_curator(
+    client: FlaskClient,
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+) -> None:
+    trusted_model(session_factory, threshold=0.5)
+    runtime = EngineRuntime(np.random.default_rng(6))
+    with session_factory() as session:
+        while True:
+            decision, _ = decisions.rank(
+                session, runtime, decisions.RankRequest(context=demo_catalog.customers[0])
+            )
+            if decision.audit:
+                break
+        token = accounts.create_token(session, "labeler", curator_username=curator_account[0])
+        session.commit()
+    claimed = client.post("/api/v1/review/claim", headers={"Authorization": f"Bearer {token}"})
+    task = claimed.get_json()["task"]
+    assert task["event_id"] == decision.event_id
+    assert "audit" not in claimed.get_data(as_text=True).lower()
+    login(client, curator_account[0], CURATOR_PASSWORD)
+    page = client.get(f"/tasks/{task['task_id']}").get_data(as_text=True).lower()
+    assert decision.proposed[0].item_id.lower() in page
+    assert "audit" not in page

@@ -1,0 +1,175 @@
+"""Logged rounds: one round per delivered position, the same rounds for the learner and export."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from bandit.db.models import Decision, utcnow
+from bandit.engine.config import PolicyConfig
+from bandit.engine.records import LoggedRound
+from bandit.engine.vocabulary import DecisionStatus, RewardSource, Route
+from bandit.services import accounts, configs, decisions, learning, review, rewards, rounds
+from bandit.services.delivery import policy_items_delivered
+from bandit.services.export import export_log
+from bandit.services.review import ItemVerdict
+from bandit.services.runtime import EngineRuntime
+from tests.conftest import DemoCatalog
+
+WAIT_SECONDS = 3600
+# Every route: always review first, verify after output, and automatic delivery.
+ROUTE_CONFIGS = (
+    {"routing_mode": "review_before"},
+    {"routing_mode": "review_after"},
+    {"routing_mode": "partial", "auto_threshold": 0.0, "review_threshold": 0.0},
+)
+EVENTS_PER_ROUTE = 6
+
+
+def _verdicts(decision: Decision, index: int) -> list[ItemVerdict]:
+    on_slate = {p.item_id for p in decision.proposed}
+    spare = [c["item_id"] for c in decision.candidates if c["item_id"] not in on_slate]
+    verdicts = []
+    for p in decision.proposed:
+        kind = ("keep", "remove", "swap", "keep")[(p.position + index) % 4]
+        if kind == "swap":
+            verdicts.append(ItemVerdict(p.position, "swap", spare.pop(), "better fit"))
+        else:
+            verdicts.append(ItemVerdict(p.position, kind))
+    return verdicts
+
+
+def _reward(session: Session, decision: Decision, index: int) -> None:
+    delivered = policy_items_delivered(decision)
+    if index % 3 == 0 or not delivered:
+        return  # no customer answer: the default arrives after the wait
+    if index % 3 == 1:
+        rewards.record_reward(session, decision.event_id, float(index % 2), None, "test")
+    else:
+        for item_id in delivered[:2]:
+            rewards.record_reward(session, decision.event_id, 1.0, item_id, "test")
+
+
+@pytest.fixture
+def learned_history(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> list[LoggedRound]:
+    """Every route, keeps/removes/swaps, review-after corrections, defaults and late rewards;
+    returns every round the learner fed to VW, in order."""
+    runtime = EngineRuntime(np.random.default_rng(3))
+    learned: list[LoggedRound] = []
+    with session_factory() as session:
+        curator_id = accounts.add_curator(session, "rounds-curator", "rounds-password-1").id
+        session.commit()
+    index = 0
+    for settings in ROUTE_CONFIGS:
+        config = PolicyConfig(
+            name="rounds",
+            candidate_count=10,
+            slate_size=4,
+            reward_wait_seconds=WAIT_SECONDS,
+            **settings,
+        )
+        with session_factory() as session:
+            configs.save_config(session, config, created_by="test", activate=True)
+            session.commit()
+        for _ in range(EVENTS_PER_ROUTE):
+            with session_factory() as session:
+                context = demo_catalog.customers[index % len(demo_catalog.customers)]
+                request = decisions.RankRequest(context=context)
+                decision, _ = decisions.rank(session, runtime, request)
+                task = review.claim_next(session, curator_id)
+                if task is not None:
+                    verdicts = _verdicts(task.decision, index)
+                    lease = task.lease_token or ""
+                    review.submit_review(session, task.id, curator_id, lease, verdicts, 9.0)
+                session.refresh(decision)
+                if decision.status == DecisionStatus.DELIVERED:
+                    _reward(session, decision, index)
+            if index % 4 == 3:
+                with session_factory() as session:
+                    learned.extend(learning.learn_pending(session).rounds)
+            index += 1
+    later = utcnow() + timedelta(seconds=WAIT_SECONDS + 60)
+    with session_factory() as session:
+        learned.extend(learning.learn_pending(session, now=later).rounds)
+        # Customers who answer after the default was learned: stored, never learned again.
+        late = [
+            d
+            for d in session.query(Decision).order_by(Decision.id)
+            if [o.is_default for o in _outcomes(session, d)] == [True]
+        ][:2]
+        for decision in late:
+            rewards.record_reward(session, decision.event_id, 1.0, None, "late")
+    with session_factory() as session:
+        learned.extend(learning.learn_pending(session, now=later).rounds)
+    return learned
+
+
+def _outcomes(session: Session, decision: Decision) -> list:
+    from bandit.db.models import Outcome
+
+    return list(session.query(Outcome).filter(Outcome.decision_id == decision.id))
+
+
+def _key(r: LoggedRound) -> tuple:
+    return (r.event_id, r.position, r.chosen_item_id, r.reward, r.probability, r.reward_source)
+
+
+def test_the_learner_learns_exactly_the_exported_rounds(
+    session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
+) -> None:
+    with session_factory() as session:
+        exported = export_log(session).rounds.to_pandas()
+        defined = rounds.logged_rounds(session)
+        routes = {d.route for d in session.query(Decision)}
+    assert routes == set(Route)
+    rows = Counter(
+        (r.event_id, r.position, r.action, r.reward, r.propensity, r.reward_source)
+        for r in exported.itertuples()
+    )
+    assert Counter(_key(r) for r in learned_history) == rows
+    assert Counter(_key(r) for r in defined) == rows
+    assert set(exported["reward_source"]) == set(RewardSource)
+    # Every (event, position) at most once, and never a round twice in the learner.
+    assert len({(r.event_id, r.position) for r in learned_history}) == len(learned_history)
+    late = exported[exported["late_reward"].notna()]
+    assert len(late) > 0 and (late["reward_source"] == RewardSource.DEFAULT).all()
+
+
+def test_each_delivered_position_gets_one_round_and_removed_ones_a_curator_proxy(
+    session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
+) -> None:
+    with session_factory() as session:
+        by_key = {(r.event_id, r.position): r for r in rounds.logged_rounds(session)}
+        for decision in session.query(Decision):
+            delivered = set(policy_items_delivered(decision))
+            for p in decision.proposed:
+                round_ = by_key[(decision.event_id, p.position)]
+                if p.item_id in delivered:
+                    assert round_.reward_source in (RewardSource.CUSTOMER, RewardSource.DEFAULT)
+                else:
+                    # Removed or swapped out before delivery: no customer outcome can exist.
+                    assert decision.route == Route.REVIEW_BEFORE
+                    assert (round_.reward_source, round_.reward) == (
+                        RewardSource.CURATOR_PROXY,
+                        0.0,
+                    )
+
+
+def test_a_curator_keep_on_a_delivered_item_is_not_a_reward(
+    session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
+) -> None:
+    with session_factory() as session:
+        after = [d for d in session.query(Decision) if d.route == Route.REVIEW_AFTER]
+        keys = {(d.event_id, p.position) for d in after for p in d.proposed}
+        sources = {
+            r.reward_source
+            for r in rounds.logged_rounds(session)
+            if (r.event_id, r.position) in keys
+        }
+    assert sources and RewardSource.CURATOR_PROXY not in sources
