@@ -1,13 +1,17 @@
 """Which signal a replay estimates: the customer's outcome, the curator's verdict, or a blend.
 
 Customer outcomes and curator verdicts are kept apart (docs/log-format.md): `reward` holds
-the round's reward and `reward_source` says whose it is (`customer`; `curator_proxy` where no
-customer outcome can exist, e.g. an item removed before delivery, carrying the policy config's
-documented stand-in; `default` when the wait ran out); `curator_reward` holds the curator's
-verdict as a reward (kept 1, removed or swapped 0) wherever a curator reviewed the item.
+the logged round's reward and `reward_source` says whose it is (`customer`; `curator_proxy`
+where no customer outcome can exist, an item removed or swapped out before delivery, carrying
+the curator's verdict as the documented stand-in of `bandit.services.rounds`; `default` when
+the wait ran out); `late_reward` a customer outcome that arrived after the default was
+learned; `curator_verdict` (or a numeric `curator_reward`) the curator's verdict wherever a
+curator reviewed the item (kept 1, removed or swapped 0).
 
-- `customer` (default): `reward` as logged. Only rounds whose source is `customer` speak for
-  the customer; the others carry their stand-in and are counted apart in the per-source split.
+- `customer` (default): `reward` as logged, except that a `default` round whose customer
+  outcome arrived late takes that outcome (the customer did answer; only the learner could
+  not wait). Curator stand-ins stay where no customer outcome can exist, and the per-source
+  split shows how much of the value they carry.
 - `curator`: `curator_reward`, on the events whose every position was reviewed (the others
   have no verdict to replay). Reviewed events are the ones routing sent to a human, so this
   value describes those events, not all of them.
@@ -22,6 +26,7 @@ from dataclasses import replace
 import numpy as np
 import pyarrow as pa
 
+from bandit.engine.vocabulary import CuratorVerdict, RewardSource
 from bandit.ope.log_format import KeyedRows, LogFormatError, ReplayLog
 
 CUSTOMER = "customer"
@@ -29,16 +34,27 @@ CURATOR = "curator"
 BLEND = "blend"
 REWARD_CHOICES = (CUSTOMER, CURATOR, BLEND)
 CURATOR_REWARD = "curator_reward"
+CURATOR_VERDICT = "curator_verdict"
+LATE_REWARD = "late_reward"
+VERDICT_REWARD = {
+    CuratorVerdict.KEPT.value: 1.0,
+    CuratorVerdict.REMOVED.value: 0.0,
+    CuratorVerdict.SWAPPED.value: 0.0,
+}
 
 
 def _curator_rewards(log: ReplayLog) -> np.ndarray:
-    """The `curator_reward` column as floats, NaN where no curator reviewed the item."""
+    """The curator's verdict as a reward per row, NaN where no curator reviewed the item."""
     values = log.column(CURATOR_REWARD)
     if values is None:
-        raise LogFormatError(
-            f"log: --reward curator and blend need the column {CURATOR_REWARD} (the curator's "
-            "verdict as a reward, empty where the item was not reviewed)"
-        )
+        verdicts = log.column(CURATOR_VERDICT)
+        if verdicts is None:
+            raise LogFormatError(
+                f"log: --reward curator and blend need the column {CURATOR_VERDICT} (kept, "
+                f"removed, swapped) or {CURATOR_REWARD} (a number), empty where no curator "
+                "reviewed the item"
+            )
+        return np.array([VERDICT_REWARD.get(str(v), np.nan) for v in verdicts], dtype=float)
     numbers = np.array([np.nan if v is None else v for v in values], dtype=float)
     bad = ~np.isnan(numbers) & ~np.isfinite(numbers)
     if bad.any():
@@ -56,7 +72,7 @@ def choose_reward(log: ReplayLog, choice: str, blend_weight: float = 0.5) -> Rep
     if not 0.0 <= blend_weight <= 1.0:
         raise ValueError(f"blend weight: must be in [0, 1]; got {blend_weight}")
     if choice == CUSTOMER:
-        return log
+        return _with_late_customer_rewards(log)
     curator = _curator_rewards(log)
     reviewed = ~np.isnan(curator)
     if choice == BLEND:
@@ -69,6 +85,17 @@ def choose_reward(log: ReplayLog, choice: str, blend_weight: float = 0.5) -> Rep
     if not keep.any():
         raise LogFormatError("log: --reward curator: no event has a curator verdict on every item")
     return replace(_subset(log, keep), reward=curator[keep])
+
+
+def _with_late_customer_rewards(log: ReplayLog) -> ReplayLog:
+    late = log.column(LATE_REWARD)
+    if late is None or log.reward_source is None:
+        return log
+    numbers = np.array([np.nan if v is None else v for v in late], dtype=float)
+    use = (log.reward_source == RewardSource.DEFAULT.value) & np.isfinite(numbers)
+    if not use.any():
+        return log
+    return replace(log, reward=np.where(use, numbers, log.reward))
 
 
 def _subset(log: ReplayLog, keep: np.ndarray) -> ReplayLog:
