@@ -25,7 +25,7 @@ from bandit.engine.policy import UnscorableContext
 from bandit.engine.recommender import NoEligibleItems
 from bandit.services import accounts, apprentice, decisions, rewards
 from curation_app import event_views
-from curation_app.db import get_runtime, get_session
+from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
 from curation_app.security import csrf
 
@@ -242,13 +242,15 @@ def rank() -> ResponseReturnValue:
         exclude=tuple(body.exclude),
     )
     try:
-        decision, created = decisions.rank(
-            session, get_runtime(), request_record, api_client_id=g.api_client_id
-        )
+        with transaction():
+            decision, created = decisions.rank(
+                session, get_runtime(), request_record, api_client_id=g.api_client_id
+            )
     except decisions.UnknownItems as error:
         raise ApiError(400, str(error)) from error
     except (NoEligibleItems, UnscorableContext) as error:
         raise ApiError(422, str(error)) from error
+    # Answered only once committed: an acknowledged decision is durable.
     return jsonify(event_views.rank_response(decision)), 201 if created else 200
 
 
@@ -272,9 +274,10 @@ def reward(event_id: str) -> ResponseReturnValue:
         raise ApiError(404, f"unknown event {event_id!r}")
     body = parse_body(RewardBody)
     try:
-        outcome, created = rewards.record_reward(
-            session, event_id, body.value, body.item_id, source=f"client:{g.api_client_name}"
-        )
+        with transaction():
+            outcome, created = rewards.record_reward(
+                session, event_id, body.value, body.item_id, source=f"client:{g.api_client_name}"
+            )
     except rewards.RewardError as error:
         raise ApiError(status_for(error), str(error)) from error
     return jsonify(
@@ -291,14 +294,13 @@ def reward(event_id: str) -> ResponseReturnValue:
 def choice(event_id: str) -> ResponseReturnValue:
     """In apprentice mode: the slate the client delivered itself, for the policy to imitate."""
     session = get_session()
-    decision = decisions.find_decision(session, event_id, lock=True)
+    decision = decisions.find_decision(session, event_id)
     if decision is None:
         raise ApiError(404, f"unknown event {event_id!r}")
     body = parse_body(ChoiceBody)
     try:
-        created = apprentice.record_client_choice(session, decision, body.items, utcnow())
+        with transaction():
+            created = apprentice.record_client_choice(session, decision, body.items, utcnow())
     except apprentice.ChoiceError as error:
-        session.rollback()
         raise ApiError(status_for(error), str(error)) from error
-    session.commit()
     return jsonify(event_id=event_id, items=body.items, accepted=True, duplicate=not created), 202

@@ -23,6 +23,7 @@ from wtforms import PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
 from bandit.db.models import Curator
+from bandit.engine.vocabulary import AuditAction
 from bandit.services import accounts, audit
 from curation_app.db import get_session
 from curation_app.security import limiter
@@ -93,10 +94,12 @@ def login() -> Response | str:
         curator = accounts.authenticate(session, username, form.password.data or "")
         if curator is not None:
             login_user(CuratorUser(curator))
-            audit.record(session, "login", curator.username, curator.id)
+            audit.record(session, AuditAction.LOGIN, curator.username, curator.id)
             session.commit()
             return redirect(_safe_next(request.args.get("next")))
-        audit.record(session, "login.refused", username[:80], None, ip=request.remote_addr)
+        audit.record(
+            session, AuditAction.LOGIN_REFUSED, username[:80], None, ip=request.remote_addr
+        )
         session.commit()
         flash("Unknown username or wrong password.", "error")
     return render_template("login.html", form=form)
@@ -107,7 +110,7 @@ def login() -> Response | str:
 def logout() -> Response:
     """Sign out."""
     session = get_session()
-    audit.record(session, "logout", current_user.username, current_curator_id())
+    audit.record(session, AuditAction.LOGOUT, current_user.username, current_curator_id())
     session.commit()
     logout_user()
     return redirect(url_for("auth.login"))

@@ -216,7 +216,7 @@ def token_create(
 @URL_OPTION
 def learn(database_url: str | None) -> None:
     """Learn every pending verdict and reward exactly once and save a model version."""
-    with sessions_for(database_url)() as session:
+    with sessions_for(database_url).begin() as session:
         report = learning.learn_pending(session)
     click.echo(
         f"learned {report.rounds_learned} rounds from {report.verdicts} verdicts and "
@@ -310,7 +310,7 @@ def start_background_learner(
     def loop() -> None:
         while not stop.wait(every):
             try:
-                with sessions() as session:
+                with sessions.begin() as session:
                     learning.learn_pending(session)
             except Exception as error:  # keep serving; the next pass retries the same rows
                 click.echo(f"background learner: {error}", err=True)

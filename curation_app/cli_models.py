@@ -54,9 +54,9 @@ def model_rollback(version: int, database_url: str | None) -> None:
 @URL_OPTION
 def model_checkpoint(note: str, database_url: str | None) -> None:
     """Learn everything pending and store the model as a labelled version."""
-    with sessions_for(database_url)() as session:
+    with sessions_for(database_url).begin() as session:
         saved = model_versions.checkpoint(session, note)
-        click.echo(f"checkpoint stored as model version {saved.version}")
+    click.echo(f"checkpoint stored as model version {saved.version}")
 
 
 @model.command("apprentice")

@@ -10,13 +10,13 @@ from flask.typing import ResponseReturnValue
 from flask_login import login_required
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.engine.vocabulary import Route, TaskStatus
+from bandit.engine.vocabulary import AuditAction, Route, TaskStatus
 from bandit.services import audit, catalog_store, configs, customers, review
 from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
 from curation_app import review_forms
 from curation_app.auth import current_curator_id, current_username
-from curation_app.db import get_session
+from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
 
 bp = Blueprint("console", __name__)
@@ -30,26 +30,22 @@ def _error_page(status: int, message: str) -> ResponseReturnValue:
 
 
 def _next_task_or_queue() -> ResponseReturnValue:
-    session = get_session()
-    curator_id = current_curator_id()
-    overflow.upkeep(session)
-    resumed = review.held_task(session, curator_id, utcnow())
-    task = review.claim_next(session, curator_id)
-    if task is None:
+    with transaction() as session:
+        overflow.upkeep(session)
+    with transaction() as session:
+        claimed = review.claim_task(session, current_curator_id(), current_username())
+    if claimed is None:
         flash("The queue is empty: nothing waits for review.", "info")
         return redirect(url_for("console.queue"))
-    if resumed is None:
-        audit.record(session, "task.claim", current_username(), curator_id, f"task {task.id}")
-        session.commit()
-    return redirect(url_for("console.task", task_id=task.id))
+    return redirect(url_for("console.task", task_id=claimed.task.id))
 
 
 @bp.get("/")
 @login_required
 def queue() -> ResponseReturnValue:
     """Queue counts and the waiting tasks in the order curators will get them."""
-    session = get_session()
-    overflow.upkeep(session)
+    with transaction() as session:
+        overflow.upkeep(session)
     now = utcnow()
     _, config = configs.active_config(session)
     return render_template(
@@ -142,31 +138,33 @@ def submit(task_id: int) -> ResponseReturnValue:
     positions = [p.position for p in task.decision.proposed]
     verdicts, inputs = review_forms.parse_verdicts(form, positions)
     try:
-        seconds = review_forms.seconds_spent(form, time.time())
-        recorded = review.submit_review(
-            session, task_id, current_curator_id(), form.get("lease_token", ""), verdicts, seconds
-        )
+        with transaction():
+            seconds = review_forms.seconds_spent(form, time.time())
+            recorded = review.submit_review(
+                session,
+                task_id,
+                current_curator_id(),
+                form.get("lease_token", ""),
+                verdicts,
+                seconds,
+            )
+            if recorded:
+                audit.record(
+                    session,
+                    AuditAction.TASK_SUBMIT,
+                    current_username(),
+                    current_curator_id(),
+                    f"task {task_id}",
+                    route=task.route,
+                    verdicts=review_forms.verdict_summary(verdicts),
+                    seconds=round(seconds, 1),
+                )
     except (review.TaskNotFound, review.LeaseLost) as error:
-        session.rollback()
         return _error_page(status_for(error), f"Task {task_id}: {error}")
     except review.ReviewError as error:
-        session.rollback()
         # Keep the first render time: the minutes before a rejected submit are review time too.
         started = form.get("rendered_at") if review_forms.render_time(form) is not None else None
         return _render_task(task, inputs, str(error), status_for(error), started)
-    if recorded:
-        outcome = review_forms.verdict_summary(verdicts)
-        audit.record(
-            session,
-            "task.submit",
-            current_username(),
-            current_curator_id(),
-            f"task {task_id}",
-            route=task.route,
-            verdicts=outcome,
-            seconds=round(seconds, 1),
-        )
-        session.commit()
     flash(review_forms.saved_message(task.route, verdicts, recorded, task.review_round), "success")
     return _next_task_or_queue()
 
@@ -175,16 +173,18 @@ def submit(task_id: int) -> ResponseReturnValue:
 @login_required
 def release(task_id: int) -> ResponseReturnValue:
     """Give a held task back to the queue."""
-    session = get_session()
     try:
-        review.release(session, task_id, current_curator_id())
+        with transaction() as session:
+            review.release(session, task_id, current_curator_id())
+            audit.record(
+                session,
+                AuditAction.TASK_RELEASE,
+                current_username(),
+                current_curator_id(),
+                f"task {task_id}",
+            )
     except review.ReviewError as error:
-        session.rollback()
         return _error_page(status_for(error), f"Task {task_id}: {error}")
-    audit.record(
-        session, "task.release", current_username(), current_curator_id(), f"task {task_id}"
-    )
-    session.commit()
     flash(f"Task {task_id} went back to the queue.", "info")
     return redirect(url_for("console.queue"))
 
@@ -198,7 +198,8 @@ def heartbeat(task_id: int) -> ResponseReturnValue:
     if not isinstance(token, str) or not token:
         return jsonify(error="lease_token: required"), 400
     try:
-        until = review.renew_lease(get_session(), task_id, current_curator_id(), token)
+        with transaction() as session:
+            until = review.renew_lease(session, task_id, current_curator_id(), token)
     except review.ReviewError as error:
         return jsonify(error=f"Task {task_id}: {error}"), status_for(error)
     return jsonify(task_id=task_id, leased_until=until.isoformat())

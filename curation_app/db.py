@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from flask import Flask, current_app, g
 from sqlalchemy.orm import Session
 
@@ -14,6 +17,23 @@ def get_session() -> Session:
         g.db_session = current_app.extensions["hitl.session_factory"]()
     session: Session = g.db_session
     return session
+
+
+@contextmanager
+def transaction() -> Iterator[Session]:
+    """One user action: everything done inside (the action, its audit entry, its side effects)
+    commits together at the end, or is rolled back together on any error.
+
+    Reads made earlier in the request (the bearer-token lookup, say) are part of the same
+    transaction, which is what a request is: one action.
+    """
+    session = get_session()
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def get_runtime() -> EngineRuntime:

@@ -14,13 +14,13 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.engine.vocabulary import Route
+from bandit.engine.vocabulary import AuditAction, Route
 from bandit.services import audit, configs, review
 from bandit.services.review import overflow
 from bandit.services.review.queue import priority_at
 from curation_app import review_forms
 from curation_app.api import ApiError, ItemId, bearer_required, handle_api_error, parse_body
-from curation_app.db import get_session
+from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
 from curation_app.security import csrf
 
@@ -58,12 +58,11 @@ require_curator_token = bearer_required(curator=True)
 
 
 def _log(action: str, task_id: int, **details: Any) -> None:
-    session = get_session()
+    """The audit entry of this request's action, in the action's own transaction."""
     audit.record(
-        session, action, g.curator.username, g.curator.id, f"task {task_id}",
+        get_session(), action, g.curator.username, g.curator.id, f"task {task_id}",
         via=f"api:{g.api_client_name}", **details,
     )  # fmt: skip
-    session.commit()
 
 
 def task_document(task: ReviewTask) -> dict[str, Any]:
@@ -108,15 +107,16 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
 @require_curator_token
 def claim() -> ResponseReturnValue:
     """Lease the next task to the token's curator (or return the one it holds)."""
-    session = get_session()
-    overflow.upkeep(session)
-    resumed = review.held_task(session, g.curator.id, utcnow())
-    task = review.claim_next(session, g.curator.id)
-    if task is None:
+    with transaction() as session:
+        overflow.upkeep(session)
+    with transaction() as session:
+        claimed = review.claim_task(
+            session, g.curator.id, g.curator.username, via=f"api:{g.api_client_name}"
+        )
+        document = None if claimed is None else task_document(claimed.task)
+    if document is None:
         return jsonify(task=None, message="the queue is empty")
-    if resumed is None:
-        _log("task.claim", task.id)
-    return jsonify(task=task_document(task))
+    return jsonify(task=document)
 
 
 @bp.post("/<int:task_id>")
@@ -130,14 +130,18 @@ def submit(task_id: int) -> ResponseReturnValue:
         for v in body.verdicts
     ]
     try:
-        recorded = review.submit_review(
-            session, task_id, g.curator.id, body.lease_token, verdicts, body.seconds_spent
-        )
+        with transaction():
+            recorded = review.submit_review(
+                session, task_id, g.curator.id, body.lease_token, verdicts, body.seconds_spent
+            )
+            if recorded:
+                _log(
+                    AuditAction.TASK_SUBMIT,
+                    task_id,
+                    verdicts=review_forms.verdict_summary(verdicts),
+                )
     except review.ReviewError as error:
-        session.rollback()
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
-    if recorded:
-        _log("task.submit", task_id, verdicts=review_forms.verdict_summary(verdicts))
     task = session.get(ReviewTask, task_id)
     assert task is not None
     return jsonify(
@@ -155,11 +159,11 @@ def release(task_id: int) -> ResponseReturnValue:
     body = parse_body(LeaseBody)
     session = get_session()
     try:
-        review.release(session, task_id, g.curator.id, lease_token=body.lease_token)
+        with transaction():
+            review.release(session, task_id, g.curator.id, lease_token=body.lease_token)
+            _log(AuditAction.TASK_RELEASE, task_id)
     except review.ReviewError as error:
-        session.rollback()
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
-    _log("task.release", task_id)
     return jsonify(task_id=task_id, released=True)
 
 
@@ -169,7 +173,8 @@ def heartbeat(task_id: int) -> ResponseReturnValue:
     """Renew the lease for another lease period."""
     body = parse_body(LeaseBody)
     try:
-        until = review.renew_lease(get_session(), task_id, g.curator.id, body.lease_token)
+        with transaction() as session:
+            until = review.renew_lease(session, task_id, g.curator.id, body.lease_token)
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     return jsonify(task_id=task_id, leased_until=until.isoformat())

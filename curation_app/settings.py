@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bandit.db.models import PolicyConfigRow
 from bandit.engine.config import ConfigError, config_from_mapping
+from bandit.engine.vocabulary import AuditAction
 from bandit.services import audit, configs, trust_status
 from curation_app import promise, settings_form
 from curation_app.auth import admin_required, current_curator_id, current_username
@@ -90,7 +91,7 @@ def save() -> ResponseReturnValue:
     changes = settings_form.diff(before.to_document(), config.to_document())
     audit.record(
         session,
-        "config.save",
+        AuditAction.CONFIG_SAVE,
         current_username(),
         current_curator_id(),
         f"{row.name} v{row.version}",
@@ -123,7 +124,7 @@ def activate(config_id: int) -> ResponseReturnValue:
         flash(f"Version {row.version} of {row.name} cannot be activated: {error}", "error")
         return redirect(url_for("settings.index"))
     audit.record(
-        session, "config.activate", current_username(), current_curator_id(),
+        session, AuditAction.CONFIG_ACTIVATE, current_username(), current_curator_id(),
         f"{row.name} v{row.version}",
     )  # fmt: skip
     session.commit()

@@ -89,6 +89,7 @@ def run_loop(
             decision, _ = decisions.rank(
                 session, runtime, decisions.RankRequest(context=dict(profile))
             )
+            session.commit()
             slate = [p.item_id for p in decision.proposed]
             chance = truth.keep_probability(profile, slate)
             unreviewed_first = decision.route == Route.AUTO or decision.audit
@@ -112,11 +113,11 @@ def run_loop(
                 desk.work(session, world, step)
             world.answer_due(session, step)
         if (step + 1) % settings.learn_every == 0:
-            with session_factory() as session:
+            with session_factory.begin() as session:
                 learning.learn_pending(session)
         if on_step is not None:
             on_step(step)
-    with session_factory() as session:
+    with session_factory.begin() as session:
         learning.learn_pending(session)
     return stats
 
@@ -167,6 +168,7 @@ class _World:
             rewards.record_reward(
                 session, decision.event_id, float(was_kept), item_id, source="simulator"
             )
+            session.commit()
 
 
 def customer_received(decision: Decision) -> list[str]:
@@ -223,6 +225,7 @@ class _ReviewDesk:
     ) -> bool:
         curator_id = self.curator_ids[curator.username]
         task = review.claim_next(session, curator_id)
+        session.commit()
         if task is None:
             return False
         decision = task.decision
@@ -233,6 +236,7 @@ class _ReviewDesk:
         review.submit_review(
             session, task.id, curator_id, task.lease_token or "", verdicts, seconds
         )
+        session.commit()
         if task.route == Route.REVIEW_BEFORE:
             world.delivered(session, decision, profile, step)
         return True

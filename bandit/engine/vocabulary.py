@@ -180,3 +180,18 @@ VERDICT_TAG = {
     Verdict.REMOVE: SlateTag.REMOVED,
     Verdict.SWAP: SlateTag.SWAPPED_OUT,
 }
+
+
+class AuditAction(StrEnum):
+    """What an audit entry records."""
+
+    LOGIN = "login"
+    LOGIN_REFUSED = "login.refused"
+    LOGOUT = "logout"
+    TASK_CLAIM = "task.claim"
+    TASK_SUBMIT = "task.submit"
+    TASK_RELEASE = "task.release"
+    CONFIG_SAVE = "config.save"
+    CONFIG_ACTIVATE = "config.activate"
+    MODEL_PROMOTE = "model.promote"
+    MODEL_PROMOTE_REFUSED = "model.promote_refused"

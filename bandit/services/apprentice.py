@@ -152,7 +152,7 @@ class ChoiceConflict(ChoiceError):
     """The event's slate is already someone else's to choose, or chosen differently."""
 
 
-TAKEN = {
+TAKEN: dict[str, str] = {
     TaskStatus.CLAIMED: "a curator is reviewing this event; its slate is theirs to choose",
     TaskStatus.DONE: "a curator already chose this event's slate",
     TaskStatus.OVERFLOWED: "the policy's slate already went out unreviewed",
@@ -169,6 +169,11 @@ def record_client_choice(
     The event's review task is closed without a curator. A choice that differs from a stored
     one, or comes after a curator took the task, is refused and changes nothing.
     """
+    # Lock order, as everywhere: the decision's tasks, then the decision itself.
+    session.execute(
+        select(ReviewTask.id).where(ReviewTask.decision_id == decision.id).with_for_update()
+    )
+    session.refresh(decision, with_for_update=True)
     config = decision_config(session, decision)
     if config.routing_mode != RoutingMode.APPRENTICE:
         raise ChoiceConflict("the event was not decided in apprentice mode")

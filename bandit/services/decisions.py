@@ -61,7 +61,7 @@ def rank(
 ) -> tuple[Decision, bool]:
     """Propose and log a slate; a repeated event id returns the stored decision.
 
-    Returns the decision and whether it was created by this call. Commits.
+    Returns the decision and whether it was created by this call. Flushes; the caller commits.
     """
     if request.event_id:
         existing = find_decision(session, request.event_id)
@@ -72,21 +72,22 @@ def rank(
         raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
     serving = runtime.serving(session)
     proposal = serving.recommender.propose(request.context, request.exclude, request.slate_size)
-    decision = _log_decision(
-        session,
-        request,
-        proposal,
-        serving.config_row,
-        serving.recommender.config,
-        serving.model_version,
-        api_client_id,
-        now or utcnow(),
-    )
     try:
-        session.commit()
+        # A savepoint: a racing request with the same event id that commits first makes our
+        # insert fail on the unique key; only the savepoint is lost, and theirs is the answer.
+        with session.begin_nested():
+            decision = _log_decision(
+                session,
+                request,
+                proposal,
+                serving.config_row,
+                serving.recommender.config,
+                serving.model_version,
+                api_client_id,
+                now or utcnow(),
+            )
+            session.flush()
     except IntegrityError:
-        # Another request logged the same event id first: that one is the decision.
-        session.rollback()
         existing = find_decision(session, request.event_id or "")
         if existing is None:
             raise

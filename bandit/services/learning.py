@@ -57,7 +57,8 @@ class LearnReport:
 
 
 def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
-    """Learn every pending verdict and reward once and save a model version. Commits."""
+    """Learn every pending verdict and reward once and save a model version. Flushes; the
+    learner commits the pass, its model version and the learned marks in one transaction."""
     now = now or utcnow()
     if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
@@ -127,7 +128,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         action.learned_at = now
     for outcome in outcomes:
         outcome.learned_at = now
-    session.commit()
+    session.flush()
     return LearnReport(
         rounds_learned=len(learnable),
         verdicts=len(actions),

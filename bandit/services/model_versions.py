@@ -92,7 +92,7 @@ def rollback(session: Session, version: int, note: str | None = None) -> ModelVe
 
 
 def checkpoint(session: Session, note: str) -> ModelVersion:
-    """Learn everything pending, then store the result as a version labelled `note`. Commits."""
+    """Learn everything pending, then store the result as a version labelled `note`. Flushes."""
     learning.learn_pending(session)
     latest = model_store.latest_model(session)
     config_row, config = configs.active_config(session)
@@ -100,7 +100,6 @@ def checkpoint(session: Session, note: str) -> ModelVersion:
     saved = model_store.save_model(
         session, policy, config_row, 0, latest, note=f"checkpoint: {note}"[:300]
     )
-    session.commit()
     return saved
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion
+from bandit.engine.vocabulary import AuditAction
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import frozen_model_target
@@ -132,7 +133,7 @@ def promote(
     verdict = replace(verdict, promoted=served is not None, served_version=served)
     audit.record(
         session,
-        "model.promote" if served is not None else "model.promote_refused",
+        AuditAction.MODEL_PROMOTE if served is not None else AuditAction.MODEL_PROMOTE_REFUSED,
         actor=force_by_admin or actor,
         curator_id=admin_id,
         target=f"model version {version}",

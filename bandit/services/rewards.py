@@ -39,7 +39,7 @@ def record_reward(
     source: str,
     now: datetime | None = None,
 ) -> tuple[Outcome, bool]:
-    """Store a client's reward; the same (event, item) twice is accepted once. Commits.
+    """Store a client's reward; the same (event, item) twice is accepted once. Flushes.
 
     Returns the outcome and whether this call created it.
     """
@@ -72,13 +72,13 @@ def record_reward(
         source=source[:SOURCE_LENGTH],
         created_at=now,
     )
-    session.add(outcome)
-    decision.status = DecisionStatus.REWARDED
     try:
-        session.commit()
+        with session.begin_nested():
+            session.add(outcome)
+            decision.status = DecisionStatus.REWARDED
+            session.flush()
     except IntegrityError:
-        # A concurrent retry of the same reward got there first.
-        session.rollback()
+        # A concurrent retry of the same reward got there first (the unique key said so).
         stored = _outcome(session, decision.id, key)
         if stored is None:
             raise

@@ -65,6 +65,7 @@ def test_the_event_shows_each_step_from_review_to_reward(
 
     with session_factory() as session:
         task = review.claim_next(session, curator_id)
+        session.commit()
         assert task is not None
         task_id, lease = task.id, task.lease_token or ""
     assert _event(client, auth_headers, event_id)["status"] == "in_review"

@@ -268,6 +268,7 @@ def test_a_reward_racing_the_default_pass_is_counted_once(
     def client_reward() -> None:
         with session_factory() as session:
             rewards.record_reward(session, event_id, 1.0, None, "client:test")
+            session.commit()
 
     racer = threading.Thread(target=client_reward)
     racer.start()

@@ -91,6 +91,7 @@ def test_curator_confirms_one_task_and_swaps_on_the_next(
     with session_factory() as db:
         for customer in demo_catalog.customers[:2]:
             decision, _ = decisions.rank(db, runtime, decisions.RankRequest(context=customer))
+            db.commit()
             assert decision.route == Route.REVIEW_BEFORE
             sizes.add(len(decision.proposed))
     (size,) = sizes

@@ -92,6 +92,7 @@ def queue_up(app: Flask, factory: sessionmaker[Session], contexts: list[dict[str
     with factory() as session:
         for context in contexts:
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
 
 
 def test_two_curators_on_one_queue_never_see_the_same_task(

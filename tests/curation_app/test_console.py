@@ -83,6 +83,7 @@ def make_tasks(
         for context in contexts:
             request = decisions.RankRequest(context=context)
             decision, _ = decisions.rank(db, runtime, request)
+            db.commit()
             assert decision.route == Route.REVIEW_BEFORE
             event_ids.append(decision.event_id)
     return event_ids

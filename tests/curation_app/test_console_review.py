@@ -23,6 +23,7 @@ def rank_contexts(
     with factory() as session:
         for context in contexts:
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
 
 
 @pytest.fixture

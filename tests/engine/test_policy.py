@@ -1,7 +1,10 @@
 """The VW policy: it learns, and a save/reload does not change what it goes on to learn."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+from vowpalwabbit import Workspace
 
 from bandit.engine import vw_format
 from bandit.engine.config import ALGORITHMS, PolicyConfig
@@ -103,3 +106,19 @@ def test_same_seed_same_model_and_learning_leaves_inputs_alone(algorithm: str) -
     _train(second, 50, np.random.default_rng(9))
     assert ACTIONS == actions_before
     assert np.allclose(first.score(SHARED, ACTIONS)[1], second.score(SHARED, ACTIONS)[1])
+
+
+def test_the_private_parser_path_matches_the_public_workspace_api(tmp_path: Path) -> None:
+    """policy.py parses with pylibvw's private multi-line calls (hence the vowpalwabbit cap in
+    pyproject.toml); their scores must equal the public Workspace.predict on the same text."""
+    # Softmax: every probability depends on every score, so equal pmfs mean equal scores.
+    policy = VWPolicy.fresh(PolicyConfig(algorithm="softmax"))
+    _train(policy, 40, np.random.default_rng(5))
+    pmf, _ = policy.score(SHARED, ACTIONS)
+    assert len(set(np.round(pmf, 6))) > 2
+    model = tmp_path / "model.vw"
+    model.write_bytes(policy.to_bytes())
+    public = Workspace(f"-i {model} --quiet")
+    public_pmf = np.array(public.predict([SHARED, *ACTIONS]))
+    public.finish()
+    assert np.allclose(pmf, public_pmf)

@@ -25,7 +25,7 @@ def test_intervals_cover_the_truth_and_dr_beats_ips_with_a_good_reward_model() -
     policy = _target_policy(world)
     truth = world.value(policy)
     covered = {"ips": 0, "snips": 0, "dr": 0}
-    errors = {"ips": [], "dr": []}
+    errors: dict[str, list[float]] = {"ips": [], "dr": []}
     for repeat in range(REPEATS):
         rng = np.random.default_rng([2024, repeat])
         rounds, candidates, segment = world.sample(2000, rng)

@@ -24,10 +24,13 @@ def test_background_learner_saves_a_model_version_and_stops(
             EngineRuntime(np.random.default_rng(0)),
             decisions.RankRequest(context=demo_catalog.customers[0]),
         )
+        session.commit()
         task = review.claim_next(session, curator.id)
+        session.commit()
         assert task is not None
         verdicts = [ItemVerdict(p.position, "keep") for p in decision.proposed]
         review.submit_review(session, task.id, curator.id, task.lease_token or "", verdicts, 5.0)
+        session.commit()
     stop = threading.Event()
     thread = start_background_learner(session_factory, 0.05, stop)
     try:

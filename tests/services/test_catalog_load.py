@@ -312,7 +312,7 @@ def test_a_catalog_beyond_the_bound_parameter_limit_loads_and_reloads(
     from bandit.services import catalog_store
 
     count = 66_000
-    rows = [
+    rows: list[dict[str, object]] = [
         {
             "item_id": f"bulk-{n}",
             "title": f"Item {n}",

@@ -29,6 +29,7 @@ def double_reviewed(
     runtime = EngineRuntime(np.random.default_rng(0))
     request = decisions.RankRequest(context=demo_catalog.customers[0])
     decision, _ = decisions.rank(session, runtime, request)
+    session.commit()
     return decision.id
 
 
@@ -55,6 +56,7 @@ def test_second_review_goes_to_another_curator_and_changes_nothing_delivered_or_
 ) -> None:
     first, second = curators
     task = review.claim_next(session, first)
+    session.commit()
     assert task is not None and task.review_round == 1
     removed = verdicts_for(task, "remove")
     assert review.submit_review(session, task.id, first, task.lease_token or "", removed, 9.0)
@@ -64,6 +66,7 @@ def test_second_review_goes_to_another_curator_and_changes_nothing_delivered_or_
     # The only waiting task is the second opinion on a decision the first curator reviewed.
     assert review.claim_next(session, first) is None
     gold = review.claim_next(session, second)
+    session.commit()
     assert gold is not None and gold.review_round == 2 and gold.decision_id == double_reviewed
     kept = verdicts_for(gold, "keep")
     assert review.submit_review(session, gold.id, second, gold.lease_token or "", kept, 6.0)
@@ -74,6 +77,7 @@ def test_second_review_goes_to_another_curator_and_changes_nothing_delivered_or_
     ).all()
     assert len(second_actions) == len(kept) and all(a.agreement_only for a in second_actions)
     report = learning.learn_pending(session)
+    session.commit()
     assert report.verdicts == len(removed)
     assert learning.learn_pending(session).verdicts == 0
     assert all(a.learned_at is None for a in second_actions)
@@ -88,11 +92,14 @@ def test_share_zero_queues_no_second_review(
     activate_config(session_factory, routing_mode="review_before", double_review_share=0.0)
     runtime = EngineRuntime(np.random.default_rng(0))
     decisions.rank(session, runtime, decisions.RankRequest(context=demo_catalog.customers[1]))
+    session.commit()
     task = review.claim_next(session, curators[0])
+    session.commit()
     assert task is not None
     review.submit_review(
         session, task.id, curators[0], task.lease_token or "", verdicts_for(task, "keep"), 3.0
     )
+    session.commit()
     assert review.claim_next(session, curators[1]) is None
 
 
@@ -115,10 +122,12 @@ def test_second_review_by_the_same_curator_is_refused_and_stores_nothing(
     first, _ = curators
     token = accounts.create_token(session, "first-tool", curator_username="first-stylist")
     task = review.claim_next(session, first)
+    session.commit()
     assert task is not None
     review.submit_review(
         session, task.id, first, task.lease_token or "", verdicts_for(task, "keep"), 4.0
     )
+    session.commit()
     # Force the second opinion into the first curator's hands, as a bypassing tool might.
     gold_id = session.scalar(select(ReviewTask.id).where(ReviewTask.review_round == 2))
     session.execute(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from sqlalchemy import select
@@ -18,7 +20,7 @@ from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
 # Every in-stock item is a candidate, so the test isolates what VW learns from pruning.
-ALL_CANDIDATES = {"candidate_count": 200, "slate_size": 3, "epsilon": 0.05}
+ALL_CANDIDATES: dict[str, Any] = {"candidate_count": 200, "slate_size": 3, "epsilon": 0.05}
 
 
 def _curate_towards(
@@ -26,13 +28,16 @@ def _curate_towards(
 ) -> bool:
     """Rank, then make the curator put `wanted` at position 0; True if the policy had it there."""
     decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    session.commit()
     task = review.claim_next(session, curator_id)
+    session.commit()
     assert task is not None and task.decision_id == decision.id
     proposed = [p.item_id for p in decision.proposed]
     verdicts = [ItemVerdict(p.position, "keep") for p in decision.proposed]
     if wanted not in proposed:
         verdicts[0] = ItemVerdict(0, "swap", wanted, "customer always asks for this")
     review.submit_review(session, task.id, curator_id, task.lease_token or "", verdicts, 10.0)
+    session.commit()
     return proposed[0] == wanted
 
 
@@ -68,7 +73,7 @@ def test_repeated_swap_ins_teach_the_policy_to_propose_the_item(
     # The pre-score's learned term moved the item up too, so it reaches the candidates of
     # pruned (K < catalog) requests more often.
     catalog = runtime.serving(session).recommender.catalog
-    row = catalog.position[wanted]
+    row = catalog.index_of[wanted]
     assert catalog.learned_affinity[row] > 0
     learned = prescore(catalog, context)
     catalog.learned_affinity = np.zeros(len(catalog))
@@ -91,6 +96,7 @@ def test_apprentice_mode_imitates_and_reports_a_rising_match_rate(
     for _ in range(12):
         _curate_towards(session, runtime, context, curator_id, wanted)
         report = learning.learn_pending(session)
+        session.commit()
         # Nothing in apprentice mode is a bandit draw: only imitation rounds are learned.
         assert report.rounds_learned == 0 and report.imitation_rounds >= 1
     matches = session.scalars(select(ImitationExample.matched).order_by(ImitationExample.id)).all()

@@ -46,12 +46,15 @@ def _reviewed_event(
     session: Session, runtime: EngineRuntime, context: dict, curator_id: int, swap_to: str | None
 ) -> str:
     decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    session.commit()
     task = review.claim_next(session, curator_id)
+    session.commit()
     assert task is not None and task.decision_id == decision.id
     verdicts = [ItemVerdict(p.position, "keep") for p in decision.proposed]
     if swap_to is not None:
         verdicts[0] = ItemVerdict(0, "swap", swap_to, "customer asked for it")
     review.submit_review(session, task.id, curator_id, task.lease_token or "", verdicts, 30.0)
+    session.commit()
     return decision.event_id
 
 
@@ -80,10 +83,13 @@ def test_each_signal_is_learned_exactly_once(
 ) -> None:
     _, events, _ = reviewed_events
     rewards.record_reward(session, events[0], 1.0, None, "client:test")
+    session.commit()
     first = learning.learn_pending(session)
+    session.commit()
     assert first.verdicts == 10 and first.rewards == 1
     assert first.model_version == 1
     again = learning.learn_pending(session)
+    session.commit()
     assert again.rounds_learned == 0 and again.model_version is None
     assert session.scalar(select(func.count()).select_from(ModelVersion)) == 1
 
@@ -100,12 +106,14 @@ def test_a_crash_mid_learning_loses_and_repeats_nothing(
         patch.setattr(model_store, "save_model", crash)
         with pytest.raises(RuntimeError):
             learning.learn_pending(session)
+            session.commit()
     session.rollback()
     pending = (
         select(func.count()).select_from(CuratorAction).where(CuratorAction.learned_at.is_(None))
     )
     assert session.scalar(pending) == 10
     report = learning.learn_pending(session)
+    session.commit()
     # Verdicts are approval labels; only the swapped-out item (never delivered) is a proxy round.
     assert report.verdicts == 10 and report.rounds_learned == 1
     assert session.scalar(pending) == 0
@@ -116,7 +124,9 @@ def test_rewards_on_swapped_in_items_are_kept_but_never_fed_to_the_policy(
 ) -> None:
     _, events, outsider = reviewed_events
     rewards.record_reward(session, events[1], 1.0, outsider, "client:test")
+    session.commit()
     report = learning.learn_pending(session)
+    session.commit()
     assert report.rewards == 1 and report.rewards_not_fed == 1
     # The swapped-out item is a curator-proxy 0; its swap-in's reward is no bandit round.
     assert report.rounds_learned == 1
@@ -132,6 +142,7 @@ def test_serving_picks_up_new_model_versions_and_a_restart_keeps_them(
     runtime, _, _ = reviewed_events
     assert runtime.serving(session).model_version == 0
     learning.learn_pending(session)
+    session.commit()
     assert runtime.serving(session).model_version == 1
     restarted = EngineRuntime(np.random.default_rng(1))
     assert restarted.serving(session).model_version == 1
@@ -144,6 +155,7 @@ def test_policy_config_change_reaches_serving_without_restart(
 ) -> None:
     runtime, _, _ = reviewed_events
     learning.learn_pending(session)
+    session.commit()
     configs.save_config(session, PolicyConfig(name="wide", epsilon=0.5), "test", activate=True)
     session.commit()
     serving = runtime.serving(session)

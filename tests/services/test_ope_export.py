@@ -37,7 +37,9 @@ def logged_history(session_factory: sessionmaker[Session], demo_catalog: DemoCat
         with session_factory() as session:
             context = demo_catalog.customers[index % len(demo_catalog.customers)]
             decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
             task = review.claim_next(session, curator_id)
+            session.commit()
             if task is not None and index % 3 != 0:
                 verdicts = [
                     ItemVerdict(p.position, "keep" if (p.position + index) % 2 else "remove")
@@ -46,14 +48,17 @@ def logged_history(session_factory: sessionmaker[Session], demo_catalog: DemoCat
                 review.submit_review(
                     session, task.id, curator_id, task.lease_token or "", verdicts, 12.0
                 )
+                session.commit()
             session.refresh(decision)
             if decision.status == DecisionStatus.DELIVERED and index % 2 == 0:
                 rewards.record_reward(
                     session, decision.event_id, float(index % 4 == 0), None, "test"
                 )
+                session.commit()
         if index % 5 == 4:
             with session_factory() as session:
                 learning.learn_pending(session)
+                session.commit()
 
 
 def _replay(args: list[str], out: Path) -> dict:

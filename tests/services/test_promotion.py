@@ -51,6 +51,7 @@ def _serve_a_contrarian_model(sessions: sessionmaker[Session]) -> int:
         log = build_log(exported.rounds, exported.candidates, exported.items)
         config_row, config = configs.active_config(session)
         policy = VWPolicy.fresh(config)
+        assert log.items is not None
         items = catalog_rows(log.items)
         actions = log.actions.to_pylist()
         contexts = context_dicts(log.context_frame())

@@ -132,13 +132,16 @@ def reviewed_twice(
     activate_config(session_factory, routing_mode="review_before", double_review_share=1.0)
     runtime = EngineRuntime(np.random.default_rng(0))
     decisions.rank(session, runtime, decisions.RankRequest(context=demo_catalog.customers[0]))
+    session.commit()
     for username, verdict in (("first-stylist", "remove"), ("second-stylist", "keep")):
         curator_id = accounts.add_curator(session, username, "long-enough-pw").id
         session.commit()
         task = review.claim_next(session, curator_id)
+        session.commit()
         assert task is not None
         verdicts = [review.ItemVerdict(p.position, verdict) for p in task.decision.proposed]
         review.submit_review(session, task.id, curator_id, task.lease_token or "", verdicts, 5.0)
+        session.commit()
 
 
 def test_quality_page_shows_admins_the_numbers(

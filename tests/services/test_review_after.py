@@ -22,11 +22,13 @@ def test_a_delivered_slate_is_corrected_by_the_later_review(
     decision, _ = decisions.rank(
         session, runtime, decisions.RankRequest(context=demo_catalog.customers[0])
     )
+    session.commit()
     assert decision.status == DecisionStatus.DELIVERED and decision.delivered_at is not None
     delivered_at = decision.delivered_at
     assert {(f.tag, f.decided_by) for f in decision.final_slate} == {("kept", "policy")}
 
     task = review.claim_next(session, curator.id)
+    session.commit()
     assert task is not None and task.decision_id == decision.id
     assert decision.status == DecisionStatus.DELIVERED  # claiming does not un-deliver it
     on_slate = {p.item_id for p in decision.proposed}
@@ -34,6 +36,7 @@ def test_a_delivered_slate_is_corrected_by_the_later_review(
     verdicts = [ItemVerdict(p.position, "keep") for p in decision.proposed]
     verdicts[1] = ItemVerdict(1, "swap", replacement, "wrong season")
     review.submit_review(session, task.id, curator.id, task.lease_token or "", verdicts, 12.0)
+    session.commit()
 
     view = event_views.event_view(session, decision)
     assert view["status"] == "delivered" and view["delivered_at"] == delivered_at.isoformat()
@@ -45,8 +48,10 @@ def test_a_delivered_slate_is_corrected_by_the_later_review(
     # The customer saw the policy's item before the curator swapped it: its reward counts.
     swapped_out = decision.proposed[1].item_id
     outcome, created = rewards.record_reward(session, decision.event_id, 1.0, swapped_out, "t")
+    session.commit()
     assert created and outcome.item_key == swapped_out
     report = learning.learn_pending(session)
+    session.commit()
     assert (report.rewards, report.rewards_not_fed) == (1, 0)
     # The customer's reward is the round; the curator's verdicts are approval labels only.
     assert report.rounds_learned == 1

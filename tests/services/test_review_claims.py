@@ -24,6 +24,7 @@ def queued_tasks(session: Session, demo_catalog: DemoCatalog) -> list[int]:
     for index in range(TASKS):
         context = demo_catalog.customers[index % len(demo_catalog.customers)]
         decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+        session.commit()
         created.append(decision.id)
     return created
 
@@ -62,13 +63,18 @@ def test_a_held_task_is_not_handed_to_a_colleague_until_its_lease_expires(
 ) -> None:
     alice, bob = curator_ids[:2]
     first = review.claim_next(session, alice)
+    session.commit()
     assert first is not None
-    assert review.claim_next(session, alice).id == first.id  # resumes, does not take another
+    again = review.claim_next(session, alice)
+    session.commit()
+    assert again is not None and again.id == first.id  # resumes, does not take another
     bobs = review.claim_next(session, bob)
+    session.commit()
     assert bobs is not None and bobs.id != first.id
     # Once both leases have run out, the highest-priority task goes to whoever asks next.
     later = utcnow() + timedelta(hours=2)
     carol_sees = review.claim_next(session, curator_ids[2], now=later)
+    session.commit()
     assert carol_sees is not None and carol_sees.id in {first.id, bobs.id}
 
 
@@ -77,14 +83,19 @@ def test_submit_after_losing_the_lease_is_refused_and_changes_nothing(
 ) -> None:
     alice, bob = curator_ids[:2]
     task = review.claim_next(session, alice)
+    session.commit()
     assert task is not None
     stale_token = task.lease_token or ""
     review.release(session, task.id, alice)
+    session.commit()
     taken = review.claim_next(session, bob)
+    session.commit()
     assert taken is not None and taken.id == task.id
     verdicts = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
     with pytest.raises(review.LeaseLost):
         review.submit_review(session, task.id, alice, stale_token, verdicts, 10.0)
+        session.commit()
+    session.rollback()
     assert review.submit_review(session, task.id, bob, taken.lease_token or "", verdicts, 10.0)
     # The same submit again (a double click) is accepted once and records nothing new.
     assert not review.submit_review(session, task.id, bob, taken.lease_token or "", verdicts, 10.0)

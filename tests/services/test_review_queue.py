@@ -36,6 +36,7 @@ def rank_many(session: Session, catalog: DemoCatalog, count: int, **when: object
             decisions.RankRequest(context=context),
             **when,  # type: ignore[arg-type]
         )
+        session.commit()
         made.append(decision)
     return made
 
@@ -97,18 +98,23 @@ def test_heartbeat_extends_a_live_lease_and_not_an_expired_one(
     rank_many(session, demo_catalog, 1)
     now = utcnow()
     task = review.claim_next(session, curators[0], now=now)
+    session.commit()
     assert task is not None and task.leased_until == now + timedelta(seconds=60)
     token = task.lease_token or ""
     renewed = review.renew_lease(
         session, task.id, curators[0], token, now=now + timedelta(seconds=50)
     )
+    session.commit()
     assert renewed == now + timedelta(seconds=110)
     with pytest.raises(review.LeaseLost):
         review.renew_lease(session, task.id, curators[1], token, now=now + timedelta(seconds=60))
+    session.rollback()
     session.commit()
     before = snapshot(sessionmaker(bind=session.get_bind()))
     with pytest.raises(review.LeaseLost, match="nothing was saved"):
         review.renew_lease(session, task.id, curators[0], token, now=now + timedelta(seconds=111))
+        session.commit()
+    session.rollback()
     assert snapshot(sessionmaker(bind=session.get_bind())) == before
 
 
@@ -120,12 +126,14 @@ def test_an_expired_lease_returns_the_task_and_refuses_the_late_submit(
         rank_many(session, demo_catalog, 1)
         now = utcnow()
         task = review.claim_next(session, curators[0], now=now)
+        session.commit()
         assert task is not None
         token, task_id = task.lease_token or "", task.id
         verdicts = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
     later = now + timedelta(seconds=61)
     with session_factory() as session:
         report = overflow.upkeep(session, later)
+        session.commit()
     assert report.leases_expired == 1
     with session_factory() as session:
         requeued = session.get(ReviewTask, task_id)
@@ -134,6 +142,8 @@ def test_an_expired_lease_returns_the_task_and_refuses_the_late_submit(
     before = snapshot(session_factory)
     with session_factory() as session, pytest.raises(review.LeaseLost, match="no longer leased"):
         review.submit_review(session, task_id, curators[0], token, verdicts, 5.0, now=later)
+        session.commit()
+    session.rollback()
     assert snapshot(session_factory) == before
     with session_factory() as session:
         assert review.claim_next(session, curators[1], now=later).id == task_id  # type: ignore[union-attr]
@@ -147,6 +157,7 @@ def test_a_submit_after_the_lease_ran_out_but_before_upkeep_is_refused(
         rank_many(session, demo_catalog, 1)
         now = utcnow()
         task = review.claim_next(session, curators[0], now=now)
+        session.commit()
         assert task is not None
         verdicts = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
         token, task_id = task.lease_token or "", task.id
@@ -154,6 +165,8 @@ def test_a_submit_after_the_lease_ran_out_but_before_upkeep_is_refused(
     with session_factory() as session, pytest.raises(review.LeaseLost):
         late = now + timedelta(seconds=61)
         review.submit_review(session, task_id, curators[0], token, verdicts, 5.0, now=late)
+        session.commit()
+    session.rollback()
     assert snapshot(session_factory) == before
 
 
@@ -193,6 +206,7 @@ def test_a_task_past_its_sla_goes_out_unreviewed(
         event_id = decision.event_id
     with session_factory() as session:
         report = overflow.upkeep(session, utcnow() + timedelta(seconds=SLA + 1))
+        session.commit()
     assert (report.delivered_unreviewed, report.held) == (1, 0)
     with session_factory() as session:
         found = decisions.find_decision(session, event_id)
@@ -228,6 +242,7 @@ def test_24_claimers_on_120_tasks_never_share_one(
                 review.submit_review(
                     session, task.id, curator_id, task.lease_token or "", verdicts, 1.0
                 )
+                session.commit()
         return mine
 
     try:

@@ -228,7 +228,7 @@ def test_paced_curators_review_at_their_hourly_capacity_and_outcomes_arrive_late
 
     with session_factory() as session:
         reviewed = session.scalar(select(func.count(func.distinct(CuratorAction.task_id))))
-        answered = session.scalar(select(func.count(func.distinct(Outcome.decision_id))))
+        answered = session.scalar(select(func.count(func.distinct(Outcome.decision_id)))) or 0
         last_answered = session.scalar(
             select(func.max(Decision.id)).where(Decision.id.in_(select(Outcome.decision_id)))
         )

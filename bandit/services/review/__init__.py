@@ -3,11 +3,20 @@
 The package's public facade; each concern lives in its own module.
 """
 
-from bandit.services.review.claims import claim_next, held_task, release, renew_lease
+from bandit.services.review.claims import (
+    Claim,
+    claim_next,
+    claim_task,
+    held_task,
+    release,
+    renew_lease,
+)
 from bandit.services.review.errors import LeaseLost, ReviewError, SameCurator, TaskNotFound
 from bandit.services.review.verdicts import ItemVerdict, submit_review
 
 __all__ = [
+    "Claim",
+    "claim_task",
     "ItemVerdict",
     "LeaseLost",
     "ReviewError",

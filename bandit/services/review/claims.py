@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -10,15 +11,23 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 
-from bandit.db.models import Decision, ReviewTask, utcnow
+from bandit.db.models import Curator, Decision, ReviewTask, utcnow
 from bandit.db.session import is_postgresql
-from bandit.engine.vocabulary import DecisionStatus, TaskStatus
-from bandit.services import configs
+from bandit.engine.vocabulary import AuditAction, DecisionStatus, TaskStatus
+from bandit.services import audit, configs
 from bandit.services.review import double_review
 from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
 from bandit.services.review.queue import QUEUE_ORDER, claimable
 
 CLAIM_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A task leased to a curator; `resumed` when the curator already held it."""
+
+    task: ReviewTask
+    resumed: bool
 
 
 def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | None:
@@ -32,12 +41,47 @@ def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | 
     ).first()
 
 
+def claim_task(
+    session: Session,
+    curator_id: int,
+    actor: str,
+    now: datetime | None = None,
+    via: str | None = None,
+) -> Claim | None:
+    """The claim every front end uses: the held task, or a new lease audited as `task.claim`.
+
+    None when the queue is empty. Flushes; the caller commits the lease and its audit entry
+    together.
+    """
+    now = now or utcnow()
+    lock_curator(session, curator_id)
+    held = held_task(session, curator_id, now)
+    if held is not None:
+        return Claim(held, resumed=True)
+    task = claim_next(session, curator_id, now)
+    if task is None:
+        return None
+    details = {"via": via} if via else {}
+    audit.record(
+        session, AuditAction.TASK_CLAIM, actor, curator_id, f"task {task.id}", now, **details
+    )
+    session.flush()
+    return Claim(task, resumed=False)
+
+
+def lock_curator(session: Session, curator_id: int) -> None:
+    """Serialise one curator's claims (row lock until commit), so two tabs or two API calls
+    racing for work get the same task, never two."""
+    session.execute(select(Curator.id).where(Curator.id == curator_id).with_for_update())
+
+
 def claim_next(session: Session, curator_id: int, now: datetime | None = None) -> ReviewTask | None:
     """Lease the most informative waiting task to the curator; None when the queue is empty.
 
     The lease is taken by a conditional UPDATE that only succeeds while the task is still
     claimable, so two curators can never hold the same task; on PostgreSQL the candidate row
-    is also locked with SKIP LOCKED so concurrent claimers do not queue on one row. Commits.
+    is also locked with SKIP LOCKED so concurrent claimers do not queue on one row. Flushes.
+    Lock order, as everywhere: curator, then task, then decision.
     """
     now = now or utcnow()
     held = held_task(session, curator_id, now)
@@ -55,7 +99,6 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
             query = query.with_for_update(skip_locked=True)
         task_id = session.scalar(query)
         if task_id is None:
-            session.commit()
             return None
         claimed = session.execute(
             update(ReviewTask)
@@ -69,6 +112,8 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
             )
             .execution_options(synchronize_session=False)
         )
+        # Zero rows: another claimer took it between our read and our update; nothing
+        # changed, so try the next task in the same transaction.
         if claimed.rowcount == 1:  # type: ignore[attr-defined]
             task = session.get(ReviewTask, task_id, populate_existing=True)
             assert task is not None
@@ -76,9 +121,8 @@ def claim_next(session: Session, curator_id: int, now: datetime | None = None) -
             load_decision(session, task, Decision.position_pmfs)
             if task.decision.status == DecisionStatus.PENDING_REVIEW:
                 task.decision.status = DecisionStatus.IN_REVIEW
-            session.commit()
+            session.flush()
             return task
-        session.rollback()
     return None
 
 
@@ -103,9 +147,12 @@ def release(
     now: datetime | None = None,
     lease_token: str | None = None,
 ) -> None:
-    """Give a held task back to the queue (only this lease's, when `lease_token` is given)."""
+    """Give a held task back to the queue (only this lease's, when `lease_token` is given).
+
+    Flushes; the caller commits.
+    """
     now = now or utcnow()
-    task = session.get(ReviewTask, task_id, populate_existing=True)
+    task = session.get(ReviewTask, task_id, populate_existing=True, with_for_update=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if task.status != TaskStatus.CLAIMED or task.curator_id != curator_id:
@@ -122,13 +169,13 @@ def release(
     )
     if task.decision.status == DecisionStatus.IN_REVIEW:
         task.decision.status = DecisionStatus.PENDING_REVIEW
-    session.commit()
+    session.flush()
 
 
 def renew_lease(
     session: Session, task_id: int, curator_id: int, lease_token: str, now: datetime | None = None
 ) -> datetime:
-    """Extend a live lease by the configured lease time (the review page's heartbeat). Commits.
+    """Extend a live lease by the configured lease time (the review page's heartbeat). Flushes.
 
     A lease that already ran out is not revived: the task went back to the queue, and a
     colleague may hold it by now.
@@ -149,10 +196,7 @@ def renew_lease(
         .execution_options(synchronize_session=False)
     )
     if renewed.rowcount != 1:  # type: ignore[attr-defined]
-        missing = session.get(ReviewTask, task_id) is None
-        session.rollback()
-        if missing:
+        if session.get(ReviewTask, task_id) is None:
             raise TaskNotFound(f"no review task {task_id}")
         raise LeaseLost(LOST_LEASE)
-    session.commit()
     return until

@@ -76,9 +76,13 @@ def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
 
 
 def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
-    """Expire leases, then overflow overdue tasks. Commits."""
+    """Expire leases, then overflow overdue tasks. Flushes.
+
+    Upkeep is the system's own action, not the curator's: callers commit it in its own short
+    transaction before the curator's action, so its row locks are not held meanwhile.
+    """
     now = now or utcnow()
     expired = requeue_expired_leases(session, now)
     delivered, held = overflow_overdue(session, now)
-    session.commit()
+    session.flush()
     return UpkeepReport(expired, delivered, held)

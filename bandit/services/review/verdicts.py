@@ -62,15 +62,15 @@ def submit_review(
     seconds_spent: float,
     now: datetime | None = None,
 ) -> bool:
-    """Record the verdicts and the curated slate. Commits.
+    """Record the verdicts and the curated slate. Flushes; the caller commits.
 
     Returns True when recorded now, False when this exact lease already recorded them (a
-    repeated submit changes nothing). Raises before writing anything if the verdicts are
-    invalid or the curator no longer holds the task.
+    repeated submit changes nothing, even when it races the original). Raises before writing
+    anything if the verdicts are invalid or the curator no longer holds the task.
     """
     now = now or utcnow()
-    # Fresh from the database: another process may have finished or reclaimed it meanwhile.
-    task = session.get(ReviewTask, task_id, populate_existing=True)
+    # Locked and fresh: a racing submit of the same lease waits here, then sees it done.
+    task = session.get(ReviewTask, task_id, populate_existing=True, with_for_update=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if (
@@ -107,7 +107,6 @@ def submit_review(
         .execution_options(synchronize_session=False)
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()
         raise LeaseLost(LOST_LEASE)
     task.status, task.completed_at = TaskStatus.DONE, now
     second_opinion = task.review_round != double_review.FIRST_ROUND
@@ -115,7 +114,7 @@ def submit_review(
     if not second_opinion:
         _settle_slate(session, decision, task, curator_id, verdicts, now)
         double_review.queue_second_review(session, task, now)
-    session.commit()
+    session.flush()
     return True
 
 
