@@ -119,9 +119,7 @@ def end_to_end(rows: int, folder: Path, arguments: str) -> tuple[float, float, s
     command = [hitl, "replay", "--log", str(log), "--target", str(target)]
     launcher = [sys.executable, "-c", PEAK_LAUNCHER]
     start = time.perf_counter()
-    done = subprocess.run(
-        [*launcher, *command, *arguments.split()], capture_output=True, text=True
-    )
+    done = subprocess.run([*launcher, *command, *arguments.split()], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr or done.stdout)

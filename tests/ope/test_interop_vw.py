@@ -79,6 +79,7 @@ def test_slate_logs_are_ccb_dsjson_that_vw_parses_strictly(tmp_path: Path) -> No
     log = build_log(rounds, candidates, items)
     lines = list(interop.dsjson_lines(log))
     assert len(lines) == 40  # one line per slate
+    assert log.items is not None
     catalog = catalog_rows(log.items)
     text = Workspace("--cb_explore_adf --quiet")
     parsed = text.parse(

@@ -190,6 +190,7 @@ def test_one_position_logs_give_the_same_numbers_under_both_estimands() -> None:
     sample = world.sample(500, np.random.default_rng(1), _target_scores(world))
     rounds, candidates = world.log_tables(sample)
     log = build_log(rounds, candidates)
+    assert log.candidates is not None
     target = from_support("t", log, log.candidates, len(log.actions))  # the logging policy itself
     slate_report = evaluate(log, target, ("sips", "rips", "cascade-dr", "ips", "dr"))
     values = {n: e.value for n, e in slate_report.estimates.items()}
