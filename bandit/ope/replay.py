@@ -277,8 +277,9 @@ def evaluate(
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
     )
+    preferred = "dr" if options.estimand == POSITION else default_estimator(log)
     fallback = "rips" if "rips" in estimates else names[0]  # without a reward model
-    headline = default_estimator(log) if default_estimator(log) in estimates else fallback
+    headline = preferred if preferred in estimates else fallback
     estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
     weights = slate.slate_weights(arrays, options.max_weight)
     checks = diagnostics(arrays, weights, _segments(log, segment_column))
