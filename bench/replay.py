@@ -3,8 +3,11 @@
 1. Rows per second of IPS, SNIPS and DR (`bandit.ope.estimators`, value + cluster-robust 95%
    interval + ESS) against a bare reference in plain numpy computing the same numbers from the
    same arrays, in the same run (best of three each).
-2. End to end: `hitl replay --log LOG.parquet --target TARGET.parquet` on a 10M-row log in a
-   fresh process (loading, validation, target join, estimation), wall time and peak RSS.
+2. End to end: `hitl replay --log LOG.parquet --target TARGET.parquet` on 1M- and 10M-row
+   logs of two-position slates in a fresh process (loading, validation, target join, reward
+   model, estimation, diagnostics), wall time and peak RSS, for every estimator: the slate
+   estimators (sips, rips, cascade-dr, switch-dr) and the per-position ones
+   (--estimand position: ips, snips, dm, dr).
 3. `--dask`: `hitl replay --log 'DIR/*.parquet' --target 'DIR/{stem}.target.parquet' --dask
    ADDRESS` on a partitioned log generated on disk (default 100M rows in 50 day files) against
    a local cluster of N worker processes: wall time, peak RSS of each worker and of the `hitl`
@@ -104,9 +107,9 @@ def estimator_throughput(rows: int) -> list[tuple[str, int, float, float]]:
     return results
 
 
-def end_to_end(rows: int, folder: Path, estimators: str) -> tuple[float, float, str]:
+def end_to_end(rows: int, folder: Path, arguments: str) -> tuple[float, float, str]:
     """Wall seconds and peak RSS (MB) of `hitl replay` on a generated Parquet log."""
-    log, target = folder / "log.parquet", folder / "target.parquet"
+    log, target = folder / f"log{rows}.parquet", folder / f"target{rows}.parquet"
     if not log.exists():
         world = SyntheticWorld.make(segments=8, actions=5, seed=2)
         rounds, _, segment = world.sample(rows // 2, np.random.default_rng(3), positions=2)
@@ -121,9 +124,7 @@ def end_to_end(rows: int, folder: Path, estimators: str) -> tuple[float, float, 
     command = [hitl, "replay", "--log", str(log), "--target", str(target)]
     launcher = [sys.executable, "-c", PEAK_LAUNCHER]
     start = time.perf_counter()
-    done = subprocess.run(
-        [*launcher, *command, "--estimators", estimators], capture_output=True, text=True
-    )
+    done = subprocess.run([*launcher, *command, *arguments.split()], capture_output=True, text=True)
     seconds = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(done.stderr or done.stdout)
@@ -259,8 +260,12 @@ def main() -> None:
     parser.add_argument("--dask-estimators", default="ips,snips")
     parser.add_argument("--dask-dir", type=Path, help="Keep the generated log here (reused).")
     parser.add_argument("--rows", default="1000000,10000000")
-    parser.add_argument("--end-to-end-rows", type=int, default=10_000_000)
-    parser.add_argument("--end-to-end-estimators", default="ips,snips;ips,snips,dm,dr")
+    parser.add_argument("--end-to-end-rows", default="1000000,10000000")
+    parser.add_argument(
+        "--end-to-end-arguments",
+        default="--estimators sips,rips,cascade-dr,switch-dr;"
+        "--estimand position --estimators ips,snips,dm,dr",
+    )
     options = parser.parse_args()
     if options.dask:
         with tempfile.TemporaryDirectory() as scratch:
@@ -282,13 +287,14 @@ def main() -> None:
                 f"{ours / reference:.2f}x |"
             )
     with tempfile.TemporaryDirectory() as folder:
-        for estimators in options.end_to_end_estimators.split(";"):
-            seconds, peak, output = end_to_end(options.end_to_end_rows, Path(folder), estimators)
-            print(
-                f"\nhitl replay, {options.end_to_end_rows:,} rows, --estimators {estimators}: "
-                f"{seconds:.1f} s wall, peak RSS {peak:,.0f} MB"
-            )
-            print(output)
+        for rows in (int(r) for r in options.end_to_end_rows.split(",")):
+            for arguments in options.end_to_end_arguments.split(";"):
+                seconds, peak, output = end_to_end(rows, Path(folder), arguments)
+                print(
+                    f"\nhitl replay, {rows:,} rows, {arguments}: "
+                    f"{seconds:.1f} s wall, peak RSS {peak:,.0f} MB"
+                )
+                print(output)
 
 
 if __name__ == "__main__":

@@ -84,7 +84,11 @@ def model_apprentice(database_url: str | None) -> None:
     help="Evaluate on this exported log; the database's own log without it.",
 )
 @click.option(
-    "--estimator", type=click.Choice(["ips", "snips", "dr"]), default="dr", show_default=True
+    "--estimator",
+    type=click.Choice(["auto", "sips", "rips", "cascade-dr", "switch-dr", "ips", "snips", "dr"]),
+    default="auto",
+    show_default=True,
+    help="auto: the slate value (cascade-dr) on slate logs, dr on one-position logs.",
 )
 @click.option("--force-by", "force_by", help="Admin USERNAME who promotes even if the gate fails.")
 @URL_OPTION
@@ -110,8 +114,15 @@ def model_promote(
                 if exported.rounds.num_rows == 0:
                     raise click.ClickException("the database holds no rewarded decision yet")
                 log = build_log(exported.rounds, exported.candidates, exported.items)
-            verdict = promotion.promote(session, version, log, estimator, force_by)
-        except (promotion.PromotionError, LogFormatError, TargetError, ConfigError) as error:
+            chosen = None if estimator == "auto" else estimator
+            verdict = promotion.promote(session, version, log, chosen, force_by)
+        except (
+            promotion.PromotionError,
+            LogFormatError,
+            TargetError,
+            ConfigError,
+            ValueError,
+        ) as error:
             raise click.ClickException(f"promotion refused: {error}") from error
         session.commit()
     for label, number, estimate in (
@@ -119,7 +130,7 @@ def model_promote(
         ("served", verdict.incumbent, verdict.incumbent_estimate),
     ):
         click.echo(
-            f"{label:10} version {number:>4}: {estimator} {estimate.value:.4f} "
+            f"{label:10} version {number:>4}: {verdict.estimator} {estimate.value:.4f} "
             f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] on {log.rows} rows"
         )
     click.echo(verdict.reason)

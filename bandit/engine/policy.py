@@ -147,6 +147,29 @@ class VWPolicy:
             finally:
                 pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
 
+    def offer(
+        self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
+    ) -> np.ndarray:
+        """One logged round through an `--explore_eval` workspace (see `explore_evaluator`):
+        the pmf it scored the actions with before deciding whether to learn from the round."""
+        lines = vw_format.labelled_example(shared, actions, chosen, reward, probability)
+        with self._lock:
+            examples = self._parse(lines)
+            try:
+                pylibvw.vw.learn_multi(self._workspace, examples)
+                pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
+            finally:
+                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+        return pmf
+
+    @classmethod
+    def explore_evaluator(cls, config: PolicyConfig, seed: int = 0) -> VWPolicy:
+        """A fresh policy under VW's `--explore_eval`: at each logged round it scores, draws
+        from its own pmf by rejection (accept with pi(a) / mu(a) times the running multiplier,
+        VW's generator seeded by `seed`) and learns only from accepted rounds."""
+        arguments = f"{vw_arguments(config)} --explore_eval --random_seed {seed}"
+        return cls(Workspace(arguments), arguments)
+
     def close(self) -> None:
         """Release the native workspace."""
         with self._lock:

@@ -36,6 +36,22 @@ def _token(value: Any) -> str:
     return _clean(value if isinstance(value, str) else str(value))
 
 
+# VW's JSON parser treats keys starting with `_` as metadata and drops them (even with
+# --strict_parse), so no feature name may start with `_`: such names get this prefix, as do
+# names already starting with it, so `unescape_name` recovers every original exactly.
+NAME_ESCAPE = "~"
+
+
+def _name(key: str) -> str:
+    name = _token(key)
+    return NAME_ESCAPE + name if name.startswith(("_", NAME_ESCAPE)) else name
+
+
+def unescape_name(name: str) -> str:
+    """The feature name as the context or item key had it (undoes the `_` escape)."""
+    return name[1:] if name.startswith(NAME_ESCAPE) else name
+
+
 def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -43,7 +59,7 @@ def _number(value: Any) -> bool:
 def _features(mapping: Mapping[str, Any]) -> list[str]:
     features: list[str] = []
     for key, value in sorted(mapping.items()):
-        name = _token(key)
+        name = _name(key)
         if key.endswith("_id") or value is None:
             continue
         if isinstance(value, bool):
@@ -129,7 +145,8 @@ def labelled_example(
 ) -> list[str]:
     """A multi-line ADF learning example with the chosen action's cost and probability."""
     lines = [shared, *actions]
-    label = f"0:{reward_to_cost(reward):.6g}:{probability:.6g}"
+    # Full precision (as DSJSON writes them), so a text and a DSJSON replay parse equal floats.
+    label = f"0:{float(reward_to_cost(reward))!r}:{float(probability)!r}"
     lines[chosen + 1] = f"{label} {actions[chosen]}"
     return lines
 

@@ -57,6 +57,7 @@ class Estimate:
     ci_high: float
     ess: float
     rows: int
+    method: str = "normal"  # how the interval was made: normal or bootstrap
 
     def as_dict(self) -> dict[str, float]:
         """The JSON fields of replay.json."""

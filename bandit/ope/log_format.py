@@ -7,6 +7,7 @@ that choose among the candidates) and item features keyed by item id (optional).
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,9 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from bandit.engine.vocabulary import RewardSource
+
 REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
 CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
 CONTEXT_PREFIX = "context_"
+MARGINAL_PROPENSITY = "marginal_propensity"
+REWARD_SOURCE = "reward_source"
 ITEM_ID = "item_id"
 SUM_TOLERANCE = 1e-6
 # Multi-valued categorical context values (lists of strings) are joined with this; VW tokens
@@ -69,6 +74,10 @@ class ReplayLog:
     propensity: np.ndarray
     candidates: KeyedRows | None
     items: pd.DataFrame | None
+    # P(the logged item at its position | context), whatever came before: for `iips`.
+    marginal_propensity: np.ndarray | None = None
+    # Whose judgement each reward is (RewardSource values), when the log says.
+    reward_source: np.ndarray | None = None
 
     @property
     def rows(self) -> int:
@@ -195,12 +204,38 @@ def read_table(path: Path, what: str, dictionary: tuple[str, ...] = ()) -> pa.Ta
             encoded = [name for name in dictionary if name in names]
             return pq.read_table(path, read_dictionary=encoded or None)
         if path.suffix == ".csv":
+            _check_utf8(path, what)
             # Ids stay text even when they look like numbers.
             types = {name: pa.string() for name in ("event_id", "action", ITEM_ID)}
             return pacsv.read_csv(path, convert_options=pacsv.ConvertOptions(column_types=types))
     except (pa.ArrowInvalid, OSError) as error:
         raise LogFormatError(f"{what}: cannot read {path}: {error}") from error
     raise LogFormatError(f"{what}: {path.name} must end in .parquet or .csv")
+
+
+def _check_utf8(path: Path, what: str) -> None:
+    """CSV text must be UTF-8: name the first bad row and column instead of mangling it."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    consumed = 0
+    lines_before = 0
+    header = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 24):
+            if not header:
+                header = chunk.split(b"\n", 1)[0]
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as error:
+                line_start = chunk.rfind(b"\n", 0, error.start) + 1
+                line = lines_before + chunk.count(b"\n", 0, error.start)
+                field = chunk[line_start : error.start].count(b",")
+                names = header.decode("utf-8", errors="replace").strip().split(",")
+                column = names[field] if field < len(names) else f"number {field + 1}"
+                raise LogFormatError(
+                    f"{what}: {path} is not UTF-8 text; first bad row {line}, column {column}"
+                ) from error
+            consumed += len(chunk)
+            lines_before += chunk.count(b"\n")
 
 
 def load_log(path: Path) -> ReplayLog:
@@ -230,8 +265,7 @@ def build_log(
     reward = _numbers(rounds, "reward", "log")
     propensity = _propensities(rounds, "log")
     action_column = rounds.column("action").cast(pa.string())
-    if action_column.null_count:
-        _raise_first(rounds, np.asarray(pc.is_null(action_column)), "action", "log", "is empty")
+    _refuse_empty(rounds, action_column, "action")
     vocabulary = _flat(pc.unique(action_column))
     item_frame = None
     if items is not None:
@@ -243,6 +277,9 @@ def build_log(
         _require(candidates, CANDIDATE_COLUMNS, "candidates")
         vocabulary = _union(vocabulary, candidates.column("action").cast(pa.string()))
     action = pc.index_in(action_column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    marginal = None
+    if MARGINAL_PROPENSITY in rounds.column_names:
+        marginal = _propensities(rounds, "log", MARGINAL_PROPENSITY)
     log = ReplayLog(
         rounds=rounds,
         event=event,
@@ -254,6 +291,8 @@ def build_log(
         propensity=propensity,
         candidates=None,
         items=item_frame,
+        marginal_propensity=marginal,
+        reward_source=_reward_sources(rounds),
     )
     if candidates is None:
         return log
@@ -302,15 +341,20 @@ def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
     Only run heads (rows whose id differs from the previous row's) are hashed, so a log with
     an event's positions on consecutive rows encodes each event id once.
     """
-    column = rounds.column("event_id")
-    if column.null_count:
-        _raise_first(rounds, np.asarray(pc.is_null(column)), "event_id", "log", "is empty")
-    values = column.cast(pa.string())
+    values = rounds.column("event_id").cast(pa.string())
+    _refuse_empty(rounds, values, "event_id")
     starts = _run_starts(values)
     encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
     del values
     head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
+
+
+def _refuse_empty(table: pa.Table, values: pa.ChunkedArray | pa.Array, column: str) -> None:
+    """Empty cells (null, or '' as CSV reads them) are refused with the first bad row."""
+    empty = pc.or_kleene(pc.is_null(values), pc.equal(values, "")).fill_null(True)
+    if pc.any(empty).as_py():
+        _raise_first(table, _bools(empty), column, "log", "has an empty cell")
 
 
 def _run_starts(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -399,12 +443,27 @@ def _integers(table: pa.Table, column: str, what: str) -> np.ndarray:
     return values.astype(np.int64)
 
 
-def _propensities(table: pa.Table, what: str) -> np.ndarray:
-    values = _numbers(table, "propensity", what)
+def _propensities(table: pa.Table, what: str, column: str = "propensity") -> np.ndarray:
+    values = _numbers(table, column, what)
     bad = (values <= 0.0) | (values > 1.0)
     if bad.any():
-        _raise_first(table, bad, "propensity", what, "must be in (0, 1]")
+        _raise_first(table, bad, column, what, "must be in (0, 1]")
     return values
+
+
+def _reward_sources(rounds: pa.Table) -> np.ndarray | None:
+    """The `reward_source` column as text, every value one of RewardSource's."""
+    if REWARD_SOURCE not in rounds.column_names:
+        return None
+    column = rounds.column(REWARD_SOURCE).cast(pa.string())
+    # Logs exported before rounds said `curator_proxy` wrote `curator` for the same thing.
+    column = pc.replace_substring_regex(column, "^curator$", RewardSource.CURATOR_PROXY.value)
+    known = pc.is_in(column, value_set=pa.array([s.value for s in RewardSource]))
+    bad = ~np.asarray(known.fill_null(False).to_numpy(zero_copy_only=False), dtype=bool)
+    if bad.any():
+        allowed = ", ".join(s.value for s in RewardSource)
+        _raise_first(rounds, bad, REWARD_SOURCE, "log", f"must be one of {allowed}")
+    return np.asarray(column.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def _probabilities(table: pa.Table, what: str) -> np.ndarray:

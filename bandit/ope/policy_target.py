@@ -95,8 +95,17 @@ def frozen_model_target(
     return _replayed_policy(log, policy, name, learn=False)
 
 
+def explore_eval_target(log: ReplayLog, config: PolicyConfig, seed: int = 0) -> TargetDistribution:
+    """The target distribution of a VW policy with `config` replayed as `--explore_eval` does:
+    it learns only from the rows where its own draw agrees with the logged action (rejection
+    sampling), so each exploration setting learns from the data it would have seen. Its
+    position-estimand `ips` equals VW's `--explore_eval` average loss, negated."""
+    policy = VWPolicy.explore_evaluator(config, seed)
+    return _replayed_policy(log, policy, f"{config.name} (explore_eval)", learn=False, offer=True)
+
+
 def _replayed_policy(
-    log: ReplayLog, policy: VWPolicy, name: str, learn: bool
+    log: ReplayLog, policy: VWPolicy, name: str, learn: bool, offer: bool = False
 ) -> TargetDistribution:
     if log.candidates is None or log.items is None:
         policy.close()
@@ -127,21 +136,28 @@ def _replayed_policy(
                 shared = vw_format.shared_line(contexts[row])
                 shared_cache = {event: shared}  # positions of one event are adjacent
             lines = [action_lines[action_ids[a]] for a in candidates.action[slots]]
+            chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
+            reward, propensity = float(log.reward[row]), float(log.propensity[row])
+            if offer:
+                pmf_out[slots] = policy.offer(shared, lines, chosen, reward, propensity)
+                continue
             pmf, _ = policy.score(shared, lines)
             pmf_out[slots] = pmf
             if learn:
-                chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
-                policy.learn(
-                    shared, lines, chosen, float(log.reward[row]), float(log.propensity[row])
-                )
+                policy.learn(shared, lines, chosen, reward, propensity)
     finally:
         policy.close()
     support = KeyedRows(candidates.row, candidates.action, pmf_out)
     return from_support(name, log, support, len(log.actions))
 
 
-def resolve_target(log: ReplayLog, spec: str) -> TargetDistribution:
-    """`uniform`, `logged`, a policy config (.toml/.json) or a distribution file (.parquet/.csv)."""
+def resolve_target(
+    log: ReplayLog, spec: str, explore_eval: bool = False, seed: int = 0
+) -> TargetDistribution:
+    """`uniform`, `logged`, a policy config (.toml/.json) or a distribution file (.parquet/.csv).
+
+    A policy config is replayed progressively, or as VW's `--explore_eval` when asked.
+    """
     if spec == "uniform":
         return uniform_target(log)
     if spec == "logged":
@@ -152,7 +168,11 @@ def resolve_target(log: ReplayLog, spec: str) -> TargetDistribution:
             config = load_config_file(path)
         except (ConfigError, TypeError, OSError) as error:
             raise TargetError(f"target {path.name}: invalid policy config: {error}") from error
+        if explore_eval:
+            return explore_eval_target(log, config, seed)
         return progressive_policy_target(log, config)
+    if explore_eval:
+        raise TargetError(f"target {spec!r}: --explore-eval replays a policy config (.toml/.json)")
     if path.suffix in (".parquet", ".csv"):
         return file_target(log, path)
     raise TargetError(

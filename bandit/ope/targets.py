@@ -7,10 +7,11 @@ policy had at each position (the `.candidates` table); a file may name any actio
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 
 from bandit.ope.log_format import (
     KeyedRows,
@@ -21,6 +22,7 @@ from bandit.ope.log_format import (
 )
 
 TARGET_COLUMNS = ("event_id", "position", "action", "probability")
+MARGINAL_PROBABILITY = "marginal_probability"
 
 
 class TargetError(ValueError):
@@ -35,6 +37,8 @@ class TargetDistribution:
     logged_probability: np.ndarray  # pi(a_i | x_i) per log row
     support: KeyedRows | None  # every (row, action, probability) with mass, when known
     vocabulary_size: int
+    # pi(the logged item at its position | context), whatever came before: for `iips`.
+    marginal: np.ndarray | None = None
 
     def require_support(self, why: str) -> KeyedRows:
         """The full support, or a TargetError saying why it is needed."""
@@ -58,8 +62,10 @@ def from_support(
 def logged_target(log: ReplayLog) -> TargetDistribution:
     """The logging policy itself (its value is the logged mean reward, a sanity check)."""
     if log.candidates is None:
-        return TargetDistribution("logged", log.propensity.copy(), None, len(log.actions))
-    return from_support("logged", log, log.candidates, len(log.actions))
+        target = TargetDistribution("logged", log.propensity.copy(), None, len(log.actions))
+    else:
+        target = from_support("logged", log, log.candidates, len(log.actions))
+    return replace(target, marginal=log.marginal_propensity)
 
 
 def uniform_target(log: ReplayLog) -> TargetDistribution:
@@ -71,7 +77,13 @@ def uniform_target(log: ReplayLog) -> TargetDistribution:
         )
     counts = np.bincount(log.candidates.row, minlength=log.rows)
     support = KeyedRows(log.candidates.row, log.candidates.action, 1.0 / counts[log.candidates.row])
-    return from_support("uniform", log, support, len(log.actions))
+    # A uniformly random slate puts every item of the event at every position with the same
+    # chance: one over the most candidates any of its positions had (its first).
+    per_event = np.zeros(int(log.event.max()) + 1)
+    np.maximum.at(per_event, log.event, counts.astype(float))
+    marginal = 1.0 / per_event[log.event]
+    target = from_support("uniform", log, support, len(log.actions))
+    return replace(target, marginal=marginal)
 
 
 def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
@@ -82,4 +94,10 @@ def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
         raise LogFormatError(f"target: missing column(s) {', '.join(missing)}")
     support, vocabulary = log.rows_for(table, "target", allow_new_actions=True)
     check_distribution(support, log.rows, "target", "probability")
-    return from_support(path.name, log, support, len(vocabulary))
+    target = from_support(path.name, log, support, len(vocabulary))
+    if MARGINAL_PROBABILITY not in table.column_names:
+        return target
+    marginal = table.column(MARGINAL_PROBABILITY).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    match = support.action == log.action[support.row]
+    logged = np.bincount(support.row[match], weights=marginal[match], minlength=log.rows)
+    return replace(target, marginal=logged)

@@ -1,8 +1,12 @@
 """Counterfactual tuning of exploration settings and review thresholds on one log.
 
 Each grid point is a policy config. Its reward is estimated by replaying a VW policy with the
-point's exploration settings over the log (the policy-config target); points that differ only
-in routing share that estimate. Its curator workload is computed from the logged confidence:
+point's exploration settings over the log the way VW's `--explore_eval` does (it learns only
+from the rows its own draw agrees with, so each exploration setting learns from the data it
+would have collected, not from every logged row); points that differ only in routing share
+that estimate. Points are ranked by the lower bound of the estimate's interval, and the
+ranking says which points cannot be told apart from the best (their intervals reach its
+lower bound). Its curator workload is computed from the logged confidence:
 the routing rule applied to each event's logged uncertainty gives the share of events a
 curator would see, the share held for review before output, and, among the events the point
 would let out unreviewed, how often curators rejected the policy's items when they did review
@@ -25,14 +29,14 @@ from bandit.engine.config import ConfigError, PolicyConfig, config_from_mapping
 from bandit.engine.vocabulary import CuratorVerdict, RoutingMode
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import ReplayLog
-from bandit.ope.policy_target import progressive_policy_target
-from bandit.ope.replay import evaluate
+from bandit.ope.policy_target import explore_eval_target
+from bandit.ope.replay import default_estimator, evaluate
 from bandit.ope.reward_model import RewardModelSettings
 
 ROUTING_FIELDS = frozenset(
     {"routing_mode", "uncertainty_measure", "auto_threshold", "review_threshold"}
 )
-TUNING_ESTIMATORS = ("ips", "snips", "dr")
+TUNING_ESTIMATORS = ("auto", "ips", "snips", "dr", "sips", "rips", "cascade-dr", "switch-dr")
 REJECTED = (CuratorVerdict.REMOVED, CuratorVerdict.SWAPPED)
 
 
@@ -44,7 +48,7 @@ class GridError(ValueError):
 class Objective:
     """How a recommendation is chosen: an estimator and optional workload limits."""
 
-    estimator: str = "dr"
+    estimator: str = "auto"  # the log's default: cascade-dr on slates, dr on one position
     max_review_share: float = 1.0
     max_unreviewed_rejection: float = 1.0
 
@@ -74,6 +78,7 @@ class TunedPoint:
     estimate: Estimate
     workload: Workload
     feasible: bool
+    indistinguishable: bool = False  # its interval reaches the recommended point's lower bound
 
     def as_json(self) -> dict[str, Any]:
         """The point as written to tune.json."""
@@ -86,6 +91,7 @@ class TunedPoint:
                 "unreviewed_rejection": _or_none(self.workload.unreviewed_rejection),
             },
             "feasible": self.feasible,
+            "indistinguishable_from_recommended": self.indistinguishable,
         }
 
 
@@ -168,16 +174,20 @@ def _exploration_key(config: PolicyConfig) -> tuple[Any, ...]:
 
 
 def tune(
-    log: ReplayLog, grid: Grid, settings: RewardModelSettings | None = None
+    log: ReplayLog, grid: Grid, settings: RewardModelSettings | None = None, seed: int = 0
 ) -> tuple[list[TunedPoint], TunedPoint | None]:
-    """Every grid point ranked by estimated reward, and the recommended one (None if none fits)."""
+    """Every grid point ranked by its estimate's lower bound, and the recommended one (None if
+    none fits); points whose interval reaches the recommended one's lower bound are marked
+    indistinguishable from it."""
     estimator = grid.objective.estimator
+    if estimator == "auto":
+        estimator = default_estimator(log)
     estimates: dict[tuple[Any, ...], Estimate] = {}
     points = []
     for config in grid.points:
         key = _exploration_key(config)
         if key not in estimates:
-            target = progressive_policy_target(log, config)
+            target = explore_eval_target(log, config, seed)
             report = evaluate(log, target, (estimator,), settings)
             estimates[key] = report.estimates[estimator]
         workload = event_workload(log, config)
@@ -186,9 +196,42 @@ def tune(
             math.isnan(rejection) or rejection <= grid.objective.max_unreviewed_rejection
         )
         points.append(TunedPoint(config, estimates[key], workload, feasible))
-    ranked = sorted(points, key=lambda p: (-_sortable(p.estimate.value), p.workload.review_share))
+    ranked = sorted(
+        points,
+        key=lambda p: (
+            -_sortable(p.estimate.ci_low),
+            -_sortable(p.estimate.value),
+            p.workload.review_share,
+        ),
+    )
     allowed = [p for p in ranked if p.feasible]
-    return ranked, (allowed[0] if allowed else None)
+    best = allowed[0] if allowed else None
+    if best is not None:
+        bar, key = best.estimate.ci_low, _exploration_key(best.config)
+        # Points sharing the best's exploration share its estimate: they differ in workload.
+        ranked = [
+            replace(
+                p,
+                indistinguishable=_exploration_key(p.config) != key and p.estimate.ci_high >= bar,
+            )
+            for p in ranked
+        ]
+        best = next(p for p in ranked if p.config is best.config and p.feasible)
+    return ranked, best
+
+
+def indistinguishable_message(ranked: list[TunedPoint], best: TunedPoint | None) -> str | None:
+    """A sentence when other points cannot be told apart from the recommended one."""
+    if best is None:
+        return None
+    others = [i + 1 for i, p in enumerate(ranked) if p.indistinguishable]
+    if not others:
+        return None
+    names = ", ".join(f"#{i}" for i in others[:10])
+    return (
+        f"grid points {names} cannot be told apart from the recommended one on this log: their "
+        "intervals reach its lower bound; collect more data or narrow the grid before choosing"
+    )
 
 
 def _sortable(value: float) -> float:

@@ -1,9 +1,10 @@
 """The publish gate: a challenger model version is served only when the log says it is better,
 or when an admin forces it; either way the reason is recorded in the audit log.
 
-Both versions are evaluated as frozen policies on the same log (`frozen_model_target`). The
-challenger passes when the lower bound of its estimate's 95% interval exceeds the incumbent's
-point estimate: a conservative rule, so noise alone rarely ships a worse model.
+Both versions are evaluated as frozen policies on the same log (`frozen_model_target`), by
+the value of their own slates (the slate estimand, docs/replay.md). The challenger passes when
+the lower bound of its estimate's 95% interval exceeds the incumbent's point estimate: a
+conservative rule, so noise alone rarely ships a worse model.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from bandit.engine.vocabulary import AuditAction
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import frozen_model_target
-from bandit.ope.replay import evaluate
+from bandit.ope.replay import default_estimator, evaluate
 from bandit.services import accounts, audit, configs, model_store, model_versions
 from bandit.services.model_versions import ModelVersionError
 
@@ -59,9 +60,14 @@ class Verdict:
 
 
 def judge(
-    session: Session, version: int, log: ReplayLog, estimator: str = "dr"
+    session: Session, version: int, log: ReplayLog, estimator: str | None = None
 ) -> tuple[ModelVersion, Verdict]:
-    """Compare model `version` with the served one on `log`; changes nothing."""
+    """Compare model `version` with the served one on `log`; changes nothing.
+
+    Without an estimator, the log's default: the slate value (`cascade-dr`) on slate logs,
+    `dr` on one-position logs.
+    """
+    estimator = estimator or default_estimator(log)
     challenger = session.scalars(
         select(ModelVersion).where(ModelVersion.version == version)
     ).first()
@@ -98,7 +104,7 @@ def promote(
     session: Session,
     version: int,
     log: ReplayLog,
-    estimator: str = "dr",
+    estimator: str | None = None,
     force_by_admin: str | None = None,
     actor: str = "cli",
 ) -> Verdict:
@@ -113,6 +119,7 @@ def promote(
             raise PromotionError(f"admin: {force_by_admin!r} is not an admin account")
         admin_id = admin.id
     _, verdict = judge(session, version, log, estimator)
+    estimator = verdict.estimator
     forced = force_by_admin if not verdict.passed else None
     verdict = replace(verdict, forced_by=forced)
     served = None

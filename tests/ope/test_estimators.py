@@ -6,7 +6,7 @@ import pytest
 
 from bandit.ope.estimators import DM, DR, IPS, SNIPS, ReplayArrays
 from bandit.ope.log_format import build_log
-from bandit.ope.replay import evaluate
+from bandit.ope.replay import ReplayOptions, evaluate
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.synthetic import SyntheticWorld
 from bandit.ope.targets import from_support, uniform_target
@@ -162,6 +162,11 @@ def test_hand_log_through_the_file_path_matches_the_arrays() -> None:
         ]
     )
     keyed, vocabulary = log.rows_for(target, "target", allow_new_actions=True)
-    report = evaluate(log, from_support("hand", log, keyed, len(vocabulary)), ("ips", "snips"))
+    report = evaluate(
+        log,
+        from_support("hand", log, keyed, len(vocabulary)),
+        ("ips", "snips"),
+        options=ReplayOptions(estimand="position"),
+    )
     assert report.estimates["ips"].value == pytest.approx(8.25 / 5)
     assert report.estimates["snips"].value == pytest.approx(8.25 / 10.25)

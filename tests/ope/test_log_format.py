@@ -132,7 +132,7 @@ def test_csv_and_parquet_logs_load_the_same(tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["--target", "uniform"], "give either --log FILE or --db URL"),
-        (["--log", "LOG", "--target", "uniform", "--estimators", "ips,magic"], "unknown magic"),
+        (["--log", "LOG", "--target", "uniform", "--estimators", "sips,magic"], "unknown magic"),
         (["--log", "BAD", "--target", "logged"], "propensity must be in (0, 1]"),
         (["--log", "NOPE", "--target", "logged"], "does not exist"),
         (["--log", "LOG", "--target", "TARGET"], "sums to"),

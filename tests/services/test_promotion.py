@@ -106,7 +106,9 @@ def test_a_better_challenger_passes_the_gate_and_is_served(
         assert served is not None and served.version == contrarian + 1
         assert served.model_bytes == good.model_bytes
     [(action, _, reason)] = _audit(session_factory)
-    assert action == "model.promote" and reason.startswith("passed: dr lower bound")
+    assert action == "model.promote" and reason.startswith(
+        "passed: cascade-dr lower bound"
+    )  # the slate value
 
 
 def test_a_worse_challenger_is_refused_unless_an_admin_forces_it(
