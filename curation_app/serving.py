@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from curation_app import wsgi_errors
 from curation_app.logs import gunicorn_log_config
 
 # Where prometheus_client's multiprocess mode keeps one file per worker and metric.
@@ -30,9 +31,14 @@ def default_workers() -> int:
     return min(2 * (os.cpu_count() or 1) + 1, MAX_DEFAULT_WORKERS)
 
 
-# Issue 15 owns these: request-line and header limits, and the WSGI wrapper that answers
-# gunicorn's own errors as JSON on API paths. They are merged into the settings below.
-REQUEST_LIMITS: dict[str, Any] = {}
+# Request-line and header limits chosen on purpose (curation_app/wsgi_errors.py), and the
+# worker hook that answers gunicorn's own errors (414, 431, bad request lines) as JSON.
+REQUEST_LIMITS: dict[str, Any] = {
+    "limit_request_line": wsgi_errors.LIMIT_REQUEST_LINE,
+    "limit_request_fields": wsgi_errors.LIMIT_REQUEST_FIELDS,
+    "limit_request_field_size": wsgi_errors.LIMIT_REQUEST_FIELD_SIZE,
+    "post_worker_init": wsgi_errors.post_worker_init,
+}
 
 
 @dataclass(frozen=True)

@@ -144,3 +144,14 @@ def test_console_paths_get_json_too(gunicorn_base: tuple[str, int]) -> None:
     assert status == 400
     assert headers["content-type"] == "application/json"
     assert "bad request" in json.loads(body)["error"]
+
+
+def test_the_production_server_uses_these_limits_and_the_json_hook() -> None:
+    """`hitl serve` (curation_app/serving.py) runs gunicorn with the same limits and hook."""
+    from curation_app import serving, wsgi_errors
+
+    options = serving.ServerSettings().gunicorn_options()
+    assert options["limit_request_line"] == wsgi_errors.LIMIT_REQUEST_LINE
+    assert options["limit_request_fields"] == wsgi_errors.LIMIT_REQUEST_FIELDS
+    assert options["limit_request_field_size"] == wsgi_errors.LIMIT_REQUEST_FIELD_SIZE
+    assert options["post_worker_init"] is wsgi_errors.post_worker_init
