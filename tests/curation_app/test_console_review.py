@@ -113,7 +113,14 @@ def test_blinded_review_hides_exploration_but_the_log_keeps_it(
     app: Flask, curator: FlaskClient, session_factory: sessionmaker[Session], demo_catalog: Any,
     auth_headers: dict[str, str],
 ) -> None:  # fmt: skip
-    activate_config(session_factory, routing_mode="review_before", blinded_review=True, epsilon=1.0)
+    # Every candidate enters through an exploration slot, so every pick is exploratory.
+    activate_config(
+        session_factory,
+        routing_mode="review_before",
+        blinded_review=True,
+        epsilon=1.0,
+        exploration_slot_share=1.0,
+    )
     rank_contexts(app, session_factory, demo_catalog.customers[:1])
     task_id, html, _ = open_next(curator)
     assert "badge-explored" not in html and "best guess" not in html
@@ -121,7 +128,7 @@ def test_blinded_review_hides_exploration_but_the_log_keeps_it(
     event = curator.get(
         f"/api/v1/events/{event_of(session_factory, task_id)}", headers=auth_headers
     ).get_json()
-    assert any(p["explored"] for p in event["proposed_slate"])  # epsilon 1: all explored
+    assert all(p["explored"] for p in event["proposed_slate"])
 
 
 def test_review_page_lists_shortcuts_and_numbered_alternates(

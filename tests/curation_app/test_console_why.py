@@ -33,7 +33,7 @@ def test_task_page_lists_the_features_behind_each_proposal(
         assert task is not None
         explained = [p.why for p in task.decision.proposed if p.why]
     assert explained, "a trained model explains its proposals"
-    assert html.count('class="why muted"') == len(explained)
+    assert html.count('class="why"') == len(explained)
     for why in explained:
         feature = why[0]["feature"].replace("(", "&#40;").replace(")", "&#41;")
         assert why[0]["feature"] in html or feature in html
