@@ -30,12 +30,18 @@ from bandit.engine.vocabulary import CuratorVerdict, RoutingMode
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import explore_eval_target
-from bandit.ope.replay import default_estimator, evaluate
+from bandit.ope.replay import (
+    POSITION,
+    ReplayOptions,
+    default_estimator,
+    evaluate,
+)
 from bandit.ope.reward_model import RewardModelSettings
 
 ROUTING_FIELDS = frozenset(
     {"routing_mode", "uncertainty_measure", "auto_threshold", "review_threshold"}
 )
+PER_POSITION_ONLY = ("ips", "snips", "dm", "dr")
 TUNING_ESTIMATORS = ("auto", "ips", "snips", "dr", "sips", "rips", "cascade-dr", "switch-dr")
 REJECTED = (CuratorVerdict.REMOVED, CuratorVerdict.SWAPPED)
 
@@ -182,13 +188,15 @@ def tune(
     estimator = grid.objective.estimator
     if estimator == "auto":
         estimator = default_estimator(log)
+    # ips, snips and dr are per-position estimators: asked for by name, they get that estimand.
+    options = ReplayOptions(estimand=POSITION) if estimator in PER_POSITION_ONLY else None
     estimates: dict[tuple[Any, ...], Estimate] = {}
     points = []
     for config in grid.points:
         key = _exploration_key(config)
         if key not in estimates:
             target = explore_eval_target(log, config, seed)
-            report = evaluate(log, target, (estimator,), settings)
+            report = evaluate(log, target, (estimator,), settings, options=options)
             estimates[key] = report.estimates[estimator]
         workload = event_workload(log, config)
         rejection = workload.unreviewed_rejection

@@ -22,13 +22,16 @@ from bandit.ope.partitioned import (
     partition_sums,
     target_for,
 )
-from bandit.ope.replay import evaluate
+from bandit.ope.replay import POSITION, ReplayOptions, evaluate
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.synthetic import SyntheticWorld, action_names
 from bandit.ope.targets import TargetError
 from bandit.ope.tuning import load_grid, tune
 from curation_app import dask_jobs
 from curation_app.cli import main
+
+# The partitioned sums are the per-position estimators (docs/replay.md).
+PER_POSITION = ReplayOptions(estimand=POSITION)
 
 PARTS = 3
 EVENTS = 2400
@@ -126,7 +129,7 @@ def test_partition_sums_add_up_to_the_single_process_ips_and_snips(
     settings = RewardModelSettings()
     names = ("ips", "snips")
     whole = load_partitioned(files)
-    single = evaluate(whole, target_for(whole, spec, files), names, settings)
+    single = evaluate(whole, target_for(whole, spec, files), names, settings, options=PER_POSITION)
     parts = [partition_sums(f, spec, names, settings) for f in files]
     report = combine(parts, single.target, 0.95)
     assert report.rows == single.rows == EVENTS * 2
@@ -142,7 +145,9 @@ def test_partitioned_dr_agrees_with_single_process_dr_and_the_truth(
     spec = str(folder / "{stem}.target.parquet")
     settings = RewardModelSettings()
     whole = load_partitioned(files)
-    single = evaluate(whole, target_for(whole, spec, files), ("dr",), settings).estimates["dr"]
+    single = evaluate(
+        whole, target_for(whole, spec, files), ("dr",), settings, options=PER_POSITION
+    ).estimates["dr"]
     parts = combine([partition_sums(f, spec, ("dr",), settings) for f in files], "t", 0.95)
     mine = parts.estimates["dr"]
     half_width = (single.ci_high - single.ci_low) / 2
@@ -169,7 +174,9 @@ def test_replay_on_a_two_process_cluster_gives_the_single_process_numbers(
     spec = str(log_dir / "{stem}.target.parquet")
     settings = RewardModelSettings()
     whole = load_partitioned(files)
-    single = evaluate(whole, target_for(whole, spec, files), ("ips", "snips"), settings)
+    single = evaluate(
+        whole, target_for(whole, spec, files), ("ips", "snips"), settings, options=PER_POSITION
+    )
     report = dask_jobs.replay(client, files, spec, ("ips", "snips"), settings)
     assert len(client.scheduler_info()["workers"]) == 2
     _assert_same(report.estimates, single.estimates, ("ips", "snips"))
@@ -196,7 +203,10 @@ def test_cli_replay_with_a_scheduler_address(
 ) -> None:
     pattern = str(log_dir / "*.parquet")
     target = str(log_dir / "{stem}.target.parquet")
-    common = ["replay", "--log", pattern, "--target", target, "--estimators", "ips,snips"]
+    common = [
+        "replay", "--log", pattern, "--target", target, "--estimand", "position",
+        "--estimators", "ips,snips",
+    ]  # fmt: skip
     alone = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "a")])
     assert alone.exit_code == 0, alone.output
     on_dask = CliRunner().invoke(

@@ -36,6 +36,8 @@ def _replay(log: str, out: Path) -> dict:
             log,
             "--target",
             "uniform",
+            "--estimand",
+            "position",
             "--estimators",
             "ips,snips",
             "--out",
