@@ -69,6 +69,8 @@ def _replay(args: list[str], out: Path) -> dict:
             *args,
             "--target",
             "uniform",
+            "--estimand",
+            "position",
             "--estimators",
             "ips,snips,dm,dr",
             "--out",
@@ -132,20 +134,21 @@ def test_dsjson_and_obp_exports_have_the_documented_shapes(
     )
     assert result.exit_code == 0, result.output
     lines = dsjson.read_text().splitlines()
-    assert len(lines) == log.rows
-    first = json.loads(lines[0])
-    assert first["_label_cost"] == -log.reward[0]
-    assert first["_label_probability"] == pytest.approx(log.propensity[0])
-    assert first["_labelIndex"] == first["_label_Action"] - 1
-    assert first["a"][0] == first["_label_Action"]
-    assert len(first["a"]) == len(first["p"]) == len(first["c"]["_multi"])
-    assert sum(first["p"]) == pytest.approx(1.0)
-    workspace = Workspace("--cb_explore_adf --dsjson --quiet -q UI")
-    for line in lines:
-        example = workspace.parse(line)
-        workspace.learn(example)
-        workspace.finish_example(example)
-    workspace.finish()
+    # Slates go out as VW's CCB DSJSON: one line per event, one slot and outcome per position.
+    events = len(set(log.rounds.column("event_id").to_pylist()))
+    assert len(lines) == events
+    workspace = Workspace("--ccb_explore_adf --dsjson --strict_parse --quiet -q UI")
+    try:
+        for line in lines:
+            document = json.loads(line)
+            assert len(document["c"]["_slots"]) == len(document["_outcomes"])
+            for outcome in document["_outcomes"]:
+                assert sum(outcome["_p"]) == pytest.approx(1.0)
+            examples = workspace.parse(line)
+            workspace.learn(examples)
+            workspace.finish_example(examples)
+    finally:
+        workspace.finish()
 
     npz = tmp_path / "obp.npz"
     result = runner.invoke(
