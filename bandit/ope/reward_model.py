@@ -250,7 +250,12 @@ def fit_reward_model(
     )
     small_gram = small_gram.reshape(settings.folds, vocabulary_size, *small_gram.shape[1:])
     small_moment = small_moment.reshape(settings.folds, vocabulary_size, -1)
-    gram = np.einsum("adm,kamn,aen->kde", maps, small_gram, maps, optimize=True)
+    # One BLAS product pair per action (maps[a] G[k, a] maps[a]^T for every fold at once):
+    # a single einsum over all actions ran without BLAS and took minutes on wide contexts.
+    gram = np.zeros((settings.folds, maps.shape[1], maps.shape[1]))
+    for action in range(maps.shape[0]):
+        projected = np.matmul(maps[action], small_gram[:, action])
+        gram += np.matmul(projected, maps[action].T)
     moment = np.einsum("adm,kam->kd", maps, small_moment, optimize=True)
     d = maps.shape[1]
     penalty = settings.ridge * np.eye(d)

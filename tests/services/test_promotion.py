@@ -122,7 +122,7 @@ def test_a_worse_challenger_is_refused_unless_an_admin_forces_it(
     refused = _promote(database_url, str(contrarian))
 
     assert refused.exit_code != 0 and "was not promoted" in refused.output
-    assert "refused: dr lower bound" in refused.output
+    assert "refused: cascade-dr lower bound" in refused.output
     with session_factory() as session:
         assert model_store.latest_version_number(session) == served_before
 
