@@ -33,18 +33,26 @@ class ReplayArrays:
     q_target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = self.reward.shape
-        for name in ("propensity", "target_probability", "cluster", "q_logged", "q_target"):
-            value = getattr(self, name)
-            if value is not None and value.shape != n:
-                raise ValueError(f"{name}: shape {value.shape} differs from reward's {n}")
-        if self.reward.size == 0:
-            raise ValueError("reward: no rows to estimate from")
+        check_row_arrays(
+            self, ("propensity", "target_probability", "cluster", "q_logged", "q_target")
+        )
 
     @property
     def weight(self) -> np.ndarray:
         """Importance weights pi_i / mu_i."""
         return self.target_probability / self.propensity
+
+
+def check_row_arrays(record: object, names: tuple[str, ...]) -> None:
+    """Every named array of `record` (None allowed) has one value per reward row, and there
+    are rows at all; the message names the first array that does not."""
+    reward: np.ndarray = getattr(record, "reward")  # noqa: B009
+    for name in names:
+        value = getattr(record, name)
+        if value is not None and value.shape != reward.shape:
+            raise ValueError(f"{name}: shape {value.shape} differs from reward's {reward.shape}")
+    if reward.size == 0:
+        raise ValueError("reward: no rows to estimate from")
 
 
 @dataclass(frozen=True)

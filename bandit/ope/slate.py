@@ -33,6 +33,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from bandit.ope.estimators import check_row_arrays
+
 
 @dataclass(frozen=True)
 class SlateArrays:
@@ -49,22 +51,19 @@ class SlateArrays:
     q_target: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        n = self.reward.shape
-        for name in (
-            "event",
-            "position",
-            "propensity",
-            "target_probability",
-            "marginal_propensity",
-            "marginal_target",
-            "q_logged",
-            "q_target",
-        ):
-            value = getattr(self, name)
-            if value is not None and value.shape != n:
-                raise ValueError(f"{name}: shape {value.shape} differs from reward's {n}")
-        if self.reward.size == 0:
-            raise ValueError("reward: no rows to estimate from")
+        check_row_arrays(
+            self,
+            (
+                "event",
+                "position",
+                "propensity",
+                "target_probability",
+                "marginal_propensity",
+                "marginal_target",
+                "q_logged",
+                "q_target",
+            ),
+        )
 
     @property
     def ratio(self) -> np.ndarray:
