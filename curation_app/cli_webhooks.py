@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
 
 import click
@@ -126,6 +127,11 @@ def webhook_replay(delivery_id: str, retry_for: float, database_url: str | None)
 @click.option("--timeout", type=click.FloatRange(0.1, 120), default=10.0, show_default=True)
 @click.option("--first-retry", type=click.FloatRange(0.01, 3600), default=10.0, show_default=True)
 @click.option("--max-retry", type=click.FloatRange(0.01, 86_400), default=3600.0, show_default=True)
+@click.option(
+    "--heartbeat",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --watch: touch this file after every pass (for a container health check).",
+)
 @URL_OPTION
 def webhooks_command(
     watch: bool,
@@ -134,6 +140,7 @@ def webhooks_command(
     timeout: float,
     first_retry: float,
     max_retry: float,
+    heartbeat: Path | None,
     database_url: str | None,
 ) -> None:
     """Send due webhook deliveries once, or with --watch as a long-running worker.
@@ -167,9 +174,16 @@ def webhooks_command(
         interval,
         stop.is_set,
         upkeep=overflow.upkeep,
-        on_pass=lambda report: _echo(report) if report.attempted else None,
+        on_pass=lambda report: _after_pass(report, heartbeat),
     )
     click.echo("webhooks worker: stopped")
+
+
+def _after_pass(report: PassReport, heartbeat: Path | None) -> None:
+    if heartbeat is not None:
+        heartbeat.touch()
+    if report.attempted:
+        _echo(report)
 
 
 def _echo(report: PassReport) -> None:

@@ -67,10 +67,10 @@ def _compose() -> dict:
     return document
 
 
-def test_compose_file_wires_db_migrate_web_and_learner() -> None:
+def test_compose_file_wires_db_migrate_web_learner_and_webhooks() -> None:
     services = _compose()["services"]
-    assert set(services) == {"db", "migrate", "web", "learner"}
-    for name in ("db", "web", "learner"):
+    assert set(services) == {"db", "migrate", "web", "learner", "webhooks"}
+    for name in ("db", "web", "learner", "webhooks"):
         assert services[name]["healthcheck"]["test"], name
     assert services["migrate"]["command"] == ["hitl", "db", "upgrade"]
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
@@ -83,6 +83,11 @@ def test_compose_file_wires_db_migrate_web_and_learner() -> None:
     assert learner["depends_on"]["web"]["condition"] == "service_healthy"
     heartbeat = learner["command"][learner["command"].index("--heartbeat") + 1]
     assert heartbeat in " ".join(learner["healthcheck"]["test"])
+    sender = services["webhooks"]
+    assert sender["command"][:3] == ["hitl", "webhooks", "--watch"]
+    assert sender["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    sender_heartbeat = sender["command"][sender["command"].index("--heartbeat") + 1]
+    assert sender_heartbeat in " ".join(sender["healthcheck"]["test"])
     for name, service in services.items():
         for volume in service.get("volumes", []):
             assert not str(volume).startswith("."), f"{name} mounts the source tree: {volume}"

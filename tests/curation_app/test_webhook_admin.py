@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -130,3 +135,25 @@ def test_the_cli_adds_lists_and_refuses_bad_input(database_url: str) -> None:
 def test_event_lists_are_checked(events: str) -> None:
     with pytest.raises(webhooks.WebhookError, match="^events:"):
         webhooks.parse_events(events)
+
+
+def test_the_watching_sender_touches_its_heartbeat_and_stops_on_sigterm(
+    database_url: str, tmp_path: Path
+) -> None:
+    heartbeat = tmp_path / "webhooks.alive"
+    hitl = Path(sys.executable).with_name("hitl")
+    sender = subprocess.Popen(
+        [str(hitl), "webhooks", "--watch", "--interval", "0.05", "--heartbeat", str(heartbeat),
+         "--database-url", database_url],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not heartbeat.exists() and time.monotonic() < deadline and sender.poll() is None:
+            time.sleep(0.05)
+        assert heartbeat.exists(), "the sender never touched its heartbeat"
+    finally:
+        sender.send_signal(signal.SIGTERM)
+        output, _ = sender.communicate(timeout=30)
+    assert sender.returncode == 0, output
+    assert b"webhooks worker: stopped" in output
