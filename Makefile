@@ -6,6 +6,8 @@ STAMP := $(VENV)/.installed-stamp
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 HOST ?= 127.0.0.1
 PORT ?= 5000
+# Test processes: the suite waits on servers, browsers and the database as much as it computes.
+TEST_WORKERS ?= 3
 
 .PHONY: install demo test lint typecheck chromium postgres serve clean
 
@@ -34,7 +36,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install chromium postgres lint typecheck
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist worksteal
 
 DEMO_SECRET := instance/demo_secret_key
 # The demo serves plain HTTP on the loopback: cookies cannot be Secure there.
