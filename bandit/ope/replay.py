@@ -174,6 +174,7 @@ def _slate_estimate(
     options: ReplayOptions,
     intervals: IntervalSettings,
     position_weights: bool,
+    slate_weights: slate.SlateWeights,
 ) -> tuple[Estimate, np.ndarray]:
     if position_weights:  # each position its own round: the weight is its own ratio
         ratio = (
@@ -183,7 +184,7 @@ def _slate_estimate(
         )
         weights = slate.SlateWeights(ratio, np.ones_like(ratio), ratio)
     else:
-        weights = slate.slate_weights(arrays, options.max_weight)
+        weights = slate_weights
     if name == "sips":
         terms, ess = slate.sips_terms(arrays, weights), kish(weights.slate, arrays.event)
     elif name == "rips":
@@ -264,15 +265,16 @@ def evaluate(
         seed=options.seed,
     )
     per_position = options.estimand == POSITION or length == 1
+    # Computed once: every slate estimator and the diagnostics read the same weights.
+    weights = slate.slate_weights(arrays, options.max_weight)
     estimates: dict[str, Estimate] = {}
     terms: dict[str, np.ndarray] = {}
     for name in names:
         if name in ("ips", "snips", "dm", "dr"):
             estimates[name] = _position_estimate(name, position, options, intervals)
-            terms[name] = _position_terms(name, position, options.max_weight)
         else:
             estimates[name], terms[name] = _slate_estimate(
-                name, arrays, options, intervals, per_position
+                name, arrays, options, intervals, per_position, weights
             )
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
@@ -281,7 +283,11 @@ def evaluate(
     fallback = "rips" if "rips" in estimates else names[0]  # without a reward model
     headline = preferred if preferred in estimates else fallback
     estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
-    weights = slate.slate_weights(arrays, options.max_weight)
+    headline_terms = (
+        terms[headline]
+        if headline in terms
+        else _position_terms(headline, position, options.max_weight)
+    )
     checks = diagnostics(arrays, weights, _segments(log, segment_column))
     if not checks["mean_weight"]["consistent_with_1"]:
         warnings += (
@@ -297,7 +303,7 @@ def evaluate(
         length,
         warnings,
         checks,
-        per_source(log, terms[headline]),
+        per_source(log, headline_terms),
     )
 
 

@@ -146,8 +146,8 @@ class CrossFittedRewardModel:
 
     def predict(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Out-of-fold predicted reward of each (row, action) pair, clipped to the reward range."""
-        if self.table is not None:
-            return self.table[self.event[rows], actions]
+        if self.table is not None:  # flat indices: a 2-d fancy index is several times slower
+            return self.table.ravel()[self.event[rows] * self.table.shape[1] + actions]
         out = np.empty(rows.size)
         for start in range(0, rows.size, CHUNK_ROWS):
             stop = start + CHUNK_ROWS
