@@ -143,8 +143,9 @@ def _reward_predictions(
     vocabulary = max(target.vocabulary_size, len(log.actions))
     model = fit_reward_model(log, vocabulary, settings)
     q_logged = model.predict(np.arange(log.rows), log.action)
-    predicted = model.predict(support.row, support.action)
-    q_target = np.bincount(support.row, weights=support.probability * predicted, minlength=log.rows)
+    weighted = model.predict(support.row, support.action)
+    np.multiply(weighted, support.probability, out=weighted)
+    q_target = np.bincount(support.row, weights=weighted, minlength=log.rows)
     return q_logged, q_target
 
 
