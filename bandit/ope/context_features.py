@@ -20,6 +20,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from bandit.ope.context_store import ContextColumns
+
 NUMERIC_SHARE = 0.99  # a column at least this numeric is a number, else categories
 
 
@@ -93,7 +95,7 @@ def _column(arrow: pa.ChunkedArray) -> _Column:
 
 def log_context_matrix(
     table: pa.Table, names: list[str], features: list[str], event: np.ndarray, max_levels: int
-) -> tuple[np.ndarray, np.ndarray | None]:
+) -> tuple[ContextColumns, np.ndarray | None]:
     """The context matrix of the `features` columns once per event when every one of `names`
     is shared by an event's rows, else once per row; with each event's first row when per
     event (None when per row). Each column is encoded once, for the check and the features.
@@ -103,21 +105,7 @@ def log_context_matrix(
     shared = first.size < event.size and _shared_by_event(list(columns.values()), event, first)
     rows = first if shared else None
     parts = [_features(columns[name], rows, max_levels) for name in features]
-    return _assemble(parts, event.size if rows is None else rows.size), rows
-
-
-def _assemble(parts: list[tuple[str, np.ndarray, int]], count: int) -> np.ndarray:
-    """One matrix from ("codes", rank per row, width) and ("dense", values, width) parts."""
-    matrix = np.zeros((count, sum(width for _, _, width in parts)))
-    offset = 0
-    for kind, values, width in parts:
-        if kind == "codes":  # one-hot written in place: no per-column matrix to stack
-            known = np.flatnonzero(values >= 0)
-            matrix[known, offset + values[known]] = 1.0
-        else:
-            matrix[:, offset : offset + width] = values.reshape(count, width)
-        offset += width
-    return matrix
+    return ContextColumns.from_parts(event.size if rows is None else rows.size, parts), rows
 
 
 def _features(

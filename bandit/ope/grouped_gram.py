@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bandit.ope.context_store import ContextColumns
+
 CHUNK_ROWS = 65_536
 MAX_CHUNK_ROWS = 1 << 20
 # Below this many rows a segment is summed by einsum: a threaded BLAS spends longer waking its
@@ -20,7 +22,7 @@ BLAS_ROWS = 512
 
 
 def grouped_gram(
-    contexts: np.ndarray,
+    contexts: ContextColumns,
     row_context: np.ndarray,
     key: np.ndarray,
     reward: np.ndarray,
@@ -28,10 +30,10 @@ def grouped_gram(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(groups, p + 1, p + 1) sums of xt xt^T and (groups, p + 1) sums of r xt, xt = [1, x].
 
-    `contexts` is (C, p); log row i has context `contexts[row_context[i]]`, group `key[i]`
+    `contexts` is x (C, p); log row i has context `contexts[row_context[i]]`, group `key[i]`
     in [0, groups) and reward `reward[i]`.
     """
-    p = contexts.shape[1]
+    p = contexts.width
     sums = np.zeros((groups, p + 2, p + 2))
     # Chunks hold many rows per group on average, so that segments stay big enough for BLAS.
     chunk = int(min(max(CHUNK_ROWS, 64 * groups), MAX_CHUNK_ROWS))
@@ -44,7 +46,7 @@ def grouped_gram(
         order = np.argsort(chunk_key, kind="stable")
         sorted_key = chunk_key[order]
         block = buffer[: stop - start]
-        np.take(contexts, row_context[start:stop][order], axis=0, out=block[:, 1 : p + 1])
+        contexts.fill(row_context[start:stop][order], block[:, 1 : p + 1])
         block[:, p + 1] = reward[start:stop][order]
         cuts = np.flatnonzero(sorted_key[1:] != sorted_key[:-1]) + 1
         bounds = [0, *cuts.tolist(), block.shape[0]]

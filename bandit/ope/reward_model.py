@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from bandit.ope.context_features import context_matrix, log_context_matrix
+from bandit.ope.context_store import ContextColumns
 from bandit.ope.grouped_gram import grouped_gram
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 
@@ -131,7 +132,7 @@ class CrossFittedRewardModel:
     for every action (one BLAS product per fold), and predicting is a lookup.
     """
 
-    contexts: np.ndarray  # x per context row (an event, or a log row)
+    contexts: ContextColumns  # x per context row (an event, or a log row)
     coef: np.ndarray  # (K, A, 1 + p): intercept, then x's coefficients
     event: np.ndarray  # context row of each log row
     fold_of_event: np.ndarray  # fold of each context row
@@ -156,23 +157,26 @@ class CrossFittedRewardModel:
                 continue
             coefficients = self.coef[self.fold_of_event[context], actions[start:stop]]
             out[start:stop] = coefficients[:, 0] + np.einsum(
-                "ij,ij->i", self.contexts[context], coefficients[:, 1:]
+                "ij,ij->i", self.contexts.take(context), coefficients[:, 1:]
             )
             np.clip(out[start:stop], self.low, self.high, out=out[start:stop])
         return out
 
     def with_table(self) -> CrossFittedRewardModel:
         """The model with its prediction table filled in: fold by fold, one matrix product."""
-        table = np.empty((self.contexts.shape[0], self.coef.shape[1]))
+        table = np.empty((self.contexts.rows, self.coef.shape[1]))
         for fold in range(self.coef.shape[0]):
-            mine = np.flatnonzero(self.fold_of_event == fold)
             coefficients = self.coef[fold]
-            table[mine] = self.contexts[mine] @ coefficients[:, 1:].T + coefficients[:, 0]
+            mine = np.flatnonzero(self.fold_of_event == fold)
+            for start in range(0, mine.size, CHUNK_ROWS):
+                rows = mine[start : start + CHUNK_ROWS]
+                x = self.contexts.take(rows)
+                table[rows] = x @ coefficients[:, 1:].T + coefficients[:, 0]
         np.clip(table, self.low, self.high, out=table)
         return replace(self, table=table)
 
 
-def _context_rows(log: ReplayLog, max_levels: int) -> tuple[np.ndarray, np.ndarray | None]:
+def _context_rows(log: ReplayLog, max_levels: int) -> tuple[ContextColumns, np.ndarray | None]:
     """The context matrix once per event when positions share it, else per row; with the
     first row of each event when it is per event (None when per row)."""
     names = [n for n in log.rounds.column_names if n.startswith(CONTEXT_PREFIX)]
@@ -209,7 +213,7 @@ def fit_reward_model(
         settings.folds, vocabulary_size, transform.shape[0], transform.shape[0]
     )
     small_moment = (base_moment @ transform.T).reshape(settings.folds, vocabulary_size, -1)
-    x_width = raw_contexts.shape[1]
+    x_width = raw_contexts.width
     raw_actions = action_matrix(log, vocabulary_size, settings.max_levels)
     counts = np.bincount(log.action, minlength=vocabulary_size).astype(float)
     actions = principal_components(raw_actions, counts, settings.interaction_rank)
@@ -226,7 +230,7 @@ def fit_reward_model(
     )
     # A table of every context's prediction for every action beats per-pair dot products
     # when it is no bigger than a few values per log row.
-    small = raw_contexts.shape[0] * vocabulary_size <= TABLE_VALUES_PER_ROW * log.rows
+    small = raw_contexts.rows * vocabulary_size <= TABLE_VALUES_PER_ROW * log.rows
     return model.with_table() if small else model
 
 

@@ -8,6 +8,7 @@ import pyarrow as pa
 import pytest
 
 from bandit.ope.context_features import context_matrix, first_rows, log_context_matrix
+from bandit.ope.context_store import ContextColumns
 from bandit.ope.diagnostics import equal_count_bins
 from bandit.ope.grouped_gram import grouped_gram
 from bandit.ope.log_format import ReplayLog, build_log
@@ -57,7 +58,8 @@ def test_arrow_context_matrix_equals_the_pandas_encoding(shared: bool) -> None:
         frame = frame.iloc[first].reset_index(drop=True)
     else:
         assert first is None
-    np.testing.assert_allclose(matrix, context_matrix(frame, 20), rtol=1e-12, atol=1e-12)
+    expected = context_matrix(frame, 20)
+    np.testing.assert_allclose(matrix.dense(), expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("shuffle", [False, True])
@@ -74,7 +76,7 @@ def test_grouped_gram_equals_explicit_sums() -> None:
     row_context = rng.integers(0, 300, 1000)
     key = rng.integers(0, 7, 1000)
     reward = rng.random(1000)
-    gram, moment = grouped_gram(contexts, row_context, key, reward, 8)
+    gram, moment = grouped_gram(ContextColumns.from_dense(contexts), row_context, key, reward, 8)
     for group in range(8):
         mine = key == group
         design = np.hstack([np.ones((mine.sum(), 1)), contexts[row_context[mine]]])
@@ -114,7 +116,7 @@ def _reference_predictions(log: ReplayLog, settings: RewardModelSettings) -> np.
     """Out-of-fold predictions of the logged actions from explicit design matrices."""
     vocabulary = len(log.actions)
     frame = log.context_frame()
-    frame = frame.drop(columns=[c for c in frame if c.endswith("_id")])
+    frame = frame.drop(columns=[c for c in frame.columns if str(c).endswith("_id")])
     # Contexts once per event when its rows share them (standardised over events), else per row.
     shared = bool((frame.groupby(log.event).nunique(dropna=False) <= 1).all().all())
     if shared:
