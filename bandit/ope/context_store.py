@@ -21,6 +21,7 @@ class ContextPart:
     width: int
     values: np.ndarray | None = None
     codes: np.ndarray | None = None
+    all_known: bool = False  # every code >= 0: no row of the block is all zero
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,10 @@ class ContextColumns:
         for kind, values, width in parts:
             if kind == "codes":
                 narrow = np.int16 if width < 1 << 15 else np.int32
-                built.append(ContextPart(offset, width, codes=values.astype(narrow)))
+                known = bool(values.min(initial=0) >= 0)
+                built.append(
+                    ContextPart(offset, width, codes=values.astype(narrow), all_known=known)
+                )
             else:
                 built.append(ContextPart(offset, width, values=values.reshape(rows, width)))
             offset += width
@@ -60,8 +64,11 @@ class ContextColumns:
             assert part.codes is not None
             block[...] = 0.0
             codes = part.codes[index]
-            known = np.flatnonzero(codes >= 0)
-            block[known, codes[known]] = 1.0
+            if part.all_known:
+                block[np.arange(index.size), codes] = 1.0
+            else:
+                known = np.flatnonzero(codes >= 0)
+                block[known, codes[known]] = 1.0
         return out
 
     def take(self, index: np.ndarray) -> np.ndarray:

@@ -170,8 +170,10 @@ class CrossFittedRewardModel:
             mine = np.flatnonzero(self.fold_of_event == fold)
             for start in range(0, mine.size, CHUNK_ROWS):
                 rows = mine[start : start + CHUNK_ROWS]
+                # einsum, not BLAS: OpenBLAS's threads made this skinny product 20x slower
+                # on the loaded 2-core machine (4.7 s against 0.4 s on 10M rows).
                 x = self.contexts.take(rows)
-                table[rows] = x @ coefficients[:, 1:].T + coefficients[:, 0]
+                table[rows] = np.einsum("ij,kj->ik", x, coefficients[:, 1:]) + coefficients[:, 0]
         np.clip(table, self.low, self.high, out=table)
         return replace(self, table=table)
 
