@@ -71,6 +71,23 @@ class ContextColumns:
                 block[known, codes[known]] = 1.0
         return out
 
+    def rowwise_dot(self, index: np.ndarray, weights: np.ndarray, which: np.ndarray) -> np.ndarray:
+        """x[index[i]] . weights[which[i]] for every i, without building x[index]: a dense
+        column costs one product, a one-hot block one lookup of its row's coefficient."""
+        out = np.zeros(index.size)
+        weights = np.ascontiguousarray(weights)  # callers pass it contiguous: no copy per chunk
+        flat_weights, stride = weights.ravel(), weights.shape[1]
+        for part in self.parts:
+            if part.values is not None:
+                for column in range(part.width):
+                    out += weights[which, part.offset + column] * part.values[index, column]
+                continue
+            assert part.codes is not None
+            codes = part.codes[index].astype(np.int64)
+            picked = flat_weights[which * stride + part.offset + np.maximum(codes, 0)]
+            out += picked if part.all_known else np.where(codes >= 0, picked, 0.0)
+        return out
+
     def take(self, index: np.ndarray) -> np.ndarray:
         """x[index] as a new matrix."""
         return self.fill(index, np.empty((index.size, self.width)))

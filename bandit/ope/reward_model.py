@@ -22,7 +22,7 @@ on [1, x] only: no design matrix, and no u, is ever built per row.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,7 +32,6 @@ from bandit.ope.grouped_gram import grouped_gram
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 
 CHUNK_ROWS = 1 << 18
-TABLE_VALUES_PER_ROW = 8
 
 
 @dataclass(frozen=True)
@@ -127,9 +126,9 @@ class CrossFittedRewardModel:
     """K ridge models, each fit without one fold of events; predicts out of fold.
 
     Stored as coefficients on [1, x] per (fold, action): coef[k, a] = T^T M_a^T w_k, so a
-    prediction is one dot product of a context with its own fold's coefficients and no design
-    matrix is ever built. With few actions, `table` holds every context's clipped prediction
-    for every action (one BLAS product per fold), and predicting is a lookup.
+    prediction is the intercept plus one dot product of a context with its own fold's
+    coefficients, read off the compact contexts (a one-hot block adds one coefficient): no
+    design matrix, no per-row x, no (contexts x actions) table is ever built.
     """
 
     contexts: ContextColumns  # x per context row (an event, or a log row)
@@ -138,7 +137,6 @@ class CrossFittedRewardModel:
     fold_of_event: np.ndarray  # fold of each context row
     low: float
     high: float
-    table: np.ndarray | None = None  # (C, A) clipped predictions, when A is small
 
     def predict(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Out-of-fold predicted reward of each (row, action) pair, clipped to the reward range.
@@ -146,36 +144,19 @@ class CrossFittedRewardModel:
         Chunk by chunk into one output array: whole-length temporaries of 20M pairs cost more
         in page faults than in arithmetic.
         """
+        folds, vocabulary, width = self.coef.shape
+        flat = self.coef.reshape(folds * vocabulary, width)
+        intercept, weights = flat[:, 0].copy(), np.ascontiguousarray(flat[:, 1:])
         out = np.empty(rows.size)
         for start in range(0, rows.size, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, rows.size)
             context = self.event[rows[start:stop]]
-            if self.table is not None:  # flat indices: a 2-d fancy index is several times slower
-                context *= self.table.shape[1]
-                context += actions[start:stop]
-                np.take(self.table.ravel(), context, out=out[start:stop])
-                continue
-            coefficients = self.coef[self.fold_of_event[context], actions[start:stop]]
-            out[start:stop] = coefficients[:, 0] + np.einsum(
-                "ij,ij->i", self.contexts.take(context), coefficients[:, 1:]
-            )
-            np.clip(out[start:stop], self.low, self.high, out=out[start:stop])
+            model = self.fold_of_event[context] * vocabulary + actions[start:stop]
+            chunk = out[start:stop]
+            np.take(intercept, model, out=chunk)
+            chunk += self.contexts.rowwise_dot(context, weights, model)
+            np.clip(chunk, self.low, self.high, out=chunk)
         return out
-
-    def with_table(self) -> CrossFittedRewardModel:
-        """The model with its prediction table filled in: fold by fold, one matrix product."""
-        table = np.empty((self.contexts.rows, self.coef.shape[1]))
-        for fold in range(self.coef.shape[0]):
-            coefficients = self.coef[fold]
-            mine = np.flatnonzero(self.fold_of_event == fold)
-            for start in range(0, mine.size, CHUNK_ROWS):
-                rows = mine[start : start + CHUNK_ROWS]
-                # einsum, not BLAS: OpenBLAS's threads made this skinny product 20x slower
-                # on the loaded 2-core machine (4.7 s against 0.4 s on 10M rows).
-                x = self.contexts.take(rows)
-                table[rows] = np.einsum("ij,kj->ik", x, coefficients[:, 1:]) + coefficients[:, 0]
-        np.clip(table, self.low, self.high, out=table)
-        return replace(self, table=table)
 
 
 def _context_rows(log: ReplayLog, max_levels: int) -> tuple[ContextColumns, np.ndarray | None]:
@@ -222,7 +203,7 @@ def fit_reward_model(
     maps = _action_maps(actions, x_width, raw_actions.shape[1], transform.shape[0] - 1 - x_width)
     coefficients = _fold_coefficients(maps, small_gram, small_moment, settings)
     beta = np.einsum("adm,kd->kam", maps, coefficients)
-    model = CrossFittedRewardModel(
+    return CrossFittedRewardModel(
         contexts=raw_contexts,
         coef=beta @ transform,
         event=row_context,
@@ -230,10 +211,6 @@ def fit_reward_model(
         low=float(log.reward.min()),
         high=float(log.reward.max()),
     )
-    # A table of every context's prediction for every action beats per-pair dot products
-    # when it is no bigger than a few values per log row.
-    small = raw_contexts.rows * vocabulary_size <= TABLE_VALUES_PER_ROW * log.rows
-    return model.with_table() if small else model
 
 
 def _fold_coefficients(

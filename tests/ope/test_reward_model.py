@@ -150,18 +150,25 @@ def _reference_predictions(log: ReplayLog, settings: RewardModelSettings) -> np.
     return np.clip(out, log.reward.min(), log.reward.max())
 
 
-@pytest.mark.parametrize(("table", "shared"), [(True, True), (False, True), (True, False)])
-def test_cross_fitted_predictions_equal_the_explicit_ridge_fit(
-    table: bool, shared: bool, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.mark.parametrize("shared", [True, False])
+def test_cross_fitted_predictions_equal_the_explicit_ridge_fit(shared: bool) -> None:
     log = _world_log(3000, shared)
-    if not table:  # the per-pair path, used when actions are many
-        monkeypatch.setattr("bandit.ope.reward_model.TABLE_VALUES_PER_ROW", 0)
     settings = RewardModelSettings(folds=5, seed=3)
     model = fit_reward_model(log, len(log.actions), settings)
-    assert (model.table is not None) == table
+    assert (model.contexts.rows < log.rows) == shared  # contexts held once per event
     predicted = model.predict(np.arange(log.rows), log.action)
     np.testing.assert_allclose(predicted, _reference_predictions(log, settings), rtol=1e-9)
+
+
+def test_rowwise_dot_equals_the_dense_product() -> None:
+    rng = np.random.default_rng(10)
+    codes = rng.integers(-1, 4, 50)
+    dense = rng.normal(size=(50, 2))
+    store = ContextColumns.from_parts(50, [("dense", dense, 2), ("codes", codes, 4)])
+    weights = rng.normal(size=(7, 6))
+    index, which = rng.integers(0, 50, 200), rng.integers(0, 7, 200)
+    expected = np.einsum("ij,ij->i", store.take(index), weights[which])
+    np.testing.assert_allclose(store.rowwise_dot(index, weights, which), expected, rtol=1e-12)
 
 
 def test_a_log_without_context_columns_fits_the_action_model() -> None:
