@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from bandit.ope import slate
 from bandit.ope.diagnostics import diagnostics
-from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays
+from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays, cluster_count
 from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 from bandit.ope.reward_choice import per_source
@@ -176,6 +176,7 @@ def _slate_estimate(
     intervals: IntervalSettings,
     position_weights: bool,
     slate_weights: slate.SlateWeights,
+    groups: int,
 ) -> tuple[Estimate, np.ndarray]:
     if position_weights:  # each position its own round: the weight is its own ratio
         ratio = (
@@ -199,7 +200,7 @@ def _slate_estimate(
         terms = slate.iips_terms(arrays, options.max_weight)
         assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
         ess = kish(arrays.marginal_target / arrays.marginal_propensity)
-    return mean_estimate(name, terms, arrays.event, ess, intervals), terms
+    return mean_estimate(name, terms, arrays.event, ess, intervals, groups), terms
 
 
 def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:
@@ -268,6 +269,7 @@ def evaluate(
     per_position = options.estimand == POSITION or length == 1
     # Computed once: every slate estimator and the diagnostics read the same weights.
     weights = slate.slate_weights(arrays, options.max_weight)
+    events = cluster_count(log.event)
     estimates: dict[str, Estimate] = {}
     terms: dict[str, np.ndarray] = {}
     for name in names:
@@ -275,7 +277,7 @@ def evaluate(
             estimates[name] = _position_estimate(name, position, options, intervals)
         else:
             estimates[name], terms[name] = _slate_estimate(
-                name, arrays, options, intervals, per_position, weights
+                name, arrays, options, intervals, per_position, weights, events
             )
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
