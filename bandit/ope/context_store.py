@@ -2,7 +2,8 @@
 
 A 10M-row log with one text column of 8 values and one number needs 720 MB as a float64
 matrix, 90 MB this way. Whoever needs the matrix asks for the rows it is working on
-(`fill`), a chunk at a time, into a buffer it reuses.
+(`fill`), a chunk at a time, into a buffer it reuses; predictions need only row-wise dot
+products with coefficients (`rowwise_dot`), where a one-hot block costs one lookup.
 """
 
 from __future__ import annotations
