@@ -26,7 +26,6 @@ from bandit.ope.targets import TargetError
 from bandit.ope.tuning import GridError
 from curation_app.cli_dask import DASK_OPTION, load_any, replay_on_dask, target_of
 from curation_app.cli_support import sessions_for
-from curation_app.replay_charts import write_diagnostics_png
 
 OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 
@@ -207,6 +206,9 @@ def replay_command(
         document = {**report.as_json(), "reward": reward_choice, "diagnostics": report.diagnostics}
         (out / "replay.json").write_text(json.dumps(document, indent=2) + "\n")
         (out / "diagnostics.json").write_text(json.dumps(report.diagnostics, indent=2) + "\n")
+        # matplotlib only when a PNG is asked for: importing it costs every `hitl` command ~1 s.
+        from curation_app.replay_charts import write_diagnostics_png
+
         write_diagnostics_png(
             report.diagnostics or {}, f"replay of {report.target}", out / "diagnostics.png"
         )

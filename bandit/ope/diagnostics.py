@@ -62,20 +62,44 @@ def grouped_means(terms: np.ndarray, group: np.ndarray, names: list[str]) -> lis
     ]
 
 
+def equal_count_bins(values: np.ndarray, bins: int) -> np.ndarray:
+    """Bin of each value: `np.array_split` of the stable ascending order into `bins` parts.
+
+    Without sorting all values (seconds on 10M rows): the values at the bins' first ranks come
+    from one `np.partition`, and only rows tied with one of them need their exact rank, which
+    the stable order gives by row index.
+    """
+    n = values.size
+    sizes = np.full(bins, n // bins)
+    sizes[: n % bins] += 1
+    starts = np.cumsum(sizes)[:-1]  # rank of each later bin's first value
+    edges = np.partition(values, starts)[starts] if starts.size else starts.astype(float)
+    # Rows not tied with an edge lie strictly between edges: their bin is how many edges
+    # are below them.
+    out = np.searchsorted(edges, values, side="left")
+    for edge in np.unique(edges):
+        tied = np.flatnonzero(values == edge)
+        rank = np.count_nonzero(values < edge) + np.arange(tied.size)
+        out[tied] = np.searchsorted(starts, rank, side="right")
+    return out
+
+
 def calibration(predicted: np.ndarray, reward: np.ndarray) -> list[dict[str, float]]:
     """Predicted against observed mean reward in equal-count bins of the prediction."""
-    order = np.argsort(predicted, kind="stable")
-    out = []
-    for part in np.array_split(order, min(CALIBRATION_BINS, predicted.size)):
-        if part.size:
-            out.append(
-                {
-                    "predicted": float(predicted[part].mean()),
-                    "observed": float(reward[part].mean()),
-                    "rows": int(part.size),
-                }
-            )
-    return out
+    bins = min(CALIBRATION_BINS, predicted.size)
+    which = equal_count_bins(predicted, bins)
+    counts = np.bincount(which, minlength=bins)
+    predicted_sums = np.bincount(which, weights=predicted, minlength=bins)
+    observed_sums = np.bincount(which, weights=reward, minlength=bins)
+    return [
+        {
+            "predicted": float(predicted_sums[b] / counts[b]),
+            "observed": float(observed_sums[b] / counts[b]),
+            "rows": int(counts[b]),
+        }
+        for b in range(bins)
+        if counts[b]
+    ]
 
 
 def diagnostics(

@@ -16,6 +16,7 @@ with S_g the sum of centred terms of event g.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy import stats
@@ -37,10 +38,15 @@ class ReplayArrays:
             self, ("propensity", "target_probability", "cluster", "q_logged", "q_target")
         )
 
-    @property
+    @cached_property
     def weight(self) -> np.ndarray:
-        """Importance weights pi_i / mu_i."""
+        """Importance weights pi_i / mu_i (computed once: every estimator reads them)."""
         return self.target_probability / self.propensity
+
+    @cached_property
+    def groups(self) -> int | None:
+        """Number of distinct clusters (None without clusters), counted once."""
+        return None if self.cluster is None else cluster_count(self.cluster)
 
 
 def check_row_arrays(record: object, names: tuple[str, ...]) -> None:
@@ -91,13 +97,21 @@ def _clipped(weight: np.ndarray, max_weight: float | None) -> np.ndarray:
     return weight if max_weight is None else np.minimum(weight, max_weight)
 
 
-def standard_error(centred: np.ndarray, cluster: np.ndarray | None) -> float:
-    """Standard error of a mean from its centred per-row terms, cluster-robust over events."""
+def cluster_count(cluster: np.ndarray) -> int:
+    """Number of distinct cluster codes."""
+    return int(np.count_nonzero(np.bincount(cluster)))
+
+
+def standard_error(
+    centred: np.ndarray, cluster: np.ndarray | None, groups: int | None = None
+) -> float:
+    """Standard error of a mean from its centred per-row terms, cluster-robust over events;
+    `groups`, the number of distinct clusters, is counted when not given."""
     n = centred.size
     if cluster is None:
         return float(np.sqrt(np.dot(centred, centred) / max(n - 1, 1) / n))
     sums = np.bincount(cluster, weights=centred)
-    groups = int(np.count_nonzero(np.bincount(cluster)))
+    groups = cluster_count(cluster) if groups is None else groups
     correction = groups / max(groups - 1, 1)
     return float(np.sqrt(correction * np.dot(sums, sums)) / n)
 
@@ -118,7 +132,7 @@ def _mean_estimate(
     name: str, terms: np.ndarray, arrays: ReplayArrays, ess: float, level: float
 ) -> Estimate:
     value = float(terms.mean())
-    se = standard_error(terms - value, arrays.cluster)
+    se = standard_error(terms - value, arrays.cluster, arrays.groups)
     return _interval(name, value, se, ess, terms.size, level)
 
 
@@ -173,7 +187,7 @@ class SNIPS:
             return Estimate("snips", nan, nan, nan, 0.0, arrays.reward.size)
         value = float(np.dot(weight, arrays.reward) / total)
         linearised = weight * (arrays.reward - value) * (weight.size / total)
-        se = standard_error(linearised, arrays.cluster)
+        se = standard_error(linearised, arrays.cluster, arrays.groups)
         return _interval("snips", value, se, ess, weight.size, self.level)
 
 

@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from bandit.engine import vw_format
+from bandit.ope.context_features import context_matrix
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import catalog_rows, context_dicts
-from bandit.ope.reward_model import context_matrix
 from bandit.ope.slate import prefix_products
 from bandit.ope.targets import TargetDistribution, TargetError
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from bandit.ope.estimators import Estimate, standard_error
+from bandit.ope.estimators import Estimate, cluster_count, standard_error
 
 BOOTSTRAP_ESS = 1000.0
 WARN_ESS = 100.0
@@ -66,15 +66,18 @@ def mean_estimate(
     cluster: np.ndarray,
     ess: float,
     settings: IntervalSettings,
+    groups: int | None = None,
 ) -> Estimate:
-    """The mean of `terms` with an event-clustered interval kept inside the reward range."""
+    """The mean of `terms` with an event-clustered interval kept inside the reward range;
+    `groups`, the number of distinct events, is counted when not given."""
     value = float(terms.mean())
-    if ess < BOOTSTRAP_ESS and np.count_nonzero(np.bincount(cluster)) >= 2:
+    groups = cluster_count(cluster) if groups is None else groups
+    if ess < BOOTSTRAP_ESS and groups >= 2:
         low, high = cluster_bootstrap(terms, cluster, settings)
         method = "bootstrap"
     else:
         z = float(stats.norm.ppf(0.5 + settings.level / 2))
-        se = standard_error(terms - value, cluster)
+        se = standard_error(terms - value, cluster, groups)
         low, high = value - z * se, value + z * se
         method = "normal"
     low = float(np.clip(low, settings.reward_low, settings.reward_high))

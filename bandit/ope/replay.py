@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from bandit.ope import slate
 from bandit.ope.diagnostics import diagnostics
-from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays
+from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays, cluster_count
 from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 from bandit.ope.reward_choice import per_source
@@ -143,8 +143,9 @@ def _reward_predictions(
     vocabulary = max(target.vocabulary_size, len(log.actions))
     model = fit_reward_model(log, vocabulary, settings)
     q_logged = model.predict(np.arange(log.rows), log.action)
-    predicted = model.predict(support.row, support.action)
-    q_target = np.bincount(support.row, weights=support.probability * predicted, minlength=log.rows)
+    weighted = model.predict(support.row, support.action)
+    np.multiply(weighted, support.probability, out=weighted)
+    q_target = np.bincount(support.row, weights=weighted, minlength=log.rows)
     return q_logged, q_target
 
 
@@ -174,6 +175,8 @@ def _slate_estimate(
     options: ReplayOptions,
     intervals: IntervalSettings,
     position_weights: bool,
+    slate_weights: slate.SlateWeights,
+    groups: int,
 ) -> tuple[Estimate, np.ndarray]:
     if position_weights:  # each position its own round: the weight is its own ratio
         ratio = (
@@ -183,7 +186,7 @@ def _slate_estimate(
         )
         weights = slate.SlateWeights(ratio, np.ones_like(ratio), ratio)
     else:
-        weights = slate.slate_weights(arrays, options.max_weight)
+        weights = slate_weights
     if name == "sips":
         terms, ess = slate.sips_terms(arrays, weights), kish(weights.slate, arrays.event)
     elif name == "rips":
@@ -197,7 +200,7 @@ def _slate_estimate(
         terms = slate.iips_terms(arrays, options.max_weight)
         assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
         ess = kish(arrays.marginal_target / arrays.marginal_propensity)
-    return mean_estimate(name, terms, arrays.event, ess, intervals), terms
+    return mean_estimate(name, terms, arrays.event, ess, intervals, groups), terms
 
 
 def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:
@@ -264,15 +267,17 @@ def evaluate(
         seed=options.seed,
     )
     per_position = options.estimand == POSITION or length == 1
+    # Computed once: every slate estimator and the diagnostics read the same weights.
+    weights = slate.slate_weights(arrays, options.max_weight)
+    events = cluster_count(log.event)
     estimates: dict[str, Estimate] = {}
     terms: dict[str, np.ndarray] = {}
     for name in names:
         if name in ("ips", "snips", "dm", "dr"):
             estimates[name] = _position_estimate(name, position, options, intervals)
-            terms[name] = _position_terms(name, position, options.max_weight)
         else:
             estimates[name], terms[name] = _slate_estimate(
-                name, arrays, options, intervals, per_position
+                name, arrays, options, intervals, per_position, weights, events
             )
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
@@ -281,7 +286,11 @@ def evaluate(
     fallback = "rips" if "rips" in estimates else names[0]  # without a reward model
     headline = preferred if preferred in estimates else fallback
     estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
-    weights = slate.slate_weights(arrays, options.max_weight)
+    headline_terms = (
+        terms[headline]
+        if headline in terms
+        else _position_terms(headline, position, options.max_weight)
+    )
     checks = diagnostics(arrays, weights, _segments(log, segment_column))
     if not checks["mean_weight"]["consistent_with_1"]:
         warnings += (
@@ -297,7 +306,7 @@ def evaluate(
         length,
         warnings,
         checks,
-        per_source(log, terms[headline]),
+        per_source(log, headline_terms),
     )
 
 

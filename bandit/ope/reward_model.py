@@ -12,9 +12,12 @@ fit on the other K - 1 folds, so no row's reward leaks into its own prediction (
 et al., 2018). All positions of one event share a fold.
 
 Speed: for a fixed action the design row is a linear map M_a of the context vector
-[1, x, u], so fitting needs only the small per-(fold, action) sums of [1, x, u] outer
-products (one pass, chunked, flat memory), contexts are held once per event when its
-positions share them, and each row is predicted with its own fold's coefficients only.
+xt = [1, x, u], and u is itself linear in x, so xt = T [1, x]. Fitting needs only the small
+per-(fold, action) sums of [1, x] outer products (one sorted pass, `bandit.ope.grouped_gram`),
+from which the principal components of x and the sums of xt follow; contexts are held once
+per event when its positions share them, read from Arrow without a pandas frame of the log
+(`bandit.ope.context_features`), and each row is predicted with its own fold's coefficients
+on [1, x] only: no design matrix, and no u, is ever built per row.
 """
 
 from __future__ import annotations
@@ -22,13 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
+from bandit.ope.context_features import context_matrix, log_context_matrix
+from bandit.ope.context_store import ContextColumns
+from bandit.ope.grouped_gram import grouped_gram
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 
-CHUNK_ROWS = 200_000
+CHUNK_ROWS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -50,46 +53,6 @@ class RewardModelSettings:
             raise ValueError(f"interaction_rank: must be at least 1; got {self.interaction_rank}")
         if self.max_levels < 1:
             raise ValueError(f"max_levels: must be at least 1; got {self.max_levels}")
-
-
-def context_matrix(frame: pd.DataFrame, max_levels: int) -> np.ndarray:
-    """Numeric context columns standardised, text columns one-hot on their top values."""
-    parts: list[np.ndarray] = []
-    for name in frame.columns:
-        column = frame[name]
-        if _text_column(column):
-            parts.append(_one_hot(column.astype(str), max_levels))
-            continue
-        numeric = pd.to_numeric(column, errors="coerce") if column.dtype != bool else column
-        numeric = numeric.astype(float)
-        if numeric.notna().mean() > 0.99:
-            values = numeric.fillna(numeric.mean()).to_numpy(dtype=float)
-            spread = values.std()
-            parts.append(((values - values.mean()) / (spread if spread > 0 else 1.0))[:, None])
-        else:
-            parts.append(_one_hot(column.astype(str), max_levels))
-    if not parts:
-        return np.zeros((len(frame), 0))
-    return np.hstack(parts)
-
-
-def _text_column(column: pd.Series) -> bool:
-    """Text for sure: not a numeric dtype and a sample of it does not parse as numbers (a
-    full to_numeric over millions of strings costs seconds)."""
-    if pd.api.types.is_numeric_dtype(column) or column.dtype == bool:
-        return False
-    sample = column.iloc[:: max(1, len(column) // 1000)]
-    return bool(pd.to_numeric(sample, errors="coerce").notna().mean() <= 0.99)
-
-
-def _one_hot(column: pd.Series, max_levels: int) -> np.ndarray:
-    # Multi-valued text ("a|b") counts as one value: rare combinations fall out of the top.
-    top = column.value_counts().index[:max_levels]
-    codes = pd.Categorical(column, categories=top).codes
-    matrix = np.zeros((len(column), len(top)))
-    known = codes >= 0
-    matrix[np.flatnonzero(known), codes[known]] = 1.0
-    return matrix
 
 
 def action_matrix(log: ReplayLog, vocabulary_size: int, max_levels: int) -> np.ndarray:
@@ -140,116 +103,123 @@ def _action_maps(actions: np.ndarray, x_width: int, z_width: int, rank_x: int) -
     return maps
 
 
+def context_transform(total_gram: np.ndarray, rank: int) -> np.ndarray:
+    """T with xt = T [1, x], xt = [1, x, u], u = (x - mean) V the centred projection of x on
+    its top `rank` principal components; mean and covariance (over log rows) are read off
+    the total Gram matrix of [1, x], so u is never built per row."""
+    rows = total_gram[0, 0]
+    mean = total_gram[0, 1:] / rows
+    covariance = total_gram[1:, 1:] / rows - np.outer(mean, mean)
+    _, vectors = np.linalg.eigh(covariance)
+    top = vectors[:, ::-1][:, :rank]
+    width, components = mean.size, top.shape[1]
+    transform = np.zeros((1 + width + components, 1 + width))
+    transform[0, 0] = 1.0
+    transform[1 : 1 + width, 1:] = np.eye(width)
+    transform[1 + width :, 0] = -top.T @ mean
+    transform[1 + width :, 1:] = top.T
+    return transform
+
+
 @dataclass(frozen=True)
 class CrossFittedRewardModel:
     """K ridge models, each fit without one fold of events; predicts out of fold.
 
-    Stored as beta[k, a] = M_a^T w_k, so a prediction is one dot product of the event's
-    context vector xt with the (fold, action) coefficients: each row meets only its own
-    fold's model, and no design matrix is ever built.
+    Stored as coefficients on [1, x] per (fold, action): coef[k, a] = T^T M_a^T w_k, so a
+    prediction is the intercept plus one dot product of a context with its own fold's
+    coefficients, read off the compact contexts (a one-hot block adds one coefficient): no
+    design matrix, no per-row x, no (contexts x actions) table is ever built.
     """
 
-    contexts: np.ndarray  # xt per context row (an event, or a log row): [1, x, u]
-    beta: np.ndarray  # (K, A, m)
+    contexts: ContextColumns  # x per context row (an event, or a log row)
+    coef: np.ndarray  # (K, A, 1 + p): intercept, then x's coefficients
     event: np.ndarray  # context row of each log row
     fold_of_event: np.ndarray  # fold of each context row
     low: float
     high: float
 
     def predict(self, rows: np.ndarray, actions: np.ndarray) -> np.ndarray:
-        """Out-of-fold predicted reward of each (row, action) pair, clipped to the reward range."""
+        """Out-of-fold predicted reward of each (row, action) pair, clipped to the reward range.
+
+        Chunk by chunk into one output array: whole-length temporaries of 20M pairs cost more
+        in page faults than in arithmetic.
+        """
+        folds, vocabulary, width = self.coef.shape
+        flat = self.coef.reshape(folds * vocabulary, width)
+        intercept, weights = flat[:, 0].copy(), np.ascontiguousarray(flat[:, 1:])
         out = np.empty(rows.size)
         for start in range(0, rows.size, CHUNK_ROWS):
-            stop = start + CHUNK_ROWS
-            event = self.event[rows[start:stop]]
-            coefficients = self.beta[self.fold_of_event[event], actions[start:stop]]
-            out[start : start + event.size] = np.einsum(
-                "ij,ij->i", self.contexts[event], coefficients
-            )
-        return np.clip(out, self.low, self.high)
+            stop = min(start + CHUNK_ROWS, rows.size)
+            context = self.event[rows[start:stop]]
+            model = self.fold_of_event[context] * vocabulary + actions[start:stop]
+            chunk = out[start:stop]
+            np.take(intercept, model, out=chunk)
+            chunk += self.contexts.rowwise_dot(context, weights, model)
+            np.clip(chunk, self.low, self.high, out=chunk)
+        return out
 
 
-def _group_sums(
-    contexts: np.ndarray, event: np.ndarray, key: np.ndarray, reward: np.ndarray, groups: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Per group: sum of xt xt^T and of r xt over its rows, chunk by chunk (flat memory)."""
-    m = contexts.shape[1]
-    gram = np.zeros((groups, m, m))
-    moment = np.zeros((groups, m))
-    for start in range(0, key.size, CHUNK_ROWS):
-        chunk_key = key[start : start + CHUNK_ROWS]
-        order = np.argsort(chunk_key, kind="stable")
-        sorted_key = chunk_key[order]
-        xt = contexts[event[start : start + CHUNK_ROWS][order]]
-        r = reward[start : start + CHUNK_ROWS][order]
-        bounds = np.flatnonzero(np.diff(sorted_key)) + 1
-        for lo, hi in zip(np.append(0, bounds), np.append(bounds, sorted_key.size), strict=True):
-            g = int(sorted_key[lo])
-            block = xt[lo:hi]
-            # einsum, not BLAS: on many small blocks a threaded BLAS spends far more time
-            # waking its threads than multiplying (28x slower on a loaded 2-core machine).
-            gram[g] += np.einsum("ij,ik->jk", block, block)
-            moment[g] += np.einsum("i,ij->j", r[lo:hi], block)
-    return gram, moment
-
-
-def _shared_by_event(log: ReplayLog, first: np.ndarray) -> bool:
-    """Whether every row carries its event's first row's context (true of our own logs)."""
-    heads = pa.array(first[np.searchsorted(np.unique(log.event), log.event)])
-    for name in log.rounds.column_names:
-        if name.startswith(CONTEXT_PREFIX):
-            column = log.rounds.column(name)
-            same = pc.equal(column, column.take(heads)).fill_null(True)
-            both_null = pc.and_(pc.is_null(column), pc.is_null(column.take(heads)))
-            if not pc.all(pc.or_(same, both_null)).as_py():
-                return False
-    return True
-
-
-def _event_contexts(log: ReplayLog, max_levels: int) -> tuple[np.ndarray, np.ndarray, bool]:
-    """The context matrix once per event when positions share their context, else per row;
-    with each context row's weight (rows it stands for) and whether it is per event."""
-    _, first = np.unique(log.event, return_index=True)
-    per_event = first.size < log.rows and _shared_by_event(log, first)
-    frame = log.context_frame()
-    if per_event:
-        frame = frame.iloc[first].reset_index(drop=True)
+def _context_rows(log: ReplayLog, max_levels: int) -> tuple[ContextColumns, np.ndarray | None]:
+    """The context matrix once per event when positions share it, else per row; with the
+    first row of each event when it is per event (None when per row)."""
+    names = [n for n in log.rounds.column_names if n.startswith(CONTEXT_PREFIX)]
     # Identifiers are not features, as in bandit.engine.vw_format.
-    frame = frame.drop(columns=[c for c in frame.columns if c.endswith("_id")])
-    weights = np.bincount(log.event)[np.unique(log.event)] if per_event else np.ones(log.rows)
-    return context_matrix(frame, max_levels), weights.astype(float), per_event
+    features = [n for n in names if not n[len(CONTEXT_PREFIX) :].endswith("_id")]
+    return log_context_matrix(log.rounds, names, features, log.event, max_levels)
 
 
 def fit_reward_model(
     log: ReplayLog, vocabulary_size: int, settings: RewardModelSettings
 ) -> CrossFittedRewardModel:
     """Fit the cross-fitted ridge reward model on the log's logged actions and rewards."""
-    raw_contexts, weights, per_event = _event_contexts(log, settings.max_levels)
-    raw_actions = action_matrix(log, vocabulary_size, settings.max_levels)
-    x_width, z_width = raw_contexts.shape[1], raw_actions.shape[1]
-    rank = settings.interaction_rank
-    with_pcs = principal_components(raw_contexts, weights, rank)
-    contexts = np.hstack([np.ones((with_pcs.shape[0], 1)), with_pcs])
-    counts = np.bincount(log.action, minlength=vocabulary_size).astype(float)
-    actions = principal_components(raw_actions, counts, rank)
-    maps = _action_maps(actions, x_width, z_width, with_pcs.shape[1] - x_width)
+    raw_contexts, first = _context_rows(log, settings.max_levels)
     events = int(log.event.max()) + 1
     rng = np.random.default_rng(settings.seed)
     fold_of_event = rng.permutation(events) % settings.folds
-    if per_event:
+    if first is not None:  # one context row per event
+        present = log.event[first]
         event_index = np.full(events, -1, dtype=np.int64)
-        event_index[np.unique(log.event)] = np.arange(contexts.shape[0])
-        row_event = event_index[log.event]
-        context_fold = fold_of_event[np.unique(log.event)]
+        event_index[present] = np.arange(present.size)
+        row_context = event_index[log.event]
+        context_fold = fold_of_event[present]
     else:  # one context row per log row
-        row_event = np.arange(log.rows)
+        row_context = np.arange(log.rows)
         context_fold = fold_of_event[log.event]
     key = fold_of_event[log.event] * vocabulary_size + log.action
-    small_gram, small_moment = _group_sums(
-        contexts, row_event, key, log.reward, settings.folds * vocabulary_size
+    base_gram, base_moment = grouped_gram(
+        raw_contexts, row_context, key, log.reward, settings.folds * vocabulary_size
     )
-    small_gram = small_gram.reshape(settings.folds, vocabulary_size, *small_gram.shape[1:])
-    small_moment = small_moment.reshape(settings.folds, vocabulary_size, -1)
+    del key
+    transform = context_transform(base_gram.sum(axis=0), settings.interaction_rank)
+    # The sums of xt = T [1, x]: T S T^T and T s, per (fold, action).
+    small_gram = (transform @ base_gram @ transform.T).reshape(
+        settings.folds, vocabulary_size, transform.shape[0], transform.shape[0]
+    )
+    small_moment = (base_moment @ transform.T).reshape(settings.folds, vocabulary_size, -1)
+    x_width = raw_contexts.width
+    raw_actions = action_matrix(log, vocabulary_size, settings.max_levels)
+    counts = np.bincount(log.action, minlength=vocabulary_size).astype(float)
+    actions = principal_components(raw_actions, counts, settings.interaction_rank)
+    maps = _action_maps(actions, x_width, raw_actions.shape[1], transform.shape[0] - 1 - x_width)
+    coefficients = _fold_coefficients(maps, small_gram, small_moment, settings)
+    beta = np.einsum("adm,kd->kam", maps, coefficients)
+    return CrossFittedRewardModel(
+        contexts=raw_contexts,
+        coef=beta @ transform,
+        event=row_context,
+        fold_of_event=context_fold,
+        low=float(log.reward.min()),
+        high=float(log.reward.max()),
+    )
+
+
+def _fold_coefficients(
+    maps: np.ndarray,
+    small_gram: np.ndarray,
+    small_moment: np.ndarray,
+    settings: RewardModelSettings,
+) -> np.ndarray:
+    """Ridge coefficients (K, D) of each fold's model, fit on the other folds' sums."""
     # One BLAS product pair per action (maps[a] G[k, a] maps[a]^T for every fold at once):
     # a single einsum over all actions ran without BLAS and took minutes on wide contexts.
     gram = np.zeros((settings.folds, maps.shape[1], maps.shape[1]))
@@ -261,20 +231,11 @@ def fit_reward_model(
     penalty = settings.ridge * np.eye(d)
     penalty[0, 0] = 0.0  # the intercept is not shrunk
     total_gram, total_moment = gram.sum(axis=0), moment.sum(axis=0)
-    coefficients = np.stack(
+    return np.stack(
         [
             _solve(total_gram - gram[k] + penalty, total_moment - moment[k])
             for k in range(settings.folds)
         ]
-    )
-    beta = np.einsum("adm,kd->kam", maps, coefficients)
-    return CrossFittedRewardModel(
-        contexts=contexts,
-        beta=beta,
-        event=row_event,
-        fold_of_event=context_fold,
-        low=float(log.reward.min()),
-        high=float(log.reward.max()),
     )
 
 

@@ -85,15 +85,25 @@ def prefix_products(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: the product of `values` over the event's positions up to and including the
     row's (prefix), before it (1 at the first position), and over the whole slate."""
-    order = np.lexsort((position, event))
-    sorted_event = event[order]
-    sorted_values = values[order]
+    # Logs are usually written event by event, positions in order: then skip the sort, and
+    # when every slate has the same length, multiply along the rows of an (events, L) grid.
+    in_order = _in_slate_order(event, position)
+    length = _common_length(event) if in_order else 0
+    if length:
+        grid = np.array(values, dtype=float).reshape(-1, length)
+        prefix = np.cumprod(grid, axis=1)  # the same left-to-right products as the loop below
+        before = np.ones_like(prefix)
+        before[:, 1:] = prefix[:, :-1]
+        return prefix.ravel(), before.ravel(), np.repeat(prefix[:, -1], length)
+    order = None if in_order else np.lexsort((position, event))
+    sorted_event = event if order is None else event[order]
+    sorted_values = values if order is None else values[order]
     start = np.ones(sorted_event.size, dtype=bool)
     start[1:] = sorted_event[1:] != sorted_event[:-1]
     starts = np.flatnonzero(start)
     run = np.diff(np.append(starts, sorted_event.size))
     rank = np.arange(sorted_event.size) - np.repeat(starts, run)
-    prefix = sorted_values.astype(float).copy()
+    prefix = np.array(sorted_values, dtype=float)
     # One vectorised step per slate position: slates are short, logs are long.
     for k in range(1, int(rank.max(initial=0)) + 1):
         at = np.flatnonzero(rank == k)
@@ -102,10 +112,31 @@ def prefix_products(
     later = rank > 0
     before[later] = prefix[np.flatnonzero(later) - 1]
     whole = np.repeat(prefix[starts + run - 1], run)
+    if order is None:
+        return prefix, before, whole
     out = [np.empty(sorted_event.size) for _ in range(3)]
     for result, target in zip((prefix, before, whole), out, strict=True):
         target[order] = result
     return out[0], out[1], out[2]
+
+
+def _common_length(event: np.ndarray) -> int:
+    """L when rows in slate order hold every event as exactly L consecutive rows, else 0."""
+    if event.size == 0:
+        return 0
+    length = int(np.argmax(event != event[0])) or event.size
+    if event.size % length:
+        return 0
+    grid = event.reshape(-1, length)
+    whole_rows = bool(np.all(grid[:, 0] == grid[:, -1]))
+    return length if whole_rows and bool(np.all(grid[1:, 0] != grid[:-1, 0])) else 0
+
+
+def _in_slate_order(event: np.ndarray, position: np.ndarray) -> bool:
+    """Whether rows already run event by event, positions strictly increasing within each."""
+    later_event = event[1:] > event[:-1]
+    same_event = event[1:] == event[:-1]
+    return bool(np.all(later_event | (same_event & (position[1:] > position[:-1]))))
 
 
 def slate_weights(arrays: SlateArrays, max_weight: float | None = None) -> SlateWeights:
