@@ -52,7 +52,9 @@ class LoopSettings:
 @dataclass(order=True)
 class _DueOutcome:
     due_step: int
-    decision_id: int
+    event_id: str
+    # What the customer received is fixed at delivery, so the answer needs no re-read.
+    received: list[str] = field(compare=False)
     profile: dict[str, Any] = field(compare=False)
 
 
@@ -145,32 +147,34 @@ class _World:
     def delivered(
         self, session: Session, decision: Decision, profile: dict[str, Any], step: int
     ) -> None:
+        received = customer_received(decision)
         if self.settings.outcome_delay == 0:
-            self._report(session, decision, profile)
+            self._report(session, decision.event_id, received, profile)
         else:
-            due = _DueOutcome(step + self.settings.outcome_delay, decision.id, profile)
+            due = _DueOutcome(
+                step + self.settings.outcome_delay, decision.event_id, received, profile
+            )
             heapq.heappush(self._waiting, due)
 
     def answer_due(self, session: Session, step: int) -> None:
         while self._waiting and self._waiting[0].due_step <= step:
             due = heapq.heappop(self._waiting)
-            decision = session.get(Decision, due.decision_id)
-            if decision is not None:
-                self._report(session, decision, due.profile)
+            self._report(session, due.event_id, due.received, due.profile)
 
-    def _report(self, session: Session, decision: Decision, profile: dict[str, Any]) -> None:
+    def _report(
+        self, session: Session, event_id: str, received: list[str], profile: dict[str, Any]
+    ) -> None:
         if self.rng.random() >= self.settings.reward_share:
             return
-        received = customer_received(decision)
         if not received:
             return
         kept = self.rng.random(len(received)) < self.truth.keep_probability(profile, received)
         # One customer's answer about one delivered slate (kept these, returned those) is one
-        # report, as a client would post it: one transaction for its per-item rewards.
-        for item_id, was_kept in zip(received, kept, strict=True):
-            rewards.record_reward(
-                session, decision.event_id, float(was_kept), item_id, source="simulator"
-            )
+        # report, as a client would post it: one call and one transaction for its rewards.
+        report = [
+            (item_id, float(was_kept)) for item_id, was_kept in zip(received, kept, strict=True)
+        ]
+        rewards.record_rewards(session, event_id, report, source="simulator")
         session.commit()
 
 
