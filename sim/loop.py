@@ -15,6 +15,7 @@ from bandit.db.models import Decision
 from bandit.engine.vocabulary import DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
 from bandit.services.delivery import delivered_slate
+from bandit.services.learner_cache import LearnerCache
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator, change_probability
 from sim.world import TrueRewardModel
@@ -86,6 +87,8 @@ def run_loop(
     world = _World(truth, {c["customer_id"]: c for c in customers}, settings, rng)
     desk = _ReviewDesk(curators, curator_ids, settings, rng)
     stats: list[RoundStat] = []
+    # One learner runs every pass, as in a deployment: it keeps catalog rows between passes.
+    learner = LearnerCache()
     for step in range(settings.decisions):
         profile = customers[int(rng.integers(len(customers)))]
         with session_factory() as session:
@@ -117,11 +120,11 @@ def run_loop(
             world.answer_due(session, step)
         if (step + 1) % settings.learn_every == 0:
             with session_factory.begin() as session:
-                learning.learn_pending(session)
+                learning.learn_pending(session, cache=learner)
         if on_step is not None:
             on_step(step)
     with session_factory.begin() as session:
-        learning.learn_pending(session)
+        learning.learn_pending(session, cache=learner)
     return stats
 
 

@@ -34,7 +34,7 @@ def picked_for_double_review(event_id: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def not_reviewed_by(curator_id: int) -> ColumnElement[bool]:
+def not_reviewed_by(curator_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """Tasks whose decision this curator has not reviewed (nor holds) in another round."""
     other = aliased(ReviewTask)
     return ~exists(

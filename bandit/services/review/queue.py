@@ -36,7 +36,7 @@ def priority_at(task: ReviewTask, now: datetime) -> float:
     return task.priority + max((now - task.created_at).total_seconds(), 0.0) / sla
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
+def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Open tasks, and claimed ones whose lease ran out."""
     return or_(
         ReviewTask.status == TaskStatus.OPEN,
