@@ -85,7 +85,8 @@ def learn_pending(
     for action in actions:
         decision = decisions[action.decision_id]
         apprentice.record_choice(session, decision, action, decision_config(session, decision))
-    resolved = rounds.resolve_rounds(session, set(decisions), pending_only=True)
+    in_order = sorted(decisions.values(), key=lambda d: (d.created_at, d.id))
+    resolved = rounds.resolve_decisions(session, in_order, pending_only=True)
     learnable = [r.round for r in resolved]
     fed = {r.outcome_id for r in resolved if r.outcome_id is not None}
     not_fed = 0

@@ -247,30 +247,34 @@ def _overridden(session: Session, decision_ids: list[int]) -> dict[int, bool]:
 
 def _recent_verdicts(
     session: Session, role: ApprovalRole, limit: int
-) -> list[tuple[dict[str, Any], str, int, bool]]:
+) -> list[tuple[int, str, int, bool]]:
     rows = session.execute(
         select(
-            Decision.context, CuratorAction.item_id, CuratorAction.position, CuratorAction.verdict
+            CuratorAction.decision_id,
+            CuratorAction.item_id,
+            CuratorAction.position,
+            CuratorAction.verdict,
         )
         .join(Decision, Decision.id == CuratorAction.decision_id)
         .where(Decision.approval_role == role, CuratorAction.agreement_only.is_(False))
         .order_by(CuratorAction.id.desc())
         .limit(limit)
     ).all()
-    return [(c, i, p, v == CuratorVerdict.KEPT) for c, i, p, v in rows]
+    return [(d, i, p, v == CuratorVerdict.KEPT) for d, i, p, v in rows]
 
 
 def _score(
     model: ApprovalModel,
-    verdicts: list[tuple[dict[str, Any], str, int, bool]],
+    verdicts: list[tuple[int, str, int, bool]],
     lines: _ActionLines,
     calibrated: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     lines.prefetch(item_id for _, item_id, _, _ in verdicts)
+    features = lines.context_features({decision_id for decision_id, _, _, _ in verdicts})
     scores = np.array(
         [
-            model.raw_at(context, lines.line(item), position)
-            for context, item, position, _ in verdicts
+            model.raw_at_features(features[decision_id], lines.line(item), position)
+            for decision_id, item, position, _ in verdicts
         ],
         dtype=float,
     )
@@ -288,6 +292,9 @@ class _ActionLines:
 
     def prefetch(self, item_ids: Any) -> None:
         self._cache.rows(self._session, item_ids)
+
+    def context_features(self, decision_ids: set[int]) -> dict[int, list[str]]:
+        return self._cache.context_features(self._session, decision_ids)
 
     def line(self, item_id: str) -> str:
         # An item deleted from the catalog keeps only its id as a feature.
