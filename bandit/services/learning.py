@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
 from bandit.db.session import is_postgresql
@@ -185,10 +185,9 @@ def apply_rounds(
 def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:
     if not ids:
         return {}
-    # With their slates: the verdicts' choices and the rounds read both for every decision.
-    query = select(Decision).options(
-        selectinload(Decision.proposed), selectinload(Decision.final_slate)
-    )
+    # With the proposed slate, which the verdicts' choices and the rounds read for every
+    # decision; without the per-position pmfs, which learning never reads.
+    query = select(Decision).options(selectinload(Decision.proposed), defer(Decision.position_pmfs))
     return {d.id: d for d in session.scalars(query.where(Decision.id.in_(ids)))}
 
 
