@@ -79,7 +79,7 @@ def run_pass(
     with sessions() as session:
         control.in_pass = True
         try:
-            report = learning.learn_pending(session, now, cache)
+            report = learning.learn_pending(session, now, cache=cache)
             session.commit()
         except PassInterrupted as why:
             session.rollback()
