@@ -53,7 +53,9 @@ class LoopSettings:
 @dataclass(order=True)
 class _DueOutcome:
     due_step: int
-    event_id: str
+    # Ties answer in the order the decisions were logged (event ids are random).
+    decision_id: int
+    event_id: str = field(compare=False)
     # What the customer received is fixed at delivery, so the answer needs no re-read.
     received: list[str] = field(compare=False)
     profile: dict[str, Any] = field(compare=False)
@@ -155,7 +157,11 @@ class _World:
             self._report(session, decision.event_id, received, profile)
         else:
             due = _DueOutcome(
-                step + self.settings.outcome_delay, decision.event_id, received, profile
+                step + self.settings.outcome_delay,
+                decision.id,
+                decision.event_id,
+                received,
+                profile,
             )
             heapq.heappush(self._waiting, due)
 
