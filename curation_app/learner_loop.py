@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import utcnow
 from bandit.services import learning
+from bandit.services.learner_cache import LearnerCache
 
 log = logging.getLogger("hitl.learner")
 HOOK_GROUP = "hitl.learner_pass_hooks"
@@ -70,13 +71,15 @@ class StopControl:
             raise PassInterrupted(f"pass still running {self.grace:g}s after the stop signal")
 
 
-def run_pass(sessions: sessionmaker[Session], control: StopControl) -> dict[str, object] | None:
+def run_pass(
+    sessions: sessionmaker[Session], control: StopControl, cache: LearnerCache | None = None
+) -> dict[str, object] | None:
     """One learning pass in one transaction; None when it was interrupted and rolled back."""
     now = utcnow()
     with sessions() as session:
         control.in_pass = True
         try:
-            report = learning.learn_pending(session, now)
+            report = learning.learn_pending(session, now, cache=cache)
             session.commit()
         except PassInterrupted as why:
             session.rollback()
@@ -110,9 +113,11 @@ def watch(
     """
     committed = 0
     passes = 0
+    # Catalog rows outlive a pass (checked against the catalog revision each time).
+    cache = LearnerCache()
     while not control.requested.is_set():
         try:
-            summary = run_pass(sessions, control)
+            summary = run_pass(sessions, control, cache)
         except PassInterrupted:
             # Landed between the pass's commit and the bookkeeping: the pass is committed.
             break

@@ -15,6 +15,7 @@ from bandit.db.models import Decision
 from bandit.engine.vocabulary import DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
 from bandit.services.delivery import delivered_slate
+from bandit.services.learner_cache import LearnerCache
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator, change_probability
 from sim.world import TrueRewardModel
@@ -52,7 +53,11 @@ class LoopSettings:
 @dataclass(order=True)
 class _DueOutcome:
     due_step: int
+    # Ties answer in the order the decisions were logged (event ids are random).
     decision_id: int
+    event_id: str = field(compare=False)
+    # What the customer received is fixed at delivery, so the answer needs no re-read.
+    received: list[str] = field(compare=False)
     profile: dict[str, Any] = field(compare=False)
 
 
@@ -84,6 +89,8 @@ def run_loop(
     world = _World(truth, {c["customer_id"]: c for c in customers}, settings, rng)
     desk = _ReviewDesk(curators, curator_ids, settings, rng)
     stats: list[RoundStat] = []
+    # One learner runs every pass, as in a deployment: it keeps catalog rows between passes.
+    learner = LearnerCache()
     for step in range(settings.decisions):
         profile = customers[int(rng.integers(len(customers)))]
         with session_factory() as session:
@@ -115,11 +122,11 @@ def run_loop(
             world.answer_due(session, step)
         if (step + 1) % settings.learn_every == 0:
             with session_factory.begin() as session:
-                learning.learn_pending(session)
+                learning.learn_pending(session, cache=learner)
         if on_step is not None:
             on_step(step)
     with session_factory.begin() as session:
-        learning.learn_pending(session)
+        learning.learn_pending(session, cache=learner)
     return stats
 
 
@@ -145,32 +152,38 @@ class _World:
     def delivered(
         self, session: Session, decision: Decision, profile: dict[str, Any], step: int
     ) -> None:
+        received = customer_received(decision)
         if self.settings.outcome_delay == 0:
-            self._report(session, decision, profile)
+            self._report(session, decision.event_id, received, profile)
         else:
-            due = _DueOutcome(step + self.settings.outcome_delay, decision.id, profile)
+            due = _DueOutcome(
+                step + self.settings.outcome_delay,
+                decision.id,
+                decision.event_id,
+                received,
+                profile,
+            )
             heapq.heappush(self._waiting, due)
 
     def answer_due(self, session: Session, step: int) -> None:
         while self._waiting and self._waiting[0].due_step <= step:
             due = heapq.heappop(self._waiting)
-            decision = session.get(Decision, due.decision_id)
-            if decision is not None:
-                self._report(session, decision, due.profile)
+            self._report(session, due.event_id, due.received, due.profile)
 
-    def _report(self, session: Session, decision: Decision, profile: dict[str, Any]) -> None:
+    def _report(
+        self, session: Session, event_id: str, received: list[str], profile: dict[str, Any]
+    ) -> None:
         if self.rng.random() >= self.settings.reward_share:
             return
-        received = customer_received(decision)
         if not received:
             return
         kept = self.rng.random(len(received)) < self.truth.keep_probability(profile, received)
         # One customer's answer about one delivered slate (kept these, returned those) is one
-        # report, as a client would post it: one transaction for its per-item rewards.
-        for item_id, was_kept in zip(received, kept, strict=True):
-            rewards.record_reward(
-                session, decision.event_id, float(was_kept), item_id, source="simulator"
-            )
+        # report, as a client would post it: one call and one transaction for its rewards.
+        report = [
+            (item_id, float(was_kept)) for item_id, was_kept in zip(received, kept, strict=True)
+        ]
+        rewards.record_rewards(session, event_id, report, source="simulator")
         session.commit()
 
 

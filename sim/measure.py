@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
 
 from bandit.db.models import CuratorAction, Decision, RiskThreshold
 from bandit.engine.vocabulary import Route
@@ -106,7 +106,11 @@ def measure_run(
     audits: list[bool] = []
     bound: list[float] = []
     rows: list[tuple[float, float, bool, float, bool, float]] = []
-    for decision in session.scalars(select(Decision).order_by(Decision.id)):
+    # The slate sizes in one query, and not the bulky candidate lists nor the pmfs.
+    every_decision = select(Decision).options(
+        selectinload(Decision.proposed), defer(Decision.candidates), defer(Decision.position_pmfs)
+    )
+    for decision in session.scalars(every_decision.order_by(Decision.id)):
         audits.append(bool(decision.audit))
         bound.append(float(bounds.get(decision.model_version, np.nan)))
         profile = decision.context

@@ -95,9 +95,11 @@ class ApprovalModel:
 
     def raw_at(self, context: Mapping[str, Any], action_line: str, position: int) -> float:
         """Uncalibrated P(kept) of one item at one position."""
-        line = vw_format.approval_line(
-            vw_format.context_features(context), action_line, position, None
-        )
+        return self.raw_at_features(vw_format.context_features(context), action_line, position)
+
+    def raw_at_features(self, features: Sequence[str], action_line: str, position: int) -> float:
+        """`raw_at` for a context already formatted by `vw_format.context_features`."""
+        line = vw_format.approval_line(features, action_line, position, None)
         with self._lock:
             return float(self._workspace.predict(line))
 

@@ -36,6 +36,7 @@ from bandit.engine.vocabulary import (
 )
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import decision_config, record_delivery, slate_entries
+from bandit.services.rounds import offered_at
 
 # The LoggedRound source of a supervised (imitation) round.
 IMITATION_SOURCE = "imitation"
@@ -67,7 +68,6 @@ def record_choice(
     decision: Decision,
     action: CuratorAction,
     config: PolicyConfig,
-    offered: tuple[str, ...],
 ) -> ImitationExample | None:
     """Store the human's choice behind a verdict, if it is one to imitate."""
     if config.routing_mode == RoutingMode.APPRENTICE:
@@ -83,6 +83,8 @@ def record_choice(
         chosen, source = action.replacement_item_id, ImitationSource.SWAP_IN
     else:
         return None
+    # Only now: most verdicts are no choice to imitate, and this walks every candidate.
+    offered = offered_at(decision, action.position)
     example = ImitationExample(
         decision_id=decision.id,
         position=action.position,

@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -55,8 +56,14 @@ class RankRequest:
 
 def find_decision(session: Session, event_id: str, lock: bool = False) -> Decision | None:
     """The decision logged under `event_id`, if any; `lock` holds its row until commit."""
-    query = select(Decision).where(Decision.event_id == event_id)
-    return session.scalars(query.with_for_update() if lock else query).first()
+    return session.scalars(_by_event_id(lock), {"event_id": event_id}).first()
+
+
+@cache
+def _by_event_id(lock: bool) -> Select[Decision]:
+    # Built once per process and bound per call (every rank and reward looks one up).
+    query = select(Decision).where(Decision.event_id == bindparam("event_id"))
+    return query.with_for_update() if lock else query
 
 
 def rank(

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer, selectinload
 
 from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
 from bandit.db.session import is_postgresql
@@ -29,10 +29,9 @@ from bandit.engine.policy import VWPolicy
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import RoutingMode
 from bandit.services import apprentice, configs, lessons, model_store, rounds, trust
-from bandit.services.catalog_store import as_row, items_by_id
 from bandit.services.delivery import decision_config
+from bandit.services.learner_cache import LearnerCache
 from bandit.services.rewards import assign_default_rewards
-from bandit.services.rounds import offered_at
 from bandit.services.trust import TrustReport
 
 # Any constant works as long as every learner takes the same one.
@@ -56,12 +55,20 @@ class LearnReport:
     trust: TrustReport | None = None
 
 
-def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
+def learn_pending(
+    session: Session, now: datetime | None = None, cache: LearnerCache | None = None
+) -> LearnReport:
     """Learn every pending verdict and reward once and save a model version. Flushes; the
-    learner commits the pass, its model version and the learned marks in one transaction."""
+    learner commits the pass, its model version and the learned marks in one transaction.
+
+    A learner that runs pass after pass passes the same `cache` to each (catalog rows and
+    action lines, checked against the catalog revision every pass).
+    """
     now = now or utcnow()
     if is_postgresql(session):
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LEARNER_LOCK_KEY})
+    cache = cache if cache is not None else LearnerCache()
+    cache.start_pass(session)
     defaults = assign_default_rewards(session, now)
     actions = session.scalars(
         select(CuratorAction)
@@ -77,10 +84,9 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
     )
     for action in actions:
         decision = decisions[action.decision_id]
-        config = decision_config(session, decision)
-        offered = offered_at(decision, action.position)
-        apprentice.record_choice(session, decision, action, config, offered)
-    resolved = rounds.resolve_rounds(session, set(decisions), pending_only=True)
+        apprentice.record_choice(session, decision, action, decision_config(session, decision))
+    in_order = sorted(decisions.values(), key=lambda d: (d.created_at, d.id))
+    resolved = rounds.resolve_decisions(session, in_order, pending_only=True)
     learnable = [r.round for r in resolved]
     fed = {r.outcome_id for r in resolved if r.outcome_id is not None}
     not_fed = 0
@@ -95,9 +101,11 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
         config_row, config = configs.active_config(session)
         previous = model_store.latest_model(session)
         policy = model_store.policy_from(previous, config)
-        catalog = _catalog_rows(session, learnable + imitation)
-        probe = lessons.take_probe(session, policy, actions) if actions else None
-        lines: dict[str, str] = {}
+        catalog = cache.rows(
+            session, {i for r in learnable + imitation for i in r.offered_item_ids}
+        )
+        probe = lessons.take_probe(session, policy, actions, cache) if actions else None
+        lines = cache.action_lines
         apply_rounds(policy, learnable, catalog, lines)
         apply_rounds(policy, imitation, catalog, lines)
         saved = model_store.save_model(
@@ -117,6 +125,7 @@ def learn_pending(session: Session, now: datetime | None = None) -> LearnReport:
                 lambda d: _learns_approval(session, d),
                 previous,
                 config,
+                cache,
             )
             saved.approval_bytes, saved.approval_state = approval.to_bytes(), state
             trust.record_threshold(session, version, trust_report, state, now)
@@ -176,14 +185,12 @@ def apply_rounds(
 def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:
     if not ids:
         return {}
-    return {d.id: d for d in session.scalars(select(Decision).where(Decision.id.in_(ids)))}
+    # With the proposed slate, which the verdicts' choices and the rounds read for every
+    # decision; without the per-position pmfs, which learning never reads.
+    query = select(Decision).options(selectinload(Decision.proposed), defer(Decision.position_pmfs))
+    return {d.id: d for d in session.scalars(query.where(Decision.id.in_(ids)))}
 
 
 def _learns_approval(session: Session, decision: Decision) -> bool:
     # In apprentice mode the human composes the slate: there is no proposal to approve.
     return decision_config(session, decision).routing_mode != RoutingMode.APPRENTICE
-
-
-def _catalog_rows(session: Session, rounds: list[LoggedRound]) -> dict[str, CatalogRow]:
-    needed = {i for r in rounds for i in r.offered_item_ids}
-    return {item_id: as_row(item) for item_id, item in items_by_id(session, needed).items()}

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import CuratorAction, Decision, ReviewLesson
 from bandit.engine import vw_format
 from bandit.engine.policy import VWPolicy
-from bandit.services.catalog_store import as_row, items_by_id
+from bandit.services.learner_cache import LearnerCache
 
 PROBE_CONTEXTS = 20
 TOP_ITEMS = 12
@@ -40,7 +40,7 @@ class Probe:
 
 
 def take_probe(
-    session: Session, policy: VWPolicy, actions: Sequence[CuratorAction]
+    session: Session, policy: VWPolicy, actions: Sequence[CuratorAction], cache: LearnerCache
 ) -> Probe | None:
     """Score every item this pass's verdicts touched, on the most recent contexts."""
     touched = {a.item_id for a in actions}
@@ -48,11 +48,11 @@ def take_probe(
     contexts = tuple(
         session.scalars(select(Decision.context).order_by(Decision.id.desc()).limit(PROBE_CONTEXTS))
     )
-    items = items_by_id(session, touched)
-    item_ids = tuple(sorted(i for i in touched if i in items))
+    items = cache.rows(session, touched)
+    item_ids = tuple(sorted(items))
     if not item_ids or not contexts:
         return None
-    lines = tuple(vw_format.action_line(as_row(items[i])) for i in item_ids)
+    lines = tuple(cache.line(session, i) or "" for i in item_ids)
     categories = tuple(items[i].category for i in item_ids)
     return Probe(item_ids, categories, lines, contexts, mean_scores(policy, contexts, lines))
 

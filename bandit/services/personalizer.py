@@ -161,13 +161,8 @@ def record_slot_rewards(
     if unknown:
         raise rewards.RewardError(f"reward.slotId: unknown slot(s) {', '.join(unknown)}")
     item_at = {p.position: p.item_id for p in decision.proposed}
-    created = 0
-    for slot_id, value in values.items():
-        _, new = rewards.record_reward(
-            session, event_id, value, item_at[slot_ids.index(slot_id)], source
-        )
-        created += int(new)
-    return created
+    report = [(item_at[slot_ids.index(slot_id)], value) for slot_id, value in values.items()]
+    return sum(new for _, new in rewards.record_rewards(session, event_id, report, source))
 
 
 def record_event_reward(session: Session, event_id: str, value: float, source: str) -> bool:

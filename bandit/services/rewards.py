@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import exists, select
@@ -24,6 +24,8 @@ from bandit.services.delivery import (
 DEFAULT_KEY = "*default*"
 MAX_ABS_REWARD = 1e6
 SOURCE_LENGTH = 120
+# Tries of one report against concurrent retries of the same rewards.
+INSERT_ATTEMPTS = 3
 
 
 class RewardError(Exception):
@@ -50,56 +52,100 @@ def record_reward(
 
     Returns the outcome and whether this call created it.
     """
+    return record_rewards(session, event_id, [(item_id, value)], source, now)[0]
+
+
+def record_rewards(
+    session: Session,
+    event_id: str,
+    rewards: Sequence[tuple[str | None, float]],
+    source: str,
+    now: datetime | None = None,
+) -> list[tuple[Outcome, bool]]:
+    """Store one report of an event's rewards, `(item_id or None, value)` each. Flushes.
+
+    The same as recording them one by one in order (each (event, item) is accepted once, a
+    different value for it conflicts), but the event is locked and read once and the new
+    outcomes are written together; nothing is written if any of them is refused. Returns
+    each reward's outcome and whether this call created it, in the order given.
+    """
     now = now or utcnow()
-    if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
-        raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
-    # The row lock orders this reward against a concurrent default-reward pass on PostgreSQL
+    for _, value in rewards:
+        if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
+            raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
+    # The row lock orders this report against a concurrent default-reward pass on PostgreSQL
     # (SQLite's BEGIN IMMEDIATE already serialises writers), so one of them sees the other.
     decision = find_decision(session, event_id, lock=True)
     if decision is None:
         raise EventNotFound(f"unknown event {event_id!r}")
-    key = item_id or ""
-    # Every outcome of the event in one query (a slate has a handful): the repeat check, the
-    # granularity rule and the after-default flag all read it.
-    outcomes = _outcomes(session, decision.id)
-    existing = outcomes.get(key)
-    if existing is not None:
-        _check_same_value(existing, value)
-        return existing, False
-    if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
-        raise RewardConflict("the event is still awaiting review; its slate was not delivered")
-    if item_id is not None:
-        if item_id not in _rewardable_items(session, decision):
-            raise RewardError(
-                f"item_id: {item_id!r} is neither in the delivered nor in the current slate "
-                "of this event"
-            )
-    _check_one_granularity(outcomes.keys(), item_id)
-    defaulted = DEFAULT_KEY in outcomes
-    outcome = Outcome(
-        decision_id=decision.id,
-        item_key=key,
-        value=float(value),
-        is_default=False,
-        after_default=defaulted,
-        source=source[:SOURCE_LENGTH],
-        created_at=now,
-    )
-    try:
-        with session.begin_nested():
-            session.add(outcome)
-            decision.status = DecisionStatus.REWARDED
-            # The outbox row shares the savepoint: a lost race leaves no "rewarded" behind.
-            add_change(session, decision, EventChangeKind.REWARDED, _reward_payload(outcome), now)
-            session.flush()
-    except IntegrityError:
-        # A concurrent retry of the same reward got there first (the unique key said so).
-        stored = _outcome(session, decision.id, key)
-        if stored is None:
-            raise
-        _check_same_value(stored, value)
-        return stored, False
-    return outcome, True
+    for _ in range(INSERT_ATTEMPTS):
+        # Every outcome of the event in one query (a slate has a handful): the repeat check,
+        # the granularity rule and the after-default flag all read it.
+        answers, new = _plan(
+            session, decision, _outcomes(session, decision.id), rewards, source, now
+        )
+        if not new:
+            return answers
+        try:
+            with session.begin_nested():
+                session.add_all(new)
+                decision.status = DecisionStatus.REWARDED
+                # The outbox rows share the savepoint: a lost race leaves no "rewarded" behind.
+                for outcome in new:
+                    payload = _reward_payload(outcome)
+                    add_change(session, decision, EventChangeKind.REWARDED, payload, now)
+                session.flush()
+            return answers
+        except IntegrityError:
+            # A concurrent retry of one of these rewards got there first (the unique key said
+            # so); plan again against what is stored now.
+            continue
+    raise RewardError("the event's rewards kept changing under this report; retry it")
+
+
+def _plan(
+    session: Session,
+    decision: Decision,
+    outcomes: dict[str, Outcome],
+    rewards: Sequence[tuple[str | None, float]],
+    source: str,
+    now: datetime,
+) -> tuple[list[tuple[Outcome, bool]], list[Outcome]]:
+    """Each reward's answer and the outcomes to insert, checked as if recorded in order."""
+    answers: list[tuple[Outcome, bool]] = []
+    new: list[Outcome] = []
+    rewardable: set[str] | None = None
+    for item_id, value in rewards:
+        key = item_id or ""
+        existing = outcomes.get(key)
+        if existing is not None:
+            _check_same_value(existing, value)
+            answers.append((existing, False))
+            continue
+        if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
+            raise RewardConflict("the event is still awaiting review; its slate was not delivered")
+        if item_id is not None:
+            if rewardable is None:
+                rewardable = _rewardable_items(session, decision)
+            if item_id not in rewardable:
+                raise RewardError(
+                    f"item_id: {item_id!r} is neither in the delivered nor in the current slate "
+                    "of this event"
+                )
+        _check_one_granularity(outcomes.keys(), item_id)
+        outcome = Outcome(
+            decision_id=decision.id,
+            item_key=key,
+            value=float(value),
+            is_default=False,
+            after_default=DEFAULT_KEY in outcomes,
+            source=source[:SOURCE_LENGTH],
+            created_at=now,
+        )
+        outcomes[key] = outcome
+        new.append(outcome)
+        answers.append((outcome, True))
+    return answers, new
 
 
 def _rewardable_items(session: Session, decision: Decision) -> set[str]:
@@ -144,12 +190,6 @@ def _check_one_granularity(keys: Iterable[str], item_id: str | None) -> None:
 def _outcomes(session: Session, decision_id: int) -> dict[str, Outcome]:
     statement = select(Outcome).where(Outcome.decision_id == decision_id)
     return {outcome.item_key: outcome for outcome in session.scalars(statement)}
-
-
-def _outcome(session: Session, decision_id: int, key: str) -> Outcome | None:
-    return session.scalars(
-        select(Outcome).where(Outcome.decision_id == decision_id, Outcome.item_key == key)
-    ).first()
 
 
 def assign_default_rewards(session: Session, now: datetime | None = None) -> int:

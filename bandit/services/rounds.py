@@ -27,7 +27,7 @@ Second opinions of double review and curator swap-ins never make rounds.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -79,9 +79,22 @@ def resolve_rounds(
 ) -> list[ResolvedRound]:
     """`logged_rounds` with the id of the outcome or verdict behind each reward."""
     resolved: list[ResolvedRound] = []
-    configs: dict[int, PolicyConfig] = {}
     for decisions in _decision_chunks(session, decision_ids):
-        ids = [d.id for d in decisions]
+        resolved += resolve_decisions(session, decisions, pending_only=pending_only)
+    return resolved
+
+
+def resolve_decisions(
+    session: Session, decisions: Sequence[Decision], *, pending_only: bool = False
+) -> list[ResolvedRound]:
+    """`resolve_rounds` of decisions already loaded with their slates, in the order given
+    (the learner has them in hand; reading them again would cost as much as the first time).
+    """
+    resolved: list[ResolvedRound] = []
+    configs: dict[int, PolicyConfig] = {}
+    for start in range(0, len(decisions), _CHUNK):
+        chunk = decisions[start : start + _CHUNK]
+        ids = [d.id for d in chunk]
         outcomes: dict[int, list[Outcome]] = defaultdict(list)
         for outcome in session.scalars(
             select(Outcome).where(Outcome.decision_id.in_(ids)).order_by(Outcome.id)
@@ -94,7 +107,7 @@ def resolve_rounds(
             .order_by(CuratorAction.id)
         ):
             verdicts.setdefault((action.decision_id, action.position), action)
-        for decision in decisions:
+        for decision in chunk:
             if decision.policy_config_id not in configs:
                 configs[decision.policy_config_id] = decision_config(session, decision)
             config = configs[decision.policy_config_id]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, PolicyConfigRow, SystemState
@@ -106,18 +107,7 @@ class EngineRuntime:
         if token is not None and token == self._token and self._stamps is not None:
             return self._stamps
         # The token is read before storage: a change committed after this read bumps it again.
-        row = session.execute(
-            select(
-                select(PolicyConfigRow.id)
-                .where(PolicyConfigRow.active.is_(True))
-                .limit(1)
-                .scalar_subquery(),
-                select(SystemState.value)
-                .where(SystemState.key == catalog_store.CATALOG_REVISION)
-                .scalar_subquery(),
-                select(func.max(ModelVersion.version)).scalar_subquery(),
-            )
-        ).one()
+        row = session.execute(_stamps_query()).one()
         stamps = _Stamps(row[0], row[1] or 0, row[2] or model_store.UNTRAINED_VERSION)
         if stamps.config_id is not None:
             # No active config yet: not cached, so the next request creates and reads it.
@@ -159,6 +149,21 @@ class EngineRuntime:
             self._policy, self._policy_key = policy, (loaded, config_ref.id)
             return loaded, policy
         return key[0], self._policy
+
+
+@cache
+def _stamps_query() -> Select[int, int, int]:
+    # Built once per process: without a change feed every request runs it.
+    return select(
+        select(PolicyConfigRow.id)
+        .where(PolicyConfigRow.active.is_(True))
+        .limit(1)
+        .scalar_subquery(),
+        select(SystemState.value)
+        .where(SystemState.key == catalog_store.CATALOG_REVISION)
+        .scalar_subquery(),
+        select(func.max(ModelVersion.version)).scalar_subquery(),
+    )
 
 
 def _config_row(session: Session, config_id: int) -> tuple[PolicyConfigRow, PolicyConfig]:

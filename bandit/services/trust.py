@@ -20,7 +20,7 @@ from bandit.engine.approval import ApprovalExample, ApprovalModel
 from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import ApprovalRole, ApprovalStatus, CuratorVerdict, TrustAction
 from bandit.services.approval_store import approval_from
-from bandit.services.catalog_store import as_row, items_by_id
+from bandit.services.learner_cache import LearnerCache
 
 # Fewer held-out verdicts than this cannot calibrate a probability worth automating on.
 MIN_CALIBRATION_VERDICTS = 100
@@ -74,10 +74,11 @@ def update_approval(
     learns_from: Callable[[Decision], bool],
     previous: ModelVersion | None,
     config: PolicyConfig,
+    cache: LearnerCache,
 ) -> tuple[ApprovalModel, dict[str, Any], TrustReport]:
     """Train on this pass's training verdicts, recalibrate, evaluate and pick the threshold."""
     model = approval_from(previous)[0] or ApprovalModel.fresh()
-    lines = _ActionLines(session)
+    lines = _ActionLines(session, cache)
     training = [
         a
         for a in actions
@@ -246,30 +247,34 @@ def _overridden(session: Session, decision_ids: list[int]) -> dict[int, bool]:
 
 def _recent_verdicts(
     session: Session, role: ApprovalRole, limit: int
-) -> list[tuple[dict[str, Any], str, int, bool]]:
+) -> list[tuple[int, str, int, bool]]:
     rows = session.execute(
         select(
-            Decision.context, CuratorAction.item_id, CuratorAction.position, CuratorAction.verdict
+            CuratorAction.decision_id,
+            CuratorAction.item_id,
+            CuratorAction.position,
+            CuratorAction.verdict,
         )
         .join(Decision, Decision.id == CuratorAction.decision_id)
         .where(Decision.approval_role == role, CuratorAction.agreement_only.is_(False))
         .order_by(CuratorAction.id.desc())
         .limit(limit)
     ).all()
-    return [(c, i, p, v == CuratorVerdict.KEPT) for c, i, p, v in rows]
+    return [(d, i, p, v == CuratorVerdict.KEPT) for d, i, p, v in rows]
 
 
 def _score(
     model: ApprovalModel,
-    verdicts: list[tuple[dict[str, Any], str, int, bool]],
+    verdicts: list[tuple[int, str, int, bool]],
     lines: _ActionLines,
     calibrated: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     lines.prefetch(item_id for _, item_id, _, _ in verdicts)
+    features = lines.context_features({decision_id for decision_id, _, _, _ in verdicts})
     scores = np.array(
         [
-            model.raw_at(context, lines.line(item), position)
-            for context, item, position, _ in verdicts
+            model.raw_at_features(features[decision_id], lines.line(item), position)
+            for decision_id, item, position, _ in verdicts
         ],
         dtype=float,
     )
@@ -279,17 +284,19 @@ def _score(
 
 
 class _ActionLines:
-    """Items' VW lines for one learn pass."""
+    """Items' VW lines for one learn pass, from the learner's cache."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, cache: LearnerCache) -> None:
         self._session = session
-        self._lines: dict[str, str] = {}
+        self._cache = cache
 
     def prefetch(self, item_ids: Any) -> None:
-        wanted = {i for i in item_ids if i not in self._lines}
-        for item_id, item in items_by_id(self._session, wanted).items():
-            self._lines[item_id] = vw_format.action_line(as_row(item))
+        self._cache.rows(self._session, item_ids)
+
+    def context_features(self, decision_ids: set[int]) -> dict[int, list[str]]:
+        return self._cache.context_features(self._session, decision_ids)
 
     def line(self, item_id: str) -> str:
         # An item deleted from the catalog keeps only its id as a feature.
-        return self._lines.get(item_id, f"|{vw_format.ITEM_NAMESPACE} id={item_id}")
+        line = self._cache.line(self._session, item_id)
+        return line if line is not None else f"|{vw_format.ITEM_NAMESPACE} id={item_id}"

@@ -36,12 +36,12 @@ def _pass_that_writes(monkeypatch: pytest.MonkeyPatch, then: Any) -> None:
     """learn_pending replaced by a pass that writes a row, gets SIGTERM, then runs `then`."""
     real = learning.learn_pending
 
-    def pass_(session: Session, now: Any = None) -> learning.LearnReport:
+    def pass_(session: Session, now: Any = None, cache: Any = None) -> learning.LearnReport:
         session.add(AuditEntry(actor="learner-test", action="half_pass"))
         session.flush()
         os.kill(os.getpid(), signal.SIGTERM)
         then()
-        return real(session, now)
+        return real(session, now, cache=cache)
 
     monkeypatch.setattr(learning, "learn_pending", pass_)
 
@@ -100,7 +100,7 @@ def test_a_failing_hook_or_pass_does_not_stop_the_learner(
 ) -> None:
     calls: list[str] = []
 
-    def flaky(session: Session, now: Any = None) -> learning.LearnReport:
+    def flaky(session: Session, now: Any = None, cache: Any = None) -> learning.LearnReport:
         calls.append("pass")
         if len(calls) == 1:
             raise RuntimeError("database went away")

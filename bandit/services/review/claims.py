@@ -5,13 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import BindParameter, Integer, Select, bindparam, select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.sql.dml import ReturningUpdate
 
-from bandit.db.models import Curator, Decision, ReviewTask, utcnow
+from bandit.db.models import Curator, Decision, ReviewTask, UTCDateTime, utcnow
 from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import AuditAction, DecisionStatus, TaskStatus
 from bandit.services import audit, configs
@@ -33,13 +35,7 @@ class Claim:
 
 def held_task(session: Session, curator_id: int, now: datetime) -> ReviewTask | None:
     """The task this curator holds under a live lease, if any."""
-    return session.scalars(
-        select(ReviewTask).where(
-            ReviewTask.curator_id == curator_id,
-            ReviewTask.status == TaskStatus.CLAIMED,
-            ReviewTask.leased_until >= now,
-        )
-    ).first()
+    return session.scalars(_held_query(), {"curator_id": curator_id, "now": now}).first()
 
 
 def claim_task(
@@ -94,41 +90,31 @@ def claim_next(
     held = held_task(session, curator_id, now)
     if held is not None:
         return held
-    _, config = configs.active_config(session)
-    conditions = [claimable(now), double_review.not_reviewed_by(curator_id)]
-    if excluding is not None:
-        conditions.append(ReviewTask.id != excluding)
+    query = _next_task_query(is_postgresql(session), excluding is not None)
+    params = {"curator_id": curator_id, "now": now, "excluding": excluding}
+    lease_seconds: int | None = None
     for _ in range(CLAIM_ATTEMPTS):
-        query = (
-            select(ReviewTask.id)
-            .where(*conditions)
-            # Tasks this curator skipped come last, so "next" never hands back a skipped task
-            # while anything else waits.
-            .order_by(skipped_by(curator_id), *QUEUE_ORDER)
-            .limit(1)
-        )
-        if is_postgresql(session):
-            query = query.with_for_update(skip_locked=True)
-        task_id = session.scalar(query)
+        task_id = session.scalar(query, params)
         if task_id is None:
             return None
-        claimed = session.execute(
-            update(ReviewTask)
-            .where(ReviewTask.id == task_id, claimable(now))
-            .values(
-                status=TaskStatus.CLAIMED,
-                curator_id=curator_id,
-                lease_token=uuid.uuid4().hex,
-                leased_until=now + timedelta(seconds=config.review_lease_seconds),
-                claimed_at=now,
-            )
-            .execution_options(synchronize_session=False)
-        )
-        # Zero rows: another claimer took it between our read and our update; nothing
-        # changed, so try the next task in the same transaction.
-        if claimed.rowcount == 1:  # type: ignore[attr-defined]
-            task = session.get(ReviewTask, task_id, populate_existing=True)
-            assert task is not None
+        if lease_seconds is None:
+            # Read only once there is work: most claims on an empty queue end above.
+            lease_seconds = configs.active_config(session)[1].review_lease_seconds
+        # The lease is taken, and the fresh row read back, by one conditional UPDATE.
+        task = session.scalars(
+            _lease_update(),
+            {
+                "task_id": task_id,
+                "now": now,
+                "lease_curator": curator_id,
+                "new_lease_token": uuid.uuid4().hex,
+                "lease_until": now + timedelta(seconds=lease_seconds),
+            },
+            execution_options={"populate_existing": True},
+        ).first()
+        # None: another claimer took it between our read and our update; nothing changed,
+        # so try the next task in the same transaction.
+        if task is not None:
             # The claimer shows the slate and alternates (candidates), never the per-position pmfs.
             load_decision(session, task, Decision.position_pmfs)
             if task.decision.status == DecisionStatus.PENDING_REVIEW:
@@ -136,6 +122,56 @@ def claim_next(
             session.flush()
             return task
     return None
+
+
+# The claim's statements are built once per process and bound per call: building them (an
+# aliased EXISTS, the skip order) cost more than running them.
+def _now_param() -> BindParameter[datetime]:
+    # Typed as the columns it is compared with (aware UTC in, naive UTC stored).
+    return bindparam("now", type_=UTCDateTime())
+
+
+@cache
+def _held_query() -> Select[ReviewTask]:
+    return select(ReviewTask).where(
+        ReviewTask.curator_id == bindparam("curator_id"),
+        ReviewTask.status == TaskStatus.CLAIMED,
+        ReviewTask.leased_until >= bindparam("now"),
+    )
+
+
+@cache
+def _next_task_query(lock: bool, excluding: bool) -> Select[int]:
+    now = _now_param()
+    curator_id = bindparam("curator_id", type_=Integer())
+    conditions = [claimable(now), double_review.not_reviewed_by(curator_id)]
+    if excluding:
+        conditions.append(ReviewTask.id != bindparam("excluding"))
+    query = (
+        select(ReviewTask.id)
+        .where(*conditions)
+        # Tasks this curator skipped come last, so "next" never hands back a skipped task
+        # while anything else waits.
+        .order_by(skipped_by(curator_id), *QUEUE_ORDER)
+        .limit(1)
+    )
+    return query.with_for_update(skip_locked=True) if lock else query
+
+
+@cache
+def _lease_update() -> ReturningUpdate[ReviewTask]:
+    return (
+        update(ReviewTask)
+        .where(ReviewTask.id == bindparam("task_id"), claimable(_now_param()))
+        .values(
+            status=TaskStatus.CLAIMED,
+            curator_id=bindparam("lease_curator"),
+            lease_token=bindparam("new_lease_token"),
+            leased_until=bindparam("lease_until"),
+            claimed_at=bindparam("now"),
+        )
+        .returning(ReviewTask)
+    )
 
 
 def load_decision(session: Session, task: ReviewTask, *deferred: Any) -> Decision:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy import ColumnElement, Select, bindparam, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from bandit.db.models import ReviewTask
@@ -34,7 +35,7 @@ def picked_for_double_review(event_id: str, share: float) -> bool:
     return int.from_bytes(digest[:8], "big") / 2**64 < share
 
 
-def not_reviewed_by(curator_id: int) -> ColumnElement[bool]:
+def not_reviewed_by(curator_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """Tasks whose decision this curator has not reviewed (nor holds) in another round."""
     other = aliased(ReviewTask)
     return ~exists(
@@ -48,14 +49,18 @@ def not_reviewed_by(curator_id: int) -> ColumnElement[bool]:
 
 def reviewed_other_round(session: Session, task: ReviewTask, curator_id: int) -> bool:
     """Whether this curator reviewed or holds another round of the task's decision."""
-    found = session.scalar(
-        select(ReviewTask.id).where(
-            ReviewTask.decision_id == task.decision_id,
-            ReviewTask.id != task.id,
-            ReviewTask.curator_id == curator_id,
-        )
+    params = {"decision_id": task.decision_id, "task_id": task.id, "curator_id": curator_id}
+    return session.scalar(_other_round_query(), params) is not None
+
+
+@cache
+def _other_round_query() -> Select[int]:
+    # Built once per process and bound per call (every submitted verdict asks).
+    return select(ReviewTask.id).where(
+        ReviewTask.decision_id == bindparam("decision_id"),
+        ReviewTask.id != bindparam("task_id"),
+        ReviewTask.curator_id == bindparam("curator_id"),
     )
-    return found is not None
 
 
 def queue_second_review(session: Session, first: ReviewTask, now: datetime) -> ReviewTask | None:

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask
@@ -36,7 +37,7 @@ def priority_at(task: ReviewTask, now: datetime) -> float:
     return task.priority + max((now - task.created_at).total_seconds(), 0.0) / sla
 
 
-def claimable(now: datetime) -> ColumnElement[bool]:
+def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Open tasks, and claimed ones whose lease ran out."""
     return or_(
         ReviewTask.status == TaskStatus.OPEN,
@@ -46,13 +47,16 @@ def claimable(now: datetime) -> ColumnElement[bool]:
 
 def backlog(session: Session) -> int:
     """Tasks waiting for or held by a curator."""
-    return int(
-        session.scalar(
-            select(func.count())
-            .select_from(ReviewTask)
-            .where(ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
-        )
-        or 0
+    return int(session.scalar(_backlog_query()) or 0)
+
+
+@cache
+def _backlog_query() -> Select[int]:
+    # Built once per process: every routed decision asks (admission).
+    return (
+        select(func.count())
+        .select_from(ReviewTask)
+        .where(ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
     )
 
 

@@ -20,7 +20,7 @@ from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
 from bandit.services.review.queue import claimable
 
 
-def skipped_by(curator_id: int) -> ColumnElement[bool]:
+def skipped_by(curator_id: int | ColumnElement[int]) -> ColumnElement[bool]:
     """True for tasks this curator skipped (sorts them after the rest: False < True)."""
     return exists(
         select(TaskSkip.id).where(

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import update
+from sqlalchemy import Update, bindparam, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import (
@@ -15,6 +16,7 @@ from bandit.db.models import (
     FinalSlateItem,
     ReviewTask,
     SlateVerification,
+    UTCDateTime,
     utcnow,
 )
 from bandit.engine.vocabulary import (
@@ -97,16 +99,9 @@ def submit_review(
     if not 0 <= seconds_spent < 86_400:
         raise ReviewError("seconds_spent must be between 0 and 86400")
     done = session.execute(
-        update(ReviewTask)
-        .where(
-            ReviewTask.id == task_id,
-            ReviewTask.status == TaskStatus.CLAIMED,
-            ReviewTask.curator_id == curator_id,
-            ReviewTask.lease_token == lease_token,
-            ReviewTask.leased_until >= now,
-        )
-        .values(status=TaskStatus.DONE, completed_at=now)
-        .execution_options(synchronize_session=False)
+        _done_update(),
+        {"task_id": task_id, "holder": curator_id, "token": lease_token, "now": now},
+        execution_options={"synchronize_session": False},
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(LOST_LEASE)
@@ -118,6 +113,24 @@ def submit_review(
         double_review.queue_second_review(session, task, now)
     session.flush()
     return True
+
+
+@cache
+def _done_update() -> Update:
+    # Built once per process and bound per call (every submitted verdict runs it). Parameter
+    # names differ from the table's columns: an UPDATE would take those as SET values.
+    now = bindparam("now", type_=UTCDateTime())
+    return (
+        update(ReviewTask)
+        .where(
+            ReviewTask.id == bindparam("task_id"),
+            ReviewTask.status == TaskStatus.CLAIMED,
+            ReviewTask.curator_id == bindparam("holder"),
+            ReviewTask.lease_token == bindparam("token"),
+            ReviewTask.leased_until >= now,
+        )
+        .values(status=TaskStatus.DONE, completed_at=now)
+    )
 
 
 def _check_verdicts(session: Session, decision: Decision, verdicts: Sequence[ItemVerdict]) -> None:
