@@ -28,6 +28,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--sweep-seeds", type=int, default=None)
     parser.add_argument("--sweep-rounds", type=int, default=None)
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Keep the runs (and sweep seeds) already in OUT/report.json and run only the rest.",
+    )
     args = parser.parse_args()
     scenario = load_scenario(args.config)
     trust = scenario.trust
@@ -38,11 +43,14 @@ def main() -> None:
     scenario = replace(scenario, trust=trust)
     started = time.perf_counter()
     args.out.mkdir(parents=True, exist_ok=True)
+    finished, earlier_seconds = (
+        _earlier_study(args.out / "report.json", args) if args.resume else (None, 0.0)
+    )
 
     def write(study: dict) -> None:
         # After every finished run, so a stopped study leaves what it measured.
         study["findings"] = study_findings(study)
-        study["wall_seconds"] = time.perf_counter() - started
+        study["wall_seconds"] = earlier_seconds + time.perf_counter() - started
         plots = write_study_plots(study, args.out) if study["runs"] else []
         report = {
             "seed": args.seed,
@@ -52,7 +60,7 @@ def main() -> None:
         }
         (args.out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
 
-    study = run_study(scenario, args.rounds, args.seed, None, on_result=write)
+    study = run_study(scenario, args.rounds, args.seed, None, on_result=write, finished=finished)
     write(study)
     for name, run in study["runs"].items():
         print(
@@ -60,6 +68,16 @@ def main() -> None:
         )
     print("sweep", study["seed_sweep"])
     print("findings", study["findings"], "wall", round(study["wall_seconds"]), "s")
+
+
+def _earlier_study(report: Path, args: argparse.Namespace) -> tuple[dict | None, float]:
+    """The study a stopped run of this script left, if it was for the same rounds and seed."""
+    if not report.exists():
+        return None, 0.0
+    earlier = json.loads(report.read_text(encoding="utf-8"))
+    if (earlier["rounds"], earlier["seed"]) != (args.rounds, args.seed):
+        sys.exit(f"{report}: made with --rounds {earlier['rounds']} --seed {earlier['seed']}")
+    return earlier["study"], float(earlier["study"].get("wall_seconds", 0.0))
 
 
 if __name__ == "__main__":

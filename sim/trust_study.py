@@ -101,11 +101,14 @@ def run_study(
     seed: int,
     server_url: str | None,
     on_result: Callable[[dict[str, Any]], None] | None = None,
+    finished: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every study run (and the seed sweep), `scenario.trust.workers` at a time.
 
     `on_result` gets the study so far after each run, so a long study leaves its finished
-    runs behind even if it is stopped.
+    runs behind even if it is stopped; passing that study back as `finished` runs only what
+    it lacks. The baselines, the run at the sweep's target and the sweep go first, so a study
+    stopped early still answers the headline question.
     """
     plans = study_plans(scenario, rounds, seed)
     sweep = seed_plans(scenario, seed)
@@ -113,12 +116,22 @@ def run_study(
         "targets": list(scenario.trust.targets),
         "confidence_level": scenario.policy.confidence_level,
         "audit_share": scenario.policy.audit_share,
-        "runs": {},
+        "runs": dict(finished["runs"]) if finished else {},
         "seed_sweep": _sweep_summary([], scenario.trust.sweep_target, scenario.trust.sweep_rounds),
     }
-    swept: list[dict[str, Any]] = []
+    swept = _swept_runs(finished["seed_sweep"]) if finished else []
+    done_seeds = {run["seed"] for run in swept}
+    if swept:
+        study["seed_sweep"] = _sweep_summary(
+            swept, scenario.trust.sweep_target, scenario.trust.sweep_rounds
+        )
+    to_run = [p for p in plans if p.plan.name not in study["runs"]]
+    to_run += [p for p in sweep if p.seed not in done_seeds]
     with ProcessPoolExecutor(max_workers=scenario.trust.workers) as pool:
-        futures = {pool.submit(_one, p, scenario, server_url): p for p in plans + sweep}
+        futures = {
+            pool.submit(_one, p, scenario, server_url): p
+            for p in sorted(to_run, key=lambda p: _priority(p, plans, scenario))
+        }
         for future in as_completed(futures):
             plan = futures[future]
             if plan in plans:
@@ -133,8 +146,28 @@ def run_study(
             if on_result is not None:
                 on_result(study)
     order = [p.plan.name for p in plans]
-    study["runs"] = {name: study["runs"][name] for name in order}
+    study["runs"] = {name: study["runs"][name] for name in order if name in study["runs"]}
     return study
+
+
+def _priority(plan: TrustPlan, plans: list[TrustPlan], scenario: Scenario) -> tuple[int, int]:
+    if plan in plans:
+        headline = plan.target is None or plan.target == scenario.trust.sweep_target
+        return (0 if headline else 2, plans.index(plan))
+    return (1, plan.seed)
+
+
+def _swept_runs(summary: dict[str, Any]) -> list[dict[str, Any]]:
+    """The per-seed figures a stored sweep summary keeps, as run records."""
+    return [
+        {"seed": seed, "true_override_rate_auto": rate, "automation_rate": automation}
+        for seed, rate, automation in zip(
+            summary["seeds"],
+            summary["true_override_rate_auto"],
+            summary["automation_rate"],
+            strict=True,
+        )
+    ]
 
 
 def _one(plan: TrustPlan, scenario: Scenario, server_url: str | None) -> dict[str, Any]:

@@ -56,7 +56,9 @@ def _make_active(session: Session, row: PolicyConfigRow) -> None:
 
 def check_trained_model_accepts(session: Session, config: PolicyConfig) -> None:
     """Raise ConfigError if the newest model cannot run under `config`."""
-    latest = session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
+    latest = session.scalars(
+        select(ModelVersion).order_by(ModelVersion.version.desc()).limit(1)
+    ).first()
     if latest is not None:
         check_model_runs_under(session, latest, config)
 

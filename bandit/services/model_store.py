@@ -20,7 +20,10 @@ def latest_version_number(session: Session) -> int:
 
 def latest_model(session: Session) -> ModelVersion | None:
     """The newest saved model version, if any."""
-    return session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
+    # LIMIT 1: an ORM .first() still fetches every row, and each row holds the model bytes.
+    return session.scalars(
+        select(ModelVersion).order_by(ModelVersion.version.desc()).limit(1)
+    ).first()
 
 
 def policy_from(saved: ModelVersion | None, config: PolicyConfig) -> VWPolicy:

@@ -50,7 +50,9 @@ def promise_status(session: Session) -> PromiseStatus:
         .limit(1)
     ).first()
     state: dict[str, Any] = (saved.approval_state or {}) if saved is not None else {}
-    latest = session.scalars(select(RiskThreshold).order_by(RiskThreshold.id.desc())).first()
+    latest = session.scalars(
+        select(RiskThreshold).order_by(RiskThreshold.id.desc()).limit(1)
+    ).first()
     report = (latest.details or {}).get("report", {}) if latest is not None else {}
     audits = state.get("audits") or {}
     metrics = state.get("metrics") or {}

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision, ModelVersion
@@ -183,3 +183,29 @@ def test_a_reduction_change_needs_an_explicit_new_lineage(
     # The old lineage cannot be served under the new config: rollback names the field.
     rollback = CliRunner().invoke(main, ["model", "rollback", "1", *url])
     assert rollback.exit_code == 1 and "algorithm:" in rollback.output
+
+
+def test_the_newest_model_is_read_as_one_row(session: Session, demo_catalog: DemoCatalog) -> None:
+    """Every rank and learn pass asks for the newest model: a query that fetched every stored
+    version (each with its model bytes) made a long-running loop slower with every pass."""
+    row, _ = configs.active_config(session)
+    for version in (1, 2, 3):
+        session.add(ModelVersion(
+            version=version, policy_config_id=row.id, vw_arguments="", examples_learned=1,
+            examples_total=version, note="test", model_bytes=b"model" * 1000,
+        ))  # fmt: skip
+    session.flush()
+    statements: list[str] = []
+    connection = session.connection()
+
+    def capture(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(connection, "before_cursor_execute", capture)
+    try:
+        saved = model_store.latest_model(session)
+    finally:
+        event.remove(connection, "before_cursor_execute", capture)
+    assert saved is not None and saved.version == 3
+    (query,) = [s for s in statements if "model_versions" in s]
+    assert "LIMIT" in query.upper()

@@ -282,3 +282,31 @@ def test_the_trust_study_reports_its_exact_keys_per_run(tmp_path: Path) -> None:
     # 30 decisions are far too little evidence: the risk-controlled run automates nothing.
     assert runs["trust_risk_0.05"]["automation_rate"] == 0.0
     assert runs["trust_risk_0.05"]["logged_rounds_by_source"]
+
+
+def test_a_stopped_trust_study_resumes_with_only_the_runs_it_lacks() -> None:
+    from sim.trust_study import run_study
+
+    scenario = scenario_from_mapping(
+        {
+            "world": {"items": 120, "customers": 20, "learn_every": 10, "outcome_delay": 2},
+            "policy": {"candidate_count": 12, "slate_size": 3},
+            "trust": {"enabled": True, "targets": [0.05], "workers": 1, "sweep_seeds": 2,
+                      "sweep_rounds": 20},
+        }
+    )  # fmt: skip
+    first = run_study(scenario, 20, 3, None)
+    assert len(first["seed_sweep"]["seeds"]) == 2
+    stopped = {
+        "runs": {k: v for k, v in first["runs"].items() if k != "trust_partial"},
+        "seed_sweep": {**first["seed_sweep"], **{
+            key: first["seed_sweep"][key][:1]
+            for key in ("seeds", "true_override_rate_auto", "automation_rate")
+        }},
+    }  # fmt: skip
+    resumed = run_study(scenario, 20, 3, None, finished=stopped)
+    assert list(resumed["runs"]) == list(first["runs"])
+    # Kept runs are the stored records, not runs made again.
+    assert resumed["runs"]["trust_always_review"] is first["runs"]["trust_always_review"]
+    assert resumed["seed_sweep"]["seeds"] == first["seed_sweep"]["seeds"]
+    assert resumed["runs"]["trust_partial"]["decisions"] == 20
