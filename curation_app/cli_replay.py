@@ -26,6 +26,7 @@ from bandit.ope.targets import TargetError
 from bandit.ope.tuning import GridError
 from curation_app.cli_dask import DASK_OPTION, load_any, replay_on_dask, target_of
 from curation_app.cli_support import sessions_for
+from curation_app.heap import keep_freed_memory
 
 OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 
@@ -182,6 +183,7 @@ def replay_command(
         raise click.UsageError(str(error)) from error
     if out is not None:
         prepare_out(out)
+    keep_freed_memory()  # a short-lived process of whole-column temporaries (curation_app/heap.py)
     log = source_log(log_file, db_url)
     try:
         log = choose_reward(log, reward_choice, blend_weight)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from statistics import NormalDist
 
 import numpy as np
-from scipy.special import ndtri
 
 
 @dataclass(frozen=True)
@@ -124,9 +124,9 @@ def effective_sample_size(weight: np.ndarray) -> float:
 
 
 def normal_quantile(probability: float) -> float:
-    """The standard normal quantile: the same bits as scipy.stats' norm.ppf, whose module
-    takes several times longer to import than `scipy.special`."""
-    return float(ndtri(probability))
+    """The standard normal quantile (within 1 ulp of scipy.stats' norm.ppf; importing SciPy
+    cost `hitl replay` ~0.6 s of CPU for this one number)."""
+    return NormalDist().inv_cdf(probability)
 
 
 def _interval(name: str, value: float, se: float, ess: float, n: int, level: float) -> Estimate:

@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bandit.engine.vocabulary import RewardSource
+from bandit.ope.distinct_text import surely_distinct
 
 REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
 CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
@@ -344,8 +345,11 @@ def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
     values = rounds.column("event_id").cast(pa.string())
     _refuse_empty(rounds, values, "event_id")
     starts = _run_starts(values)
-    encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
+    heads = _flat(values.take(pa.array(starts)))
     del values
+    if surely_distinct(heads):  # each event's rows consecutive: run k is event k
+        return _expand_runs(np.arange(len(heads)), starts, rounds.num_rows), heads
+    encoded = pc.dictionary_encode(heads)
     head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
 
