@@ -267,7 +267,10 @@ def build_log(
     propensity = _propensities(rounds, "log")
     action_column = rounds.column("action").cast(pa.string())
     _refuse_empty(rounds, action_column, "action")
-    vocabulary = _flat(pc.unique(action_column))
+    # One hash pass for the logged actions' vocabulary (first-appearance order, as pc.unique
+    # gives it) and every row's code in it: item and candidate ids are appended after it.
+    logged = pc.dictionary_encode(action_column).combine_chunks()
+    vocabulary = logged.dictionary
     item_frame = None
     if items is not None:
         _require(items, (ITEM_ID,), "items")
@@ -277,7 +280,7 @@ def build_log(
     if candidates is not None:
         _require(candidates, CANDIDATE_COLUMNS, "candidates")
         vocabulary = _union(vocabulary, candidates.column("action").cast(pa.string()))
-    action = pc.index_in(action_column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    action = logged.indices.to_numpy(zero_copy_only=False)
     marginal = None
     if MARGINAL_PROPENSITY in rounds.column_names:
         marginal = _propensities(rounds, "log", MARGINAL_PROPENSITY)

@@ -57,7 +57,7 @@ def uniform_sizes(log: ReplayLog) -> tuple[np.ndarray, np.ndarray]:
     if gap.size:
         row = int(gap[0])
         raise UniformLoggingError(
-            f"row {row + 1}, column position: event {log.event_ids[int(log.event[row])]} "
+            f"row {row + 1}, column position: event {log.event_ids[int(log.event[row])].as_py()!r} "
             "does not fill positions 0, 1, ..., L-1, which uniform logging's Gamma assumes"
         )
     offered = np.bincount(log.candidates.row, minlength=log.rows)

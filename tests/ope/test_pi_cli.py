@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -183,6 +184,21 @@ def test_a_log_that_was_not_uniform_is_refused_naming_file_row_and_column(
         str(log),
         "row 1, column propensity",
         "1/(m - k + 1) = 1/5",
+    )
+
+
+def test_a_slate_with_a_missing_position_is_refused(tmp_path: Path) -> None:
+    world = _uniform_world()
+    log, target, _ = _write(tmp_path, world, _target_scores(world), seed=0)
+    candidates = log.with_name(log.stem + ".candidates.parquet")
+    for path in (log, target, candidates):  # event e0 keeps positions 0 and 2 only
+        table = pq.read_table(path)
+        gap = pc.and_(pc.equal(table["event_id"], "e0"), pc.equal(table["position"], 1))
+        pq.write_table(table.filter(pc.invert(gap)), path)
+    _refused(
+        _replay(log, target, "pi", "--logging", "uniform"),
+        str(log),
+        "row 1, column position: event 'e0'",
     )
 
 
