@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bandit.engine.vocabulary import RewardSource
-from bandit.ope.distinct_text import surely_distinct
+from bandit.ope.distinct_text import equal_rows, surely_distinct
 
 REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
 CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
@@ -158,18 +158,21 @@ class ReplayLog:
         """
         values = ids.cast(pa.string())
         starts = _run_starts(values)
-        heads = _flat(values.take(pa.array(starts)))
-        del values
-        code = np.full(len(heads), -1, dtype=np.int64)
-        aligned = min(len(heads), len(self.event_ids))
+        code = np.full(len(starts), -1, dtype=np.int64)
+        aligned = min(len(starts), len(self.event_ids))
         if aligned:
-            same = pc.equal(heads.slice(0, aligned), self.event_ids.slice(0, aligned))
-            matched = np.flatnonzero(_bools(same.fill_null(False)))
+            # Compared in place in the Arrow buffers (no gather of the heads), else by pyarrow.
+            same = equal_rows(values, starts[:aligned], self.event_ids.slice(0, aligned))
+            if same is None:
+                heads = values.take(pa.array(starts[:aligned]))
+                equal = pc.equal(heads, self.event_ids.slice(0, aligned))
+                same = _bools(equal.fill_null(False))
+            matched = np.flatnonzero(same)
             code[matched] = matched
         rest = np.flatnonzero(code < 0)
         if rest.size:
-            found = pc.index_in(heads.take(pa.array(rest)), value_set=self.event_ids)
-            code[rest] = _found_codes(found)
+            heads = values.take(pa.array(starts[rest]))
+            code[rest] = _found_codes(pc.index_in(heads, value_set=self.event_ids))
         return _expand_runs(code, starts, len(ids))
 
     def _lookup(self, event_code: np.ndarray, position: np.ndarray) -> np.ndarray:
