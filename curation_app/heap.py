@@ -1,11 +1,11 @@
-"""Keep freed memory for reuse in the offline commands (glibc only; elsewhere a no-op).
+"""Keep freed memory for reuse in `hitl replay` (glibc only; elsewhere a no-op).
 
 glibc hands every allocation above its mmap threshold (at most 32 MB) its own fresh pages and
-returns them to the kernel on free. A 10M-row replay allocates hundreds of 80-160 MB column
+returns them to the kernel on free. A 10M-row replay allocates many 80-160 MB column
 temporaries, so each one page-faults anew: about half of that run's CPU time was system time
 from those faults. With mmap off and trimming deferred, freed blocks stay in the heap and the
-next temporary of the same size reuses them (10M rows: ~10 -> ~5 s of system time, the same
-peak RSS). The numbers computed do not change.
+next temporary of the same size reuses them (10M rows: 10.5 -> 4.7-7.4 s of system time,
+the same peak RSS). The numbers computed do not change.
 """
 
 from __future__ import annotations
