@@ -6,20 +6,25 @@ import os
 import secrets
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-from flask import Flask
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
+if TYPE_CHECKING:
+    from flask import Flask
+    from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.session import database_url, make_engine, make_session_factory
-from bandit.services.change_feed import ChangeFeed
-from bandit.services.runtime import EngineRuntime
+    from bandit.services.change_feed import ChangeFeed
 
 
 def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     """Build the application: storage, engine runtime, login, CSRF and the blueprints."""
+    # Imported here, not at the top: every `hitl` command imports this package, and the
+    # offline ones (`hitl replay`) must not pay for Flask, SQLAlchemy and the engine runtime.
+    import numpy as np
+    from flask import Flask
+
+    from bandit.db.session import database_url, make_engine, make_session_factory
+    from bandit.services.runtime import EngineRuntime
+
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(
         SECRET_KEY=os.environ.get("HITL_SECRET_KEY"),
@@ -109,6 +114,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _change_feed(mode: str, session_factory: sessionmaker[Session]) -> ChangeFeed | None:
+    from sqlalchemy import Engine
+
+    from bandit.services.change_feed import ChangeFeed
+
     if mode == "request":
         return None
     if mode != "notify":

@@ -15,11 +15,9 @@ from bandit.ope.partitioned import count_rows, partition_files
 from bandit.ope.policy_target import resolve_target
 from bandit.ope.tuning import TunedPoint, indistinguishable_message, load_grid, named, tune
 from curation_app.cli_dask import DASK_OPTION, dask_client, is_partitioned
-from curation_app.cli_import import import_command
 from curation_app.cli_replay import (
     OFFLINE_ERRORS,
     interval_text,
-    replay_command,
     source_log,
 )
 from curation_app.cli_support import sessions_for
@@ -242,6 +240,3 @@ def tune_command(
             row = configs.save_config(session, config, created_by="tune", activate=False)
             session.commit()
         click.echo(f"saved as policy config {row.name} version {row.version} (not activated)")
-
-
-OFFLINE_COMMANDS = (export_command, import_command, replay_command, tune_command)

@@ -10,6 +10,7 @@ import click
 
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import LogFormatError, ReplayLog, build_log
+from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UniformLoggingError
 from bandit.ope.replay import (
     DEFAULT_SWITCH_THRESHOLD,
     ESTIMANDS,
@@ -26,6 +27,7 @@ from bandit.ope.targets import TargetError
 from bandit.ope.tuning import GridError
 from curation_app.cli_dask import DASK_OPTION, load_any, replay_on_dask, target_of
 from curation_app.cli_support import sessions_for
+from curation_app.heap import keep_freed_memory
 
 OFFLINE_ERRORS = (LogFormatError, TargetError, GridError, ValueError)
 
@@ -39,6 +41,8 @@ ASSUMPTIONS = {
     "snips": "none beyond right propensities (slightly biased, bounded)",
     "dm": "a correct reward model",
     "dr": "right propensities or a correct reward model",
+    "pi": "an additive slate reward: one term per (position, item), no interactions "
+    "(the logging policy uniform, as declared and checked)",
 }
 
 
@@ -93,6 +97,8 @@ def _print_report(report: ReplayReport) -> None:
             f"{name + mark:<11} {estimate.value:>8.4f}  {interval_text(estimate):<22} "
             f"{estimate.ess:>10.1f}  {estimate.method}"
         )
+    if "pi" in report.estimates and report.headline != "pi":
+        click.echo(f"pi {report.estimates['pi'].value:.4f} assumes {ASSUMPTIONS['pi']}")
     for source, split in report.per_source.items():
         click.echo(
             f"  from {source:<14} {split['contribution']:>8.4f} of the {report.headline} "
@@ -140,6 +146,13 @@ def _print_report(report: ReplayReport) -> None:
     is_flag=True,
     help="Replay a policy config as VW's --explore_eval (learn only where its draw matches).",
 )
+@click.option(
+    "--logging",
+    "logging_policy",
+    type=click.Choice(LOGGING_POLICIES),
+    help="Declare the logging policy (uniform: slates drawn uniformly at random without "
+    "replacement; checked against the propensities). Needed by --estimators pi.",
+)
 @click.option("--segment", help="Context column to break the value down by (diagnostics).")
 @click.option("--out", type=click.Path(path_type=Path), help="Write replay.json and PNG here.")
 @click.option("--folds", type=click.IntRange(2, 50), default=5, show_default=True)
@@ -156,6 +169,7 @@ def replay_command(
     clip: float | None,
     switch_threshold: float,
     explore_eval: bool,
+    logging_policy: str | None,
     segment: str | None,
     out: Path | None,
     folds: int,
@@ -176,12 +190,17 @@ def replay_command(
         return
     try:
         options = ReplayOptions(
-            estimand=estimand, max_weight=clip, switch_threshold=switch_threshold, seed=seed
+            estimand=estimand,
+            max_weight=clip,
+            switch_threshold=switch_threshold,
+            seed=seed,
+            logging=logging_policy,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from error
     if out is not None:
         prepare_out(out)
+    keep_freed_memory()  # a short-lived process of whole-column temporaries (curation_app/heap.py)
     log = source_log(log_file, db_url)
     try:
         log = choose_reward(log, reward_choice, blend_weight)
@@ -195,6 +214,9 @@ def replay_command(
             options=options,
             segment_column=segment,
         )
+    except UniformLoggingError as error:
+        where = f"log {log_file}" if log_file is not None else "the database's log"
+        raise click.ClickException(f"--logging uniform: {where}: {error}") from error
     except OFFLINE_ERRORS as error:
         raise click.ClickException(str(error)) from error
     click.echo(

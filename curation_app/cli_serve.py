@@ -167,6 +167,3 @@ def start_background_learner(
 def redacted(url: str) -> str:
     """The URL with its password hidden."""
     return make_engine(url).url.render_as_string(hide_password=True)
-
-
-SERVE_COMMANDS = (serve, learn)

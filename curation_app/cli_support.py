@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import click
-from sqlalchemy.orm import Session, sessionmaker
+from typing import TYPE_CHECKING
 
-from bandit.db.session import database_url as resolve_database_url
-from bandit.db.session import make_engine, make_session_factory
+import click
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 URL_OPTION = click.option(
     "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
@@ -15,4 +16,8 @@ URL_OPTION = click.option(
 
 def sessions_for(url: str | None) -> sessionmaker[Session]:
     """Sessions on `url`, or on HITL_DATABASE_URL / the instance/ SQLite default."""
+    # SQLAlchemy is imported when a command opens the database, not by every `hitl` command.
+    from bandit.db.session import database_url as resolve_database_url
+    from bandit.db.session import make_engine, make_session_factory
+
     return make_session_factory(make_engine(resolve_database_url(url)))

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from statistics import NormalDist
 
 import numpy as np
-from scipy import stats
 
 
 @dataclass(frozen=True)
@@ -123,8 +123,14 @@ def effective_sample_size(weight: np.ndarray) -> float:
     return 0.0 if squares == 0 else total * total / squares
 
 
+def normal_quantile(probability: float) -> float:
+    """The standard normal quantile (within 1 ulp of scipy.stats' norm.ppf; importing SciPy
+    cost `hitl replay` ~0.6 s of CPU for this one number)."""
+    return NormalDist().inv_cdf(probability)
+
+
 def _interval(name: str, value: float, se: float, ess: float, n: int, level: float) -> Estimate:
-    z = float(stats.norm.ppf(0.5 + level / 2))
+    z = normal_quantile(0.5 + level / 2)
     return Estimate(name, value, value - z * se, value + z * se, ess, n)
 
 

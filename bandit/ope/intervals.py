@@ -15,9 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
-from bandit.ope.estimators import Estimate, cluster_count, standard_error
+from bandit.ope.estimators import Estimate, cluster_count, normal_quantile, standard_error
 
 BOOTSTRAP_ESS = 1000.0
 WARN_ESS = 100.0
@@ -76,7 +75,7 @@ def mean_estimate(
         low, high = cluster_bootstrap(terms, cluster, settings)
         method = "bootstrap"
     else:
-        z = float(stats.norm.ppf(0.5 + settings.level / 2))
+        z = normal_quantile(0.5 + settings.level / 2)
         se = standard_error(terms - value, cluster, groups)
         low, high = value - z * se, value + z * se
         method = "normal"

@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from bandit.engine.vocabulary import RewardSource
+from bandit.ope.distinct_text import equal_rows, surely_distinct
 
 REQUIRED_COLUMNS = ("event_id", "timestamp", "position", "action", "reward", "propensity")
 CANDIDATE_COLUMNS = ("event_id", "position", "action", "propensity")
@@ -157,18 +158,21 @@ class ReplayLog:
         """
         values = ids.cast(pa.string())
         starts = _run_starts(values)
-        heads = _flat(values.take(pa.array(starts)))
-        del values
-        code = np.full(len(heads), -1, dtype=np.int64)
-        aligned = min(len(heads), len(self.event_ids))
+        code = np.full(len(starts), -1, dtype=np.int64)
+        aligned = min(len(starts), len(self.event_ids))
         if aligned:
-            same = pc.equal(heads.slice(0, aligned), self.event_ids.slice(0, aligned))
-            matched = np.flatnonzero(_bools(same.fill_null(False)))
+            # Compared in place in the Arrow buffers (no gather of the heads), else by pyarrow.
+            same = equal_rows(values, starts[:aligned], self.event_ids.slice(0, aligned))
+            if same is None:
+                heads = values.take(pa.array(starts[:aligned]))
+                equal = pc.equal(heads, self.event_ids.slice(0, aligned))
+                same = _bools(equal.fill_null(False))
+            matched = np.flatnonzero(same)
             code[matched] = matched
         rest = np.flatnonzero(code < 0)
         if rest.size:
-            found = pc.index_in(heads.take(pa.array(rest)), value_set=self.event_ids)
-            code[rest] = _found_codes(found)
+            heads = values.take(pa.array(starts[rest]))
+            code[rest] = _found_codes(pc.index_in(heads, value_set=self.event_ids))
         return _expand_runs(code, starts, len(ids))
 
     def _lookup(self, event_code: np.ndarray, position: np.ndarray) -> np.ndarray:
@@ -266,7 +270,10 @@ def build_log(
     propensity = _propensities(rounds, "log")
     action_column = rounds.column("action").cast(pa.string())
     _refuse_empty(rounds, action_column, "action")
-    vocabulary = _flat(pc.unique(action_column))
+    # One hash pass for the logged actions' vocabulary (first-appearance order, as pc.unique
+    # gives it) and every row's code in it: item and candidate ids are appended after it.
+    logged = pc.dictionary_encode(action_column).combine_chunks()
+    vocabulary = logged.dictionary
     item_frame = None
     if items is not None:
         _require(items, (ITEM_ID,), "items")
@@ -276,7 +283,7 @@ def build_log(
     if candidates is not None:
         _require(candidates, CANDIDATE_COLUMNS, "candidates")
         vocabulary = _union(vocabulary, candidates.column("action").cast(pa.string()))
-    action = pc.index_in(action_column, value_set=vocabulary).to_numpy(zero_copy_only=False)
+    action = logged.indices.to_numpy(zero_copy_only=False)
     marginal = None
     if MARGINAL_PROPENSITY in rounds.column_names:
         marginal = _propensities(rounds, "log", MARGINAL_PROPENSITY)
@@ -344,8 +351,11 @@ def _encode_events(rounds: pa.Table) -> tuple[np.ndarray, pa.Array]:
     values = rounds.column("event_id").cast(pa.string())
     _refuse_empty(rounds, values, "event_id")
     starts = _run_starts(values)
-    encoded = pc.dictionary_encode(_flat(values.take(pa.array(starts))))
+    heads = _flat(values.take(pa.array(starts)))
     del values
+    if surely_distinct(heads):  # each event's rows consecutive: run k is event k
+        return _expand_runs(np.arange(len(heads)), starts, rounds.num_rows), heads
+    encoded = pc.dictionary_encode(heads)
     head_code = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
     return _expand_runs(head_code, starts, rounds.num_rows), encoded.dictionary
 

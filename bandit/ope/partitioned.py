@@ -33,9 +33,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from scipy import stats
 
-from bandit.ope.estimators import NEEDS_REWARD_MODEL, Estimate
+from bandit.ope.estimators import NEEDS_REWARD_MODEL, Estimate, normal_quantile
 from bandit.ope.log_format import (
     LogFormatError,
     LogPaths,
@@ -189,7 +188,7 @@ class RatioSums:
         squares = max(self.aa - 2 * value * self.ab + value * value * self.bb, 0.0)
         correction = self.events / max(self.events - 1, 1)
         se = math.sqrt(correction * scale * scale * squares) / self.rows
-        z = float(stats.norm.ppf(0.5 + level / 2))
+        z = normal_quantile(0.5 + level / 2)
         return Estimate(name, value, value - z * se, value + z * se, ess, n)
 
 

@@ -2,8 +2,9 @@
 
 Two estimands (docs/replay.md):
 - `slate` (the default): the reward per delivered position of the target's *own* slates.
-  Estimators `sips`, `rips`, `cascade-dr`, `switch-dr`, `iips` (`bandit.ope.slate`). On logs of
-  one position per event every estimator of the `position` family estimates it too.
+  Estimators `sips`, `rips`, `cascade-dr`, `switch-dr`, `iips` (`bandit.ope.slate`) and, on a
+  log declared uniformly logged, `pi` (`bandit.ope.pseudo_inverse`). On logs of one position
+  per event every estimator of the `position` family estimates it too.
 - `position`: each position scored as the target choosing among the candidates given the
   logged earlier picks (`ips`, `snips`, `dm`, `dr`, `switch-dr`); named explicitly only.
 
@@ -26,6 +27,7 @@ from bandit.ope.diagnostics import diagnostics
 from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays, cluster_count
 from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
+from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UNIFORM, uniform_pi_weights
 from bandit.ope.reward_choice import per_source
 from bandit.ope.reward_model import RewardModelSettings, fit_reward_model
 from bandit.ope.targets import TargetDistribution
@@ -33,7 +35,7 @@ from bandit.ope.targets import TargetDistribution
 SLATE = "slate"
 POSITION = "position"
 ESTIMANDS = (SLATE, POSITION)
-SLATE_ESTIMATORS = ("sips", "rips", "cascade-dr", "switch-dr", "iips")
+SLATE_ESTIMATORS = ("sips", "rips", "cascade-dr", "switch-dr", "iips", "pi")
 POSITION_ESTIMATORS = ("ips", "snips", "dm", "dr", "switch-dr")
 NEEDS_REWARD_MODEL = frozenset({"dm", "dr", "cascade-dr", "switch-dr"})
 DEFAULT_SWITCH_THRESHOLD = 10.0
@@ -41,17 +43,21 @@ DEFAULT_SWITCH_THRESHOLD = 10.0
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    """Estimand, weight clipping, SWITCH-DR's threshold and the interval settings."""
+    """Estimand, weight clipping, SWITCH-DR's threshold, the interval settings and the logging
+    policy when the user declares it (`uniform`: what `pi` needs)."""
 
     estimand: str = SLATE
     max_weight: float | None = None
     switch_threshold: float = DEFAULT_SWITCH_THRESHOLD
     level: float = 0.95
     seed: int = 0
+    logging: str | None = None
 
     def __post_init__(self) -> None:
         if self.estimand not in ESTIMANDS:
             raise ValueError(f"estimand: one of {', '.join(ESTIMANDS)}; got {self.estimand!r}")
+        if self.logging is not None and self.logging not in LOGGING_POLICIES:
+            raise ValueError(f"logging: one of {', '.join(LOGGING_POLICIES)}; got {self.logging!r}")
         if self.max_weight is not None and not self.max_weight > 0:
             raise ValueError(f"clip: the maximum weight must be positive; got {self.max_weight}")
         if not self.switch_threshold > 0:
@@ -203,6 +209,25 @@ def _slate_estimate(
     return mean_estimate(name, terms, arrays.event, ess, intervals, groups), terms
 
 
+def _pi_estimate(
+    log: ReplayLog,
+    target: TargetDistribution,
+    options: ReplayOptions,
+    intervals: IntervalSettings,
+    groups: int,
+) -> tuple[Estimate, np.ndarray]:
+    """The pseudo-inverse estimate, only where the logging policy's Gamma is known."""
+    if options.logging != UNIFORM:
+        raise ValueError(
+            "estimators: pi needs the logging policy's slot-pair probabilities (Gamma), which "
+            "a sequential log does not hold; if its slates were drawn uniformly at random "
+            "without replacement, declare --logging uniform (checked against the propensities)"
+        )
+    weight = uniform_pi_weights(log, target, options.max_weight)
+    terms = weight * log.reward
+    return mean_estimate("pi", terms, log.event, kish(weight, log.event), intervals, groups), terms
+
+
 def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:
     """The per-row terms whose mean is the position estimator (SNIPS: its share of the ratio)."""
     weight = arrays.weight if max_weight is None else np.minimum(arrays.weight, max_weight)
@@ -275,6 +300,8 @@ def evaluate(
     for name in names:
         if name in ("ips", "snips", "dm", "dr"):
             estimates[name] = _position_estimate(name, position, options, intervals)
+        elif name == "pi":
+            estimates[name], terms[name] = _pi_estimate(log, target, options, intervals, events)
         else:
             estimates[name], terms[name] = _slate_estimate(
                 name, arrays, options, intervals, per_position, weights, events

@@ -23,6 +23,7 @@ from bandit.ope.log_format import (
 
 TARGET_COLUMNS = ("event_id", "position", "action", "probability")
 MARGINAL_PROBABILITY = "marginal_probability"
+INCLUSION_PROBABILITY = "inclusion_probability"
 
 
 class TargetError(ValueError):
@@ -39,6 +40,8 @@ class TargetDistribution:
     vocabulary_size: int
     # pi(the logged item at its position | context), whatever came before: for `iips`.
     marginal: np.ndarray | None = None
+    # pi(the logged item anywhere in the target's slate | context): for `pi` on partial slates.
+    inclusion: np.ndarray | None = None
 
     def require_support(self, why: str) -> KeyedRows:
         """The full support, or a TargetError saying why it is needed."""
@@ -83,7 +86,8 @@ def uniform_target(log: ReplayLog) -> TargetDistribution:
     np.maximum.at(per_event, log.event, counts.astype(float))
     marginal = 1.0 / per_event[log.event]
     target = from_support("uniform", log, support, len(log.actions))
-    return replace(target, marginal=marginal)
+    length = np.bincount(log.event)[log.event]
+    return replace(target, marginal=marginal, inclusion=length * marginal)
 
 
 def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
@@ -95,9 +99,20 @@ def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
     support, vocabulary = log.rows_for(table, "target", allow_new_actions=True)
     check_distribution(support, log.rows, "target", "probability")
     target = from_support(path.name, log, support, len(vocabulary))
-    if MARGINAL_PROBABILITY not in table.column_names:
-        return target
-    marginal = table.column(MARGINAL_PROBABILITY).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    names = table.column_names
+    return replace(
+        target,
+        marginal=_logged_values(table, MARGINAL_PROBABILITY, support, log)
+        if MARGINAL_PROBABILITY in names
+        else None,
+        inclusion=_logged_values(table, INCLUSION_PROBABILITY, support, log)
+        if INCLUSION_PROBABILITY in names
+        else None,
+    )
+
+
+def _logged_values(table: pa.Table, column: str, support: KeyedRows, log: ReplayLog) -> np.ndarray:
+    """A per-(row, action) column of a target file, read at each log row's logged action."""
+    values = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
     match = support.action == log.action[support.row]
-    logged = np.bincount(support.row[match], weights=marginal[match], minlength=log.rows)
-    return replace(target, marginal=logged)
+    return np.bincount(support.row[match], weights=values[match], minlength=log.rows)
