@@ -18,7 +18,8 @@ from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import AuditAction, DecisionStatus, TaskStatus
 from bandit.services import audit, configs
 from bandit.services.review import double_review
-from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
+from bandit.services.review.errors import LeaseLost, TaskNotFound
+from bandit.services.review.leases import update_live_lease
 from bandit.services.review.queue import QUEUE_ORDER, claimable
 from bandit.services.review.skips import skipped_by
 
@@ -231,20 +232,5 @@ def renew_lease(
     now = now or utcnow()
     _, config = configs.active_config(session)
     until = now + timedelta(seconds=config.review_lease_seconds)
-    renewed = session.execute(
-        update(ReviewTask)
-        .where(
-            ReviewTask.id == task_id,
-            ReviewTask.status == TaskStatus.CLAIMED,
-            ReviewTask.curator_id == curator_id,
-            ReviewTask.lease_token == lease_token,
-            ReviewTask.leased_until >= now,
-        )
-        .values(leased_until=until)
-        .execution_options(synchronize_session=False)
-    )
-    if renewed.rowcount != 1:  # type: ignore[attr-defined]
-        if session.get(ReviewTask, task_id) is None:
-            raise TaskNotFound(f"no review task {task_id}")
-        raise LeaseLost(LOST_LEASE)
+    update_live_lease(session, task_id, curator_id, lease_token, now, {"leased_until": until})
     return until

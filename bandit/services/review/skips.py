@@ -16,7 +16,7 @@ from bandit.db.models import ReviewTask, TaskSkip, utcnow
 from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import configs
 from bandit.services.review.double_review import not_reviewed_by
-from bandit.services.review.errors import LOST_LEASE, LeaseLost, TaskNotFound
+from bandit.services.review.leases import update_live_lease
 from bandit.services.review.queue import claimable
 
 
@@ -34,22 +34,9 @@ def skip_task(
 ) -> None:
     """Give the held task back and remember that this curator skipped it."""
     now = now or utcnow()
-    released = session.execute(
-        update(ReviewTask)
-        .where(
-            ReviewTask.id == task_id,
-            ReviewTask.status == TaskStatus.CLAIMED,
-            ReviewTask.curator_id == curator_id,
-            ReviewTask.lease_token == lease_token,
-            ReviewTask.leased_until >= now,
-        )
-        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    if released.rowcount != 1:  # type: ignore[attr-defined]
-        if session.get(ReviewTask, task_id) is None:
-            raise TaskNotFound(f"no review task {task_id}")
-        raise LeaseLost(LOST_LEASE)
+    released = {"status": TaskStatus.OPEN, "curator_id": None, "lease_token": None,
+                "leased_until": None}  # fmt: skip
+    update_live_lease(session, task_id, curator_id, lease_token, now, released)
     task = session.get(ReviewTask, task_id, populate_existing=True)
     assert task is not None
     if task.decision.status == DecisionStatus.IN_REVIEW:
