@@ -14,7 +14,7 @@ from bandit.db.session import database_url as resolve_database_url
 from bandit.db.session import make_engine
 from bandit.services import configs, learning
 from curation_app import learner_loop
-from curation_app.cli_support import URL_OPTION, sessions_for
+from curation_app.cli_support import HEARTBEAT_OPTION, URL_OPTION, sessions_for
 from curation_app.logs import configure_json_logging
 from curation_app.serving import ServerSettings, default_workers, run_gunicorn
 
@@ -99,11 +99,7 @@ def serve(
     show_default=True,
     help="After SIGTERM, seconds a pass may still run before it is rolled back.",
 )
-@click.option(
-    "--heartbeat",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="With --watch: touch this file after every pass (for a container health check).",
-)
+@HEARTBEAT_OPTION
 @URL_OPTION
 def learn(
     watch: bool, every: float, grace: float, heartbeat: Path | None, database_url: str | None

@@ -1,7 +1,8 @@
-"""What every `hitl` command module shares: the database URL option and a session factory."""
+"""What `hitl` command modules share: the database URL and heartbeat options, a session factory."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -11,6 +12,12 @@ if TYPE_CHECKING:
 
 URL_OPTION = click.option(
     "--database-url", envvar="HITL_DATABASE_URL", default=None, help="Defaults to instance/."
+)
+# The long-running workers' liveness file, which the compose health checks read.
+HEARTBEAT_OPTION = click.option(
+    "--heartbeat",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --watch: touch this file after every pass (for a container health check).",
 )
 
 

@@ -14,7 +14,7 @@ from bandit.engine.vocabulary import AuditAction, WebhookStatus
 from bandit.services import audit, webhooks
 from bandit.services.review import overflow
 from bandit.services.webhook_sender import PassReport, run_worker, send_due_webhooks
-from curation_app.cli_support import URL_OPTION, sessions_for
+from curation_app.cli_support import HEARTBEAT_OPTION, URL_OPTION, sessions_for
 
 CLI_ACTOR = "cli"
 RETRY_FOR = click.option(
@@ -127,11 +127,7 @@ def webhook_replay(delivery_id: str, retry_for: float, database_url: str | None)
 @click.option("--timeout", type=click.FloatRange(0.1, 120), default=10.0, show_default=True)
 @click.option("--first-retry", type=click.FloatRange(0.01, 3600), default=10.0, show_default=True)
 @click.option("--max-retry", type=click.FloatRange(0.01, 86_400), default=3600.0, show_default=True)
-@click.option(
-    "--heartbeat",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="With --watch: touch this file after every pass (for a container health check).",
-)
+@HEARTBEAT_OPTION
 @URL_OPTION
 def webhooks_command(
     watch: bool,
