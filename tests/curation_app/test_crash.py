@@ -9,6 +9,7 @@ when its action does: an action and its audit entry commit together or not at al
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -115,8 +116,10 @@ def until_acknowledged(
     while not stop.is_set():
         try:
             status, document = _post(base, path, token, body)
-        except (OSError, json.JSONDecodeError):
-            time.sleep(0.05)  # the server is down or died mid-answer: retry the same request
+        except (OSError, http.client.HTTPException, json.JSONDecodeError):
+            # The server is down, or was killed mid-answer (a cut body is IncompleteRead,
+            # an HTTPException and not an OSError): retry the same request.
+            time.sleep(0.05)
             continue
         if status < 500:
             return status, document
