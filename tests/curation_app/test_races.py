@@ -190,8 +190,10 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
     activate_config(session_factory, routing_mode="apprentice")
     outcomes: Counter[str] = Counter()
     statuses: Counter[int] = Counter()
-    # The client's call starts a random moment later, so both orders (and their overlap) occur.
-    delays = np.random.default_rng(7).uniform(0.0, 0.08, TRIES)
+    # A random head start for either side, so both orders and their overlap occur; every
+    # tenth try gives one side half a second, so each order is seen even on a loaded machine.
+    head_start = np.random.default_rng(7).uniform(-0.08, 0.08, TRIES)
+    head_start[::20], head_start[10::20] = 0.5, -0.5
     for attempt in range(TRIES):
         decision = _rank(app, tokens["client"], dict(demo_catalog.customers[attempt % 40]))
         choice = {"items": [i["item_id"] for i in decision["slate"]]}
@@ -202,7 +204,7 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
                 post(app, url, tokens["client"], choice),
                 post(app, "/api/v1/review/claim", tokens["curator"], {}),
             ],
-            [float(delays[attempt]), 0.0],
+            [max(0.0, float(head_start[attempt])), max(0.0, -float(head_start[attempt]))],
         )
         statuses.update((chose.status_code, claimed.status_code))
         task = claimed.get_json()["task"]
