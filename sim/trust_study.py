@@ -213,6 +213,8 @@ def study_measures(measures: RunMeasures, target: float | None) -> dict[str, Any
 def _sweep_summary(runs: list[dict[str, Any]], target: float, rounds: int) -> dict[str, Any]:
     rates = [r["true_override_rate_auto"] for r in runs]
     kept = [rate is None or rate <= target for rate in rates]
+    # A seed that automated nothing keeps the promise vacuously; say how many did not.
+    tested = [rate <= target for rate in rates if rate is not None]
     return {
         "target": target,
         "rounds": rounds,
@@ -220,6 +222,10 @@ def _sweep_summary(runs: list[dict[str, Any]], target: float, rounds: int) -> di
         "true_override_rate_auto": rates,
         "automation_rate": [r["automation_rate"] for r in runs],
         "share_of_seeds_within_target": float(np.mean(kept)) if kept else None,
+        "seeds_that_automated": len(tested),
+        "share_within_target_of_seeds_that_automated": (
+            float(np.mean(tested)) if tested else None
+        ),
     }
 
 

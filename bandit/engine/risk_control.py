@@ -16,11 +16,16 @@ Kish effective sample n_eff = (sum w)^2 / sum w^2 with k_eff = rate * n_eff over
 fixed sequence from the top of a fixed grid down (Learn then Test, Angelopoulos et al. 2021):
 each test at level delta, stopping at the first t whose bound exceeds the target, which
 controls the probability of choosing any threshold with true rate above the target at delta
-without a multiplicity correction. Grid points above which lie fewer evidence slates than
-the smallest sample that could ever pass (n_min = ceil(log delta / log(1 - target)) clean
-slates: 45 at 5% and 90%) are skipped, not tested: no sample that small can bound the rate,
-and the sequence starts where a test can succeed. With too little evidence the first tested
-threshold fails (or none is testable) and nothing is automated.
+without a multiplicity correction. The sequence starts at the highest grid point above which
+lie at least n_min evidence slates and an estimated 5 n_min slates of the stream (the sum of
+their weights, capped at half the whole evidence's), where n_min = ceil(log delta /
+log(1 - target)) is the smallest sample that could ever pass (45 clean slates at 5% and 90%).
+A first test on only n_min slates passes only if every one of them is clean, so a top whose
+true rate is 2-3% fails it most of the time and ends the sequence before any lower threshold
+is tried (tests/engine/test_risk_control.py measures what the larger start gains).
+The start depends on the scores and weights alone, never on the
+verdicts, so each test keeps its level. With too little evidence the first tested threshold
+fails (or none is testable) and nothing is automated.
 """
 
 from __future__ import annotations
@@ -34,6 +39,8 @@ from scipy import stats
 
 # A fixed grid, so the sequence of hypotheses does not depend on the data.
 THRESHOLD_GRID = tuple(round(1.0 - i / 100, 2) for i in range(100))
+# The first test covers this many times the smallest sample that could pass (see above).
+START_EVIDENCE_FACTOR = 5
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,14 @@ def minimum_evidence(max_override_rate: float, confidence_level: float) -> int:
     return int(np.ceil(np.log(1 - confidence_level) / np.log(1 - max_override_rate)))
 
 
+def start_weight(
+    max_override_rate: float, confidence_level: float, weights: np.ndarray, factor: float
+) -> float:
+    """The estimated number of stream slates above the first threshold the sequence tests."""
+    smallest = minimum_evidence(max_override_rate, confidence_level)
+    return min(factor * smallest, float(weights.sum()) / 2)
+
+
 def upper_bound(overrides: float, n: float, confidence_level: float) -> float:
     """One-sided Clopper-Pearson upper bound on a rate (fractional counts allowed)."""
     if n <= 0:
@@ -100,6 +115,7 @@ def choose_threshold(
     max_override_rate: float,
     confidence_level: float,
     grid: tuple[float, ...] = THRESHOLD_GRID,
+    start_factor: float = START_EVIDENCE_FACTOR,
 ) -> ThresholdChoice:
     """Fixed-sequence test from the top of `grid` down (see the module docstring)."""
     s = np.asarray(scores, dtype=float)
@@ -108,12 +124,13 @@ def choose_threshold(
     tests = []
     chosen = None
     n_min = minimum_evidence(max_override_rate, confidence_level)
+    start = start_weight(max_override_rate, confidence_level, w, start_factor)
     for threshold in grid:
         mask = s >= threshold
         n = int(mask.sum())
-        if n < n_min:
-            continue
         wm = w[mask]
+        if n < n_min or wm.sum() < start:
+            continue
         rate = float((wm * y[mask]).sum() / wm.sum())
         n_eff = float(wm.sum() ** 2 / (wm**2).sum())
         bound = upper_bound(rate * n_eff, n_eff, confidence_level)

@@ -297,6 +297,10 @@ def test_a_stopped_trust_study_resumes_with_only_the_runs_it_lacks() -> None:
     )  # fmt: skip
     first = run_study(scenario, 20, 3, None)
     assert len(first["seed_sweep"]["seeds"]) == 2
+    # 20 decisions automate nothing: the sweep says its promise was kept only vacuously.
+    assert first["seed_sweep"]["share_of_seeds_within_target"] == 1.0
+    assert first["seed_sweep"]["seeds_that_automated"] == 0
+    assert first["seed_sweep"]["share_within_target_of_seeds_that_automated"] is None
     stopped = {
         "runs": {k: v for k, v in first["runs"].items() if k != "trust_partial"},
         "seed_sweep": {**first["seed_sweep"], **{
