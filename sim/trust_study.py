@@ -223,9 +223,7 @@ def _sweep_summary(runs: list[dict[str, Any]], target: float, rounds: int) -> di
         "automation_rate": [r["automation_rate"] for r in runs],
         "share_of_seeds_within_target": float(np.mean(kept)) if kept else None,
         "seeds_that_automated": len(tested),
-        "share_within_target_of_seeds_that_automated": (
-            float(np.mean(tested)) if tested else None
-        ),
+        "share_within_target_of_seeds_that_automated": (float(np.mean(tested)) if tested else None),
     }
 
 
