@@ -1,8 +1,9 @@
 """The approval model in storage: which verdicts train, calibrate or test it, and loading it.
 
 Each decision gets a fixed role from its event id (so a slate's verdicts stay together):
-10% calibrate, 20% are evidence (the override-rate bound, ECE and Brier), the rest train.
-Every audit is evidence: audits are the unbiased sample of auto-eligible slates.
+10% calibrate, 20% are evidence (ECE, Brier and the reliability diagram), the rest train.
+Every audit is evidence: audits are the unbiased sample of auto-eligible slates. The
+override-rate bound uses every reviewed decision's logged score (see `trust._choose`).
 """
 
 from __future__ import annotations

@@ -196,14 +196,14 @@ def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
 
 
 def _choose(session: Session, config: PolicyConfig) -> risk_control.ThresholdChoice:
+    # Every reviewed decision is evidence, whatever its approval role: its score was logged
+    # before its verdicts reached any model, so it is out of sample (prequential). The held-out
+    # roles matter only where the current model re-scores old verdicts (calibration, ECE).
     rows = session.execute(
         select(
             Decision.id, Decision.approval_probability, Decision.audit, Decision.audit_probability
         )
-        .where(
-            Decision.approval_role == ApprovalRole.EVIDENCE,
-            Decision.approval_probability.is_not(None),
-        )
+        .where(Decision.approval_probability.is_not(None))
         .order_by(Decision.id.desc())
         .limit(config.risk_window * 2)
     ).all()
