@@ -275,7 +275,8 @@ def write_study_plots(study: dict[str, Any], out: Path) -> list[Path]:
     )
     for axes in (share, bound):
         axes.grid(alpha=0.3)
-        axes.legend(fontsize=7)
+        if axes.get_legend_handles_labels()[0]:  # the bound panel is empty until a risk run ends
+            axes.legend(fontsize=7)
     curve = save_figure(figure, out / "trust_bootstrapping.png")
     figure, (reward, minutes) = subplots(2, figsize=(7, 6.5))
     names = list(runs)
