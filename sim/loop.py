@@ -95,7 +95,11 @@ def run_loop(
         profile = customers[int(rng.integers(len(customers)))]
         with session_factory() as session:
             decision, _ = decisions.rank(
-                session, runtime, decisions.RankRequest(context=dict(profile))
+                session,
+                runtime,
+                # A seeded run must repeat: the event id picks the approval role (and any
+                # double review), so it may not be a random uuid.
+                decisions.RankRequest(context=dict(profile), event_id=f"sim-{step:07d}"),
             )
             session.commit()
             slate = [p.item_id for p in decision.proposed]

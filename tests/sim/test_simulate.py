@@ -20,7 +20,7 @@ from curation_app.cli import main
 from sim.curators import SimulatedCurator
 from sim.demo_data import generate_catalog
 from sim.loop import LoopSettings, run_loop
-from sim.runs import plans_for, simulate_run, world_for
+from sim.runs import RunPlan, plans_for, simulate_run, world_for
 from sim.scenario import Scenario, scenario_from_mapping
 from sim.world import TrueRewardModel
 from tests.conftest import POSTGRES_ADMIN_URL, DemoCatalog
@@ -314,3 +314,20 @@ def test_a_stopped_trust_study_resumes_with_only_the_runs_it_lacks() -> None:
     assert resumed["runs"]["trust_always_review"] is first["runs"]["trust_always_review"]
     assert resumed["seed_sweep"]["seeds"] == first["seed_sweep"]["seeds"]
     assert resumed["runs"]["trust_partial"]["decisions"] == 20
+
+
+@pytest.mark.slow
+def test_a_seeded_risk_controlled_run_repeats_exactly() -> None:
+    from sim.trust_study import TrustPlan, _one, risk_policy, run_name
+
+    scenario = scenario_from_mapping(
+        {
+            "world": {"items": 300, "customers": 40, "learn_every": 25, "outcome_delay": 5},
+            "curators": [{"name": "sim-steady", "accuracy": 1.0, "tasks_per_hour": 400}],
+        }
+    )
+    plan = RunPlan(run_name(0.05), risk_policy(scenario, 0.05), scenario.curators, 300)
+    first, second = (_one(TrustPlan(plan, 0.05, 5), scenario, None) for _ in range(2))
+    # The bound exists only once the approval model is calibrated: the run got that far.
+    assert first["measured_override_bound_last"] is not None
+    assert first == second
