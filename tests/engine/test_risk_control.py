@@ -29,14 +29,18 @@ def _stream(rng: np.random.Generator, n: int, audit_share: float | None, floor: 
 
 
 def _automate(
-    audit_share: float | None, floor: float, **options: float
+    audit_share: float | None,
+    floor: float,
+    start_factor: float = risk_control.START_EVIDENCE_FACTOR,
 ) -> tuple[float, float, int]:
     """Violation frequency, mean automated share and seeds automated over SEEDS streams."""
     violations = automated = 0
     shares = []
     for seed in range(SEEDS):
-        stream = _stream(np.random.default_rng(seed), 1500, audit_share, floor)
-        choice = risk_control.choose_threshold(*stream, TARGET, CONFIDENCE, **options)
+        scores, overridden, weights = _stream(np.random.default_rng(seed), 1500, audit_share, floor)
+        choice = risk_control.choose_threshold(
+            scores, overridden, weights, TARGET, CONFIDENCE, start_factor=start_factor
+        )
         if choice.threshold is None:
             shares.append(0.0)
             continue
