@@ -3,7 +3,7 @@
 Each decision gets a fixed role from its event id (so a slate's verdicts stay together):
 10% calibrate, 20% are evidence (ECE, Brier and the reliability diagram), the rest train.
 Every audit is evidence: audits are the unbiased sample of auto-eligible slates. The
-override-rate bound uses every reviewed decision's logged score (see `trust._choose`).
+override-rate bound uses every reviewed decision's logged score (see `trust.choose_auto_threshold`).
 """
 
 from __future__ import annotations

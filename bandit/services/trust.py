@@ -116,7 +116,7 @@ def update_approval(
         "verdicts": int(len(observed)),
         "reliability": calibration.reliability_table(predicted, observed),
     }
-    choice = _choose(session, config) if model.calibrated else None
+    choice = choose_auto_threshold(session, config) if model.calibrated else None
     projected = _projected_automation(session, config, choice)
     state["status"] = str(status)
     state["threshold"] = None if choice is None else choice.threshold
@@ -195,20 +195,25 @@ def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
     return {"n": n, "overrides": k, "rate": k / n if n else None, "low": low, "high": high}
 
 
-def _choose(session: Session, config: PolicyConfig) -> risk_control.ThresholdChoice:
+def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_control.ThresholdChoice:
+    """The risk-controlled threshold on the latest `risk_window` first-round reviews."""
     # Every reviewed decision is evidence, whatever its approval role: its score was logged
     # before its verdicts reached any model, so it is out of sample (prequential). The held-out
     # roles matter only where the current model re-scores old verdicts (calibration, ECE).
+    first_round_review = (
+        select(CuratorAction.id)
+        .where(CuratorAction.decision_id == Decision.id, CuratorAction.agreement_only.is_(False))
+        .exists()
+    )
     rows = session.execute(
         select(
             Decision.id, Decision.approval_probability, Decision.audit, Decision.audit_probability
         )
-        .where(Decision.approval_probability.is_not(None))
+        .where(Decision.approval_probability.is_not(None), first_round_review)
         .order_by(Decision.id.desc())
-        .limit(config.risk_window * 2)
+        .limit(config.risk_window)
     ).all()
     changed = _overridden(session, [r[0] for r in rows])
-    rows = [r for r in rows if r[0] in changed][: config.risk_window]
     scores = np.array([r[1] for r in rows], dtype=float)
     weights = np.array([1.0 / r[3] if r[2] and r[3] > 0 else 1.0 for r in rows])
     overridden = np.array([changed[r[0]] for r in rows], dtype=float)

@@ -15,7 +15,7 @@ from bandit.engine.approval import ApprovalModel
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
 from bandit.engine.vocabulary import Route
-from bandit.services import accounts, configs, decisions, model_store
+from bandit.services import accounts, configs, decisions, model_store, review, trust
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import CURATOR_PASSWORD, DemoCatalog
 from tests.curation_app.test_console import login
@@ -26,7 +26,7 @@ EVENTS = 300
 
 def trusted_model(
     sessions: sessionmaker[Session], threshold: float | None, **settings: Any
-) -> None:
+) -> PolicyConfig:
     """Activate risk-controlled routing and a model version whose approval model is
     calibrated (every item 0.95) with `threshold` in force."""
     config = PolicyConfig(
@@ -47,6 +47,7 @@ def trusted_model(
             "threshold": threshold,
         }
         session.commit()
+    return config
 
 
 def test_audits_are_drawn_with_their_logged_probability(
@@ -114,3 +115,25 @@ def test_an_audit_looks_like_any_other_review_after_task_to_the_curator(
     page = client.get(f"/tasks/{task['task_id']}").get_data(as_text=True).lower()
     assert decision.proposed[0].item_id.lower() in page
     assert "audit" not in page
+
+
+def test_the_bound_reads_the_latest_reviews_however_many_slates_went_out_unreviewed(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    config = trusted_model(session_factory, threshold=0.5, risk_window=50)
+    runtime = EngineRuntime(np.random.default_rng(6))
+    with session_factory() as session:
+        curator = accounts.add_curator(session, "auditor", CURATOR_PASSWORD).id
+        for index in range(EVENTS):
+            context = demo_catalog.customers[index % len(demo_catalog.customers)]
+            decisions.rank(session, runtime, decisions.RankRequest(context=context))
+        reviewed = 0
+        while (task := review.claim_next(session, curator)) is not None:
+            keep = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
+            review.submit_review(session, task.id, curator, task.lease_token or "", keep, 2.0)
+            reviewed += 1
+        session.commit()
+        choice = trust.choose_auto_threshold(session, config)
+    # About 80% went out unreviewed, so the latest 50 reviews span about 250 decisions.
+    assert reviewed > 50
+    assert choice.evidence == 50
