@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import AuditEntry, CuratorAction, Decision, ModelVersion, RiskThreshold
@@ -200,23 +200,24 @@ def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_contro
     # Every reviewed decision is evidence, whatever its approval role: its score was logged
     # before its verdicts reached any model, so it is out of sample (prequential). The held-out
     # roles matter only where the current model re-scores old verdicts (calibration, ECE).
-    first_round_review = (
-        select(CuratorAction.id)
-        .where(CuratorAction.decision_id == Decision.id, CuratorAction.agreement_only.is_(False))
-        .exists()
-    )
+    changed_anything = func.max(case((CuratorAction.verdict != CuratorVerdict.KEPT, 1), else_=0))
     rows = session.execute(
         select(
-            Decision.id, Decision.approval_probability, Decision.audit, Decision.audit_probability
+            Decision.id,
+            Decision.approval_probability,
+            Decision.audit,
+            Decision.audit_probability,
+            changed_anything,
         )
-        .where(Decision.approval_probability.is_not(None), first_round_review)
+        .join(CuratorAction, CuratorAction.decision_id == Decision.id)
+        .where(Decision.approval_probability.is_not(None), CuratorAction.agreement_only.is_(False))
+        .group_by(Decision.id)
         .order_by(Decision.id.desc())
         .limit(config.risk_window)
     ).all()
-    changed = _overridden(session, [r[0] for r in rows])
     scores = np.array([r[1] for r in rows], dtype=float)
     weights = np.array([1.0 / r[3] if r[2] and r[3] > 0 else 1.0 for r in rows])
-    overridden = np.array([changed[r[0]] for r in rows], dtype=float)
+    overridden = np.array([r[4] for r in rows], dtype=float)
     return risk_control.choose_threshold(
         scores, overridden, weights, config.max_override_rate, config.confidence_level
     )

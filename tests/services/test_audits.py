@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pytest
 from flask.testing import FlaskClient
 from scipy import stats
 from sqlalchemy import select
@@ -117,8 +118,9 @@ def test_an_audit_looks_like_any_other_review_after_task_to_the_curator(
     assert "audit" not in page
 
 
+@pytest.mark.parametrize("first_verdict", ["keep", "remove"])
 def test_the_bound_reads_the_latest_reviews_however_many_slates_went_out_unreviewed(
-    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, first_verdict: str
 ) -> None:
     config = trusted_model(session_factory, threshold=0.5, risk_window=50)
     runtime = EngineRuntime(np.random.default_rng(6))
@@ -129,11 +131,18 @@ def test_the_bound_reads_the_latest_reviews_however_many_slates_went_out_unrevie
             decisions.rank(session, runtime, decisions.RankRequest(context=context))
         reviewed = 0
         while (task := review.claim_next(session, curator)) is not None:
-            keep = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
-            review.submit_review(session, task.id, curator, task.lease_token or "", keep, 2.0)
+            verdicts = [
+                review.ItemVerdict(p.position, first_verdict if p.position == 0 else "keep")
+                for p in task.decision.proposed
+            ]
+            review.submit_review(session, task.id, curator, task.lease_token or "", verdicts, 2.0)
             reviewed += 1
         session.commit()
         choice = trust.choose_auto_threshold(session, config)
     # About 80% went out unreviewed, so the latest 50 reviews span about 250 decisions.
     assert reviewed > 50
     assert choice.evidence == 50
+    # Every slate scores 0.95 ** 3, so the first test covers all 50; one changed item
+    # makes a changed slate.
+    assert choice.tests[0].n == 50
+    assert choice.tests[0].overrides == (50 if first_verdict == "remove" else 0)
