@@ -53,7 +53,7 @@ class LoopSettings:
 @dataclass(order=True)
 class _DueOutcome:
     due_step: int
-    # Ties answer in the order the decisions were logged (event ids are random).
+    # Ties answer in the order the decisions were logged.
     decision_id: int
     event_id: str = field(compare=False)
     # What the customer received is fixed at delivery, so the answer needs no re-read.
