@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -181,12 +182,13 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
     events: list[list[str]] = [[] for _ in range(clients)]
     errors: list[str] = []
     stop_at = time.monotonic() + seconds
+    run = uuid.uuid4().hex[:8]  # event ids unique per run, so a database can be driven twice
 
     def ranker(index: int) -> None:
         client = _Client(port, token)
         n = index
         while time.monotonic() < stop_at:
-            body = {"context": contexts[n % CONTEXTS], "event_id": f"bench-{index}-{n}"}
+            body = {"context": contexts[n % CONTEXTS], "event_id": f"bench-{run}-{index}-{n}"}
             status, payload, elapsed = client.post("/api/v1/rank", body)
             n += clients
             if status != 201:

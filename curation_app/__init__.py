@@ -23,7 +23,10 @@ def create_app(test_config: Mapping[str, Any] | None = None) -> Flask:
     from flask import Flask
 
     from bandit.db.session import database_url, make_engine, make_session_factory
+    from bandit.engine.native_threads import one_blas_thread
     from bandit.services.runtime import EngineRuntime
+
+    one_blas_thread()  # request threads, not BLAS threads, share this process's cores
 
     app = Flask(__name__, instance_relative_config=False)
     app.config.from_mapping(

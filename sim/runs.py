@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from bandit.db import migrate
 from bandit.db.session import make_engine, make_session_factory
 from bandit.engine.config import PolicyConfig
+from bandit.engine.native_threads import one_blas_thread
 from bandit.services import catalog_store, configs
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator
@@ -71,6 +72,7 @@ def simulate_run(
     on_step: Callable[[int], None] | None = None,
 ) -> RunMeasures:
     """Drive the real loop for `plan.rounds` decisions and measure them against the truth."""
+    one_blas_thread()  # runs go in parallel processes, one per core
     truth = TrueRewardModel.from_catalog(world.catalog, seed)
     rng = np.random.default_rng([seed, _stable_number(plan.name)])
     curators = [

@@ -13,8 +13,11 @@ STDLIB = frozenset(__import__("sys").stdlib_module_names) | {"__future__"}
 
 # Layer (a folder) -> the top-level packages and project modules it may import.
 RULES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
-    # The pure engine: numerics and Vowpal Wabbit only, and its own modules.
-    "bandit/engine": (frozenset({"numpy", "scipy", "vowpalwabbit", "pylibvw"}), ("bandit.engine",)),
+    # The pure engine: numerics (and the limit on their native threads) and Vowpal Wabbit only.
+    "bandit/engine": (
+        frozenset({"numpy", "scipy", "threadpoolctl", "vowpalwabbit", "pylibvw"}),
+        ("bandit.engine",),
+    ),
     # Offline evaluation reads files and arrays, never a Session.
     "bandit/ope": (
         frozenset({"numpy", "scipy", "pandas", "pyarrow", "vowpalwabbit"}),

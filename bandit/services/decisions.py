@@ -10,14 +10,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from bandit.db.models import (
-    Decision,
-    ProposedItem,
-    utcnow,
-)
+from bandit.db.models import Decision, utcnow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import Proposal
 from bandit.engine.vocabulary import (
@@ -25,9 +20,8 @@ from bandit.engine.vocabulary import (
     Overflow,
     Route,
 )
-from bandit.services import approval_store
+from bandit.services import approval_store, decision_log
 from bandit.services.catalog_store import items_by_id
-from bandit.services.delivery import deliver_policy_slate
 from bandit.services.review import queue as review_queue
 from bandit.services.runtime import ConfigRef, EngineRuntime
 
@@ -89,25 +83,21 @@ def rank(
     proposal = serving.recommender.propose(
         request.context, request.exclude, request.slate_size, explain=request.explain
     )
-    try:
-        # A savepoint: a racing request with the same event id that commits first makes our
-        # insert fail on the unique key; only the savepoint is lost, and theirs is the answer.
-        with session.begin_nested():
-            decision = log_decision(
-                session,
-                request,
-                proposal,
-                serving.config_row,
-                serving.recommender.config,
-                serving.model_version,
-                api_client_id,
-                now or utcnow(),
-            )
-            session.flush()
-    except IntegrityError:
+    decision = log_decision(
+        session,
+        request,
+        proposal,
+        serving.config_row,
+        serving.recommender.config,
+        serving.model_version,
+        api_client_id,
+        now or utcnow(),
+    )
+    if decision is None:
+        # A racing request with the same event id committed first: theirs is the answer.
         existing = find_decision(session, request.event_id or "")
         if existing is None:
-            raise
+            raise RuntimeError(f"event {request.event_id!r} conflicted but is not stored")
         return existing, False
     return decision, True
 
@@ -134,74 +124,44 @@ def log_decision(
     model_version: int,
     api_client_id: int | None,
     now: datetime,
-) -> Decision:
-    """Store a proposal as a decision, deliver it or queue its review. Flushes."""
+) -> Decision | None:
+    """Store a proposal as a decision, deliver it or queue its review. Flushes.
+
+    None when the request's event id is already logged (by a request that raced this one).
+    """
     route = proposal.route
     # A review the curators cannot reach within the SLA may go out unreviewed (overflow).
     overflow = review_queue.admission(session, config) if route != Route.AUTO else None
     delivers_now = route != Route.REVIEW_BEFORE or overflow == Overflow.DELIVERED_UNREVIEWED
-    decision = Decision(
-        event_id=request.event_id or uuid.uuid4().hex,
-        api_client_id=api_client_id,
-        context=dict(request.context),
-        exclude=list(request.exclude),
-        candidates=[
-            {
-                "item_id": c.item_id,
-                "candidate_probability": c.candidate_probability,
-                "prescore": c.prescore,
-                "exploration_slot": c.exploration_slot,
-                "pmf": c.pmf,
-                "score": c.score,
-            }
-            for c in proposal.candidates
-        ],
-        position_pmfs=[list(pmf) for pmf in proposal.position_pmfs],
-        uncertainty={**proposal.uncertainty, "confidence": proposal.confidence},
-        route=route,
-        status=DecisionStatus.DELIVERED if delivers_now else DecisionStatus.PENDING_REVIEW,
-        policy_config_id=config_row.id,
-        policy_name=config_row.name,
-        policy_version=config_row.version,
-        model_version=model_version,
-        created_at=now,
-        # An empty, loaded collection: assigning the delivered slate below then needs no
-        # SELECT of the (new, empty) old one.
-        final_slate=[],
-        approval_probability=proposal.approval_probability,
-        auto_threshold=proposal.auto_threshold,
-        audit=proposal.audit,
-        audit_probability=proposal.audit_probability,
-    )
-    decision.approval_role = approval_store.role_for(decision.event_id, proposal.audit)
-    decision.proposed = [
-        ProposedItem(
-            position=s.position,
-            item_id=s.item_id,
-            probability=s.probability,
-            candidate_probability=s.candidate_probability,
-            position_probability=s.position_probability,
-            score=s.score,
-            explored=s.explored,
-            reasons=[[code, value] for code, value in s.reasons],
-            # None: not computed yet (services/explanations.py fills it in on first view).
-            why=[{"feature": feature, "weight": weight} for feature, weight in s.why]
-            if proposal.explained
-            else None,
-        )
-        for s in proposal.slate
-    ]
-    # The decision's row first (the delivery's outbox row needs its id), then one multi-row
-    # INSERT each for the proposed items, the delivered slate, the outbox row and the task.
-    session.add(decision)
-    session.flush()
+    event_id = request.event_id or uuid.uuid4().hex
+    proposed = decision_log.proposed_values(proposal)
+    values = {
+        **decision_log.decision_values(proposal),
+        "event_id": event_id,
+        "api_client_id": api_client_id,
+        "context": dict(request.context),
+        "exclude": list(request.exclude),
+        "status": DecisionStatus.DELIVERED if delivers_now else DecisionStatus.PENDING_REVIEW,
+        "policy_config_id": config_row.id,
+        "policy_name": config_row.name,
+        "policy_version": config_row.version,
+        "model_version": model_version,
+        "created_at": now,
+        "approval_role": approval_store.role_for(event_id, proposal.audit),
+        "delivered_slate": None,
+        "delivered_at": None,
+        "reward_due_at": None,
+    }
     if delivers_now:
-        deliver_policy_slate(session, decision, config, now)
+        values |= decision_log.policy_delivery(proposed, config, now)
+    decision = decision_log.write_decision(session, values, proposed)
+    if decision is None:
+        return None
     if route != Route.AUTO:
         task = review_queue.new_task(decision, route, proposal.uncertainty, config, now, overflow)
         if request.fallback_seconds is not None and not delivers_now:
             task.fallback_at = now + timedelta(seconds=request.fallback_seconds)
         task.decision = decision
         session.add(task)
-    session.flush()
+        session.flush()
     return decision

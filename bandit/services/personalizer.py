@@ -105,35 +105,32 @@ def rank_inline(
     )
     recommender = Recommender(CatalogIndex(eligible), config, serving.recommender.policy, rng)
     proposal = recommender.propose(request.context, (), slots)
-    try:
-        # A racing rank with the same event id that commits first wins; ours is dropped.
-        with session.begin_nested():
-            decision = log_decision(
-                session,
-                RankRequest(request.context, request.event_id, slots, tuple(request.excluded)),
-                proposal,
-                serving.config_row,
-                config,
-                serving.model_version,
-                api_client_id,
-                now,
-            )
-            if request.defer_activation:
-                # Not shown yet: no default reward may fall due before the client activates it.
-                decision.reward_due_at = None
-            event = PersonalizerEvent(
-                decision_id=decision.id,
-                slot_ids=list(request.slot_ids) if request.slot_ids is not None else None,
-                deferred=request.defer_activation,
-                activated_at=None,
-            )
-            session.add(event)
-            session.flush()
-    except IntegrityError:
+    decision = log_decision(
+        session,
+        RankRequest(request.context, request.event_id, slots, tuple(request.excluded)),
+        proposal,
+        serving.config_row,
+        config,
+        serving.model_version,
+        api_client_id,
+        now,
+    )
+    if decision is None:  # a racing rank with the same event id committed first: it wins
         existing = find_decision(session, request.event_id or "")
         if existing is None:
-            raise
+            raise RuntimeError(f"event {request.event_id!r} conflicted but is not stored")
         return RankedEvent(existing, _event_of(session, existing), False)
+    if request.defer_activation:
+        # Not shown yet: no default reward may fall due before the client activates it.
+        decision.reward_due_at = None
+    event = PersonalizerEvent(
+        decision_id=decision.id,
+        slot_ids=list(request.slot_ids) if request.slot_ids is not None else None,
+        deferred=request.defer_activation,
+        activated_at=None,
+    )
+    session.add(event)
+    session.flush()
     return RankedEvent(decision, event, True)
 
 
