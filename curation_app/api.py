@@ -246,10 +246,9 @@ def event(event_id: str) -> ResponseReturnValue:
 def reward(event_id: str) -> ResponseReturnValue:
     """Record a delayed reward for the event (or one of its delivered items)."""
     session = get_session()
-    if decisions.find_decision(session, event_id) is None:
-        raise ApiError(404, f"unknown event {event_id!r}")
     body = parse_body(RewardBody)
     try:
+        # An unknown event is refused inside (EventNotFound: 404) by the one read of the event.
         with transaction():
             outcome, created = rewards.record_reward(
                 session, event_id, body.value, body.item_id, source=f"client:{g.api_client_name}"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from functools import cache
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -101,7 +102,11 @@ def token_curator(session: Session, client: ApiClient) -> Curator | None:
 
 def client_for_token(session: Session, token: str) -> ApiClient | None:
     """The active API client holding `token`, else None."""
-    client = session.scalars(
-        select(ApiClient).where(ApiClient.token_hash == _token_hash(token))
-    ).first()
+    client = session.scalars(_by_token_hash(), {"token_hash": _token_hash(token)}).first()
     return client if client is not None and client.active else None
+
+
+@cache
+def _by_token_hash() -> Select[ApiClient]:
+    # Built once per process and bound per call: every API request looks its token up.
+    return select(ApiClient).where(ApiClient.token_hash == bindparam("token_hash"))

@@ -28,6 +28,8 @@ from bandit.engine.vocabulary import DecidedBy, EventChangeKind, SlateTag
 
 DECISIONS = cast(Table, Decision.__table__)
 PROPOSED = cast(Table, ProposedItem.__table__)
+FINAL_SLATE = cast(Table, FinalSlateItem.__table__)
+EVENT_CHANGES = cast(Table, EventChange.__table__)
 
 
 def decision_values(proposal: Proposal) -> dict[str, Any]:
@@ -112,7 +114,7 @@ def write_decision(
     delivered = values.get("delivered_slate")
     if delivered is not None:
         session.execute(
-            insert(FinalSlateItem),
+            insert(FINAL_SLATE),
             [
                 {
                     "decision_id": decision_id,
@@ -120,12 +122,13 @@ def write_decision(
                     "item_id": entry["item_id"],
                     "tag": SlateTag.KEPT,
                     "decided_by": DecidedBy.POLICY,
+                    "replaced_item_id": None,
                 }
                 for entry in delivered
             ],
         )
         session.execute(
-            insert(EventChange),
+            insert(EVENT_CHANGES),
             {
                 "decision_id": decision_id,
                 "event_id": values["event_id"],
@@ -135,6 +138,7 @@ def write_decision(
                     "delivered_slate": delivered,
                 },
                 "created_at": values["delivered_at"],
+                "dispatched_at": None,
             },
         )
     return _attached(session, decision_id, values, proposed, item_ids)

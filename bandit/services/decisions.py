@@ -60,6 +60,12 @@ def _by_event_id(lock: bool) -> Select[Decision]:
     return query.with_for_update() if lock else query
 
 
+@cache
+def _logged_id() -> Select[int]:
+    # Only the id: most ranks carry a new event id, and the whole row is large.
+    return select(Decision.id).where(Decision.event_id == bindparam("event_id"))
+
+
 def rank(
     session: Session,
     runtime: EngineRuntime,
@@ -71,7 +77,7 @@ def rank(
 
     Returns the decision and whether it was created by this call. Flushes; the caller commits.
     """
-    if request.event_id:
+    if request.event_id and session.scalar(_logged_id(), {"event_id": request.event_id}):
         existing = find_decision(session, request.event_id)
         if existing is not None:
             return existing, False

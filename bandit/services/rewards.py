@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import exists, select
+from sqlalchemy import Select, bindparam, exists, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from bandit.db.models import Decision, Outcome, utcnow
 from bandit.engine.vocabulary import DecisionStatus, EventChangeKind, RewardSource
 from bandit.services.corrections import corrections_of, current_slate
-from bandit.services.decisions import find_decision
 from bandit.services.delivery import (
     add_change,
     decision_config,
@@ -75,7 +75,7 @@ def record_rewards(
             raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
     # The row lock orders this report against a concurrent default-reward pass on PostgreSQL
     # (SQLite's BEGIN IMMEDIATE already serialises writers), so one of them sees the other.
-    decision = find_decision(session, event_id, lock=True)
+    decision = session.scalars(_locked_for_reward(), {"event_id": event_id}).first()
     if decision is None:
         raise EventNotFound(f"unknown event {event_id!r}")
     for _ in range(INSERT_ATTEMPTS):
@@ -101,6 +101,19 @@ def record_rewards(
             # so); plan again against what is stored now.
             continue
     raise RewardError("the event's rewards kept changing under this report; retry it")
+
+
+@cache
+def _locked_for_reward() -> Select[Decision]:
+    # Built once per process; only the columns a reward reads, not the large proposal ones.
+    return (
+        select(Decision)
+        .options(
+            load_only(Decision.id, Decision.event_id, Decision.status, Decision.delivered_slate)
+        )
+        .where(Decision.event_id == bindparam("event_id"))
+        .with_for_update()
+    )
 
 
 def _plan(
