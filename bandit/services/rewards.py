@@ -6,12 +6,14 @@ import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from functools import cache
+from typing import cast
 
-from sqlalchemy import Select, bindparam, exists, select
+from sqlalchemy import Insert, Select, Table, Update, bindparam, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session, load_only, make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 
-from bandit.db.models import Decision, Outcome, utcnow
+from bandit.db.models import Decision, EventChange, Outcome, utcnow
 from bandit.engine.vocabulary import DecisionStatus, EventChangeKind, RewardSource
 from bandit.services.corrections import corrections_of, current_slate
 from bandit.services.delivery import (
@@ -22,6 +24,13 @@ from bandit.services.delivery import (
 )
 
 DEFAULT_KEY = "*default*"
+OUTCOMES = cast(Table, Outcome.__table__)
+DECISIONS = cast(Table, Decision.__table__)
+EVENT_CHANGES = cast(Table, EventChange.__table__)
+OUTCOME_COLUMNS = (
+    "decision_id", "item_key", "value", "is_default", "after_default", "source", "created_at",
+    "fed_to_policy", "learned_at",
+)  # fmt: skip
 MAX_ABS_REWARD = 1e6
 SOURCE_LENGTH = 120
 # Tries of one report against concurrent retries of the same rewards.
@@ -87,20 +96,61 @@ def record_rewards(
         if not new:
             return answers
         try:
+            # A savepoint: the outbox rows and the status share it, so a lost race leaves no
+            # "rewarded" behind. Core statements, not the ORM's flush: every reward runs them.
             with session.begin_nested():
-                session.add_all(new)
-                decision.status = DecisionStatus.REWARDED
-                # The outbox rows share the savepoint: a lost race leaves no "rewarded" behind.
-                for outcome in new:
-                    payload = _reward_payload(outcome)
-                    add_change(session, decision, EventChangeKind.REWARDED, payload, now)
-                session.flush()
+                _write_outcomes(session, decision, new, now)
             return answers
         except IntegrityError:
             # A concurrent retry of one of these rewards got there first (the unique key said
             # so); plan again against what is stored now.
             continue
     raise RewardError("the event's rewards kept changing under this report; retry it")
+
+
+def _write_outcomes(
+    session: Session, decision: Decision, new: Sequence[Outcome], now: datetime
+) -> None:
+    rows = [{column: getattr(outcome, column) for column in OUTCOME_COLUMNS} for outcome in new]
+    ids = session.scalars(_insert_outcomes(), rows).all()
+    session.execute(
+        _set_status(), {"decision_id": decision.id, "new_status": DecisionStatus.REWARDED}
+    )
+    session.execute(
+        insert(EVENT_CHANGES),
+        [
+            {
+                "decision_id": decision.id,
+                "event_id": decision.event_id,
+                "kind": EventChangeKind.REWARDED,
+                "payload": _reward_payload(outcome),
+                "created_at": now,
+                "dispatched_at": None,
+            }
+            for outcome in new
+        ],
+    )
+    # The in-memory rows now say what is stored, without a second write at commit.
+    set_committed_value(decision, "status", DecisionStatus.REWARDED)
+    for outcome, outcome_id in zip(new, ids, strict=True):
+        outcome.id = outcome_id
+        make_transient_to_detached(outcome)
+        session.add(outcome)
+
+
+@cache
+def _insert_outcomes() -> Insert:
+    # The ids in the order of the rows sent, so each in-memory outcome gets its own.
+    return insert(OUTCOMES).returning(OUTCOMES.c.id, sort_by_parameter_order=True)
+
+
+@cache
+def _set_status() -> Update:
+    return (
+        update(DECISIONS)
+        .where(DECISIONS.c.id == bindparam("decision_id"))
+        .values(status=bindparam("new_status"))
+    )
 
 
 @cache
