@@ -24,7 +24,7 @@ RULES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
         ("bandit.engine", "bandit.ope"),
     ),
     "bandit/db": (
-        frozenset({"sqlalchemy", "alembic", "migrations"}),
+        frozenset({"sqlalchemy", "alembic", "migrations", "orjson"}),
         ("bandit.db", "bandit.engine"),
     ),
     # Everything that takes a Session; never the web framework.
