@@ -48,6 +48,7 @@ from bandit.db import migrate  # noqa: E402
 from bandit.db.models import CatalogItem, Decision, Outcome  # noqa: E402
 from bandit.db.session import make_engine, make_session_factory  # noqa: E402
 from bandit.engine.config import PolicyConfig  # noqa: E402
+from bandit.engine.native_threads import one_blas_thread  # noqa: E402
 from bandit.engine.vocabulary import RoutingMode  # noqa: E402
 from bandit.services import accounts, catalog_store, configs  # noqa: E402
 from bandit.services.runtime import EngineRuntime  # noqa: E402
@@ -268,7 +269,11 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
 
 
 def in_process_rate(url: str, seconds: float) -> float:
-    """Proposals per second of the engine alone (this process, same catalog and config)."""
+    """Proposals per second of the engine alone (this process, same catalog and config).
+
+    With one BLAS thread, as in the web workers (bandit/engine/native_threads.py).
+    """
+    one_blas_thread()
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
         recommender = EngineRuntime(np.random.default_rng(5)).serving(session).recommender
