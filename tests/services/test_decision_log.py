@@ -9,7 +9,14 @@ import pytest
 from sqlalchemy import event, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import Decision, EventChange, FinalSlateItem, ProposedItem, ReviewTask
+from bandit.db.models import (
+    Decision,
+    EventChange,
+    FinalSlateItem,
+    ProposedItem,
+    ReviewTask,
+    utcnow,
+)
 from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import DecisionStatus, RoutingMode
 from bandit.services import configs, decisions
@@ -97,3 +104,33 @@ def test_an_auto_delivered_rank_writes_each_table_once(
         assert sorted(set(writes)) == tables
         assert writes.count(Decision.__tablename__) == 1
     assert not [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "SAVEPOINT"))]
+
+
+def test_a_second_write_of_a_logged_event_id_stores_nothing(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    """The path a racing rank takes once the first one committed: the INSERT itself refuses."""
+    _ranked(session_factory, demo_catalog, "auto")
+    with session_factory() as session:
+        serving = EngineRuntime(np.random.default_rng(5)).serving(session)
+        request = decisions.RankRequest(context=demo_catalog.customers[1], event_id="log-auto")
+        proposal = serving.recommender.propose(request.context)
+        again = decisions.log_decision(
+            session,
+            request,
+            proposal,
+            serving.config_row,
+            serving.recommender.config,
+            serving.model_version,
+            None,
+            utcnow(),
+        )
+        session.commit()
+        assert again is None
+        stored = session.scalars(select(Decision).where(Decision.event_id == "log-auto")).all()
+        assert len(stored) == 1
+        assert stored[0].context == dict(demo_catalog.customers[0])
+        rows = session.scalars(
+            select(ProposedItem).where(ProposedItem.decision_id == stored[0].id)
+        ).all()
+        assert len(rows) == len(stored[0].proposed)
