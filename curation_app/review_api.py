@@ -71,7 +71,8 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
     session = get_session()
     _, config = configs.active_config(session)
     decision = task.decision
-    slate = review_forms.slate_rows(session, decision, blinded=config.blinded_review)
+    items = review_forms.review_items(session, decision)
+    slate = review_forms.slate_rows(session, decision, config.blinded_review, items)
     return {
         "task_id": task.id,
         "lease_token": task.lease_token,
@@ -99,7 +100,7 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
         ],
         "alternates": [
             {"item_id": alt.item.item_id, "title": alt.item.title, "score": alt.score}
-            for alt in review_forms.alternates(session, decision)
+            for alt in review_forms.alternates(session, decision, items=items)
         ],
     }
 

@@ -180,13 +180,25 @@ def item_view(item: CatalogItem | None, item_id: str) -> ItemView:
     )
 
 
-def slate_rows(session: Session, decision: Decision, blinded: bool = False) -> list[SlateRow]:
-    """The proposed slate in position order, joined with the catalog.
+def review_items(session: Session, decision: Decision) -> dict[str, CatalogItem]:
+    """Every catalog row a review shows (slate and candidates) in one read, no embeddings."""
+    ids = [p.item_id for p in decision.proposed] + [c["item_id"] for c in decision.candidates]
+    return items_by_id(session, ids, without_embeddings=True)
+
+
+def slate_rows(
+    session: Session,
+    decision: Decision,
+    blinded: bool = False,
+    items: Mapping[str, CatalogItem] | None = None,
+) -> list[SlateRow]:
+    """The proposed slate in position order, joined with the catalog (`items`, if read).
 
     Under blinded review the exploration flag (and the reason's note of it) is left out, and
     the probability with it, since a low probability gives an exploratory pick away.
     """
-    items = items_by_id(session, [p.item_id for p in decision.proposed])
+    if items is None:
+        items = items_by_id(session, [p.item_id for p in decision.proposed])
     return [
         SlateRow(
             position=p.position,
@@ -204,15 +216,21 @@ def slate_rows(session: Session, decision: Decision, blinded: bool = False) -> l
     ]
 
 
-def alternates(session: Session, decision: Decision, limit: int = ALTERNATES) -> list[Alternate]:
-    """The best-scored eligible candidates that are not on the slate."""
+def alternates(
+    session: Session,
+    decision: Decision,
+    limit: int = ALTERNATES,
+    items: Mapping[str, CatalogItem] | None = None,
+) -> list[Alternate]:
+    """The best-scored eligible candidates that are not on the slate (`items`, if read)."""
     on_slate = {p.item_id for p in decision.proposed}
     excluded = set(decision.exclude)
     ranked = sorted(
         (c for c in decision.candidates if c["item_id"] not in on_slate | excluded),
         key=lambda c: -float(c.get("score") or 0.0),
     )
-    items = items_by_id(session, [c["item_id"] for c in ranked])
+    if items is None:
+        items = items_by_id(session, [c["item_id"] for c in ranked])
     chosen: list[Alternate] = []
     for candidate in ranked:
         item = items.get(candidate["item_id"])

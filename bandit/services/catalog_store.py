@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from bandit.db.limits import STOCK_MAX
 from bandit.db.models import CatalogItem, SystemState
@@ -398,13 +398,20 @@ def search_items(
     return list(session.scalars(statement.order_by(CatalogItem.title).limit(limit)))
 
 
-def items_by_id(session: Session, item_ids: Iterable[str]) -> dict[str, CatalogItem]:
-    """Catalog items keyed by item id, for the ids that exist."""
+def items_by_id(
+    session: Session, item_ids: Iterable[str], without_embeddings: bool = False
+) -> dict[str, CatalogItem]:
+    """Catalog items keyed by item id, for the ids that exist.
+
+    `without_embeddings`: for display, which never reads them (they load on first access).
+    """
     ids = sorted(set(item_ids))
     found: dict[str, CatalogItem] = {}
     # Chunked so a long id list stays under every backend's bound-parameter limit.
     for start in range(0, len(ids), 500):
         chunk = ids[start : start + 500]
         statement = select(CatalogItem).where(CatalogItem.item_id.in_(chunk))
+        if without_embeddings:
+            statement = statement.options(defer(CatalogItem.embedding))
         found.update((i.item_id, i) for i in session.scalars(statement))
     return found

@@ -57,7 +57,7 @@ def claim_task(
     held = held_task(session, curator_id, now)
     if held is not None:
         return Claim(held, resumed=True)
-    task = claim_next(session, curator_id, now, excluding)
+    task = _lease_next(session, curator_id, now, excluding)  # no held lease: checked above
     if task is None:
         return None
     details = {"via": via} if via else {}
@@ -91,6 +91,13 @@ def claim_next(
     held = held_task(session, curator_id, now)
     if held is not None:
         return held
+    return _lease_next(session, curator_id, now, excluding)
+
+
+def _lease_next(
+    session: Session, curator_id: int, now: datetime, excluding: int | None
+) -> ReviewTask | None:
+    """`claim_next` for a curator known to hold no live lease."""
     query = _next_task_query(is_postgresql(session), excluding is not None)
     params = {"curator_id": curator_id, "now": now, "excluding": excluding}
     lease_seconds: int | None = None

@@ -53,7 +53,6 @@ def requeue_expired_leases(session: Session, now: datetime) -> int:
 
 def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
     """Apply the overflow policy to open tasks past their SLA; returns (delivered, held)."""
-    _, config = configs.active_config(session)
     query = select(ReviewTask).where(
         ReviewTask.status == TaskStatus.OPEN,
         ReviewTask.due_at < now,
@@ -62,8 +61,12 @@ def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
     if is_postgresql(session):
         # A curator claiming one of these rows right now keeps it; we take it on the next pass.
         query = query.with_for_update(skip_locked=True)
+    overdue = session.scalars(query).all()
+    if not overdue:  # the usual case: every claim runs upkeep first, and most find nothing
+        return 0, 0
+    _, config = configs.active_config(session)
     delivered = held = 0
-    for task in session.scalars(query):
+    for task in overdue:
         if config.overflow_policy == OverflowPolicy.HOLD:
             task.overflow = Overflow.HELD
             held += 1
