@@ -39,15 +39,40 @@ def eligibility_mask(
 ) -> np.ndarray:
     """Items that may be proposed: in stock, within hard request constraints, not excluded."""
     mask = catalog.available.copy()
-    categories = context.get("categories")
-    if isinstance(categories, list) and categories:
+    categories, max_price = _row_filters(context)
+    if categories:
         mask &= _category_lookup(catalog, categories)[catalog.category_codes]
-    max_price = context.get("max_price")
-    if _is_number(max_price):
-        mask &= ~(catalog.price > float(max_price))
+    if max_price is not None:
+        mask &= ~(catalog.price > max_price)
     if exclude:
         mask[catalog.indices(exclude)] = False
     return mask
+
+
+def _row_filters(context: Mapping[str, Any]) -> tuple[list[Any], float | None]:
+    """The request's hard constraints on rows: wanted categories and a price ceiling."""
+    categories = context.get("categories")
+    max_price = context.get("max_price")
+    return (
+        categories if isinstance(categories, list) else [],
+        float(max_price) if _is_number(max_price) else None,
+    )
+
+
+def _ineligible_rows(
+    catalog: CatalogIndex, context: Mapping[str, Any], exclude: Sequence[str], mask: np.ndarray
+) -> np.ndarray:
+    """The rows `mask` rules out, as indices.
+
+    Without row filters these are the catalog's unavailable rows (listed once per catalog)
+    and the excluded ones: writing -inf at a few indices takes 0.05 ms at 1M items, a masked
+    write over every row 0.9 ms.
+    """
+    categories, max_price = _row_filters(context)
+    if categories or max_price is not None:
+        return np.flatnonzero(~mask)
+    unavailable = _derived(catalog)["unavailable"]
+    return np.concatenate([unavailable, catalog.indices(exclude)]) if exclude else unavailable
 
 
 def prescore(
@@ -69,7 +94,8 @@ def prescore(
     if isinstance(favourites, list) and favourites:
         bonus[_category_lookup(catalog, favourites)] += CATEGORY_WEIGHT
     derived = _derived(catalog)
-    total = bonus.reshape(-1)[catalog.category_style_codes[select]]
+    # np.take: half the time of fancy indexing with int32 codes (0.5 vs 1.1 ms at 1M items).
+    total = np.take(bonus.reshape(-1), catalog.category_style_codes[select])
     total += derived["base"][select]
     budget = context.get("budget")
     if _is_number(budget) and float(budget) > 0:
@@ -82,10 +108,12 @@ def prescore(
     if taste is not None and catalog.embeddings is not None:
         # Over the whole catalog, (d x n) @ taste reads the matrix in long contiguous rows,
         # measured ~1.6x faster than (n x d) @ taste for d = 8.
-        affinity = (
-            taste @ derived["embeddings_t"] if rows is None else catalog.embeddings[rows] @ taste
+        weighted = EMBEDDING_WEIGHT * taste  # weighted once, not each of the n products
+        total += (
+            weighted @ derived["embeddings_t"]
+            if rows is None
+            else catalog.embeddings[rows] @ weighted
         )
-        total += EMBEDDING_WEIGHT * affinity
     return total
 
 
@@ -98,6 +126,7 @@ def _derived(catalog: CatalogIndex) -> dict[str, np.ndarray]:
     derived = catalog.derived
     if "price" not in derived:
         derived["price"] = catalog.price.astype(np.float32)
+        derived["unavailable"] = np.flatnonzero(~catalog.available)
         if catalog.embeddings is not None:
             derived["embeddings_t"] = np.ascontiguousarray(catalog.embeddings.T)
     learned = catalog.learned_affinity
@@ -168,7 +197,7 @@ def prune(
     # Scored over the whole catalog, ineligible rows pushed to -inf: cheaper at 1M items than
     # gathering the eligible rows of every column (and of the embedding matrix) first.
     scores = prescore(catalog, context)
-    np.copyto(scores, -np.inf, where=~mask)
+    scores[_ineligible_rows(catalog, context, exclude, mask)] = -np.inf
     greedy = top_indices(scores, greedy_count)
     explored = _uniform_sample(mask, greedy, slots, eligible_count - greedy_count, rng)
     chosen = np.concatenate([greedy, explored])
