@@ -1,8 +1,9 @@
-"""Writing one decision in a few statements: its row, its slate, its delivery and its task.
+"""Writing one decision in a few statements: its row, its proposed slate and its delivery.
 
-Every rank writes here, so it is the serving path's main cost. The ORM's unit of work spent
-about two thirds of a rank's CPU time on it (a decision row, an UPDATE when it was delivered,
-ten child rows, three flushes and a savepoint); here each table gets one INSERT built from
+Every rank writes here (its review task, if any, is added by the caller), so it is the serving
+path's main cost. Through the ORM's unit of work it was about two thirds of the service's rank
+time in a CPU profile (a decision row, an UPDATE when it was delivered, ten child rows, three
+flushes and a savepoint); here each table gets one INSERT built from
 values computed up front, and a repeated event id is settled by the decision INSERT itself
 (ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike) instead of a savepoint.
 
