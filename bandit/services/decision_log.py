@@ -14,7 +14,7 @@ with its proposed slate loaded; callers read and change it like any decision the
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
@@ -23,9 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from bandit.db.models import Decision, EventChange, FinalSlateItem, ProposedItem
+from bandit.db.session import is_postgresql
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import Proposal
 from bandit.engine.vocabulary import DecidedBy, EventChangeKind, SlateTag
+from bandit.services.delivery import change_row, delivered_payload, delivery_columns
 
 DECISIONS = cast(Table, Decision.__table__)
 PROPOSED = cast(Table, ProposedItem.__table__)
@@ -91,11 +93,7 @@ def policy_delivery(
         }
         for p in sorted(proposed, key=lambda p: p["position"])
     ]
-    return {
-        "delivered_slate": slate,
-        "delivered_at": now,
-        "reward_due_at": now + timedelta(seconds=config.reward_wait_seconds),
-    }
+    return delivery_columns(slate, config, now)
 
 
 def write_decision(
@@ -106,7 +104,7 @@ def write_decision(
     When `values` carry a delivered slate, its rows and the client's outbox row are written
     too, in the same transaction. Nothing is flushed through the ORM.
     """
-    decision_id = session.execute(_insert_decision(_dialect(session)), dict(values)).scalar()
+    decision_id = session.execute(_insert_decision(is_postgresql(session)), dict(values)).scalar()
     if decision_id is None:
         return None  # another request logged this event id first; its decision is the answer
     item_ids = session.scalars(
@@ -128,19 +126,11 @@ def write_decision(
                 for entry in delivered
             ],
         )
+        now = values["delivered_at"]
+        payload = delivered_payload(delivered, now)
         session.execute(
             insert(EVENT_CHANGES),
-            {
-                "decision_id": decision_id,
-                "event_id": values["event_id"],
-                "kind": EventChangeKind.DELIVERED,
-                "payload": {
-                    "delivered_at": values["delivered_at"].isoformat(),
-                    "delivered_slate": delivered,
-                },
-                "created_at": values["delivered_at"],
-                "dispatched_at": None,
-            },
+            change_row(decision_id, values["event_id"], EventChangeKind.DELIVERED, payload, now),
         )
     return _attached(session, decision_id, values, proposed, item_ids)
 
@@ -166,20 +156,10 @@ def _attached(
     return decision
 
 
-def _dialect(session: Session) -> str:
-    return session.get_bind().dialect.name
-
-
 @cache
-def _insert_decision(dialect: str) -> Insert:
-    # Built once per process per backend: every rank runs it.
-    statement: postgresql.Insert | sqlite.Insert
-    if dialect == "postgresql":
-        statement = postgresql.insert(DECISIONS)
-    elif dialect == "sqlite":
-        statement = sqlite.insert(DECISIONS)
-    else:
-        raise RuntimeError(f"decisions are logged on PostgreSQL or SQLite, not {dialect}")
+def _insert_decision(on_postgresql: bool) -> Insert:
+    # Built once per process per backend (PostgreSQL, else SQLite): every rank runs it.
+    statement = postgresql.insert(DECISIONS) if on_postgresql else sqlite.insert(DECISIONS)
     return statement.on_conflict_do_nothing(index_elements=[DECISIONS.c.event_id]).returning(
         DECISIONS.c.id
     )

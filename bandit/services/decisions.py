@@ -100,12 +100,16 @@ def rank(
         now or utcnow(),
     )
     if decision is None:
-        # A racing request with the same event id committed first: theirs is the answer.
-        existing = find_decision(session, request.event_id or "")
-        if existing is None:
-            raise RuntimeError(f"event {request.event_id!r} conflicted but is not stored")
-        return existing, False
+        return logged_first(session, request.event_id), False
     return decision, True
+
+
+def logged_first(session: Session, event_id: str | None) -> Decision:
+    """The decision a racing request committed under `event_id` (log_decision said None)."""
+    existing = find_decision(session, event_id or "")
+    if existing is None:
+        raise RuntimeError(f"event {event_id!r} conflicted but is not stored")
+    return existing
 
 
 def _check_fallback(seconds: int | None, config: PolicyConfig) -> None:
@@ -147,7 +151,7 @@ def log_decision(
         "api_client_id": api_client_id,
         "context": dict(request.context),
         "exclude": list(request.exclude),
-        "status": DecisionStatus.DELIVERED if delivers_now else DecisionStatus.PENDING_REVIEW,
+        "status": DecisionStatus.PENDING_REVIEW,  # the delivery columns below say DELIVERED
         "policy_config_id": config_row.id,
         "policy_name": config_row.name,
         "policy_version": config_row.version,

@@ -89,17 +89,41 @@ def record_delivery(
     """The slate went out: write it once, start the wait for its reward, tell the client."""
     if decision.delivered_slate is not None:
         raise AlreadyDelivered(f"event {decision.event_id!r} was delivered already")
-    decision.delivered_slate = [dict(entry) for entry in entries]
-    decision.status = DecisionStatus.DELIVERED
-    decision.delivered_at = now
-    decision.reward_due_at = now + timedelta(seconds=config.reward_wait_seconds)
-    add_change(
-        session,
-        decision,
-        EventChangeKind.DELIVERED,
-        {"delivered_at": now.isoformat(), "delivered_slate": decision.delivered_slate},
-        now,
-    )
+    for column, value in delivery_columns(entries, config, now).items():
+        setattr(decision, column, value)
+    payload = delivered_payload(decision.delivered_slate or [], now)
+    add_change(session, decision, EventChangeKind.DELIVERED, payload, now)
+
+
+def delivery_columns(
+    entries: Sequence[dict[str, Any]], config: PolicyConfig, now: datetime
+) -> dict[str, Any]:
+    """What a decision's row says once `entries` went out at `now` (the reward wait starts)."""
+    return {
+        "delivered_slate": [dict(entry) for entry in entries],
+        "status": DecisionStatus.DELIVERED,
+        "delivered_at": now,
+        "reward_due_at": now + timedelta(seconds=config.reward_wait_seconds),
+    }
+
+
+def delivered_payload(delivered_slate: Sequence[dict[str, Any]], now: datetime) -> dict[str, Any]:
+    """The client's "delivered" message."""
+    return {"delivered_at": now.isoformat(), "delivered_slate": list(delivered_slate)}
+
+
+def change_row(
+    decision_id: int, event_id: str, kind: EventChangeKind, payload: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """One outbox row's columns (the ORM and the Core writers both write these)."""
+    return {
+        "decision_id": decision_id,
+        "event_id": event_id,
+        "kind": kind,
+        "payload": payload,
+        "created_at": now,
+        "dispatched_at": None,
+    }
 
 
 def add_change(
@@ -110,15 +134,7 @@ def add_change(
     now: datetime,
 ) -> None:
     """Write one outbox row in the caller's transaction; the webhook worker sends it."""
-    session.add(
-        EventChange(
-            decision_id=decision.id,
-            event_id=decision.event_id,
-            kind=kind,
-            payload=payload,
-            created_at=now,
-        )
-    )
+    session.add(EventChange(**change_row(decision.id, decision.event_id, kind, payload, now)))
 
 
 def decision_config(session: Session, decision: Decision) -> PolicyConfig:

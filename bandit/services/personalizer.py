@@ -24,7 +24,7 @@ from bandit.engine.catalog import CatalogIndex, CatalogRow
 from bandit.engine.recommender import Recommender
 from bandit.services import rewards
 from bandit.services.catalog_store import as_row, items_by_id
-from bandit.services.decisions import RankRequest, find_decision, log_decision
+from bandit.services.decisions import RankRequest, find_decision, log_decision, logged_first
 from bandit.services.delivery import decision_config
 from bandit.services.runtime import EngineRuntime
 
@@ -116,9 +116,7 @@ def rank_inline(
         now,
     )
     if decision is None:  # a racing rank with the same event id committed first: it wins
-        existing = find_decision(session, request.event_id or "")
-        if existing is None:
-            raise RuntimeError(f"event {request.event_id!r} conflicted but is not stored")
+        existing = logged_first(session, request.event_id)
         return RankedEvent(existing, _event_of(session, existing), False)
     if request.defer_activation:
         # Not shown yet: no default reward may fall due before the client activates it.

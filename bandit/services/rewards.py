@@ -18,6 +18,7 @@ from bandit.engine.vocabulary import DecisionStatus, EventChangeKind, RewardSour
 from bandit.services.corrections import corrections_of, current_slate
 from bandit.services.delivery import (
     add_change,
+    change_row,
     decision_config,
     delivered_item_ids,
     delivered_slate,
@@ -27,10 +28,8 @@ DEFAULT_KEY = "*default*"
 OUTCOMES = cast(Table, Outcome.__table__)
 DECISIONS = cast(Table, Decision.__table__)
 EVENT_CHANGES = cast(Table, EventChange.__table__)
-OUTCOME_COLUMNS = (
-    "decision_id", "item_key", "value", "is_default", "after_default", "source", "created_at",
-    "fed_to_policy", "learned_at",
-)  # fmt: skip
+# Every column an outcome row is written with (the id comes back from the INSERT).
+OUTCOME_COLUMNS = tuple(column.key for column in OUTCOMES.columns if column.key != "id")
 MAX_ABS_REWARD = 1e6
 SOURCE_LENGTH = 120
 # Tries of one report against concurrent retries of the same rewards.
@@ -116,19 +115,10 @@ def _write_outcomes(
     session.execute(
         _set_status(), {"decision_id": decision.id, "new_status": DecisionStatus.REWARDED}
     )
+    kind = EventChangeKind.REWARDED
     session.execute(
         insert(EVENT_CHANGES),
-        [
-            {
-                "decision_id": decision.id,
-                "event_id": decision.event_id,
-                "kind": EventChangeKind.REWARDED,
-                "payload": _reward_payload(outcome),
-                "created_at": now,
-                "dispatched_at": None,
-            }
-            for outcome in new
-        ],
+        [change_row(decision.id, decision.event_id, kind, _reward_payload(o), now) for o in new],
     )
     # The in-memory rows now say what is stored, without a second write at commit.
     set_committed_value(decision, "status", DecisionStatus.REWARDED)

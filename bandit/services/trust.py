@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import case, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import AuditEntry, CuratorAction, Decision, ModelVersion, RiskThreshold
@@ -181,14 +181,18 @@ def record_threshold(
 def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
     """Audited auto-eligible slates in the window: how many a curator changed, with a
     two-sided Clopper-Pearson interval at the config's confidence level."""
-    ids = session.scalars(
+    latest_audits = (
         select(Decision.id)
         .where(Decision.audit.is_(True))
         .order_by(Decision.id.desc())
         .limit(config.risk_window)
+    )
+    changed = session.execute(
+        _first_reviews(Decision.id, _changed_anything()).where(
+            Decision.id.in_(latest_audits.scalar_subquery())
+        )
     ).all()
-    changed = _overridden(session, list(ids))
-    n, k = len(changed), int(sum(changed.values()))
+    n, k = len(changed), int(sum(row[1] for row in changed))
     alpha = 1.0 - config.confidence_level
     low = 0.0 if k == 0 else risk_control.upper_bound(k - 1, n, alpha / 2) if n else 0.0
     high = risk_control.upper_bound(k, n, 1 - alpha / 2) if n else 1.0
@@ -200,18 +204,15 @@ def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_contro
     # Every reviewed decision is evidence, whatever its approval role: its score was logged
     # before its verdicts reached any model, so it is out of sample (prequential). The held-out
     # roles matter only where the current model re-scores old verdicts (calibration, ECE).
-    changed_anything = func.max(case((CuratorAction.verdict != CuratorVerdict.KEPT, 1), else_=0))
     rows = session.execute(
-        select(
+        _first_reviews(
             Decision.id,
             Decision.approval_probability,
             Decision.audit,
             Decision.audit_probability,
-            changed_anything,
+            _changed_anything(),
         )
-        .join(CuratorAction, CuratorAction.decision_id == Decision.id)
-        .where(Decision.approval_probability.is_not(None), CuratorAction.agreement_only.is_(False))
-        .group_by(Decision.id)
+        .where(Decision.approval_probability.is_not(None))
         .order_by(Decision.id.desc())
         .limit(config.risk_window)
     ).all()
@@ -237,18 +238,19 @@ def _projected_automation(
     return above / len(approvals) * (1.0 - config.audit_share)
 
 
-def _overridden(session: Session, decision_ids: list[int]) -> dict[int, bool]:
-    """Per reviewed decision: did the first-round curator change anything?"""
-    changed: dict[int, bool] = {}
-    for start in range(0, len(decision_ids), 500):
-        chunk = decision_ids[start : start + 500]
-        for decision_id, verdict in session.execute(
-            select(CuratorAction.decision_id, CuratorAction.verdict).where(
-                CuratorAction.decision_id.in_(chunk), CuratorAction.agreement_only.is_(False)
-            )
-        ):
-            changed[decision_id] = changed.get(decision_id, False) or verdict != CuratorVerdict.KEPT
-    return changed
+def _first_reviews(*columns: Any) -> Select[Any]:
+    """One row per decision a first-round curator reviewed, with `columns` (grouped by it)."""
+    return (
+        select(*columns)
+        .join(CuratorAction, CuratorAction.decision_id == Decision.id)
+        .where(CuratorAction.agreement_only.is_(False))
+        .group_by(Decision.id)
+    )
+
+
+def _changed_anything() -> ColumnElement[int]:
+    """Per reviewed decision: 1 if the first-round curator changed any item, else 0."""
+    return func.max(case((CuratorAction.verdict != CuratorVerdict.KEPT, 1), else_=0))
 
 
 def _recent_verdicts(
