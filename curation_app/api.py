@@ -1,4 +1,4 @@
-"""JSON API v1 for client services: rank, read an event, report a reward."""
+"""JSON API v1 for client services: rank, read an event, report rewards (one or a batch)."""
 
 from __future__ import annotations
 
@@ -87,6 +87,26 @@ class RewardBody(BaseModel):
 
     value: RewardValue
     item_id: ItemId | None = None
+
+
+class RewardBatchEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    event_id: EventId
+    value: RewardValue
+    item_id: ItemId | None = None
+
+
+# A thousand rewards are about 80 KB of JSON, well inside the server's body limit.
+MAX_BATCH_REWARDS = 1000
+
+
+class RewardBatchBody(BaseModel):
+    """Rewards for many events in one call: all are stored, or none (the error names which)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    rewards: Annotated[list[RewardBatchEntry], Field(min_length=1, max_length=MAX_BATCH_REWARDS)]
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -262,6 +282,48 @@ def reward(event_id: str) -> ResponseReturnValue:
         accepted=True,
         duplicate=not created,
     ), 202
+
+
+@bp.post("/rewards")
+@require_token
+def reward_batch() -> ResponseReturnValue:
+    """Record delayed rewards for many events in one transaction (a stream's batch)."""
+    session = get_session()
+    body = parse_body(RewardBatchBody)
+    entries = [rewards.RewardEntry(r.event_id, r.item_id, r.value) for r in body.rewards]
+    try:
+        with transaction():
+            answers = rewards.record_reward_batch(
+                session, entries, source=f"client:{g.api_client_name}"
+            )
+    except rewards.RewardError as error:
+        raise ApiError(status_for(error), _batch_message(error)) from error
+    created = sum(new for _, new in answers)
+    return jsonify(
+        accepted=True,
+        created=created,
+        duplicates=len(answers) - created,
+        rewards=[
+            {
+                "event_id": entry.event_id,
+                "item_id": entry.item_id,
+                "value": outcome.value,
+                "duplicate": not new,
+            }
+            for entry, (outcome, new) in zip(entries, answers, strict=True)
+        ],
+    ), 202
+
+
+def _batch_message(error: rewards.RewardError) -> str:
+    """The service's message, located in the batch as pydantic locates a bad field."""
+    if error.index is None:
+        return str(error)
+    message = str(error)
+    field, _, rest = message.partition(": ")
+    if rest and field in ("value", "item_id"):
+        return f"rewards.{error.index}.{message}"
+    return f"rewards.{error.index}.event_id: {message}"
 
 
 @bp.post("/events/<event_id>/choice")

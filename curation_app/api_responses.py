@@ -57,6 +57,20 @@ class RewardAnswer(_Answer):
     duplicate: bool
 
 
+class BatchRewardAnswer(_Answer):
+    event_id: str
+    item_id: str | None
+    value: float
+    duplicate: bool
+
+
+class RewardBatchAnswer(_Answer):
+    accepted: bool
+    created: int
+    duplicates: int
+    rewards: list[BatchRewardAnswer]
+
+
 class ChoiceAnswer(_Answer):
     event_id: str
     items: list[str]

@@ -18,7 +18,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from bandit.db.limits import ROW_ID_MAX
 from curation_app import api_responses as answers
-from curation_app.api import ChoiceBody, EventId, RankBody, RewardBody
+from curation_app.api import ChoiceBody, EventId, RankBody, RewardBatchBody, RewardBody
 from curation_app.event_schemas import WEBHOOK_HEADERS, EventDocument, WebhookMessage
 from curation_app.review_api import LeaseBody, SubmitBody
 
@@ -160,6 +160,16 @@ OPERATIONS = (
         WITH_BODY + AUTHENTICATED + (404, 409),
         body=RewardBody,
         parameters=[EVENT_ID],
+    ),
+    Operation(
+        "/api/v1/rewards",
+        "Report delayed rewards for many events at once: all stored, or none",
+        CLIENT_TOKEN,
+        202,
+        "every reward accepted, in the order sent (duplicate: the same reward again)",
+        answers.RewardBatchAnswer,
+        WITH_BODY + AUTHENTICATED + (404, 409),
+        body=RewardBatchBody,
     ),
     Operation(
         "/api/v1/events/{event_id}/choice",

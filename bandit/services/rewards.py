@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import cast
@@ -37,7 +38,14 @@ INSERT_ATTEMPTS = 3
 
 
 class RewardError(Exception):
-    """A reward cannot be accepted (the request itself is wrong)."""
+    """A reward cannot be accepted (the request itself is wrong).
+
+    `index` is the position of the refused reward in a batch (None when not known).
+    """
+
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
 
 
 class EventNotFound(RewardError):
@@ -46,6 +54,15 @@ class EventNotFound(RewardError):
 
 class RewardConflict(RewardError):
     """A different reward is already recorded for this event or item."""
+
+
+@dataclass(frozen=True)
+class RewardEntry:
+    """One reward in a batch: for the event, or one of its items (`item_id`)."""
+
+    event_id: str
+    item_id: str | None
+    value: float
 
 
 def record_reward(
@@ -72,56 +89,82 @@ def record_rewards(
 ) -> list[tuple[Outcome, bool]]:
     """Store one report of an event's rewards, `(item_id or None, value)` each. Flushes.
 
+    See `record_reward_batch`, of which this is the one-event case.
+    """
+    entries = [RewardEntry(event_id, item_id, value) for item_id, value in rewards]
+    return record_reward_batch(session, entries, source, now)
+
+
+def record_reward_batch(
+    session: Session,
+    entries: Sequence[RewardEntry],
+    source: str,
+    now: datetime | None = None,
+) -> list[tuple[Outcome, bool]]:
+    """Store rewards for any number of events at once. Flushes.
+
     The same as recording them one by one in order (each (event, item) is accepted once, a
-    different value for it conflicts), but the event is locked and read once and the new
-    outcomes are written together; nothing is written if any of them is refused. Returns
-    each reward's outcome and whether this call created it, in the order given.
+    different value for it conflicts), but the events are locked and read in one query and
+    the new outcomes are written together; nothing is written if any of them is refused (the
+    error's `index` says which). Returns each reward's outcome and whether this call created
+    it, in the order given.
     """
     now = now or utcnow()
-    for _, value in rewards:
-        if not math.isfinite(value) or abs(value) > MAX_ABS_REWARD:
-            raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}")
-    # The row lock orders this report against a concurrent default-reward pass on PostgreSQL
+    for index, entry in enumerate(entries):
+        if not math.isfinite(entry.value) or abs(entry.value) > MAX_ABS_REWARD:
+            raise RewardError(f"value: must be a finite number within ±{MAX_ABS_REWARD:g}", index)
+    # The row locks order this batch against a concurrent default-reward pass on PostgreSQL
     # (SQLite's BEGIN IMMEDIATE already serialises writers), so one of them sees the other.
-    decision = session.scalars(_locked_for_reward(), {"event_id": event_id}).first()
-    if decision is None:
-        raise EventNotFound(f"unknown event {event_id!r}")
+    # They are taken in id order, so two batches sharing events cannot deadlock.
+    event_ids = list(dict.fromkeys(entry.event_id for entry in entries))
+    decisions = {
+        decision.event_id: decision
+        for decision in session.scalars(_locked_for_reward(), {"event_ids": event_ids})
+    }
+    for index, entry in enumerate(entries):
+        if entry.event_id not in decisions:
+            raise EventNotFound(f"unknown event {entry.event_id!r}", index)
     for _ in range(INSERT_ATTEMPTS):
-        # Every outcome of the event in one query (a slate has a handful): the repeat check,
-        # the granularity rule and the after-default flag all read it.
-        answers, new = _plan(
-            session, decision, _outcomes(session, decision.id), rewards, source, now
-        )
+        # Every outcome of these events in one query (a slate has a handful): the repeat
+        # check, the granularity rule and the after-default flag all read it.
+        stored = _outcomes(session, [decision.id for decision in decisions.values()])
+        answers, new = _plan(session, decisions, stored, entries, source, now)
         if not new:
             return answers
         try:
             # A savepoint: the outbox rows and the status share it, so a lost race leaves no
             # "rewarded" behind. Core statements, not the ORM's flush: every reward runs them.
             with session.begin_nested():
-                _write_outcomes(session, decision, new, now)
+                _write_outcomes(session, decisions, new, now)
             return answers
         except IntegrityError:
             # A concurrent retry of one of these rewards got there first (the unique key said
             # so); plan again against what is stored now.
             continue
-    raise RewardError("the event's rewards kept changing under this report; retry it")
+    raise RewardError("the events' rewards kept changing under this report; retry it")
 
 
 def _write_outcomes(
-    session: Session, decision: Decision, new: Sequence[Outcome], now: datetime
+    session: Session, decisions: dict[str, Decision], new: Sequence[Outcome], now: datetime
 ) -> None:
     rows = [{column: getattr(outcome, column) for column in OUTCOME_COLUMNS} for outcome in new]
     ids = session.scalars(_insert_outcomes(), rows).all()
+    by_id = {decision.id: decision for decision in decisions.values()}
+    rewarded = list(dict.fromkeys(outcome.decision_id for outcome in new))
     session.execute(
-        _set_status(), {"decision_id": decision.id, "new_status": DecisionStatus.REWARDED}
+        _set_status(), {"decision_ids": rewarded, "new_status": DecisionStatus.REWARDED}
     )
     kind = EventChangeKind.REWARDED
     session.execute(
         insert(EVENT_CHANGES),
-        [change_row(decision.id, decision.event_id, kind, _reward_payload(o), now) for o in new],
+        [
+            change_row(o.decision_id, by_id[o.decision_id].event_id, kind, _reward_payload(o), now)
+            for o in new
+        ],
     )
     # The in-memory rows now say what is stored, without a second write at commit.
-    set_committed_value(decision, "status", DecisionStatus.REWARDED)
+    for decision_id in rewarded:
+        set_committed_value(by_id[decision_id], "status", DecisionStatus.REWARDED)
     for outcome, outcome_id in zip(new, ids, strict=True):
         outcome.id = outcome_id
         make_transient_to_detached(outcome)
@@ -138,7 +181,7 @@ def _insert_outcomes() -> Insert:
 def _set_status() -> Update:
     return (
         update(DECISIONS)
-        .where(DECISIONS.c.id == bindparam("decision_id"))
+        .where(DECISIONS.c.id.in_(bindparam("decision_ids", expanding=True)))
         .values(status=bindparam("new_status"))
     )
 
@@ -151,61 +194,86 @@ def _locked_for_reward() -> Select[Decision]:
         .options(
             load_only(Decision.id, Decision.event_id, Decision.status, Decision.delivered_slate)
         )
-        .where(Decision.event_id == bindparam("event_id"))
+        .where(Decision.event_id.in_(bindparam("event_ids", expanding=True)))
+        .order_by(Decision.id)
         .with_for_update()
     )
 
 
 def _plan(
     session: Session,
-    decision: Decision,
-    outcomes: dict[str, Outcome],
-    rewards: Sequence[tuple[str | None, float]],
+    decisions: dict[str, Decision],
+    stored: dict[int, dict[str, Outcome]],
+    entries: Sequence[RewardEntry],
     source: str,
     now: datetime,
 ) -> tuple[list[tuple[Outcome, bool]], list[Outcome]]:
     """Each reward's answer and the outcomes to insert, checked as if recorded in order."""
     answers: list[tuple[Outcome, bool]] = []
     new: list[Outcome] = []
-    rewardable: set[str] | None = None
-    for item_id, value in rewards:
-        key = item_id or ""
-        existing = outcomes.get(key)
-        if existing is not None:
-            _check_same_value(existing, value)
-            answers.append((existing, False))
-            continue
-        if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
-            raise RewardConflict("the event is still awaiting review; its slate was not delivered")
-        if item_id is not None:
-            if rewardable is None:
-                rewardable = _rewardable_items(session, decision)
-            if item_id not in rewardable:
-                raise RewardError(
-                    f"item_id: {item_id!r} is neither in the delivered nor in the current slate "
-                    "of this event"
-                )
-        _check_one_granularity(outcomes.keys(), item_id)
-        outcome = Outcome(
-            decision_id=decision.id,
-            item_key=key,
-            value=float(value),
-            is_default=False,
-            after_default=DEFAULT_KEY in outcomes,
-            source=source[:SOURCE_LENGTH],
-            created_at=now,
-        )
-        outcomes[key] = outcome
-        new.append(outcome)
-        answers.append((outcome, True))
+    rewardable: dict[int, set[str]] = {}
+    for index, entry in enumerate(entries):
+        decision = decisions[entry.event_id]
+        outcomes = stored.setdefault(decision.id, {})
+        try:
+            answer = _planned(session, decision, outcomes, entry, source, now, rewardable)
+        except RewardError as error:
+            error.index = index
+            raise
+        if answer[1]:
+            new.append(answer[0])
+        answers.append(answer)
     return answers, new
 
 
-def _rewardable_items(session: Session, decision: Decision) -> set[str]:
+def _planned(
+    session: Session,
+    decision: Decision,
+    outcomes: dict[str, Outcome],
+    entry: RewardEntry,
+    source: str,
+    now: datetime,
+    rewardable: dict[int, set[str]],
+) -> tuple[Outcome, bool]:
+    """One reward's answer; a new outcome is added to `outcomes` (not yet written)."""
+    key = entry.item_id or ""
+    existing = outcomes.get(key)
+    if existing is not None:
+        _check_same_value(existing, entry.value)
+        return existing, False
+    if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
+        raise RewardConflict("the event is still awaiting review; its slate was not delivered")
+    if entry.item_id is not None and not _may_reward(session, decision, entry.item_id, rewardable):
+        raise RewardError(
+            f"item_id: {entry.item_id!r} is neither in the delivered nor in the current slate "
+            "of this event"
+        )
+    _check_one_granularity(outcomes.keys(), entry.item_id)
+    outcome = Outcome(
+        decision_id=decision.id,
+        item_key=key,
+        value=float(entry.value),
+        is_default=False,
+        after_default=DEFAULT_KEY in outcomes,
+        source=source[:SOURCE_LENGTH],
+        created_at=now,
+    )
+    outcomes[key] = outcome
+    return outcome, True
+
+
+def _may_reward(
+    session: Session, decision: Decision, item_id: str, rewardable: dict[int, set[str]]
+) -> bool:
     # The customer had the delivered items; a client that acted on a correction sent its
-    # replacements too (their rewards are kept, but are no policy draw to learn from).
-    current = current_slate(delivered_slate(decision), corrections_of(session, decision))
-    return delivered_item_ids(decision) | {entry["item_id"] for entry in current}
+    # replacements too (their rewards are kept, but are no policy draw to learn from). The
+    # corrections are read only for an item outside the delivered slate.
+    if item_id in delivered_item_ids(decision):
+        return True
+    if decision.id not in rewardable:
+        current = current_slate(delivered_slate(decision), corrections_of(session, decision))
+        rewardable[decision.id] = {entry["item_id"] for entry in current}
+    return item_id in rewardable[decision.id]
 
 
 def _reward_payload(outcome: Outcome) -> dict[str, object]:
@@ -240,9 +308,17 @@ def _check_one_granularity(keys: Iterable[str], item_id: str | None) -> None:
         )
 
 
-def _outcomes(session: Session, decision_id: int) -> dict[str, Outcome]:
-    statement = select(Outcome).where(Outcome.decision_id == decision_id)
-    return {outcome.item_key: outcome for outcome in session.scalars(statement)}
+def _outcomes(session: Session, decision_ids: Sequence[int]) -> dict[int, dict[str, Outcome]]:
+    """Each decision's stored outcomes by item key ("" for the event, DEFAULT_KEY)."""
+    stored: dict[int, dict[str, Outcome]] = {decision_id: {} for decision_id in decision_ids}
+    for outcome in session.scalars(_stored_outcomes(), {"decision_ids": list(decision_ids)}):
+        stored[outcome.decision_id][outcome.item_key] = outcome
+    return stored
+
+
+@cache
+def _stored_outcomes() -> Select[Outcome]:
+    return select(Outcome).where(Outcome.decision_id.in_(bindparam("decision_ids", expanding=True)))
 
 
 def assign_default_rewards(session: Session, now: datetime | None = None) -> int:

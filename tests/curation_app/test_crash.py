@@ -1,10 +1,11 @@
 """kill -9 of the whole gunicorn while clients rank, reward and review with retries.
 
 Clients retry every request until it is acknowledged (a 2xx answer), with the same event id,
-the same reward and the same lease, as a real client would. The server (master and workers,
-one process group) is SIGKILLed several times and restarted. Afterwards every acknowledged
-decision, reward and verdict exists exactly once, and each action's audit entry exists exactly
-when its action does: an action and its audit entry commit together or not at all.
+the same reward (or batch of rewards) and the same lease, as a real client would. The server
+(master and workers, one process group) is SIGKILLed several times and restarted. Afterwards
+every acknowledged decision, reward and verdict exists exactly once, and each action's audit
+entry exists exactly when its action does: an action and its audit entry commit together or
+not at all.
 """
 
 from __future__ import annotations
@@ -172,8 +173,19 @@ def test_acknowledged_actions_survive_kill_9_exactly_once(crash_database: str) -
     reviewed: list[int] = []
     errors: list[str] = []
 
+    def reward_batch(batch: list[dict[str, Any]]) -> None:
+        got = until_acknowledged(
+            server.base, "/api/v1/rewards", client_token, {"rewards": batch}, stop
+        )
+        if got is not None and got[0] == 202:
+            rewarded.extend((entry["event_id"], entry["item_id"]) for entry in batch)
+        elif got is not None:
+            errors.append(f"reward batch: {got}")
+
     def ranker() -> None:
         step = 0
+        # Second items are rewarded in batches of four events, retried whole like the rest.
+        batch: list[dict[str, Any]] = []
         while not stop.is_set():
             event_id = uuid.uuid4().hex
             body = {"event_id": event_id, "context": dict(customers[step % len(customers)])}
@@ -194,6 +206,11 @@ def test_acknowledged_actions_survive_kill_9_exactly_once(crash_database: str) -
                     rewarded.append((event_id, item))
                 elif got is not None:
                     errors.append(f"reward: {got}")
+                second = answer[1]["slate"][1]["item_id"]
+                batch.append({"event_id": event_id, "item_id": second, "value": 0.0})
+                if len(batch) == 4:
+                    reward_batch(batch)
+                    batch = []
 
     def reviewer() -> None:
         while not stop.is_set():

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.test import TestResponse
 
-from bandit.db.models import AuditEntry, Decision, ReviewTask
+from bandit.db.models import AuditEntry, Decision, Outcome, ReviewTask
 from bandit.engine.vocabulary import TaskStatus
 from bandit.services import accounts
 from tests.api_support import RANK_URL, activate_config
@@ -223,3 +223,51 @@ def test_a_client_choice_racing_a_claim_never_deadlocks(
     assert sum(outcomes.values()) == TRIES
     assert all(status < 500 for status in statuses), statuses
     assert outcomes["client first"] and outcomes["curator first"], "only one order was tried"
+
+
+def test_overlapping_reward_batches_store_each_reward_once_without_deadlock(
+    app: Flask,
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    tokens: dict[str, dict[str, str]],
+) -> None:
+    activate_config(session_factory, routing_mode="review_after")
+    statuses: Counter[int] = Counter()
+    created_twice = created_never = 0
+    tries = TRIES // 4  # each try ranks four events first
+    for attempt in range(tries):
+        ranked = [
+            _rank(app, tokens["client"], dict(demo_catalog.customers[(attempt + n) % 40]))
+            for n in range(4)
+        ]
+        batch = [
+            {"event_id": event["event_id"], "item_id": item["item_id"], "value": 1.0}
+            for event in ranked
+            for item in event["slate"][:2]
+        ]
+        # The same rewards, the events in opposite orders: a lock order taken from the body
+        # would deadlock here.
+        answers = race(
+            app,
+            [
+                post(app, "/api/v1/rewards", tokens["client"], {"rewards": batch}),
+                post(app, "/api/v1/rewards", tokens["client"], {"rewards": batch[::-1]}),
+            ],
+        )
+        statuses.update(a.status_code for a in answers)
+        if any(a.status_code != 202 for a in answers):
+            continue
+        forward, backward = (a.get_json()["rewards"] for a in answers)
+        for one, other in zip(forward, backward[::-1], strict=True):
+            created = (not one["duplicate"]) + (not other["duplicate"])
+            created_twice += created == 2
+            created_never += created == 0
+    with session_factory() as session:
+        outcomes = session.scalar(select(func.count()).select_from(Outcome))
+    print(
+        f"\nreward batch races: {tries} x 2 batches of 8, statuses {dict(statuses)}, "
+        f"outcomes {outcomes}, created twice {created_twice}, never {created_never}"
+    )
+    assert statuses == Counter({202: 2 * tries}), statuses
+    assert created_twice == 0 and created_never == 0
+    assert outcomes == tries * 8
