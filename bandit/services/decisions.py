@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, utcnow
 from bandit.engine.config import PolicyConfig
+from bandit.engine.policy import UnscorableContext
+from bandit.engine.recommender import NoEligibleItems
 from bandit.engine.records import Proposal
 from bandit.engine.vocabulary import (
     DecisionStatus,
@@ -60,12 +62,6 @@ def _by_event_id(lock: bool) -> Select[Decision]:
     return query.with_for_update() if lock else query
 
 
-@cache
-def _logged_id() -> Select[int]:
-    # Only the id: most ranks carry a new event id, and the whole row is large.
-    return select(Decision.id).where(Decision.event_id == bindparam("event_id"))
-
-
 def rank(
     session: Session,
     runtime: EngineRuntime,
@@ -77,18 +73,24 @@ def rank(
 
     Returns the decision and whether it was created by this call. Flushes; the caller commits.
     """
-    if request.event_id and session.scalar(_logged_id(), {"event_id": request.event_id}):
-        existing = find_decision(session, request.event_id)
-        if existing is not None:
-            return existing, False
-    unknown = sorted(set(request.exclude) - set(items_by_id(session, request.exclude)))
-    if unknown:
-        raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
-    serving = runtime.serving(session)
-    _check_fallback(request.fallback_seconds, serving.recommender.config)
-    proposal = serving.recommender.propose(
-        request.context, request.exclude, request.slate_size, explain=request.explain
-    )
+    # A repeated event id is found by the decision INSERT itself (ON CONFLICT DO NOTHING), not
+    # by a read before proposing: nearly every rank is new, and the read cost each of them a
+    # statement. A retry proposes once more and its slate is thrown away.
+    try:
+        unknown = sorted(set(request.exclude) - set(items_by_id(session, request.exclude)))
+        if unknown:
+            raise UnknownItems(f"exclude: unknown item id(s): {', '.join(unknown[:10])}")
+        serving = runtime.serving(session)
+        _check_fallback(request.fallback_seconds, serving.recommender.config)
+        proposal = serving.recommender.propose(
+            request.context, request.exclude, request.slate_size, explain=request.explain
+        )
+    except (UnknownItems, FallbackNotAllowed, NoEligibleItems, UnscorableContext):
+        # A retry is answered with what is stored, even if the request would now be refused.
+        stored = find_decision(session, request.event_id) if request.event_id else None
+        if stored is not None:
+            return stored, False
+        raise
     decision = log_decision(
         session,
         request,

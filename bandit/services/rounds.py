@@ -31,7 +31,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from bandit.db.models import CuratorAction, Decision, Outcome
 from bandit.engine.config import PolicyConfig
@@ -120,8 +120,10 @@ def resolve_decisions(
 def _decision_chunks(
     session: Session, decision_ids: Collection[int] | None
 ) -> list[list[Decision]]:
+    # Only what a round reads: the proposed slate, not the final one (what went out is the
+    # decision's `delivered_slate`), and not the per-position pmfs or the uncertainty.
     query = select(Decision).options(
-        selectinload(Decision.proposed), selectinload(Decision.final_slate)
+        selectinload(Decision.proposed), defer(Decision.position_pmfs), defer(Decision.uncertainty)
     )
     order = (Decision.created_at, Decision.id)
     if decision_ids is None:

@@ -105,6 +105,36 @@ def test_a_repeated_event_id_returns_the_stored_decision_without_a_second_row(
     assert snapshot(session_factory) == stored
 
 
+REFUSED_RETRIES = {
+    # Each would be refused as a new request; as a retry of a logged event id it is answered
+    # with the stored decision.
+    "unknown exclusion": ({"exclude": ["no-such-item"]}, 400),
+    "fallback out of range": ({"fallback": {"deliver_unreviewed_after_seconds": 1}}, 400),
+    "no eligible items": ({"context": {"categories": ["no-such-category"]}}, 422),
+}
+
+
+@pytest.mark.parametrize(("change", "refused"), REFUSED_RETRIES.values(), ids=REFUSED_RETRIES)
+def test_a_retry_gets_the_stored_decision_even_if_it_would_now_be_refused(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+    context: dict[str, Any],
+    change: dict[str, Any],
+    refused: int,
+) -> None:
+    body = {"context": context, **change}
+    assert client.post(RANK_URL, json=body, headers=auth_headers).status_code == refused
+    first = rank(client, auth_headers, context, event_id="order-43")
+    stored = snapshot(session_factory)
+
+    again = client.post(RANK_URL, json={**body, "event_id": "order-43"}, headers=auth_headers)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.get_json() == first.get_json()
+    assert snapshot(session_factory) == stored
+
+
 def test_each_request_without_an_event_id_gets_its_own_event(
     client: FlaskClient,
     auth_headers: dict[str, str],
