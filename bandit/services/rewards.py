@@ -214,7 +214,7 @@ def _plan(
     rewardable: dict[int, set[str]] = {}
     for index, entry in enumerate(entries):
         decision = decisions[entry.event_id]
-        outcomes = stored.setdefault(decision.id, {})
+        outcomes = stored[decision.id]  # every locked decision has an entry, maybe empty
         try:
             answer = _planned(session, decision, outcomes, entry, source, now, rewardable)
         except RewardError as error:
