@@ -198,12 +198,14 @@ def bearer_required(
                     "Authorization: missing bearer token; send 'Authorization: Bearer <token>'",
                 )
             session = get_session()
-            client = accounts.client_for_token(session, token.strip())
+            if curator:
+                client, g.curator = accounts.curator_client_for_token(session, token.strip())
+            else:
+                client = accounts.client_for_token(session, token.strip())
             if client is None:
                 raise ApiError(401, "Authorization: invalid or revoked bearer token")
             g.api_client_id, g.api_client_name = client.id, client.name
             if curator:
-                g.curator = accounts.token_curator(session, client)
                 if g.curator is None:
                     raise ApiError(
                         403,

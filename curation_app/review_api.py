@@ -142,16 +142,13 @@ def submit(task_id: int) -> ResponseReturnValue:
                     task_id,
                     verdicts=review_forms.verdict_summary(verdicts),
                 )
+            # Read before the commit expires it: the submit just loaded the task.
+            task = session.get(ReviewTask, task_id)
+            assert task is not None
+            message = review_forms.saved_message(task.route, verdicts, recorded, task.review_round)
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
-    task = session.get(ReviewTask, task_id)
-    assert task is not None
-    return jsonify(
-        task_id=task_id,
-        recorded=recorded,
-        duplicate=not recorded,
-        message=review_forms.saved_message(task.route, verdicts, recorded, task.review_round),
-    )
+    return jsonify(task_id=task_id, recorded=recorded, duplicate=not recorded, message=message)
 
 
 @bp.post("/<int:task_id>/release")

@@ -92,21 +92,36 @@ def create_token(
     return token
 
 
-def token_curator(session: Session, client: ApiClient) -> Curator | None:
-    """The active curator a token acts as, if it is bound to one."""
-    if client.curator_id is None:
-        return None
-    curator = session.get(Curator, client.curator_id)
-    return curator if curator is not None and curator.active else None
-
-
 def client_for_token(session: Session, token: str) -> ApiClient | None:
     """The active API client holding `token`, else None."""
     client = session.scalars(_by_token_hash(), {"token_hash": _token_hash(token)}).first()
     return client if client is not None and client.active else None
 
 
+def curator_client_for_token(
+    session: Session, token: str
+) -> tuple[ApiClient | None, Curator | None]:
+    """`client_for_token` and the active curator the token acts as (None when it is bound to
+    none, or to one no longer active), read in one query: every review-API call asks both."""
+    found = session.execute(_by_token_hash_with_curator(), {"token_hash": _token_hash(token)})
+    row = found.first()
+    if row is None or not row[0].active:
+        return None, None
+    client, curator = row
+    return client, curator if curator is not None and curator.active else None
+
+
+# Built once per process and bound per call: every API request looks its token up.
 @cache
 def _by_token_hash() -> Select[ApiClient]:
-    # Built once per process and bound per call: every API request looks its token up.
     return select(ApiClient).where(ApiClient.token_hash == bindparam("token_hash"))
+
+
+@cache
+def _by_token_hash_with_curator() -> Select[ApiClient, Curator]:
+    # An outer join: an unbound token still finds its client (and no curator).
+    return (
+        select(ApiClient, Curator)
+        .outerjoin(Curator, Curator.id == ApiClient.curator_id)
+        .where(ApiClient.token_hash == bindparam("token_hash"))
+    )

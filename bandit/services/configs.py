@@ -9,13 +9,26 @@ from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.engine.config import PolicyConfig, check_model_compatible, config_from_mapping
 from bandit.services import change_feed
 
+# The active config as read in the session's current transaction: one user action asks for
+# it several times (a claim: the lease length, then the task document's blinding).
+_READ_IN_TRANSACTION = "hitl.active_config"
+
 
 def active_config(session: Session) -> tuple[PolicyConfigRow, PolicyConfig]:
-    """The active config row and its parsed settings, creating the default on first use."""
+    """The active config row and its parsed settings, creating the default on first use.
+
+    Read once per transaction; activating a config in the same transaction reads it anew.
+    """
+    transaction = session.get_transaction()
+    memo = session.info.get(_READ_IN_TRANSACTION)
+    if memo is not None and memo[0] is transaction:
+        return memo[1], memo[2]
     row = session.scalars(select(PolicyConfigRow).where(PolicyConfigRow.active.is_(True))).first()
     if row is None:
         row = save_config(session, PolicyConfig(), created_by="system", activate=True)
-    return row, config_from_mapping(dict(row.document))
+    parsed = config_from_mapping(dict(row.document))
+    session.info[_READ_IN_TRANSACTION] = (session.get_transaction(), row, parsed)
+    return row, parsed
 
 
 def save_config(
@@ -48,6 +61,7 @@ def activate_config(session: Session, row: PolicyConfigRow) -> None:
 
 
 def _make_active(session: Session, row: PolicyConfigRow) -> None:
+    session.info.pop(_READ_IN_TRANSACTION, None)
     session.execute(update(PolicyConfigRow).values(active=False))
     row.active = True
     session.flush()

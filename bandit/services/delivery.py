@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, EventChange, FinalSlateItem, PolicyConfigRow
@@ -137,11 +139,14 @@ def add_change(
     session.add(EventChange(**change_row(decision.id, decision.event_id, kind, payload, now)))
 
 
+# Config rows never change once stored (a change is a new version), so each is read and
+# parsed once per database and process: every submitted review and learn pass asks for it.
+_PARSED_CONFIGS: WeakKeyDictionary[Engine, dict[int, PolicyConfig]] = WeakKeyDictionary()
+
+
 def decision_config(session: Session, decision: Decision) -> PolicyConfig:
     """The policy config the decision was made under."""
-    # Config rows never change once stored (a change is a new version), so each is parsed
-    # once per session: the learner and the review path ask for it once per verdict.
-    parsed: dict[int, PolicyConfig] = session.info.setdefault("hitl.parsed_configs", {})
+    parsed = _PARSED_CONFIGS.setdefault(session.get_bind().engine, {})
     config = parsed.get(decision.policy_config_id)
     if config is None:
         row = session.get(PolicyConfigRow, decision.policy_config_id)

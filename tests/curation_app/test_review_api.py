@@ -10,10 +10,10 @@ import pytest
 from click.testing import CliRunner
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import ApiClient, AuditEntry, CatalogItem, ReviewTask
+from bandit.db.models import ApiClient, AuditEntry, CatalogItem, Curator, ReviewTask
 from bandit.services import accounts
 from curation_app.cli import main
 from tests.api_support import activate_config, ranked, snapshot
@@ -130,6 +130,28 @@ def test_only_curator_tokens_may_review(
 ) -> None:  # fmt: skip
     before = snapshot(session_factory)
     response = client.post(CLAIM, headers=auth_headers if headers == "client" else headers)
+    assert response.status_code == status and message in response.get_json()["error"]
+    assert snapshot(session_factory) == before
+
+
+@pytest.mark.parametrize(
+    ("switched_off", "status", "message"),
+    [
+        (Curator, 403, "not bound to an active curator"),
+        (ApiClient, 401, "invalid or revoked"),
+    ],
+    ids=["curator-deactivated", "token-revoked"],
+)
+def test_a_curator_token_stops_working_when_its_curator_or_itself_is_switched_off(
+    client: FlaskClient, reviewer: dict[str, str], queued: list[str],
+    session_factory: sessionmaker[Session], switched_off: type[Curator | ApiClient],
+    status: int, message: str,
+) -> None:  # fmt: skip
+    assert client.post(CLAIM, headers=reviewer).status_code == 200
+    with session_factory.begin() as session:
+        session.execute(update(switched_off).values(active=False))
+    before = snapshot(session_factory)
+    response = client.post(CLAIM, headers=reviewer)
     assert response.status_code == status and message in response.get_json()["error"]
     assert snapshot(session_factory) == before
 

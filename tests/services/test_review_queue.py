@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision, ReviewTask, utcnow
@@ -216,6 +216,66 @@ def test_a_task_past_its_sla_goes_out_unreviewed(
     assert view["review"]["status"] == "overflowed"
     assert view["review"]["overflow"] == "delivered_unreviewed"
     assert {f["decided_by"] for f in view["final_slate"]} == {"policy"}
+
+
+def _data_statements(engine: Engine) -> list[str]:
+    seen: list[str] = []
+    event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda *args: seen.append(args[2]) if args[2].lstrip().startswith(DATA_VERBS) else None,
+    )
+    return seen
+
+
+DATA_VERBS = ("SELECT", "UPDATE", "INSERT", "DELETE")
+NOTHING_DONE = overflow.UpkeepReport(0, 0, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("due", "policy", "done"),
+    [
+        ("lease", "deliver_unreviewed", overflow.UpkeepReport(1, 0, 0, 0)),
+        ("fallback", "deliver_unreviewed", overflow.UpkeepReport(0, 0, 0, 1)),
+        ("sla", "deliver_unreviewed", overflow.UpkeepReport(0, 1, 0, 0)),
+        ("sla", "hold", overflow.UpkeepReport(0, 0, 1, 0)),
+    ],
+)
+def test_upkeep_acts_just_past_each_deadline_and_reads_one_row_otherwise(
+    session_factory: sessionmaker[Session],
+    db_engine: Engine,
+    demo_catalog: DemoCatalog,
+    curators: list[int],
+    due: str,
+    policy: str,
+    done: overflow.UpkeepReport,
+) -> None:
+    with session_factory() as session:
+        use_config(
+            session, routing_mode="review_before", review_lease_seconds=60, overflow_policy=policy
+        )
+        request = decisions.RankRequest(
+            context=demo_catalog.customers[0], fallback_seconds=120 if due == "fallback" else None
+        )
+        decisions.rank(session, EngineRuntime(np.random.default_rng(0)), request)
+        session.commit()
+        if due == "lease":
+            assert review.claim_next(session, curators[0]) is not None
+            session.commit()
+        task = session.scalars(select(ReviewTask)).one()
+        deadline = {"lease": task.leased_until, "fallback": task.fallback_at, "sla": task.due_at}[
+            due
+        ]
+        assert deadline is not None
+    seen = _data_statements(db_engine)
+    for moment, expected in [(-1, NOTHING_DONE), (1, done), (2, NOTHING_DONE)]:
+        seen.clear()
+        with session_factory() as session:
+            report = overflow.upkeep(session, deadline + timedelta(seconds=moment))
+            session.commit()
+        assert report == expected, moment
+        # Nothing due (before the deadline, or once acted on, a held task too): one probe.
+        assert (len(seen) == 1) == (expected == NOTHING_DONE), seen
 
 
 CLAIMERS = 24

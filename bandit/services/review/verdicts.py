@@ -9,6 +9,7 @@ from functools import cache
 
 from sqlalchemy import Update, bindparam, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bandit.db.models import (
     CuratorAction,
@@ -105,7 +106,9 @@ def submit_review(
     )
     if done.rowcount != 1:  # type: ignore[attr-defined]
         raise LeaseLost(LOST_LEASE)
-    task.status, task.completed_at = TaskStatus.DONE, now
+    # The UPDATE wrote these; the row in the session says so without writing them again.
+    set_committed_value(task, "status", TaskStatus.DONE)
+    set_committed_value(task, "completed_at", now)
     second_opinion = task.review_round != double_review.FIRST_ROUND
     _record_actions(session, decision, task, curator_id, verdicts, seconds_spent, now)
     if not second_opinion:
