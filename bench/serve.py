@@ -18,9 +18,13 @@ process with `--clients` threads on keep-alive connections:
 3. with `--review`, the config routes every decision to review after output and `--clients`
    curator threads claim and submit over the review API while rank runs.
 
-In the same run, after the load, it measures the engine alone in this process (`propose` over
-the same catalog and config, no database write), and reports the ratio of the served rank
-rate to it (`serving_efficiency`). One JSON line with `--json`.
+In the same run, after the load, it measures two references:
+- the engine alone in this process (`propose` over the same catalog and config, no database
+  write); the served rank rate over it is `serving_efficiency`;
+- the stack's ceiling (bench/stack_ceiling.py): the same gunicorn settings, database and client
+  on a route that only parses the body, looks the token up, inserts one row and commits;
+  the rank rate over it is `rank_to_stack_ceiling`.
+One JSON line with `--json`.
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ from bandit.services import accounts, catalog_store, configs  # noqa: E402
 from bandit.services.runtime import EngineRuntime  # noqa: E402
 from sim.demo_data import generate_catalog, generate_customers  # noqa: E402
 from sim.runs import scratch_database  # noqa: E402
+
+sys.path.insert(0, str(ROOT / "bench"))
+import stack_ceiling  # noqa: E402
 
 DEFAULT_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 CONTEXTS = 500
@@ -101,8 +108,15 @@ def _seed(url: str, items: int, review: bool, curators: int) -> tuple[str, list[
     return token, curator_tokens
 
 
+RANK_APP = "curation_app:create_app()"
+# The reference served with the same settings (bench/stack_ceiling.py).
+CEILING_APP = "stack_ceiling:create_app()"
+
+
 @contextmanager
-def _gunicorn(url: str, port: int, workers: int, threads: int, feed: str) -> Iterator[int]:
+def _gunicorn(
+    url: str, port: int, workers: int, threads: int, feed: str, app: str = RANK_APP
+) -> Iterator[int]:
     environment = {
         **os.environ,
         "HITL_DATABASE_URL": url,
@@ -112,7 +126,7 @@ def _gunicorn(url: str, port: int, workers: int, threads: int, feed: str) -> Ite
     command = [
         str(Path(sys.executable).with_name("gunicorn")),
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-        "--log-level", "warning", "--timeout", "600", "curation_app:create_app()",
+        "--log-level", "warning", "--timeout", "600", "--pythonpath", str(ROOT / "bench"), app,
     ]  # fmt: skip
     # The long worker timeout: a worker's first rank loads the whole catalog, which takes a
     # while at 100k items on a busy machine; gunicorn's 30 s default would kill it midway.
@@ -308,6 +322,59 @@ def drive(
     print(json.dumps(result))
 
 
+def drive_ceiling(port: int, token: str, clients: int, seconds: float) -> None:
+    """The client process for the reference: the rank's bodies to `POST /ceiling`; prints JSON."""
+    contexts = generate_customers(CONTEXTS, 11)
+    elapsed_ms: list[list[float]] = [[] for _ in range(clients)]
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+    run = uuid.uuid4().hex[:8]
+
+    def sender(index: int) -> None:
+        client = _Client(port, token)
+        n = index
+        while time.monotonic() < stop_at:
+            body = {"context": contexts[n % CONTEXTS], "event_id": f"ceiling-{run}-{index}-{n}"}
+            status, payload, elapsed = client.post("/ceiling", body)
+            n += clients
+            if status != 201:
+                errors.append(f"ceiling {status}: {payload.get('error')}")
+                continue
+            elapsed_ms[index].append(elapsed)
+
+    wall = _run_threads(clients, sender)
+    every = [m for per_thread in elapsed_ms for m in per_thread]
+    print(
+        json.dumps(
+            {
+                "stack_ceiling_rps": round(len(every) / wall, 1),
+                "stack_ceiling_p50_ms": round(float(np.percentile(every, 50)), 2),
+                "stack_ceiling_p99_ms": round(float(np.percentile(every, 99)), 2),
+                "stack_ceiling_errors": len(errors),
+            }
+        )
+    )
+
+
+def _warm(port: int, token: str, connections: int, path: str) -> None:
+    """Several requests on one connection per worker thread before the clock starts."""
+
+    def warm(index: int) -> None:
+        client = _Client(port, token, timeout=600)
+        for n in range(4):
+            body = {"context": {"segment": "warm-up"}, "event_id": f"warm-{index}-{n}"}
+            client.post(path, body)
+
+    _run_threads(connections, warm)
+
+
+def _client_process(arguments: list[str]) -> dict[str, Any]:
+    command = [sys.executable, __file__, *arguments]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    figures: dict[str, Any] = json.loads(output.strip().splitlines()[-1])
+    return figures
+
+
 def in_process_rate(url: str, seconds: float) -> float:
     """Proposals per second of the engine alone (this process, same catalog and config).
 
@@ -352,32 +419,35 @@ def main() -> None:
     parser.add_argument("--change-feed", default="notify", choices=("notify", "request"))
     parser.add_argument("--server-url", default=DEFAULT_SERVER)
     parser.add_argument("--drive", nargs=3, metavar=("PORT", "TOKEN", "CURATOR_TOKENS"))
+    parser.add_argument("--drive-ceiling", nargs=2, metavar=("PORT", "TOKEN"))
     args = parser.parse_args()
     if args.drive:  # the client process
         port, token, curators = args.drive
         curator_tokens = [t for t in curators.split(",") if t]
         drive(int(port), token, curator_tokens, args.clients, args.seconds, args.batch)
         return
+    if args.drive_ceiling:
+        port, token = args.drive_ceiling
+        drive_ceiling(int(port), token, args.clients, args.seconds)
+        return
     with scratch_database(args.server_url) as url:
         token, curator_tokens = _seed(url, args.items, args.review, args.curators)
         port = _free_port()
+        connections = args.workers * args.threads
+        load = ["--clients", str(args.clients), "--seconds", str(args.seconds)]
         with _gunicorn(url, port, args.workers, args.threads, args.change_feed):
-            # Warm-up ranks on one connection per worker thread, several each, so every worker
-            # has loaded the catalog and the model before the clock starts.
-            def warm(_index: int) -> None:
-                client = _Client(port, token, timeout=600)
-                for _ in range(4):
-                    client.post("/api/v1/rank", {"context": {"segment": "warm-up"}})
-
-            _run_threads(args.workers * args.threads, warm)
-            command = [
-                sys.executable, __file__, "--drive", str(port), token, ",".join(curator_tokens),
-                "--clients", str(args.clients), "--seconds", str(args.seconds),
-                "--batch", str(args.batch),
-            ]  # fmt: skip
-            output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        figures = json.loads(output.strip().splitlines()[-1])
+            # Every worker loads the catalog and the model before the clock starts.
+            _warm(port, token, connections, "/api/v1/rank")
+            figures = _client_process(
+                ["--drive", str(port), token, ",".join(curator_tokens), *load,
+                 "--batch", str(args.batch)]
+            )  # fmt: skip
         stored = _stored(url)
+        stack_ceiling.create_table(url)
+        port = _free_port()
+        with _gunicorn(url, port, args.workers, args.threads, args.change_feed, CEILING_APP):
+            _warm(port, token, connections, "/ceiling")
+            ceiling = _client_process(["--drive-ceiling", str(port), token, *load])
         propose_rate = in_process_rate(url, min(args.seconds, 10.0))
     warmups = 4 * args.workers * args.threads
     distinct_rewards = figures.pop("distinct_rewards")
@@ -385,6 +455,8 @@ def main() -> None:
         **figures,
         "in_process_propose_per_s": round(propose_rate, 1),
         "serving_efficiency": round(figures["rank_rps"] / propose_rate, 3),
+        **ceiling,
+        "rank_to_stack_ceiling": round(figures["rank_rps"] / ceiling["stack_ceiling_rps"], 3),
         "items": args.items,
         "client_threads": args.clients,
         "gunicorn": f"{args.workers}x{args.threads}",
