@@ -142,7 +142,8 @@ def submit(task_id: int) -> ResponseReturnValue:
                     task_id,
                     verdicts=review_forms.verdict_summary(verdicts),
                 )
-            # Read before the commit expires it: the submit just loaded the task.
+            # Inside the transaction: after the commit this read would take a connection
+            # and a transaction of its own.
             task = session.get(ReviewTask, task_id)
             assert task is not None
             message = review_forms.saved_message(task.route, verdicts, recorded, task.review_round)
