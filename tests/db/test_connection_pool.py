@@ -1,0 +1,88 @@
+"""PostgreSQL connections from the pool: pinged after idling, not between back-to-back requests.
+
+The ping is SQLAlchemy's pre-ping, kept for connections that sat in the pool for
+`IDLE_PING_SECONDS` (a server restart or a firewall may have cut them); a connection back from
+a request moments ago is handed out as it is. These tests cut connections server-side with
+`pg_terminate_backend`, as a restart would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, create_engine, exc, text
+
+from bandit.db import session as db_session
+from bandit.db.session import make_engine
+from tests.conftest import POSTGRES_ADMIN_URL
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[Engine]:
+    engine = make_engine(postgres_url)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """Every ping the pool sends, in order."""
+    sent: list[Any] = []
+    original = engine.dialect.do_ping
+
+    def counted(dbapi_connection: Any) -> bool:
+        sent.append(dbapi_connection)
+        return original(dbapi_connection)
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    return sent
+
+
+def _backend(connection: Connection) -> int:
+    return int(connection.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _terminate(pid: int) -> None:
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        assert connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid}).scalar()
+    admin.dispose()
+
+
+def test_back_to_back_requests_reuse_the_connection_without_a_ping(
+    engine: Engine, pings: list[Any]
+) -> None:
+    with engine.connect() as connection:
+        first = _backend(connection)
+    assert len(pings) == 1  # a new connection's first checkout is pinged
+    for _ in range(20):
+        with engine.connect() as connection:
+            assert _backend(connection) == first
+    assert len(pings) == 1
+
+
+def test_a_connection_cut_while_idle_is_replaced_and_the_request_succeeds(
+    engine: Engine, pings: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with engine.connect() as connection:
+        cut = _backend(connection)
+    _terminate(cut)
+    monkeypatch.setattr(db_session, "IDLE_PING_SECONDS", 0.0)  # it has idled long enough
+    with engine.connect() as connection:
+        assert _backend(connection) != cut
+    assert len(pings) == 3  # the first checkout, the failed ping, the fresh connection's
+
+
+def test_a_connection_cut_moments_after_a_request_fails_one_request_then_the_pool_recovers(
+    engine: Engine,
+) -> None:
+    with engine.connect() as connection:
+        cut = _backend(connection)
+    _terminate(cut)
+    with pytest.raises(exc.OperationalError), engine.connect() as connection:
+        _backend(connection)
+    # The failure invalidated the pool's connections: the retry gets a fresh one.
+    with engine.connect() as connection:
+        assert _backend(connection) != cut
