@@ -12,11 +12,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, create_engine, exc, text
+from flask.testing import FlaskClient
+from sqlalchemy import Connection, Engine, create_engine, exc, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db import session as db_session
+from bandit.db.models import Decision
 from bandit.db.session import make_engine
-from tests.conftest import POSTGRES_ADMIN_URL
+from tests.conftest import POSTGRES_ADMIN_URL, DemoCatalog
 
 
 @pytest.fixture
@@ -86,3 +89,33 @@ def test_a_connection_cut_moments_after_a_request_fails_one_request_then_the_poo
     # The failure invalidated the pool's connections: the retry gets a fresh one.
     with engine.connect() as connection:
         assert _backend(connection) != cut
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_rank_on_a_cut_connection_fails_once_storing_nothing_and_its_retry_is_ranked(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    demo_catalog: DemoCatalog,
+    session_factory: sessionmaker[Session],
+) -> None:
+    body = {"context": demo_catalog.customers[0], "event_id": "after-a-restart"}
+    warm = client.post("/api/v1/rank", json={"context": body["context"]}, headers=auth_headers)
+    assert warm.status_code == 201  # the app's pool now holds a connection, just used
+    admin = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        cut = connection.execute(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": session_factory.kw["bind"].url.database},
+        ).scalar_one()
+    admin.dispose()
+    assert cut >= 1
+    failed = client.post("/api/v1/rank", json=body, headers=auth_headers)
+    assert failed.status_code == 500 and failed.get_json() == {"error": "internal error"}
+    retried = client.post("/api/v1/rank", json=body, headers=auth_headers)
+    assert retried.status_code == 201 and retried.get_json()["event_id"] == "after-a-restart"
+    with session_factory() as session:
+        stored = session.scalars(select(Decision.event_id)).all()
+    assert sorted(stored).count("after-a-restart") == 1 and len(stored) == 2
