@@ -44,9 +44,10 @@ IDLE_PING_SECONDS = 5.0
 def _ping_connections_back_from_idle(engine: Engine) -> None:
     """SQLAlchemy's pre-ping, for connections that sat idle in the pool.
 
-    `pool_pre_ping` pings on every checkout: a round trip on every request, about a fifth of
-    a rank's serving rate here. A connection that finished a request moments ago is alive
-    unless the server restarted in between; then that one request fails, the pool drops
+    `pool_pre_ping` pings on every checkout: a round trip on every request, which cost the
+    rank about 14% of its serving rate here (docs/benchmarks.md). A connection that
+    finished a request moments ago is alive unless the server restarted in between; then
+    that one request fails, the pool drops
     every older connection, and the client's retry (same event id) gets a fresh one. A
     connection idle for longer, which a server restart or a firewall may have cut, is pinged
     and replaced when dead, as before.
