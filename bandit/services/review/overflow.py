@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Select, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask, UTCDateTime, utcnow
@@ -20,6 +20,7 @@ from bandit.db.session import is_postgresql
 from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
 from bandit.services import configs
 from bandit.services.delivery import decision_config, deliver_policy_slate
+from bandit.services.review.queue import lease_ran_out
 
 
 @dataclass(frozen=True)
@@ -32,11 +33,30 @@ class UpkeepReport:
     fallbacks_delivered: int = 0
 
 
+# What each pass acts on; upkeep's probe asks for any of them at once.
+def _past_sla(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """Open tasks past their review SLA that no overflow policy has handled yet."""
+    return and_(
+        ReviewTask.status == TaskStatus.OPEN,
+        ReviewTask.due_at < now,
+        ReviewTask.overflow.is_(None),
+    )
+
+
+def _fallback_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """Open tasks whose client asked for the unreviewed slate by now."""
+    return and_(
+        ReviewTask.status == TaskStatus.OPEN,
+        ReviewTask.fallback_at.is_not(None),
+        ReviewTask.fallback_at <= now,
+    )
+
+
 def requeue_expired_leases(session: Session, now: datetime) -> int:
     """Put tasks whose lease ran out back in the queue; returns how many."""
     expired = session.execute(
         update(ReviewTask)
-        .where(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now)
+        .where(lease_ran_out(now))
         .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
         .execution_options(synchronize_session=False)
     )
@@ -54,11 +74,7 @@ def requeue_expired_leases(session: Session, now: datetime) -> int:
 
 def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
     """Apply the overflow policy to open tasks past their SLA; returns (delivered, held)."""
-    query = select(ReviewTask).where(
-        ReviewTask.status == TaskStatus.OPEN,
-        ReviewTask.due_at < now,
-        ReviewTask.overflow.is_(None),
-    )
+    query = select(ReviewTask).where(_past_sla(now))
     if is_postgresql(session):
         # A curator claiming one of these rows right now keeps it; we take it on the next pass.
         query = query.with_for_update(skip_locked=True)
@@ -82,11 +98,7 @@ def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
 
 def deliver_fallbacks(session: Session, now: datetime) -> int:
     """Send out unreviewed the open slates whose client fallback time has passed."""
-    query = select(ReviewTask).where(
-        ReviewTask.status == TaskStatus.OPEN,
-        ReviewTask.fallback_at.is_not(None),
-        ReviewTask.fallback_at <= now,
-    )
+    query = select(ReviewTask).where(_fallback_due(now))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
     delivered = 0
@@ -119,26 +131,14 @@ def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
 
 @cache
 def _anything_due() -> Select[int]:
-    """One task any of upkeep's passes would change, if there is one: the union of their
-    conditions (built once per process)."""
+    """One task any of upkeep's passes would change, if there is one (built once per
+    process)."""
     now = bindparam("now", type_=UTCDateTime())
     return (
         select(ReviewTask.id)
         .where(
             ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
-            or_(
-                and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now),
-                and_(
-                    ReviewTask.status == TaskStatus.OPEN,
-                    ReviewTask.fallback_at.is_not(None),
-                    ReviewTask.fallback_at <= now,
-                ),
-                and_(
-                    ReviewTask.status == TaskStatus.OPEN,
-                    ReviewTask.due_at < now,
-                    ReviewTask.overflow.is_(None),
-                ),
-            ),
+            or_(lease_ran_out(now), _fallback_due(now), _past_sla(now)),
         )
         .limit(1)
     )

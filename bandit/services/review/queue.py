@@ -39,10 +39,12 @@ def priority_at(task: ReviewTask, now: datetime) -> float:
 
 def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Open tasks, and claimed ones whose lease ran out."""
-    return or_(
-        ReviewTask.status == TaskStatus.OPEN,
-        and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now),
-    )
+    return or_(ReviewTask.status == TaskStatus.OPEN, lease_ran_out(now))
+
+
+def lease_ran_out(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
+    """Claimed tasks whose lease has expired (upkeep puts them back in the queue)."""
+    return and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now)
 
 
 def backlog(session: Session) -> int:
