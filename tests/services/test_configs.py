@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.engine.config import PolicyConfig
 from bandit.services import configs
+from tests.statement_log import recorded_statements
 
 
-def _config_reads(engine: Engine) -> list[str]:
-    seen: list[str] = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda *args: seen.append(args[2]) if "FROM policy_configs" in args[2] else None,
-    )
-    return seen
+def _config_reads(seen: list[str]) -> int:
+    return sum("FROM policy_configs" in statement for statement in seen)
 
 
 def test_one_transaction_reads_the_active_config_once_and_again_after_activating_another(
@@ -24,16 +19,16 @@ def test_one_transaction_reads_the_active_config_once_and_again_after_activating
 ) -> None:
     with session_factory.begin() as session:
         configs.save_config(session, PolicyConfig(epsilon=0.2), "test", activate=True)
-    reads = _config_reads(db_engine)
+    seen = recorded_statements(db_engine)
     with session_factory() as session:
         first_row, first = configs.active_config(session)
         again_row, again = configs.active_config(session)
         assert (again_row, again) == (first_row, first) and first.epsilon == 0.2
-        assert len(reads) == 1
+        assert _config_reads(seen) == 1
         configs.save_config(session, PolicyConfig(epsilon=0.3), "test", activate=True)
         assert configs.active_config(session)[1].epsilon == 0.3
         session.commit()
-        reads.clear()
+        seen.clear()
         # A new transaction reads again: another process may have activated a config.
         assert configs.active_config(session)[1].epsilon == 0.3
-        assert len(reads) == 1
+        assert _config_reads(seen) == 1

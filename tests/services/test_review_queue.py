@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from sqlalchemy import Engine, event, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision, ReviewTask, utcnow
@@ -21,6 +21,7 @@ from bandit.services.runtime import EngineRuntime
 from curation_app import event_views
 from tests.api_support import snapshot
 from tests.conftest import DemoCatalog
+from tests.statement_log import data_statements, recorded_statements
 
 SLA = 3600
 
@@ -218,17 +219,6 @@ def test_a_task_past_its_sla_goes_out_unreviewed(
     assert {f["decided_by"] for f in view["final_slate"]} == {"policy"}
 
 
-def _data_statements(engine: Engine) -> list[str]:
-    seen: list[str] = []
-    event.listen(
-        engine,
-        "before_cursor_execute",
-        lambda *args: seen.append(args[2]) if args[2].lstrip().startswith(DATA_VERBS) else None,
-    )
-    return seen
-
-
-DATA_VERBS = ("SELECT", "UPDATE", "INSERT", "DELETE")
 NOTHING_DONE = overflow.UpkeepReport(0, 0, 0, 0)
 
 
@@ -267,7 +257,7 @@ def test_upkeep_acts_just_past_each_deadline_and_reads_one_row_otherwise(
             due
         ]
         assert deadline is not None
-    seen = _data_statements(db_engine)
+    seen = recorded_statements(db_engine)
     for moment, expected in [(-1, NOTHING_DONE), (1, done), (2, NOTHING_DONE)]:
         seen.clear()
         with session_factory() as session:
@@ -275,7 +265,7 @@ def test_upkeep_acts_just_past_each_deadline_and_reads_one_row_otherwise(
             session.commit()
         assert report == expected, moment
         # Nothing due (before the deadline, or once acted on, a held task too): one probe.
-        assert (len(seen) == 1) == (expected == NOTHING_DONE), seen
+        assert (len(data_statements(seen)) == 1) == (expected == NOTHING_DONE), seen
 
 
 CLAIMERS = 24

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.engine.config import PolicyConfig
@@ -13,12 +13,7 @@ from bandit.services import change_feed, configs, learning, model_store
 from bandit.services.change_feed import ChangeFeed
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
-
-
-def _statements(engine: Engine) -> list[str]:
-    seen: list[str] = []
-    event.listen(engine, "before_cursor_execute", lambda *a: seen.append(a[2]))
-    return seen
+from tests.statement_log import recorded_statements
 
 
 def _save_new_model(sessions: sessionmaker[Session]) -> int:
@@ -35,7 +30,7 @@ def test_a_warm_runtime_reads_one_small_row_per_request(
     runtime = EngineRuntime(np.random.default_rng(0))
     with session_factory.begin() as session:
         runtime.serving(session)  # cold: creates the default config, loads everything
-    seen = _statements(db_engine)
+    seen = recorded_statements(db_engine)
     with session_factory() as session:
         serving = runtime.serving(session)
     assert len([s for s in seen if s.lstrip().upper().startswith("SELECT")]) == 1
@@ -81,7 +76,7 @@ def test_with_a_feed_a_new_model_reaches_the_runtime_within_a_second(
         time.sleep(0.5)
         with session_factory() as session:
             runtime.serving(session)
-        seen = _statements(db_engine)
+        seen = recorded_statements(db_engine)
         with session_factory() as session:
             runtime.serving(session)
         if db_engine.dialect.name == "postgresql":
@@ -106,7 +101,7 @@ def test_announcements_of_a_rolled_back_transaction_never_arrive(
     feed = ChangeFeed(db_engine)
     if db_engine.dialect.name != "postgresql":
         # SQLite has no notifications: announcing writes nothing, and the feed polls.
-        seen = _statements(db_engine)
+        seen = recorded_statements(db_engine)
         with session_factory() as session:
             change_feed.announce(session)
         assert seen == []
@@ -131,7 +126,7 @@ def test_announcements_of_a_rolled_back_transaction_never_arrive(
 def test_learning_announces_its_new_version(
     session_factory: sessionmaker[Session], db_engine: Engine, demo_catalog: DemoCatalog
 ) -> None:
-    seen = _statements(db_engine)
+    seen = recorded_statements(db_engine)
     _save_new_model(session_factory)
     if db_engine.dialect.name == "postgresql":
         assert any("pg_notify" in s for s in seen)
