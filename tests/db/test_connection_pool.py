@@ -8,7 +8,6 @@ a request moments ago is handed out as it is. These tests cut connections server
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,28 +17,23 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db import session as db_session
 from bandit.db.models import Decision
-from bandit.db.session import make_engine
 from tests.conftest import POSTGRES_ADMIN_URL, DemoCatalog
 
-
-@pytest.fixture
-def engine(postgres_url: str) -> Iterator[Engine]:
-    engine = make_engine(postgres_url)
-    yield engine
-    engine.dispose()
+# The ping is PostgreSQL's pool only (SQLite files have no server to lose).
+pytestmark = pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 
 
 @pytest.fixture
-def pings(engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+def pings(db_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Every ping the pool sends, in order."""
     sent: list[Any] = []
-    original = engine.dialect.do_ping
+    original = db_engine.dialect.do_ping
 
     def counted(dbapi_connection: Any) -> bool:
         sent.append(dbapi_connection)
         return original(dbapi_connection)
 
-    monkeypatch.setattr(engine.dialect, "do_ping", counted)
+    monkeypatch.setattr(db_engine.dialect, "do_ping", counted)
     return sent
 
 
@@ -55,43 +49,42 @@ def _terminate(pid: int) -> None:
 
 
 def test_back_to_back_requests_reuse_the_connection_without_a_ping(
-    engine: Engine, pings: list[Any]
+    db_engine: Engine, pings: list[Any]
 ) -> None:
-    with engine.connect() as connection:
+    with db_engine.connect() as connection:
         first = _backend(connection)
     assert len(pings) == 1  # a new connection's first checkout is pinged
     for _ in range(20):
-        with engine.connect() as connection:
+        with db_engine.connect() as connection:
             assert _backend(connection) == first
     assert len(pings) == 1
 
 
 def test_a_connection_cut_while_idle_is_replaced_and_the_request_succeeds(
-    engine: Engine, pings: list[Any], monkeypatch: pytest.MonkeyPatch
+    db_engine: Engine, pings: list[Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with engine.connect() as connection:
+    with db_engine.connect() as connection:
         cut = _backend(connection)
     _terminate(cut)
     monkeypatch.setattr(db_session, "IDLE_PING_SECONDS", 0.0)  # it has idled long enough
-    with engine.connect() as connection:
+    with db_engine.connect() as connection:
         assert _backend(connection) != cut
     assert len(pings) == 3  # the first checkout, the failed ping, the fresh connection's
 
 
 def test_a_connection_cut_moments_after_a_request_fails_one_request_then_the_pool_recovers(
-    engine: Engine,
+    db_engine: Engine,
 ) -> None:
-    with engine.connect() as connection:
+    with db_engine.connect() as connection:
         cut = _backend(connection)
     _terminate(cut)
-    with pytest.raises(exc.OperationalError), engine.connect() as connection:
+    with pytest.raises(exc.OperationalError), db_engine.connect() as connection:
         _backend(connection)
     # The failure invalidated the pool's connections: the retry gets a fresh one.
-    with engine.connect() as connection:
+    with db_engine.connect() as connection:
         assert _backend(connection) != cut
 
 
-@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_rank_on_a_cut_connection_fails_once_storing_nothing_and_its_retry_is_ranked(
     client: FlaskClient,
     auth_headers: dict[str, str],
