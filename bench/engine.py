@@ -8,8 +8,9 @@ and K candidate items each) with the same rewards. The project loop goes through
 route, reasons) and `learning.apply_rounds` (the learner's path from a logged round to VW),
 once with explanations left for later (the default) and once with `explain=True`; the bare
 loops hand pre-formatted VW text to a `vowpalwabbit.Workspace` (parse, predict, sample, learn),
-through the public `parse` and through the native parser the policy itself uses
-(`native_vw_decisions_per_s`, the floor for any Python caller). A decision is one
+through the public `parse` and through VW's native text parser (`native_vw_decisions_per_s`:
+every request and update parsed from its 101 lines; the policy keeps its action lines parsed
+across requests instead, see `bandit/engine/policy.py`). A decision is one
 `--cb_explore_adf` choice (slate size 1) so all do the same VW work.
 
 Latency: `propose` for one request (K=100 candidates, a slate of M=5) on catalogs of 10k, 100k
@@ -141,8 +142,8 @@ def throughput(decisions: int) -> dict[str, float]:
         workspace.finish()
 
     def native_loop() -> None:
-        # The same loop on pylibvw's native parser, as the project's policy uses it: the
-        # floor for any Python caller. Reported for honesty, not part of the ratio.
+        # The same loop on pylibvw's native text parser: the reference for the
+        # engine (`ratio_to_native_vw`).
         workspace = Workspace(vw_arguments(config))
         rng = np.random.default_rng(1)
         for n in range(chunk):

@@ -66,7 +66,8 @@ def explain_features(
         labels.append(names)
     if not lines:
         return []
-    scores = policy.score(vw_format.EMPTY_SHARED, lines)[1]
+    # Each variant is this context's alone: parse them for this call, keep none.
+    scores = policy.score(vw_format.EMPTY_SHARED, lines, keep_actions=False)[1]
     explanations = []
     start = 0
     for names in labels:

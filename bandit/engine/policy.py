@@ -51,12 +51,66 @@ class UnscorableContext(ValueError):
     """The policy's scores for a context are not finite numbers."""
 
 
+# A parsed VW example holds fixed arrays for all 256 namespaces, about 32 KB whatever its
+# features, so the kept examples are bounded: about 64 MB per workspace.
+KEPT_ACTION_EXAMPLES = 2_048
+
+
+class _KeptActions:
+    """Action lines parsed once per workspace and reused by every later request and update.
+
+    VW hands a multi-line example back as it found it after `predict_multi` or `learn_multi`
+    (the shared features are merged into each action and taken out again), so deciding and
+    learning on a kept action example gives exactly the pmfs and scores of parsing its text
+    afresh; tests/engine/test_policy.py checks this for every algorithm. A request then parses
+    one shared line instead of K + 1 lines, and an update two. Examples made one by one belong
+    to Python, not to the workspace's pool: they are freed with their last reference and are
+    never finished (`finish_example` would hand them to the pool).
+    """
+
+    def __init__(self, workspace: Workspace) -> None:
+        self._workspace = workspace
+        self._label_type = workspace.get_label_type().value
+        self._capacity = KEPT_ACTION_EXAMPLES
+        self._examples: dict[str, Any] = {}
+
+    def parse(self, line: str) -> Any:
+        """A new example of `line`, owned by the caller."""
+        return pylibvw.example(self._workspace, self._label_type, line)
+
+    def actions(self, lines: Sequence[str]) -> list[Any]:
+        """The kept examples of `lines`, in order (a line repeated gets its own copy)."""
+        kept = self._examples
+        examples = list(map(kept.get, lines))
+        if None not in examples and len(set(lines)) == len(lines):
+            return examples  # every line kept already, none twice: the common request
+        examples = []
+        seen: set[str] = set()
+        for line in lines:
+            example = kept.get(line)
+            if example is None:
+                if len(kept) >= self._capacity:
+                    del kept[next(iter(kept))]  # the oldest parsed goes first
+                example = kept[line] = self.parse(line)
+            elif line in seen:
+                # One example twice in a list would get the shared features merged in twice.
+                example = self.parse(line)
+            seen.add(line)
+            examples.append(example)
+        return examples
+
+    def clear(self) -> None:
+        """Drop every kept example (before the workspace goes)."""
+        self._examples.clear()
+
+
 class VWPolicy:
     """A `--cb_explore_adf` workspace; one lock so threads never share native state at once."""
 
     def __init__(self, workspace: Workspace, arguments: str) -> None:
         self._workspace = workspace
         self._lock = threading.Lock()
+        self._kept = _KeptActions(workspace)
         self.arguments = arguments
 
     @classmethod
@@ -85,14 +139,16 @@ class VWPolicy:
             with open(path, "rb") as handle:
                 return handle.read()
 
-    def score(self, shared: str, actions: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def score(
+        self, shared: str, actions: Sequence[str], keep_actions: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The exploration pmf over `actions` and each action's estimated reward."""
-        with self.scoring(shared, actions) as score_subset:
+        with self.scoring(shared, actions, keep_actions) as score_subset:
             return score_subset(np.arange(len(actions)))
 
     @contextmanager
     def scoring(
-        self, shared: str, actions: Sequence[str]
+        self, shared: str, actions: Sequence[str], keep_actions: bool = True
     ) -> Iterator[Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]]:
         """Parse a request once; yield a function scoring any subset of its actions.
 
@@ -100,18 +156,27 @@ class VWPolicy:
         linear ADF model scores each action on its own features, so predicting on a sub-list of
         the parsed examples equals parsing that sub-list afresh (tests/test_policy.py checks
         this for every algorithm). Parsing once saves the text parse of every later slate
-        position. The examples are finished on exit.
+        position. Catalog action lines are kept parsed across requests (`_KeptActions`);
+        `keep_actions=False` is for lines that will not come again (explanations' variants),
+        parsed in the workspace's pool and finished on exit.
         """
         with self._lock:
-            examples = self._parse([shared, *actions])
+            if keep_actions:
+                examples = [self._kept.parse(shared), *self._kept.actions(actions)]
+            else:
+                examples = self._parse([shared, *actions])
+            whole = np.arange(len(actions))
             try:
 
                 def score_subset(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                    return self._predict([examples[0], *(examples[i + 1] for i in indices)])
+                    if np.array_equal(indices, whole):
+                        return self._predict(examples)
+                    return self._predict([examples[0], *map(examples.__getitem__, indices + 1)])
 
                 yield score_subset
             finally:
-                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+                if not keep_actions:
+                    pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
 
     def _parse(self, lines: Sequence[str]) -> list[Any]:
         # The native parser directly: pyvw.parse wraps every line in a Python Example object,
@@ -121,11 +186,7 @@ class VWPolicy:
     def _predict(self, examples: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         pylibvw.vw.predict_multi(self._workspace, examples)
         pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
-        costs = np.fromiter(
-            (example.get_partial_prediction() for example in examples[1:]),
-            dtype=float,
-            count=len(examples) - 1,
-        )
+        costs = np.array(list(map(pylibvw.example.get_partial_prediction, examples[1:])))
         scores = 0.0 - costs  # 0.0 - x: untrained reads 0.00, not -0.00
         pmf = np.clip(pmf, 0.0, None)
         if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
@@ -139,13 +200,13 @@ class VWPolicy:
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
     ) -> None:
         """Update on one logged choice among `actions`."""
-        lines = vw_format.labelled_example(shared, actions, chosen, reward, probability)
+        labelled = vw_format.labelled_action(actions[chosen], reward, probability)
         with self._lock:
-            examples = self._parse(lines)
-            try:
-                pylibvw.vw.learn_multi(self._workspace, examples)
-            finally:
-                pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+            examples = [self._kept.parse(shared), *self._kept.actions(actions)]
+            # The label goes on a fresh example: a kept one must stay unlabelled, and VW has
+            # no call that takes a cost off an example again.
+            examples[chosen + 1] = self._kept.parse(labelled)
+            pylibvw.vw.learn_multi(self._workspace, examples)
 
     def offer(
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
@@ -173,4 +234,5 @@ class VWPolicy:
     def close(self) -> None:
         """Release the native workspace."""
         with self._lock:
+            self._kept.clear()
             self._workspace.finish()

@@ -7,6 +7,7 @@ replacement from the other R eligible items, each of which enters with probabili
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeGuard
@@ -154,8 +155,10 @@ def prescore_parts(
         parts["category"] = CATEGORY_WEIGHT * favourite
     budget = context.get("budget")
     if _is_number(budget) and float(budget) > 0:
-        over = np.nan_to_num(catalog.price[select] / float(budget) - 1.0, nan=0.0)
-        parts["budget"] = -OVER_BUDGET_PENALTY * np.clip(over, 0.0, None)
+        # fmax turns a missing (NaN) price into 0, as in `prescore`.
+        parts["budget"] = -OVER_BUDGET_PENALTY * np.fmax(
+            catalog.price[select] / float(budget) - 1.0, 0.0
+        )
     taste = _taste_vector(catalog, context)
     if taste is not None and catalog.embeddings is not None:
         parts["taste"] = EMBEDDING_WEIGHT * (catalog.embeddings[select] @ taste)
@@ -293,4 +296,4 @@ def _category_lookup(catalog: CatalogIndex, categories: Sequence[Any]) -> np.nda
 
 
 def _is_number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -147,7 +147,7 @@ class Recommender:
                 )
             ),
             slate=tuple(slate),
-            position_pmfs=tuple(tuple(float(p) for p in pmf) for pmf in draw.pmfs),
+            position_pmfs=tuple(tuple(pmf.tolist()) for pmf in draw.pmfs),
             uncertainty=measures,
             confidence=confidence,
             route=trust.route,

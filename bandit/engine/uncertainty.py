@@ -15,7 +15,8 @@ def _sorted_distribution(probabilities: ArrayLike) -> np.ndarray:
     p = np.asarray(probabilities, dtype=float)
     if p.ndim != 1 or p.size == 0:
         raise ValueError("probabilities must be a non-empty 1-D array")
-    if np.any(p < 0) or not np.isclose(p.sum(), 1.0, atol=1e-6):
+    # np.isclose(sum, 1, atol=1e-6) written out: the call costs more than the measures.
+    if p.min() < 0 or abs(float(p.sum()) - 1.0) > 1e-6 + 1e-5:
         raise ValueError("probabilities must be non-negative and sum to 1")
     return np.sort(p)[::-1]
 

@@ -145,10 +145,14 @@ def labelled_example(
 ) -> list[str]:
     """A multi-line ADF learning example with the chosen action's cost and probability."""
     lines = [shared, *actions]
-    # Full precision (as DSJSON writes them), so a text and a DSJSON replay parse equal floats.
-    label = f"0:{float(reward_to_cost(reward))!r}:{float(probability)!r}"
-    lines[chosen + 1] = f"{label} {actions[chosen]}"
+    lines[chosen + 1] = labelled_action(actions[chosen], reward, probability)
     return lines
+
+
+def labelled_action(action: str, reward: float, probability: float) -> str:
+    """The chosen action's line with its cost and probability label."""
+    # Full precision (as DSJSON writes them), so a text and a DSJSON replay parse equal floats.
+    return f"0:{float(reward_to_cost(reward))!r}:{float(probability)!r} {action}"
 
 
 # The approval model is a plain logistic regression on one line per (context, item, position).

@@ -3,12 +3,14 @@
 from pathlib import Path
 
 import numpy as np
+import pylibvw
 import pytest
 from vowpalwabbit import Workspace
 
+from bandit.engine import policy as policy_module
 from bandit.engine import vw_format
 from bandit.engine.config import ALGORITHMS, PolicyConfig
-from bandit.engine.policy import VWPolicy
+from bandit.engine.policy import VWPolicy, vw_arguments
 from tests.engine_helpers import CONTEXT, small_catalog
 
 CATALOG = small_catalog(6)
@@ -122,3 +124,68 @@ def test_the_private_parser_path_matches_the_public_workspace_api(tmp_path: Path
     public_pmf = np.array(public.predict([SHARED, *ACTIONS]))
     public.finish()
     assert np.allclose(pmf, public_pmf)
+
+
+def _text_parsed_run(
+    config: PolicyConfig, requests: list[list[str]], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The reference: every request and update parsed from text by VW, as `vw` itself would."""
+    workspace = Workspace(vw_arguments(config))
+    seen = []
+    for actions in requests:
+        examples = workspace._parse("\n".join([SHARED, *actions]))
+        pylibvw.vw.predict_multi(workspace, examples)
+        pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
+        scores = np.array([0.0 - example.get_partial_prediction() for example in examples[1:]])
+        pylibvw.vw._finish_example_multi_ex(workspace, examples)
+        seen.append((pmf / pmf.sum(), scores))
+        chosen = int(rng.choice(len(actions), p=seen[-1][0]))
+        lines = vw_format.labelled_example(
+            SHARED, actions, chosen, float(chosen % 3 == 0), float(seen[-1][0][chosen])
+        )
+        examples = workspace._parse("\n".join(lines))
+        pylibvw.vw.learn_multi(workspace, examples)
+        pylibvw.vw._finish_example_multi_ex(workspace, examples)
+    workspace.finish()
+    return seen
+
+
+def _policy_run(
+    config: PolicyConfig, requests: list[list[str]], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    policy = VWPolicy.fresh(config)
+    seen = []
+    for actions in requests:
+        seen.append(policy.score(SHARED, actions))
+        chosen = int(rng.choice(len(actions), p=seen[-1][0]))
+        policy.learn(SHARED, actions, chosen, float(chosen % 3 == 0), float(seen[-1][0][chosen]))
+    policy.close()
+    return seen
+
+
+@pytest.mark.parametrize("capacity", [2_048, 5])
+@pytest.mark.parametrize(
+    "config",
+    [PolicyConfig(algorithm=algorithm) for algorithm in ALGORITHMS]
+    + [PolicyConfig(action_space="vw_large_action_space", las_max_actions=4)],
+    ids=[*ALGORITHMS, "large_action_space"],
+)
+def test_kept_action_examples_decide_and_learn_exactly_as_parsing_the_text(
+    config: PolicyConfig, capacity: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests over changing subsets of a catalog (some lines twice in one request, and with
+    a capacity of 5 most lines evicted and parsed again) give the same pmfs and scores, to the
+    last bit, as VW parsing every request and update from its text."""
+    monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", capacity)
+    catalog = [vw_format.action_line(row) for row in small_catalog(30).rows]
+    draw = np.random.default_rng(4)
+    requests = [
+        [catalog[i] for i in draw.choice(len(catalog), size=int(draw.integers(3, 12)))]
+        for _ in range(120)
+    ]
+    assert any(len(set(actions)) < len(actions) for actions in requests)
+    reference = _text_parsed_run(config, requests, np.random.default_rng(8))
+    kept = _policy_run(config, requests, np.random.default_rng(8))
+    for (pmf, scores), (kept_pmf, kept_scores) in zip(reference, kept, strict=True):
+        assert np.array_equal(pmf, kept_pmf) and np.array_equal(scores, kept_scores)
+    assert len(set(np.round(reference[-1][1], 6))) > 1  # it learned something to compare
