@@ -61,6 +61,8 @@ class CatalogIndex:
         self.learned_affinity = np.zeros(n)
         # Arrays pruning derives from the columns once instead of on every request.
         self.derived: dict[str, np.ndarray] = {}
+        # The same, in the row order of pruning's grouped layout (large catalogs only).
+        self.grouped: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
