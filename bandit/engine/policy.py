@@ -66,6 +66,11 @@ class _KeptActions:
     one shared line instead of K + 1 lines, and an update two. Examples made one by one belong
     to Python, not to the workspace's pool: they are freed with their last reference and are
     never finished (`finish_example` would hand them to the pool).
+
+    Made one by one, an example costs about five times its share of a bulk parse, so keeping
+    pays only when most lines come again. Once the distinct lines outgrow the capacity (a
+    catalog whose requests range over more items than that), the kept ones are dropped and
+    `actions` answers None: the caller parses each request from text, as before.
     """
 
     def __init__(self, workspace: Workspace) -> None:
@@ -73,13 +78,17 @@ class _KeptActions:
         self._label_type = workspace.get_label_type().value
         self._capacity = KEPT_ACTION_EXAMPLES
         self._examples: dict[str, Any] = {}
+        self._outgrown = False
 
     def parse(self, line: str) -> Any:
         """A new example of `line`, owned by the caller."""
         return pylibvw.example(self._workspace, self._label_type, line)
 
-    def actions(self, lines: Sequence[str]) -> list[Any]:
-        """The kept examples of `lines`, in order (a line repeated gets its own copy)."""
+    def actions(self, lines: Sequence[str]) -> list[Any] | None:
+        """The kept examples of `lines`, in order (a line repeated gets its own copy), or None
+        once the lines seen have outgrown the capacity."""
+        if self._outgrown:
+            return None
         kept = self._examples
         examples = list(map(kept.get, lines))
         if None not in examples and len(set(lines)) == len(lines):
@@ -90,7 +99,9 @@ class _KeptActions:
             example = kept.get(line)
             if example is None:
                 if len(kept) >= self._capacity:
-                    del kept[next(iter(kept))]  # the oldest parsed goes first
+                    self._outgrown = True
+                    kept.clear()
+                    return None
                 example = kept[line] = self.parse(line)
             elif line in seen:
                 # One example twice in a list would get the shared features merged in twice.
@@ -156,15 +167,17 @@ class VWPolicy:
         linear ADF model scores each action on its own features, so predicting on a sub-list of
         the parsed examples equals parsing that sub-list afresh (tests/test_policy.py checks
         this for every algorithm). Parsing once saves the text parse of every later slate
-        position. Catalog action lines are kept parsed across requests (`_KeptActions`);
-        `keep_actions=False` is for lines that will not come again (explanations' variants),
-        parsed in the workspace's pool and finished on exit.
+        position. Catalog action lines are kept parsed across requests while they fit
+        (`_KeptActions`); otherwise, and with `keep_actions=False` (for lines that will not
+        come again: explanations' variants), the request is parsed in the workspace's pool
+        and finished on exit.
         """
         with self._lock:
-            if keep_actions:
-                examples = [self._kept.parse(shared), *self._kept.actions(actions)]
-            else:
+            kept = self._kept.actions(actions) if keep_actions else None
+            if kept is None:
                 examples = self._parse([shared, *actions])
+            else:
+                examples = [self._kept.parse(shared), *kept]
             whole = np.arange(len(actions))
             try:
 
@@ -175,7 +188,7 @@ class VWPolicy:
 
                 yield score_subset
             finally:
-                if not keep_actions:
+                if kept is None:  # parsed from the workspace's pool: handed back to it
                     pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
 
     def _parse(self, lines: Sequence[str]) -> list[Any]:
@@ -200,11 +213,20 @@ class VWPolicy:
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
     ) -> None:
         """Update on one logged choice among `actions`."""
-        labelled = vw_format.labelled_action(actions[chosen], reward, probability)
         with self._lock:
-            examples = [self._kept.parse(shared), *self._kept.actions(actions)]
+            kept = self._kept.actions(actions)
+            if kept is None:
+                lines = vw_format.labelled_example(shared, actions, chosen, reward, probability)
+                examples = self._parse(lines)
+                try:
+                    pylibvw.vw.learn_multi(self._workspace, examples)
+                finally:
+                    pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
+                return
+            examples = [self._kept.parse(shared), *kept]
             # The label goes on a fresh example: a kept one must stay unlabelled, and VW has
             # no call that takes a cost off an example again.
+            labelled = vw_format.labelled_action(actions[chosen], reward, probability)
             examples[chosen + 1] = self._kept.parse(labelled)
             pylibvw.vw.learn_multi(self._workspace, examples)
 

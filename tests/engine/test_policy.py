@@ -189,3 +189,19 @@ def test_kept_action_examples_decide_and_learn_exactly_as_parsing_the_text(
     for (pmf, scores), (kept_pmf, kept_scores) in zip(reference, kept, strict=True):
         assert np.array_equal(pmf, kept_pmf) and np.array_equal(scores, kept_scores)
     assert len(set(np.round(reference[-1][1], 6))) > 1  # it learned something to compare
+
+
+def test_kept_examples_stay_within_their_capacity_then_give_way_to_parsing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Memory stays bounded: past the capacity the workspace keeps nothing and parses each
+    request, with the same scores as before it gave way."""
+    monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", 12)
+    catalog = [vw_format.action_line(row) for row in small_catalog(40).rows]
+    policy = VWPolicy.fresh(PolicyConfig())
+    _train(policy, 20, np.random.default_rng(1))
+    before = policy.score(SHARED, catalog[:10])[1]
+    assert len(policy._kept._examples) == len({*ACTIONS, *catalog[:10]})  # private: its memory
+    policy.score(SHARED, catalog[10:])
+    assert len(policy._kept._examples) == 0
+    assert np.array_equal(policy.score(SHARED, catalog[:10])[1], before)
