@@ -173,10 +173,12 @@ def _policy_run(
 def test_kept_action_examples_decide_and_learn_exactly_as_parsing_the_text(
     config: PolicyConfig, capacity: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Requests over changing subsets of a catalog (some lines twice in one request, and with
-    a capacity of 5 most lines evicted and parsed again) give the same pmfs and scores, to the
-    last bit, as VW parsing every request and update from its text."""
+    """Requests over changing subsets of a catalog (some lines twice in one request; parsed
+    from text for the first 30 calls, then kept; with a capacity of 5, outgrown and parsed
+    from text again) give the same pmfs and scores, to the last bit, as VW parsing every
+    request and update from its text."""
     monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", capacity)
+    monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", 30)
     catalog = [vw_format.action_line(row) for row in small_catalog(30).rows]
     draw = np.random.default_rng(4)
     requests = [
@@ -197,6 +199,7 @@ def test_kept_examples_stay_within_their_capacity_then_give_way_to_parsing(
     """Memory stays bounded: past the capacity the workspace keeps nothing and parses each
     request, with the same scores as before it gave way."""
     monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", 12)
+    monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", 0)
     catalog = [vw_format.action_line(row) for row in small_catalog(40).rows]
     policy = VWPolicy.fresh(PolicyConfig())
     _train(policy, 20, np.random.default_rng(1))
