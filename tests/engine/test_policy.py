@@ -208,3 +208,22 @@ def test_kept_examples_stay_within_their_capacity_then_give_way_to_parsing(
     policy.score(SHARED, catalog[10:])
     assert len(policy._kept._examples) == 0
     assert np.array_equal(policy.score(SHARED, catalog[:10])[1], before)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_model_trained_on_kept_examples_saves_and_keeps_learning_as_a_text_trained_one(
+    algorithm: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kept examples are never finished, so VW counts no examples for them; what a saved
+    model goes on to learn after a reload must not depend on that."""
+    config = PolicyConfig(algorithm=algorithm)
+    scores = []
+    for keep_after in (0, 10**9):  # kept from the first update / parsed from text throughout
+        monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", keep_after)
+        trained = VWPolicy.fresh(config)
+        _train(trained, 150, np.random.default_rng(1))
+        monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", 10**9)
+        reloaded = VWPolicy.from_bytes(trained.to_bytes(), config)
+        _train(reloaded, 60, np.random.default_rng(2))
+        scores.append(reloaded.score(SHARED, ACTIONS)[1])
+    assert np.array_equal(scores[0], scores[1])
