@@ -242,7 +242,7 @@ def prescore_parts(
     if taste is not None and catalog.embeddings is not None:
         parts["taste"] = EMBEDDING_WEIGHT * (catalog.embeddings[select] @ taste)
     learned = catalog.learned_affinity[select]
-    if np.any(learned != 0):
+    if learned.any():
         parts["learned"] = LEARNED_WEIGHT * learned
     return {name: np.asarray(values, dtype=float).reshape(size) for name, values in parts.items()}
 
@@ -366,7 +366,7 @@ def _taste_vector(catalog: CatalogIndex, context: Mapping[str, Any]) -> np.ndarr
         embeddings is not None
         and isinstance(taste, list)
         and len(taste) == embeddings.shape[1]
-        and all(_is_number(v) for v in taste)
+        and all(map(_is_number, taste))
     ):
         return np.asarray(taste, dtype=np.float32)
     return None

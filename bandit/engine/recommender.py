@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from itertools import repeat
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -79,11 +80,13 @@ class Recommender:
         )
         if candidates.indices.size == 0:
             raise NoEligibleItems("no catalog item is eligible for this request")
-        rows = [self.catalog.rows[i] for i in candidates.indices]
+        indices = candidates.indices.tolist()  # Python ints index lists faster than numpy's
+        catalog_rows = self.catalog.rows
+        rows = [catalog_rows[i] for i in indices]
         # The context's features are formatted once, for the decision and the explanation.
         context_features = vw_format.context_features(context)
         shared = vw_format.shared_line_of(context_features)
-        actions = self._action_lines.lines(candidates.indices)
+        actions = self._action_lines.lines(indices)
         with self.policy.scoring(shared, actions) as score_subset:
             first_pmf, scores = score_subset(np.arange(len(actions)))
 
@@ -134,16 +137,21 @@ class Recommender:
             )
         trust = self._trust_route(context, candidates.indices[draw.chosen], confidence)
         return Proposal(
-            # tolist() turns each column into Python numbers in one call, not K x 5 calls.
+            # tolist() turns each column into Python numbers in one call, not K x 5 calls, and
+            # tuple.__new__ skips the named tuple's Python-level __new__ (a third of the cost).
             candidates=tuple(
                 map(
-                    Candidate,
-                    [row.item_id for row in rows],
-                    candidates.candidate_probability.astype(float).tolist(),
-                    candidates.prescores.astype(float).tolist(),
-                    candidates.exploration_slot.astype(bool).tolist(),
-                    first_pmf.tolist(),
-                    scores.tolist(),
+                    tuple.__new__,
+                    repeat(Candidate, len(rows)),
+                    zip(
+                        self.catalog.item_ids[candidates.indices].tolist(),
+                        candidates.candidate_probability.astype(float).tolist(),
+                        candidates.prescores.astype(float).tolist(),
+                        candidates.exploration_slot.astype(bool).tolist(),
+                        first_pmf.tolist(),
+                        scores.tolist(),
+                        strict=True,
+                    ),
                 )
             ),
             slate=tuple(slate),

@@ -33,13 +33,15 @@ def draw_slate(
     chosen: list[int] = []
     probabilities: list[float] = []
     pmfs: list[np.ndarray] = []
-    for _ in range(min(size, candidate_count)):
+    positions = min(size, candidate_count)
+    for position in range(positions):
         pmf = np.asarray(pmf_over(remaining), dtype=float)
         pick = _draw(pmf, rng)
         chosen.append(int(remaining[pick]))
         probabilities.append(float(pmf[pick]))
         pmfs.append(pmf)
-        remaining = np.delete(remaining, pick)
+        if position + 1 < positions:  # the last pick leaves nothing to draw from
+            remaining = np.delete(remaining, pick)
     return SlateDraw(np.array(chosen, dtype=np.int64), np.array(probabilities), tuple(pmfs))
 
 
