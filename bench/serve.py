@@ -39,7 +39,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -210,18 +210,23 @@ def drive(
     run = uuid.uuid4().hex[:8]  # event ids unique per run, so a database can be driven twice
 
     def ranker(index: int) -> None:
-        client = _Client(port, token)
-        n = index
-        while time.monotonic() < stop_at:
-            body = {"context": contexts[n % CONTEXTS], "event_id": f"bench-{run}-{index}-{n}"}
-            status, payload, elapsed = client.post("/api/v1/rank", body)
-            n += clients
-            if status != 201:
-                errors.append(f"rank {status}: {payload.get('error')}")
-                continue
+        def ranked(payload: dict[str, Any], elapsed: float) -> None:
             rank_ms[index].append(elapsed)
             events[index].append(payload["event_id"])
             slates[payload["event_id"]] = [entry["item_id"] for entry in payload["slate"]]
+
+        _send_rank_bodies(
+            _Client(port, token),
+            contexts,
+            "/api/v1/rank",
+            "rank",
+            f"bench-{run}-{index}",
+            index,
+            clients,
+            stop_at,
+            errors,
+            ranked,
+        )
 
     claim_ms: list[float] = []
     submit_ms: list[float] = []
@@ -322,6 +327,32 @@ def drive(
     print(json.dumps(result))
 
 
+def _send_rank_bodies(
+    client: _Client,
+    contexts: list[dict[str, Any]],
+    path: str,
+    label: str,
+    event_prefix: str,
+    index: int,
+    clients: int,
+    stop_at: float,
+    errors: list[str],
+    on_created: Callable[[dict[str, Any], float], None],
+) -> None:
+    """One client thread's requests until `stop_at`: the rank's bodies (this thread's share of
+    the contexts, a fresh event id each) to `path`. The rank and its ceiling both send through
+    here, so the reference gets exactly the rank's requests; `on_created` sees each 201."""
+    n = index
+    while time.monotonic() < stop_at:
+        body = {"context": contexts[n % CONTEXTS], "event_id": f"{event_prefix}-{n}"}
+        status, payload, elapsed = client.post(path, body)
+        n += clients
+        if status != 201:
+            errors.append(f"{label} {status}: {payload.get('error')}")
+            continue
+        on_created(payload, elapsed)
+
+
 def drive_ceiling(port: int, token: str, clients: int, seconds: float) -> None:
     """The client process for the reference: the rank's bodies to `POST /ceiling`; prints JSON."""
     contexts = generate_customers(CONTEXTS, 11)
@@ -331,16 +362,18 @@ def drive_ceiling(port: int, token: str, clients: int, seconds: float) -> None:
     run = uuid.uuid4().hex[:8]
 
     def sender(index: int) -> None:
-        client = _Client(port, token)
-        n = index
-        while time.monotonic() < stop_at:
-            body = {"context": contexts[n % CONTEXTS], "event_id": f"ceiling-{run}-{index}-{n}"}
-            status, payload, elapsed = client.post("/ceiling", body)
-            n += clients
-            if status != 201:
-                errors.append(f"ceiling {status}: {payload.get('error')}")
-                continue
-            elapsed_ms[index].append(elapsed)
+        _send_rank_bodies(
+            _Client(port, token),
+            contexts,
+            "/ceiling",
+            "ceiling",
+            f"ceiling-{run}-{index}",
+            index,
+            clients,
+            stop_at,
+            errors,
+            lambda _payload, elapsed: elapsed_ms[index].append(elapsed),
+        )
 
     wall = _run_threads(clients, sender)
     every = [m for per_thread in elapsed_ms for m in per_thread]
