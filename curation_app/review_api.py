@@ -133,19 +133,16 @@ def submit(task_id: int) -> ResponseReturnValue:
     ]
     try:
         with transaction():
-            recorded = review.submit_review(
+            submitted = review.submit_verdicts(
                 session, task_id, g.curator.id, body.lease_token, verdicts, body.seconds_spent
             )
+            recorded, task = submitted.recorded, submitted.task
             if recorded:
                 _log(
                     AuditAction.TASK_SUBMIT,
                     task_id,
                     verdicts=review_forms.verdict_summary(verdicts),
                 )
-            # Inside the transaction: after the commit this read would take a connection
-            # and a transaction of its own.
-            task = session.get(ReviewTask, task_id)
-            assert task is not None
             message = review_forms.saved_message(task.route, verdicts, recorded, task.review_round)
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error

@@ -12,8 +12,9 @@ from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete, inspect
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from bandit.db.models import Decision, EventChange, FinalSlateItem, PolicyConfigRow
 from bandit.engine.config import PolicyConfig, config_from_mapping
@@ -62,6 +63,25 @@ def slate_entries(rows: Iterable[FinalSlateItem]) -> list[dict[str, Any]]:
         for row in sorted(rows, key=lambda r: r.position)
         if row.tag in DELIVERED_TAGS
     ]
+
+
+def replace_final_slate(
+    session: Session, decision: Decision, rows: Sequence[FinalSlateItem]
+) -> None:
+    """Store `rows` as the decision's final slate, replacing whatever slate is stored.
+
+    Assigning the relationship would first load the stored rows (and flush everything pending
+    to do so) only to delete them; when they are not loaded, one DELETE does the same.
+    """
+    if "final_slate" not in inspect(decision).unloaded:
+        decision.final_slate = list(rows)
+        return
+    with session.no_autoflush:  # the DELETE depends on nothing pending
+        session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
+    for row in rows:
+        row.decision_id = decision.id
+    session.add_all(rows)
+    set_committed_value(decision, "final_slate", list(rows))
 
 
 def deliver_policy_slate(

@@ -12,7 +12,7 @@ from bandit.services.review.claims import (
     renew_lease,
 )
 from bandit.services.review.errors import LeaseLost, ReviewError, SameCurator, TaskNotFound
-from bandit.services.review.verdicts import ItemVerdict, submit_review
+from bandit.services.review.verdicts import ItemVerdict, Submitted, submit_review, submit_verdicts
 
 __all__ = [
     "Claim",
@@ -27,4 +27,6 @@ __all__ = [
     "release",
     "renew_lease",
     "submit_review",
+    "submit_verdicts",
+    "Submitted",
 ]

@@ -32,7 +32,12 @@ from bandit.engine.vocabulary import (
 )
 from bandit.services import corrections
 from bandit.services.catalog_store import items_by_id
-from bandit.services.delivery import decision_config, record_delivery, slate_entries
+from bandit.services.delivery import (
+    decision_config,
+    record_delivery,
+    replace_final_slate,
+    slate_entries,
+)
 from bandit.services.review import double_review
 from bandit.services.review.claims import load_decision
 from bandit.services.review.errors import (
@@ -58,6 +63,14 @@ class ItemVerdict:
     reason: str = ""
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What a submit did, and the task it was for (so the caller need not read it again)."""
+
+    recorded: bool
+    task: ReviewTask
+
+
 def submit_review(
     session: Session,
     task_id: int,
@@ -67,9 +80,24 @@ def submit_review(
     seconds_spent: float,
     now: datetime | None = None,
 ) -> bool:
+    """`submit_verdicts`, answering only whether the verdicts were recorded now."""
+    return submit_verdicts(
+        session, task_id, curator_id, lease_token, verdicts, seconds_spent, now
+    ).recorded
+
+
+def submit_verdicts(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    lease_token: str,
+    verdicts: Sequence[ItemVerdict],
+    seconds_spent: float,
+    now: datetime | None = None,
+) -> Submitted:
     """Record the verdicts and the curated slate. Flushes; the caller commits.
 
-    Returns True when recorded now, False when this exact lease already recorded them (a
+    `recorded` is True when recorded now, False when this exact lease already recorded them (a
     repeated submit changes nothing, even when it races the original). Raises before writing
     anything if the verdicts are invalid or the curator no longer holds the task.
     """
@@ -83,7 +111,7 @@ def submit_review(
         and task.curator_id == curator_id
         and task.lease_token == lease_token
     ):
-        return False
+        return Submitted(False, task)
     if (
         task.status != TaskStatus.CLAIMED
         or task.curator_id != curator_id
@@ -115,7 +143,7 @@ def submit_review(
         _settle_slate(session, decision, task, curator_id, verdicts, now)
         double_review.queue_second_review(session, task, now)
     session.flush()
-    return True
+    return Submitted(True, task)
 
 
 @cache
@@ -245,7 +273,7 @@ def _settle_slate(
             session, decision, slate_entries(final), decision_config(session, decision), now
         )
     # The curator's judgement per item (kept, removed, swapped): labels, not the delivery.
-    decision.final_slate = final
+    replace_final_slate(session, decision, final)
 
 
 def _log_verification(
