@@ -14,8 +14,16 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import AuditEntry, Customer, Outcome, ReviewTask
-from bandit.engine.vocabulary import TaskStatus
+from bandit.db.models import (
+    AuditEntry,
+    CuratorAction,
+    Customer,
+    EventChange,
+    Outcome,
+    ReviewTask,
+    SlateVerification,
+)
+from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import catalog_store
 from bandit.services.review.undo import UNDO_SECONDS, UndoRefused, undo_submit
 from tests.curation_app.test_console import (
@@ -123,28 +131,86 @@ def test_skipping_the_only_task_leaves_it_in_the_queue(
         assert db.get(ReviewTask, task_id).status == TaskStatus.OPEN  # type: ignore[union-attr]
 
 
-def test_undo_reopens_the_task_and_releases_the_next_one(
-    curator: FlaskClient, two_tasks: list[str], session_factory: sessionmaker[Session]
-) -> None:
-    task_id, html, form = open_next(curator)
-    next_url = curator.post(f"/tasks/{task_id}", data=keep_all(form), headers=JSON).get_json()[
-        "next_url"
-    ]
+def _undo_after_submit(
+    curator: FlaskClient, first: dict[str, str] | None = None
+) -> tuple[int, str, PageForm]:
+    """Submit the next task (`first`'s verdicts, else keep all), open the one after, undo."""
+    task_id, _, form = open_next(curator)
+    data = keep_all(form) | (first or {})
+    next_url = curator.post(f"/tasks/{task_id}", data=data, headers=JSON).get_json()["next_url"]
     page = curator.get(next_url).get_data(as_text=True)
     response = curator.post(
         f"/tasks/{task_id}/undo", data={"csrf_token": csrf_token(page)}, headers=JSON
     )
     assert response.get_json()["next_url"] == f"/tasks/{task_id}"
     reopened = PageForm(curator.get(f"/tasks/{task_id}").get_data(as_text=True))
+    return task_id, next_url, reopened
+
+
+def test_undo_reopens_the_task_and_releases_the_next_one(
+    curator: FlaskClient, two_tasks: list[str], session_factory: sessionmaker[Session]
+) -> None:
+    task_id, next_url, reopened = _undo_after_submit(curator)
     with session_factory() as db:
         task = db.get(ReviewTask, task_id)
         assert task is not None and task.status == TaskStatus.CLAIMED
-        assert task.decision.final_slate == [] and task.decision.delivered_at is None
+        assert task.decision.final_slate == []
+        assert not db.scalars(select(CuratorAction).where(CuratorAction.task_id == task_id)).all()
         other = db.get(ReviewTask, int(next_url.rsplit("/", 1)[1]))
         assert other is not None and other.status == TaskStatus.OPEN
     # Reviewed again under the new lease, it saves as any review does.
     again = curator.post(f"/tasks/{task_id}", data=keep_all(reopened), headers=JSON)
     assert again.get_json()["message"] == "Review saved."
+
+
+def test_the_slate_sent_out_at_the_submit_stays_delivered_through_an_undo(
+    curator: FlaskClient, two_tasks: list[str], session_factory: sessionmaker[Session]
+) -> None:
+    task_id, _, form = open_next(curator)
+    curator.post(f"/tasks/{task_id}", data=keep_all(form), headers=JSON)
+    with session_factory() as db:
+        sent = db.get(ReviewTask, task_id).decision  # type: ignore[union-attr]
+        delivered = (sent.delivered_slate, sent.delivered_at, sent.reward_due_at)
+    page = curator.get("/").get_data(as_text=True)
+    curator.post(f"/tasks/{task_id}/undo", data={"csrf_token": csrf_token(page)}, headers=JSON)
+    with session_factory() as db:
+        # The client was told: the slate is still the delivered one, and its reward wait runs.
+        decision = db.get(ReviewTask, task_id).decision  # type: ignore[union-attr]
+        assert decision.status == DecisionStatus.DELIVERED
+        assert (
+            decision.delivered_slate,
+            decision.delivered_at,
+            decision.reward_due_at,
+        ) == delivered
+
+
+@pytest.mark.parametrize("second", ["keep", "remove"])
+def test_the_review_after_an_undo_checks_the_delivered_slate(
+    second: str,
+    curator: FlaskClient,
+    two_tasks: list[str],
+    session_factory: sessionmaker[Session],
+) -> None:
+    task_id, _, reopened = _undo_after_submit(curator)
+    again = keep_all(reopened) | {"verdict-1": second}
+    assert curator.post(f"/tasks/{task_id}", data=again, headers=JSON).status_code == 200
+    with session_factory() as db:
+        decision = db.get(ReviewTask, task_id).decision  # type: ignore[union-attr]
+        assert decision.status == DecisionStatus.DELIVERED and decision.reward_due_at
+        verdicts = {a.position: a.verdict for a in db.scalars(
+            select(CuratorAction).where(CuratorAction.task_id == task_id)
+        )}  # fmt: skip
+        assert verdicts[1] == ("kept" if second == "keep" else "removed") and len(verdicts) == 5
+        kinds = [c.kind for c in db.scalars(
+            select(EventChange).where(EventChange.decision_id == decision.id)
+            .order_by(EventChange.id)
+        )]  # fmt: skip
+        # Sent once; the second look reinstates it, or corrects it for the client.
+        assert kinds == ["delivered", "reinstated" if second == "keep" else "corrected"]
+        checks = db.scalars(
+            select(SlateVerification).where(SlateVerification.decision_id == decision.id)
+        ).all()
+        assert len(checks) == 1
 
 
 def test_undo_is_refused_after_the_window_or_an_outcome(

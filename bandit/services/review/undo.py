@@ -3,8 +3,11 @@
 An undo is allowed only for the curator's own first-round review of a review-before task,
 within UNDO_SECONDS of the submit, while the learner has not learned its verdicts, no
 customer outcome has come in for the event and no second review of it has started. It puts
-the task back in the curator's hands under a new lease, with the verdicts, the curated slate
-and the delivery mark removed, as if the submit had not happened. Flushes; the caller commits.
+the task back in the curator's hands under a new lease, with the verdicts and the curated
+slate removed. The slate itself went out at the submit (the client was told and may have
+shown it), and a delivery is a fact written once: the decision stays delivered, its reward
+wait keeps running, and the second submit is recorded as a check of the delivered slate,
+reinstated or corrected, as a review-after is. Flushes; the caller commits.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CuratorAction, Decision, FinalSlateItem, Outcome, ReviewTask, utcnow
-from bandit.engine.vocabulary import DecisionStatus, Route, TaskStatus
+from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
 from bandit.services.review.errors import ReviewError, TaskNotFound
@@ -49,7 +52,7 @@ def undo_submit(
         raise UndoRefused("only your own submitted review can be undone")
     deadline = undo_deadline(task)
     if deadline is None:
-        raise UndoRefused("only a first review of a slate not yet sent out can be undone")
+        raise UndoRefused("only your first review of a review-before slate can be undone")
     if now > deadline:
         raise UndoRefused(f"the {UNDO_SECONDS} s undo window has passed")
     decision = session.get(Decision, task.decision_id)
@@ -76,9 +79,6 @@ def undo_submit(
     session.execute(delete(CuratorAction).where(CuratorAction.task_id == task.id))
     session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
     session.expire(decision, ["final_slate"])
-    decision.status = DecisionStatus.IN_REVIEW
-    decision.delivered_at = None
-    decision.reward_due_at = None
     # The curator holds one task at a time: the one "next" opened after the submit goes back.
     session.execute(
         update(ReviewTask)
