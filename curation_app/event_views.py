@@ -23,7 +23,7 @@ from bandit.engine.vocabulary import (
     TaskStatus,
     VerificationOutcome,
 )
-from bandit.services.catalog_store import items_by_id
+from bandit.services.catalog_store import display_items
 from bandit.services.corrections import correction_view, corrections_of, current_slate
 from bandit.services.delivery import delivered_slate
 from curation_app.reasons import reason_text
@@ -117,7 +117,7 @@ def event_view(
     # Titles as stored (possibly containing markup): JSON carries them as plain strings.
     titles = {
         item_id: item.title
-        for item_id, item in items_by_id(
+        for item_id, item in display_items(
             session,
             [p.item_id for p in decision.proposed]
             + [f.item_id for f in final]

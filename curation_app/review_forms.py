@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CatalogItem, Curator, CuratorAction, Decision, ReviewTask
+from bandit.db.models import Curator, CuratorAction, Decision, ReviewTask
 from bandit.engine.vocabulary import Route, TaskStatus
-from bandit.services.catalog_store import items_by_id
+from bandit.services.catalog_store import DisplayItem, display_items
 from bandit.services.review import ItemVerdict, ReviewError
 from bandit.services.review.errors import DuplicateReplacement, PositionError
 from bandit.services.review.queue import priority_at
@@ -162,7 +162,7 @@ def raw_context(context: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(key, _text(context[key])) for key in sorted(context)]
 
 
-def item_view(item: CatalogItem | None, item_id: str) -> ItemView:
+def item_view(item: DisplayItem | None, item_id: str) -> ItemView:
     """The display fields of a catalog item (placeholders if it left the catalog)."""
     if item is None:
         return ItemView(item_id, f"(unknown item {item_id})", "", "", "", "", None)
@@ -180,17 +180,17 @@ def item_view(item: CatalogItem | None, item_id: str) -> ItemView:
     )
 
 
-def review_items(session: Session, decision: Decision) -> dict[str, CatalogItem]:
-    """Every catalog row a review shows (slate and candidates) in one read, no embeddings."""
+def review_items(session: Session, decision: Decision) -> dict[str, DisplayItem]:
+    """Every catalog item a review shows (slate and candidates) in one read."""
     ids = [p.item_id for p in decision.proposed] + [c["item_id"] for c in decision.candidates]
-    return items_by_id(session, ids, without_embeddings=True)
+    return display_items(session, ids)
 
 
 def slate_rows(
     session: Session,
     decision: Decision,
     blinded: bool = False,
-    items: Mapping[str, CatalogItem] | None = None,
+    items: Mapping[str, DisplayItem] | None = None,
 ) -> list[SlateRow]:
     """The proposed slate in position order, joined with the catalog (`items`, if read).
 
@@ -198,7 +198,7 @@ def slate_rows(
     the probability with it, since a low probability gives an exploratory pick away.
     """
     if items is None:
-        items = items_by_id(session, [p.item_id for p in decision.proposed])
+        items = display_items(session, [p.item_id for p in decision.proposed])
     return [
         SlateRow(
             position=p.position,
@@ -220,7 +220,7 @@ def alternates(
     session: Session,
     decision: Decision,
     limit: int = ALTERNATES,
-    items: Mapping[str, CatalogItem] | None = None,
+    items: Mapping[str, DisplayItem] | None = None,
 ) -> list[Alternate]:
     """The best-scored eligible candidates that are not on the slate (`items`, if read)."""
     on_slate = {p.item_id for p in decision.proposed}
@@ -230,7 +230,7 @@ def alternates(
         key=lambda c: -float(c.get("score") or 0.0),
     )
     if items is None:
-        items = items_by_id(session, [c["item_id"] for c in ranked])
+        items = display_items(session, [c["item_id"] for c in ranked])
     chosen: list[Alternate] = []
     for candidate in ranked:
         item = items.get(candidate["item_id"])
@@ -321,7 +321,7 @@ def seconds_spent(form: Mapping[str, str], now: float) -> float:
 def chosen_items(session: Session, inputs: Mapping[int, PositionInput]) -> dict[str, ItemView]:
     """Display fields of the search-chosen items of a re-rendered form."""
     ids = [given.chosen for given in inputs.values() if given.chosen]
-    found = items_by_id(session, ids)
+    found = display_items(session, ids)
     return {item_id: item_view(found.get(item_id), item_id) for item_id in ids}
 
 

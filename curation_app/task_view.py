@@ -9,8 +9,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CatalogItem, Decision
-from bandit.services.catalog_store import items_by_id
+from bandit.db.models import Decision
+from bandit.services.catalog_store import DisplayItem, display_items
 from bandit.services.customer_history import CustomerHistory, customer_history
 from curation_app.reasons import EXPLORATION_CODES, reason_phrase, stylist_reasons
 from curation_app.review_forms import PROFILE_FIELDS, ItemView, _text, item_view
@@ -103,7 +103,7 @@ def customer_panel(session: Session, decision: Decision) -> CustomerPanel:
         stored.append(("Notes", _text(profile["notes"])))
     kept_ids = history.kept[:HISTORY_ITEMS] if history else []
     returned_ids = history.returned[:HISTORY_ITEMS] if history else []
-    items = items_by_id(session, [*kept_ids, *returned_ids])
+    items = display_items(session, [*kept_ids, *returned_ids])
     shown = {key for key, _ in PROFILE_FIELDS} | {"customer_id"}
     return CustomerPanel(
         given=given,
@@ -139,8 +139,8 @@ def _alternates_by_position(
     """Per position: eligible candidates off the slate, same category and in budget first."""
     on_slate = {p.item_id for p in decision.proposed} | set(decision.exclude)
     candidates = [c for c in decision.candidates if c["item_id"] not in on_slate]
-    items = items_by_id(session, [c["item_id"] for c in candidates])
-    usable: list[tuple[CatalogItem, float]] = []
+    items = display_items(session, [c["item_id"] for c in candidates])
+    usable: list[tuple[DisplayItem, float]] = []
     for candidate in candidates:
         item = items.get(candidate["item_id"])
         if item is not None and item.active and item.stock > 0:
@@ -166,7 +166,7 @@ def cards(
 ) -> list[Card]:
     """The slate as cards in position order."""
     proposed = sorted(decision.proposed, key=lambda p: p.position)
-    items = items_by_id(session, [p.item_id for p in proposed])
+    items = display_items(session, [p.item_id for p in proposed])
     views = {p.position: item_view(items.get(p.item_id), p.item_id) for p in proposed}
     alternates = _alternates_by_position(session, decision, views, budget)
     holder = Budget(budget, "", 0.0)

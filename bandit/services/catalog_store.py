@@ -5,14 +5,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, bindparam, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from bandit.db.limits import STOCK_MAX
@@ -396,6 +398,45 @@ def search_items(
     if category:
         statement = statement.where(CatalogItem.category == category)
     return list(session.scalars(statement.order_by(CatalogItem.title).limit(limit)))
+
+
+@dataclass(frozen=True)
+class DisplayItem:
+    """What a page or a task document shows of a catalog item, and whether it can be offered."""
+
+    item_id: str
+    title: str
+    category: str
+    attributes: dict[str, Any] | None
+    price: float | None
+    image_url: str | None
+    active: bool
+    stock: int
+
+
+def display_items(session: Session, item_ids: Iterable[str]) -> dict[str, DisplayItem]:
+    """`items_by_id` for showing items: plain rows, no embeddings and no ORM bookkeeping.
+
+    A claimed task shows about 55 items (the slate and its candidates) on every claim; as
+    ORM objects they cost about twice as much to read.
+    """
+    ids = sorted(set(item_ids))
+    found: dict[str, DisplayItem] = {}
+    for start in range(0, len(ids), 500):  # under every backend's bound-parameter limit
+        rows = session.execute(_display_query(), {"ids": ids[start : start + 500]})
+        found.update((row[0], DisplayItem(*row)) for row in rows)
+    return found
+
+
+@cache
+def _display_query() -> Select[Any]:
+    # Built once per process and bound per call.
+    columns = (CatalogItem.item_id, CatalogItem.title, CatalogItem.category)
+    shown = (CatalogItem.attributes, CatalogItem.price, CatalogItem.image_url)
+    offered = (CatalogItem.active, CatalogItem.stock)
+    return select(*columns, *shown, *offered).where(
+        CatalogItem.item_id.in_(bindparam("ids", expanding=True))
+    )
 
 
 def items_by_id(
