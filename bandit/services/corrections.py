@@ -8,6 +8,7 @@ delivery with every correction applied in order, each position once.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -71,6 +72,15 @@ def current_slate(
     return [by_position[position] for position in sorted(by_position)]
 
 
+@dataclass(frozen=True)
+class SlateCheck:
+    """A verify-after verdict: the current slate before and after it, and its correction."""
+
+    before: list[str]
+    after: list[str]
+    correction: SlateCorrection | None
+
+
 def record_review_after(
     session: Session,
     decision: Decision,
@@ -78,28 +88,36 @@ def record_review_after(
     curator_id: int,
     verdicts: Sequence[PositionVerdict],
     now: datetime,
-) -> SlateCorrection | None:
+) -> SlateCheck:
     """Store a verify-after verdict: a correction if it overturns anything, else a reinstatement.
 
-    Either way one outbox row tells the client; the delivered slate is not touched.
+    The verdicts are on the proposal, as the curator saw it; each position's item as they
+    left it (the proposed item kept, its swap-in, or nothing) is compared with what the
+    position holds now, which is the proposal for a review-after slate but the first review's
+    slate after an undo. Only a difference is a change: a repeat of what went out is a
+    reinstatement, and an item kept where nothing was sent is put back (a `replace` of no
+    item). Either way one outbox row tells the client; the delivered slate is not touched.
     """
     current = {
         entry["position"]: entry["item_id"]
         for entry in current_slate(delivered_slate(decision), corrections_of(session, decision))
     }
+    left = _as_left(decision, verdicts)
     changes = []
-    for verdict in sorted(verdicts, key=lambda v: v.position):
-        if verdict.verdict == Verdict.KEEP or verdict.position not in current:
+    for position in sorted(left):
+        wanted, held = left[position], current.get(position)
+        if wanted == held:
             continue
-        swap = verdict.verdict == Verdict.SWAP
         changes.append(
             {
-                "position": verdict.position,
-                "action": CorrectionAction.REPLACE if swap else CorrectionAction.REMOVE,
-                "item_id": current[verdict.position],
-                "replacement_item_id": verdict.replacement_item_id if swap else None,
+                "position": position,
+                "action": CorrectionAction.REMOVE if wanted is None else CorrectionAction.REPLACE,
+                "item_id": held,
+                "replacement_item_id": wanted,
             }
         )
+    before = [current[position] for position in sorted(current)]
+    after = [item for _, item in sorted({**current, **left}.items()) if item is not None]
     if not changes:
         add_change(
             session,
@@ -108,7 +126,7 @@ def record_review_after(
             {"verified_at": now.isoformat(), "curator_id": curator_id},
             now,
         )
-        return None
+        return SlateCheck(before, after, None)
     correction = SlateCorrection(
         decision_id=decision.id,
         task_id=task_id,
@@ -125,7 +143,21 @@ def record_review_after(
         {"correction": correction_view(correction)},
         now,
     )
-    return correction
+    return SlateCheck(before, after, correction)
+
+
+def _as_left(decision: Decision, verdicts: Sequence[PositionVerdict]) -> dict[int, str | None]:
+    """Per position with a verdict: the item the curator left there (None: removed)."""
+    proposed = {p.position: p.item_id for p in decision.proposed}
+    left: dict[int, str | None] = {}
+    for verdict in verdicts:
+        if verdict.verdict == Verdict.KEEP:
+            left[verdict.position] = proposed[verdict.position]
+        elif verdict.verdict == Verdict.SWAP:
+            left[verdict.position] = verdict.replacement_item_id
+        else:
+            left[verdict.position] = None
+    return left
 
 
 def correction_view(correction: SlateCorrection) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from bandit.db.models import (
     utcnow,
 )
 from bandit.engine.vocabulary import (
-    DELIVERED_TAGS,
     VERDICT_DONE,
     VERDICT_TAG,
     DecidedBy,
@@ -266,8 +265,10 @@ def _settle_slate(
             )
     if decision.delivered_slate is not None:
         # Verify-after: the customer has the slate; an overturn is a correction beside it.
-        _log_verification(session, decision, task, curator_id, final, now)
-        corrections.record_review_after(session, decision, task.id, curator_id, verdicts, now)
+        check = corrections.record_review_after(
+            session, decision, task.id, curator_id, verdicts, now
+        )
+        _log_verification(session, decision, task, curator_id, check, now)
     else:
         record_delivery(
             session, decision, slate_entries(final), decision_config(session, decision), now
@@ -281,22 +282,20 @@ def _log_verification(
     decision: Decision,
     task: ReviewTask,
     curator_id: int,
-    final: Sequence[FinalSlateItem],
+    check: corrections.SlateCheck,
     now: datetime,
 ) -> None:
-    """A verify-after review: the delivered slate is overturned (corrected) or reinstated."""
-    before = [p.item_id for p in sorted(decision.proposed, key=lambda p: p.position)]
-    after = [f.item_id for f in final if f.tag in DELIVERED_TAGS]
+    """A verify-after review: the current slate is overturned (corrected) or reinstated."""
     session.add(
         SlateVerification(
             decision_id=decision.id,
             task_id=task.id,
             curator_id=curator_id,
             outcome=VerificationOutcome.REINSTATED
-            if after == before
+            if check.correction is None
             else VerificationOutcome.CORRECTED,
-            delivered_before=before,
-            delivered_after=after,
+            delivered_before=check.before,
+            delivered_after=check.after,
             created_at=now,
         )
     )
