@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import Decision, ReviewTask, UTCDateTime, utcnow
+from bandit.db.models import ReviewTask, UTCDateTime, utcnow
 from bandit.db.session import is_postgresql
-from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
+from bandit.engine.vocabulary import Overflow, OverflowPolicy, TaskStatus
 from bandit.services import configs
 from bandit.services.delivery import decision_config, deliver_policy_slate
-from bandit.services.review.queue import lease_ran_out
+from bandit.services.review.queue import lease_ran_out, requeue
 
 
 @dataclass(frozen=True)
@@ -54,22 +54,7 @@ def _fallback_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool
 
 def requeue_expired_leases(session: Session, now: datetime) -> int:
     """Put tasks whose lease ran out back in the queue; returns how many."""
-    expired = session.execute(
-        update(ReviewTask)
-        .where(lease_ran_out(now))
-        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    count = int(expired.rowcount or 0)  # type: ignore[attr-defined]
-    if count:
-        waiting_again = select(ReviewTask.decision_id).where(ReviewTask.status == TaskStatus.OPEN)
-        session.execute(
-            update(Decision)
-            .where(Decision.status == DecisionStatus.IN_REVIEW, Decision.id.in_(waiting_again))
-            .values(status=DecisionStatus.PENDING_REVIEW)
-            .execution_options(synchronize_session=False)
-        )
-    return count
+    return requeue(session, lease_ran_out(now))
 
 
 def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import CuratorAction, Decision, FinalSlateItem, Outcome, ReviewTask, utcnow
 from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
+from bandit.services.review import queue as review_queue
 from bandit.services.review.errors import ReviewError, TaskNotFound
 
 UNDO_SECONDS = 120
@@ -80,15 +81,13 @@ def undo_submit(
     session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
     session.expire(decision, ["final_slate"])
     # The curator holds one task at a time: the one "next" opened after the submit goes back.
-    session.execute(
-        update(ReviewTask)
-        .where(
+    review_queue.requeue(
+        session,
+        and_(
             ReviewTask.curator_id == curator_id,
             ReviewTask.status == TaskStatus.CLAIMED,
             ReviewTask.id != task.id,
-        )
-        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
-        .execution_options(synchronize_session=False)
+        ),
     )
     _, config = configs.active_config(session)
     task.status = TaskStatus.CLAIMED
