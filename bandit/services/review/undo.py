@@ -2,7 +2,8 @@
 
 An undo is allowed only for the curator's own first-round review of a review-before task,
 within UNDO_SECONDS of the submit, while the learner has not learned its verdicts, no
-customer outcome has come in for the event and no second review of it has started. It puts
+customer outcome has come in for the event and no colleague holds or has given a second
+review of it (a waiting second review is withdrawn, with any colleague's skip of it). It puts
 the task back in the curator's hands under a new lease, with the verdicts and the curated
 slate removed. The slate itself went out at the submit (the client was told and may have
 shown it), and a delivery is a fact written once: the decision stays delivered, its reward
@@ -18,7 +19,15 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CuratorAction, Decision, FinalSlateItem, Outcome, ReviewTask, utcnow
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    Outcome,
+    ReviewTask,
+    TaskSkip,
+    utcnow,
+)
 from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
@@ -75,6 +84,11 @@ def undo_submit(
     ).all()
     if any(other.status != TaskStatus.OPEN for other in second):
         raise UndoRefused("a colleague has started the second review of this slate")
+    # An open second review holds no verdict: a colleague may have opened it and skipped or
+    # released it, which gives it back like any claim. The skip is their order for that task
+    # alone, so it goes with the task (the audit log keeps the claim and the skip).
+    if second:
+        session.execute(delete(TaskSkip).where(TaskSkip.task_id.in_([o.id for o in second])))
     for other in second:
         session.delete(other)
     session.execute(delete(CuratorAction).where(CuratorAction.task_id == task.id))
