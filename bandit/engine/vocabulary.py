@@ -63,6 +63,9 @@ class Overflow(StrEnum):
     HELD = "held"
     # The client asked rank for a fallback and the review did not start in time.
     CLIENT_FALLBACK = "client_fallback"
+    # Past its SLA or fallback time with its slate already out (a second opinion, a review-after
+    # check, a review-before submit since undone): closed unreviewed, nothing delivered.
+    CLOSED_UNREVIEWED = "closed_unreviewed"
 
 
 class Verdict(StrEnum):

@@ -36,6 +36,7 @@ from bandit.engine.vocabulary import (
 )
 from bandit.services.catalog_store import items_by_id
 from bandit.services.delivery import decision_config, record_delivery, slate_entries
+from bandit.services.review.double_review import FIRST_ROUND
 from bandit.services.rounds import offered_at
 
 # The LoggedRound source of a supervised (imitation) round.
@@ -190,21 +191,36 @@ def record_client_choice(
     if stored and list(stored) == list(item_ids):
         return False
     _check_items(session, decision, item_ids)
+    # A slate already sent (a curator's submit, also one since undone, or an overflow) is
+    # not the client's to choose, though a second opinion on it may still wait in the queue.
+    if decision.delivered_slate is not None:
+        raise ChoiceConflict(_taken(session, decision, "the event's slate already went out"))
     closed = session.execute(
         update(ReviewTask)
         # A held (overflowed) task is still open: the client may still choose for it.
-        .where(ReviewTask.decision_id == decision.id, ReviewTask.status == TaskStatus.OPEN)
+        .where(
+            ReviewTask.decision_id == decision.id,
+            ReviewTask.review_round == FIRST_ROUND,
+            ReviewTask.status == TaskStatus.OPEN,
+        )
         .values(status=TaskStatus.CLIENT_CHOSE, completed_at=now)
     )
     if closed.rowcount == 0:  # type: ignore[attr-defined]
-        status = session.scalar(
-            select(ReviewTask.status).where(ReviewTask.decision_id == decision.id).limit(1)
-        )
-        raise ChoiceConflict(TAKEN.get(str(status), "the event is not waiting for a choice"))
+        raise ChoiceConflict(_taken(session, decision, "the event is not waiting for a choice"))
     _store_choice(session, decision, item_ids, now)
     record_delivery(session, decision, slate_entries(decision.final_slate), config, now)
     session.flush()
     return True
+
+
+def _taken(session: Session, decision: Decision, otherwise: str) -> str:
+    """Why the event's slate is not the client's to choose, from its first-round task."""
+    status = session.scalar(
+        select(ReviewTask.status).where(
+            ReviewTask.decision_id == decision.id, ReviewTask.review_round == FIRST_ROUND
+        )
+    )
+    return TAKEN.get(str(status), otherwise)
 
 
 def _check_items(session: Session, decision: Decision, item_ids: list[str]) -> None:

@@ -166,3 +166,35 @@ def test_a_choice_is_refused_outside_apprentice_mode_or_once_a_curator_has_the_t
     assert wrong_mode.status_code == 409 and "apprentice" in wrong_mode.get_json()["error"]
     assert unknown.status_code == 404
     assert snapshot(session_factory) == before
+
+
+def test_a_choice_once_a_curator_chose_is_refused_while_the_second_opinion_waits(
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+) -> None:
+    activate_config(session_factory, routing_mode="apprentice", double_review_share=1.0)
+    decision = ranked(client, auth_headers, dict(demo_catalog.customers[4]), slate_size=3)
+    with session_factory() as session:
+        curator = accounts.find_curator(session, curator_account[0])
+        assert curator is not None
+        task = review.claim_next(session, curator.id)
+        assert task is not None
+        keep = [review.ItemVerdict(p.position, "keep") for p in task.decision.proposed]
+        review.submit_review(session, task.id, curator.id, task.lease_token or "", keep, 5.0)
+        session.commit()
+    url = event_url(decision["event_id"])
+    assert client.get(url, headers=auth_headers).get_json()["second_review"]["status"] == "open"
+    before = snapshot(session_factory)
+
+    response = client.post(
+        choice_url(decision["event_id"]),
+        json={"items": [item["item_id"] for item in decision["slate"]]},
+        headers=auth_headers,
+    )
+
+    assert response.status_code == 409
+    assert "curator already chose" in response.get_json()["error"]
+    assert snapshot(session_factory) == before  # the second opinion still waits for a colleague

@@ -26,6 +26,7 @@ from bandit.db.models import (
 from bandit.engine.vocabulary import DecisionStatus, TaskStatus
 from bandit.services import catalog_store
 from bandit.services.review.undo import UNDO_SECONDS, UndoRefused, undo_submit
+from curation_app import event_views
 from tests.curation_app.test_console import (
     PageForm,
     csrf_token,
@@ -161,6 +162,18 @@ def test_undo_reopens_the_task_and_releases_the_next_one(
     # Reviewed again under the new lease, it saves as any review does.
     again = curator.post(f"/tasks/{task_id}", data=keep_all(reopened), headers=JSON)
     assert again.get_json()["message"] == "Review saved."
+
+
+def test_the_next_task_an_undo_releases_waits_for_review_again(
+    curator: FlaskClient, two_tasks: list[str], session_factory: sessionmaker[Session]
+) -> None:
+    _, next_url, _ = _undo_after_submit(curator)
+    with session_factory() as db:
+        released = db.get(ReviewTask, int(next_url.rsplit("/", 1)[1]))
+        assert released is not None and released.curator_id is None
+        # Nobody holds it any more, so its client is told it waits, as after a lease runs out.
+        assert released.decision.status == DecisionStatus.PENDING_REVIEW
+        assert event_views.event_view(db, released.decision)["status"] == "pending_review"
 
 
 def test_the_slate_sent_out_at_the_submit_stays_delivered_through_an_undo(

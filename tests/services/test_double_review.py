@@ -10,10 +10,12 @@ from flask.testing import FlaskClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import CuratorAction, Decision, ReviewTask, utcnow
+from bandit.db.models import CuratorAction, Decision, ReviewTask, TaskSkip, utcnow
 from bandit.engine.vocabulary import TaskStatus
 from bandit.services import accounts, decisions, learning, review
 from bandit.services.review.double_review import picked_for_double_review
+from bandit.services.review.skips import skip_task
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.api_support import activate_config, snapshot
 from tests.conftest import DemoCatalog
@@ -157,3 +159,33 @@ def test_second_review_by_the_same_curator_is_refused_and_stores_nothing(
     assert response.status_code == 409
     assert "second review must come from another curator" in response.get_json()["error"]
     assert snapshot(session_factory) == before
+
+
+def test_an_undo_after_a_colleague_skipped_the_second_review_withdraws_it_with_the_skip(
+    session: Session, double_reviewed: int, curators: tuple[int, int]
+) -> None:
+    first, second = curators
+    task = review.claim_next(session, first)
+    session.commit()
+    assert task is not None
+    keep = verdicts_for(task, "keep")
+    review.submit_review(session, task.id, first, task.lease_token or "", keep, 4.0)
+    session.commit()
+    gold = review.claim_next(session, second)
+    session.commit()
+    assert gold is not None and gold.review_round == 2
+    skip_task(session, gold.id, second, gold.lease_token or "")
+    session.commit()
+
+    reopened = undo_submit(session, task.id, first)
+    session.commit()
+
+    assert reopened.status == TaskStatus.CLAIMED and reopened.curator_id == first
+    tasks = session.scalars(select(ReviewTask.id).where(ReviewTask.decision_id == double_reviewed))
+    assert list(tasks) == [task.id] and not session.scalars(select(TaskSkip)).all()
+    assert review.claim_next(session, second) is None  # nothing waits for the colleague
+    # Submitted again, the slate gets a fresh second review, which the colleague is served.
+    review.submit_review(session, task.id, first, reopened.lease_token or "", keep, 4.0)
+    session.commit()
+    again = review.claim_next(session, second)
+    assert again is not None and again.review_round == 2 and again.status == TaskStatus.CLAIMED

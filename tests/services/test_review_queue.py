@@ -10,13 +10,14 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import Decision, ReviewTask, utcnow
+from bandit.db.models import Decision, EventChange, ReviewTask, utcnow
 from bandit.db.session import make_engine, make_session_factory
 from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import DecisionStatus
 from bandit.services import accounts, configs, decisions, review
 from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from curation_app import event_views
 from tests.api_support import snapshot
@@ -217,6 +218,60 @@ def test_a_task_past_its_sla_goes_out_unreviewed(
     assert view["review"]["status"] == "overflowed"
     assert view["review"]["overflow"] == "delivered_unreviewed"
     assert {f["decided_by"] for f in view["final_slate"]} == {"policy"}
+
+
+@pytest.mark.parametrize(
+    "slate_out_by",
+    ["round_one_submit", "review_after_rank", "undone_submit", "undone_submit_with_fallback"],
+)
+def test_a_review_past_its_sla_whose_slate_already_went_out_is_closed_not_delivered(
+    session: Session, demo_catalog: DemoCatalog, curators: list[int], slate_out_by: str
+) -> None:
+    # round_one_submit leaves a second opinion waiting; the undone ones a re-review.
+    use_config(
+        session,
+        routing_mode="review_after" if slate_out_by == "review_after_rank" else "review_before",
+        double_review_share=1.0 if slate_out_by == "round_one_submit" else 0.0,
+        review_lease_seconds=600,
+        overflow_policy="deliver_unreviewed",
+    )
+    fallback = 120 if slate_out_by == "undone_submit_with_fallback" else None
+    request = decisions.RankRequest(context=demo_catalog.customers[0], fallback_seconds=fallback)
+    decision, _ = decisions.rank(session, EngineRuntime(np.random.default_rng(0)), request)
+    session.commit()
+    if slate_out_by != "review_after_rank":
+        task = review.claim_next(session, curators[0])
+        assert task is not None
+        verdicts = [review.ItemVerdict(p.position, "keep") for p in decision.proposed]
+        verdicts[1] = review.ItemVerdict(1, "remove")
+        review.submit_review(session, task.id, curators[0], task.lease_token or "", verdicts, 5.0)
+        session.commit()
+        if slate_out_by.startswith("undone_submit"):
+            undo_submit(session, task.id, curators[0])
+            session.commit()
+    session.refresh(decision)
+    sent = (decision.delivered_slate, decision.delivered_at, decision.reward_due_at)
+    waiting = session.scalars(select(ReviewTask).where(ReviewTask.status != "done")).one()
+
+    # Past the SLA (and the undone task's 600 s lease, and the client's fallback time).
+    report = overflow.upkeep(session, utcnow() + timedelta(seconds=SLA + 1))
+    session.commit()
+
+    assert (report.delivered_unreviewed, report.fallbacks_delivered) == (0, 0)
+    assert report.closed_unreviewed == 1
+    session.refresh(waiting)
+    assert (waiting.status, waiting.overflow) == ("overflowed", "closed_unreviewed")
+    session.refresh(decision)
+    assert (decision.delivered_slate, decision.delivered_at, decision.reward_due_at) == sent
+    kinds = session.scalars(select(EventChange.kind).where(EventChange.decision_id == decision.id))
+    assert list(kinds) == ["delivered"]  # the client was told of one delivery, the real one
+    view = event_views.event_view(session, decision)
+    shown = view["second_review"] if slate_out_by == "round_one_submit" else view["review"]
+    assert shown["status"] == "overflowed" and view["status"] == DecisionStatus.DELIVERED
+    if slate_out_by != "round_one_submit":
+        assert view["review"]["overflow"] == "closed_unreviewed"
+    summary = review_queue.queue_summary(session, utcnow())
+    assert (summary.open, summary.claimed, summary.held) == (0, 0, 0)
 
 
 NOTHING_DONE = overflow.UpkeepReport(0, 0, 0, 0)

@@ -3,7 +3,10 @@
 The overflow policy of the active config decides what a missed SLA means: with
 ``deliver_unreviewed`` the policy's slate goes out unreviewed and the task is closed as
 overflowed; with ``hold`` the task keeps waiting (marked held) and the slate waits with it.
-Either way the task row records it, so overflow is counted per policy.
+Either way the task row records it, so overflow is counted per policy. A task whose slate had
+already gone out (a second opinion, a review-after check, a review-before submit since
+undone) has nothing left to deliver: where the SLA or a client fallback would send a slate,
+it is closed as overflowed, labelled ``closed_unreviewed``, and not counted as a delivery.
 """
 
 from __future__ import annotations
@@ -12,25 +15,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, or_, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import Decision, ReviewTask, UTCDateTime, utcnow
+from bandit.db.models import ReviewTask, UTCDateTime, utcnow
 from bandit.db.session import is_postgresql
-from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
+from bandit.engine.vocabulary import Overflow, OverflowPolicy, TaskStatus
 from bandit.services import configs
 from bandit.services.delivery import decision_config, deliver_policy_slate
-from bandit.services.review.queue import lease_ran_out
+from bandit.services.review.queue import lease_ran_out, requeue
 
 
 @dataclass(frozen=True)
 class UpkeepReport:
-    """What one pass changed."""
+    """What one pass changed: the slates it sent out unreviewed, and the tasks it closed."""
 
     leases_expired: int
     delivered_unreviewed: int
     held: int
     fallbacks_delivered: int = 0
+    # Closed unreviewed past their SLA or fallback time, their slate already out: no delivery.
+    closed_unreviewed: int = 0
 
 
 # What each pass acts on; upkeep's probe asks for any of them at once.
@@ -54,61 +59,59 @@ def _fallback_due(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool
 
 def requeue_expired_leases(session: Session, now: datetime) -> int:
     """Put tasks whose lease ran out back in the queue; returns how many."""
-    expired = session.execute(
-        update(ReviewTask)
-        .where(lease_ran_out(now))
-        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
-        .execution_options(synchronize_session=False)
-    )
-    count = int(expired.rowcount or 0)  # type: ignore[attr-defined]
-    if count:
-        waiting_again = select(ReviewTask.decision_id).where(ReviewTask.status == TaskStatus.OPEN)
-        session.execute(
-            update(Decision)
-            .where(Decision.status == DecisionStatus.IN_REVIEW, Decision.id.in_(waiting_again))
-            .values(status=DecisionStatus.PENDING_REVIEW)
-            .execution_options(synchronize_session=False)
-        )
-    return count
+    return requeue(session, lease_ran_out(now))
 
 
-def overflow_overdue(session: Session, now: datetime) -> tuple[int, int]:
-    """Apply the overflow policy to open tasks past their SLA; returns (delivered, held)."""
+def overflow_overdue(session: Session, now: datetime) -> tuple[int, int, int]:
+    """Apply the overflow policy to open tasks past their SLA; returns (delivered, held,
+    closed): slates sent out unreviewed, tasks held, tasks closed with their slate already out."""
     query = select(ReviewTask).where(_past_sla(now))
     if is_postgresql(session):
         # A curator claiming one of these rows right now keeps it; we take it on the next pass.
         query = query.with_for_update(skip_locked=True)
     overdue = session.scalars(query).all()
     if not overdue:  # the usual case: every claim runs upkeep first, and most find nothing
-        return 0, 0
+        return 0, 0, 0
     _, config = configs.active_config(session)
-    delivered = held = 0
+    delivered = held = closed = 0
     for task in overdue:
         if config.overflow_policy == OverflowPolicy.HOLD:
             task.overflow = Overflow.HELD
             held += 1
-            continue
-        task.status, task.overflow = TaskStatus.OVERFLOWED, Overflow.DELIVERED_UNREVIEWED
-        decision = task.decision
-        if decision.delivered_slate is None:
-            deliver_policy_slate(session, decision, decision_config(session, decision), now)
-        delivered += 1
-    return delivered, held
+        elif _close_unreviewed(session, task, Overflow.DELIVERED_UNREVIEWED, now):
+            delivered += 1
+        else:
+            closed += 1
+    return delivered, held, closed
 
 
-def deliver_fallbacks(session: Session, now: datetime) -> int:
-    """Send out unreviewed the open slates whose client fallback time has passed."""
+def deliver_fallbacks(session: Session, now: datetime) -> tuple[int, int]:
+    """Send out unreviewed the open slates whose client fallback time has passed; returns
+    (delivered, closed), closed: tasks whose slate had already gone out (after an undo)."""
     query = select(ReviewTask).where(_fallback_due(now))
     if is_postgresql(session):
         query = query.with_for_update(skip_locked=True)
-    delivered = 0
+    delivered = closed = 0
     for task in session.scalars(query):
-        task.status, task.overflow = TaskStatus.OVERFLOWED, Overflow.CLIENT_FALLBACK
-        decision = task.decision
-        if decision.delivered_slate is None:
-            deliver_policy_slate(session, decision, decision_config(session, decision), now)
+        if _close_unreviewed(session, task, Overflow.CLIENT_FALLBACK, now):
             delivered += 1
-    return delivered
+        else:
+            closed += 1
+    return delivered, closed
+
+
+def _close_unreviewed(session: Session, task: ReviewTask, label: str, now: datetime) -> bool:
+    """Close an open task nobody reviewed in time, sending out its decision's policy slate
+    (the task labelled `label`); False, and labelled closed unreviewed, when that slate had
+    already gone out, so that only a delivery made here is labelled and counted as one."""
+    task.status = TaskStatus.OVERFLOWED
+    decision = task.decision
+    if decision.delivered_slate is not None:
+        task.overflow = Overflow.CLOSED_UNREVIEWED
+        return False
+    task.overflow = label
+    deliver_policy_slate(session, decision, decision_config(session, decision), now)
+    return True
 
 
 def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
@@ -123,10 +126,10 @@ def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
     if session.scalar(_anything_due(), {"now": now}) is None:
         return UpkeepReport(0, 0, 0, 0)
     expired = requeue_expired_leases(session, now)
-    fallbacks = deliver_fallbacks(session, now)
-    delivered, held = overflow_overdue(session, now)
+    fallbacks, fallbacks_closed = deliver_fallbacks(session, now)
+    delivered, held, closed = overflow_overdue(session, now)
     session.flush()
-    return UpkeepReport(expired, delivered, held, fallbacks)
+    return UpkeepReport(expired, delivered, held, fallbacks, fallbacks_closed + closed)
 
 
 @cache

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cache
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask
 from bandit.engine.config import PolicyConfig
-from bandit.engine.vocabulary import Overflow, OverflowPolicy, TaskStatus
+from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
 
 QUEUE_ORDER = (ReviewTask.queue_key, ReviewTask.id)
 
@@ -45,6 +45,31 @@ def claimable(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
 def lease_ran_out(now: datetime | ColumnElement[datetime]) -> ColumnElement[bool]:
     """Claimed tasks whose lease has expired (upkeep puts them back in the queue)."""
     return and_(ReviewTask.status == TaskStatus.CLAIMED, ReviewTask.leased_until < now)
+
+
+def requeue(session: Session, which: ColumnElement[bool]) -> int:
+    """Put the claimed tasks matching `which` back in the queue, unleased; returns how many.
+
+    A decision left in review with nobody holding its task is waiting for review again
+    (lease expiry and undo's release of the curator's "next" both free tasks this way).
+    Both UPDATEs run at once and bypass the identity map; the caller commits.
+    """
+    freed = session.execute(
+        update(ReviewTask)
+        .where(which)
+        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
+        .execution_options(synchronize_session=False)
+    )
+    count = int(freed.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        waiting_again = select(ReviewTask.decision_id).where(ReviewTask.status == TaskStatus.OPEN)
+        session.execute(
+            update(Decision)
+            .where(Decision.status == DecisionStatus.IN_REVIEW, Decision.id.in_(waiting_again))
+            .values(status=DecisionStatus.PENDING_REVIEW)
+            .execution_options(synchronize_session=False)
+        )
+    return count
 
 
 def backlog(session: Session) -> int:

@@ -2,7 +2,8 @@
 
 An undo is allowed only for the curator's own first-round review of a review-before task,
 within UNDO_SECONDS of the submit, while the learner has not learned its verdicts, no
-customer outcome has come in for the event and no second review of it has started. It puts
+customer outcome has come in for the event and no colleague holds or has given a second
+review of it (a waiting second review is withdrawn, with any colleague's skip of it). It puts
 the task back in the curator's hands under a new lease, with the verdicts and the curated
 slate removed. The slate itself went out at the submit (the client was told and may have
 shown it), and a delivery is a fact written once: the decision stays delivered, its reward
@@ -15,13 +16,22 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import CuratorAction, Decision, FinalSlateItem, Outcome, ReviewTask, utcnow
+from bandit.db.models import (
+    CuratorAction,
+    Decision,
+    FinalSlateItem,
+    Outcome,
+    ReviewTask,
+    TaskSkip,
+    utcnow,
+)
 from bandit.engine.vocabulary import Route, TaskStatus
 from bandit.services import configs
 from bandit.services.review import double_review
+from bandit.services.review import queue as review_queue
 from bandit.services.review.errors import ReviewError, TaskNotFound
 
 UNDO_SECONDS = 120
@@ -74,21 +84,24 @@ def undo_submit(
     ).all()
     if any(other.status != TaskStatus.OPEN for other in second):
         raise UndoRefused("a colleague has started the second review of this slate")
+    # An open second review holds no verdict: a colleague may have opened it and skipped or
+    # released it, which gives it back like any claim. The skip is their order for that task
+    # alone, so it goes with the task (the audit log keeps the claim and the skip).
+    if second:
+        session.execute(delete(TaskSkip).where(TaskSkip.task_id.in_([o.id for o in second])))
     for other in second:
         session.delete(other)
     session.execute(delete(CuratorAction).where(CuratorAction.task_id == task.id))
     session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
     session.expire(decision, ["final_slate"])
     # The curator holds one task at a time: the one "next" opened after the submit goes back.
-    session.execute(
-        update(ReviewTask)
-        .where(
+    review_queue.requeue(
+        session,
+        and_(
             ReviewTask.curator_id == curator_id,
             ReviewTask.status == TaskStatus.CLAIMED,
             ReviewTask.id != task.id,
-        )
-        .values(status=TaskStatus.OPEN, curator_id=None, lease_token=None, leased_until=None)
-        .execution_options(synchronize_session=False)
+        ),
     )
     _, config = configs.active_config(session)
     task.status = TaskStatus.CLAIMED
