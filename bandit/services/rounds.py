@@ -6,8 +6,9 @@ export to replay tables, replay and the simulator's scoring all call `logged_rou
 The rule (documented for policy configs in `PolicyConfig` and docs/learning.md), for each
 position of the policy's own proposal:
 
-1. The item reached the customer (auto and review-after slates as proposed, review-before
-   slates as the curator left them, overflowed slates delivered unreviewed):
+1. The item reached the customer as the policy's draw (auto and review-after slates as
+   proposed, review-before slates as the curator left them, overflowed or client-fallback
+   slates delivered unreviewed; in apprentice mode only the last, see 3):
    - a customer outcome for it (per item, or for the whole event) that arrived before the
      config's `reward_wait_seconds` ran out -> `customer`;
    - else the config's `default_reward` once the wait ran out -> `default`; a customer outcome
@@ -16,8 +17,11 @@ position of the policy's own proposal:
 2. The item never reached the customer because a curator removed or swapped it out before
    delivery: no customer outcome can exist, so the curator's verdict stands in for it
    (kept 1, removed or swapped 0) -> `curator_proxy`.
-3. Anything else (a slate still waiting for review, held by overflow, apprentice-mode
-   choices) has no round.
+3. Anything else (a slate still waiting for review, held by overflow) has no round. An
+   apprentice-mode slate a curator or client chose has none either: what went out was the
+   human's decision, imitated instead (`bandit.services.apprentice`). An apprentice-mode
+   slate that went out unreviewed (overflow, client fallback) was nobody's choice but the
+   policy's, drawn with its logged probabilities, so it counts as in 1.
 
 Curator verdicts are otherwise approval labels for the approval model, never bandit
 rewards: a curator's "kept" says nothing about whether the customer kept the item.
@@ -36,8 +40,8 @@ from sqlalchemy.orm import Session, defer, selectinload
 from bandit.db.models import CuratorAction, Decision, Outcome
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
-from bandit.engine.vocabulary import CuratorVerdict, RewardSource, RoutingMode
-from bandit.services.delivery import decision_config, policy_items_delivered
+from bandit.engine.vocabulary import CuratorVerdict, DecidedBy, RewardSource, RoutingMode
+from bandit.services.delivery import decision_config, delivered_slate, policy_items_delivered
 
 # What a curator's verdict stands in for, on an item the customer never received.
 CURATOR_PROXY_REWARD = {
@@ -144,7 +148,7 @@ def _decision_rounds(
     outcomes: list[Outcome],
     verdicts: dict[tuple[int, int], CuratorAction],
 ) -> list[ResolvedRound]:
-    delivered = set(policy_items_delivered(decision)) if decision.delivered_at else set()
+    delivered = _learnable_deliveries(decision, config)
     default = next((o for o in outcomes if o.is_default), None)
     rounds = []
     for proposed in decision.proposed:
@@ -181,6 +185,22 @@ def _decision_rounds(
             )
         )
     return rounds
+
+
+def _learnable_deliveries(decision: Decision, config: PolicyConfig) -> set[str]:
+    """The policy's own items that reached the customer as its draw, not a human's choice."""
+    if not decision.delivered_at:
+        return set()
+    delivered = set(policy_items_delivered(decision))
+    if config.routing_mode == RoutingMode.APPRENTICE:
+        # The curator's (or client's) slate is imitated, never a bandit round; only a policy
+        # slate that went out unreviewed (overflow, client fallback) was the policy's draw.
+        delivered &= {
+            entry["item_id"]
+            for entry in delivered_slate(decision)
+            if entry.get("decided_by") == DecidedBy.POLICY
+        }
+    return delivered
 
 
 def offered_at(decision: Decision, position: int) -> tuple[str, ...]:

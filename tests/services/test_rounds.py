@@ -13,10 +13,20 @@ from bandit.db.models import Decision, utcnow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import DecisionStatus, RewardSource, Route
-from bandit.services import accounts, configs, decisions, learning, review, rewards, rounds
+from bandit.services import (
+    accounts,
+    apprentice,
+    configs,
+    decisions,
+    learning,
+    review,
+    rewards,
+    rounds,
+)
 from bandit.services.delivery import policy_items_delivered
 from bandit.services.export import export_log
 from bandit.services.review import ItemVerdict
+from bandit.services.review.overflow import upkeep
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -178,3 +188,55 @@ def test_a_curator_keep_on_a_delivered_item_is_not_a_reward(
             if (r.event_id, r.position) in keys
         }
     assert sources and RewardSource.CURATOR_PROXY not in sources
+
+
+def _ranked(session: Session, runtime: EngineRuntime, context: dict) -> Decision:
+    decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    session.commit()
+    return decision
+
+
+@pytest.mark.parametrize("answer", ["customer", "default"])
+def test_an_apprentice_slate_a_human_chose_makes_no_round_but_one_sent_unreviewed_does(
+    session: Session, demo_catalog: DemoCatalog, answer: str
+) -> None:
+    config = PolicyConfig(
+        routing_mode="apprentice",
+        double_review_share=0.0,
+        review_sla_seconds=WAIT_SECONDS,
+        overflow_policy="deliver_unreviewed",
+        reward_wait_seconds=WAIT_SECONDS,
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    curator = accounts.add_curator(session, "apprentice-teacher", "long-enough-pw")
+    session.commit()
+    runtime = EngineRuntime(np.random.default_rng(0))
+    chosen = _ranked(session, runtime, demo_catalog.customers[0])
+    task = review.claim_next(session, curator.id)
+    session.commit()
+    assert task is not None and task.decision_id == chosen.id
+    keep_all = [ItemVerdict(p.position, "keep") for p in chosen.proposed]
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", keep_all, 5.0)
+    session.commit()
+    # A client service delivers its own slate: the policy's first two items, in its order.
+    by_client = _ranked(session, runtime, demo_catalog.customers[2])
+    mostly_policy = [p.item_id for p in by_client.proposed[:2]]
+    assert apprentice.record_client_choice(session, by_client, mostly_policy, utcnow())
+    session.commit()
+    # Nobody reviews the next one in time: the policy's slate goes out unreviewed.
+    unreviewed = _ranked(session, runtime, demo_catalog.customers[1])
+    sent_at = utcnow() + timedelta(seconds=2 * WAIT_SECONDS)
+    assert upkeep(session, sent_at).delivered_unreviewed == 1
+    session.commit()
+    if answer == "customer":
+        rewards.record_reward(session, chosen.event_id, 1.0, None, "test")
+        rewards.record_reward(session, by_client.event_id, 1.0, None, "test")
+        rewards.record_reward(session, unreviewed.event_id, 1.0, None, "test", now=sent_at)
+        session.commit()
+    report = learning.learn_pending(session, now=sent_at + timedelta(days=30))
+    session.commit()
+    learned = {(r.event_id, r.position, r.reward_source) for r in report.rounds}
+    assert learned == {(unreviewed.event_id, p.position, answer) for p in unreviewed.proposed}
+    assert {(r.event_id, r.position, r.reward_source) for r in rounds.logged_rounds(session)} == (
+        learned
+    )
