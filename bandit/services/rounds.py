@@ -16,7 +16,10 @@ position of the policy's own proposal:
    - else no round yet (pending).
 2. The item never reached the customer because a curator removed or swapped it out before
    delivery: no customer outcome can exist, so the curator's verdict stands in for it
-   (kept 1, removed or swapped 0) -> `curator_proxy`.
+   (removed or swapped: 0) -> `curator_proxy`. A kept item is delivered, so a keep is never a
+   proxy: a "kept" verdict on an item the customer did not get (the review after an undo
+   keeping an item the first submit removed, while the slate sent at that submit stays
+   delivered) makes no round.
 3. Anything else (a slate still waiting for review, held by overflow) has no round. An
    apprentice-mode slate a curator or client chose has none either: what went out was the
    human's decision, imitated instead (`bandit.services.apprentice`). An apprentice-mode
@@ -43,9 +46,9 @@ from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import CuratorVerdict, DecidedBy, RewardSource, RoutingMode
 from bandit.services.delivery import decision_config, delivered_slate, policy_items_delivered
 
-# What a curator's verdict stands in for, on an item the customer never received.
+# What a curator's verdict stands in for, on an item the customer never received. A keep
+# stands for nothing: the customer's outcome is a kept item's reward.
 CURATOR_PROXY_REWARD = {
-    CuratorVerdict.KEPT: 1.0,
     CuratorVerdict.REMOVED: 0.0,
     CuratorVerdict.SWAPPED: 0.0,
 }
@@ -175,7 +178,9 @@ def _decision_rounds(
         action = verdicts.get((decision.id, position))
         if action is None or config.routing_mode == RoutingMode.APPRENTICE:
             continue
-        proxy = CURATOR_PROXY_REWARD[CuratorVerdict(action.verdict)]
+        proxy = CURATOR_PROXY_REWARD.get(CuratorVerdict(action.verdict))
+        if proxy is None:
+            continue
         rounds.append(
             ResolvedRound(
                 _round(decision, position, proxy, RewardSource.CURATOR_PROXY, None),

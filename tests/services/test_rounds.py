@@ -27,6 +27,7 @@ from bandit.services.delivery import policy_items_delivered
 from bandit.services.export import export_log
 from bandit.services.review import ItemVerdict
 from bandit.services.review.overflow import upkeep
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -240,3 +241,37 @@ def test_an_apprentice_slate_a_human_chose_makes_no_round_but_one_sent_unreviewe
     assert {(r.event_id, r.position, r.reward_source) for r in rounds.logged_rounds(session)} == (
         learned
     )
+
+
+def test_a_keep_after_undoing_a_remove_is_no_curator_proxy(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    config = PolicyConfig(
+        routing_mode="review_before", double_review_share=0.0, reward_wait_seconds=WAIT_SECONDS
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    curator = accounts.add_curator(session, "undoer", "long-enough-pw")
+    session.commit()
+    decision = _ranked(session, EngineRuntime(np.random.default_rng(0)), demo_catalog.customers[0])
+    task = review.claim_next(session, curator.id)
+    session.commit()
+    assert task is not None and task.decision_id == decision.id
+    keep_all = [ItemVerdict(p.position, "keep") for p in decision.proposed]
+    remove_one = [v if v.position != 1 else ItemVerdict(1, "remove") for v in keep_all]
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", remove_one, 5.0)
+    session.commit()
+    # The slate without position 1 went out; the curator undoes, then keeps everything.
+    task = undo_submit(session, task.id, curator.id)
+    session.commit()
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", keep_all, 5.0)
+    session.commit()
+    session.refresh(decision)
+    assert decision.proposed[1].item_id not in policy_items_delivered(decision)
+    later = utcnow() + timedelta(seconds=WAIT_SECONDS + 60)
+    learned = learning.learn_pending(session, now=later).rounds
+    session.commit()
+    # The customer never got it and a keep is never a proxy: position 1 has no round at all.
+    expected = {(p.position, RewardSource.DEFAULT) for p in decision.proposed if p.position != 1}
+    assert {(r.position, r.reward_source) for r in learned} == expected
+    stored = rounds.logged_rounds(session, [decision.id])
+    assert {(r.position, r.reward_source) for r in stored} == expected
