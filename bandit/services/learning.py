@@ -96,7 +96,7 @@ def learn_pending(
         if r.outcome_id in read_outcomes or r.action_id in read_actions
     ]
     learnable = [r.round for r in resolved]
-    fed = {r.outcome_id for r in resolved if r.outcome_id is not None}
+    fed = {r.outcome_id for r in resolved if r.outcome_id is not None and r.reward_is_row_value}
     not_fed = 0
     for outcome in outcomes:
         outcome.fed_to_policy = outcome.id in fed

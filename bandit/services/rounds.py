@@ -9,10 +9,12 @@ position of the policy's own proposal:
 1. The item reached the customer as the policy's draw (auto and review-after slates as
    proposed, review-before slates as the curator left them, overflowed or client-fallback
    slates delivered unreviewed; in apprentice mode only the last, see 3):
-   - a customer outcome for it (per item, or for the whole event) that arrived before the
-     config's `reward_wait_seconds` ran out -> `customer`;
+   - a customer outcome for it (per item, or for the whole event) stored before the
+     decision's `reward_due_at` (delivery + the config's `reward_wait_seconds`) and before
+     any default -> `customer`. The stored times decide, not when the learner runs;
    - else the config's `default_reward` once the wait ran out -> `default`; a customer outcome
-     arriving after that is kept as `late_reward` for replay, and never learned;
+     stored after the wait (before or after the default pass) is kept as `late_reward` for
+     replay, and never learned;
    - else no round yet (pending).
 2. The item never reached the customer because a curator removed or swapped it out before
    delivery: no customer outcome can exist, so the curator's verdict stands in for it
@@ -40,7 +42,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from bandit.db.models import CuratorAction, Decision, Outcome
+from bandit.db.models import CuratorAction, Decision, Outcome, ProposedItem
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import CuratorVerdict, DecidedBy, RewardSource, RoutingMode
@@ -63,6 +65,9 @@ class ResolvedRound:
     outcome_id: int | None
     action_id: int | None
     learned: bool
+    # False when the row is a late customer outcome that only closed the wait: the round
+    # carries the config's default, not the outcome's value.
+    reward_is_row_value: bool = True
 
 
 def logged_rounds(
@@ -157,23 +162,9 @@ def _decision_rounds(
     for proposed in decision.proposed:
         item_id, position = proposed.item_id, proposed.position
         if item_id in delivered:
-            real = [o for o in outcomes if not o.is_default and o.item_key in ("", item_id)]
-            in_time = next((o for o in real if not o.after_default), None)
-            if in_time is not None:
-                source, row, value, late = RewardSource.CUSTOMER, in_time, in_time.value, None
-            elif default is not None:
-                late = real[0].value if real else None
-                source, row, value = RewardSource.DEFAULT, default, default.value
-            else:
-                continue
-            rounds.append(
-                ResolvedRound(
-                    _round(decision, position, value, source, late),
-                    outcome_id=row.id,
-                    action_id=None,
-                    learned=row.learned_at is not None,
-                )
-            )
+            received = _received_round(decision, config, proposed, outcomes, default)
+            if received is not None:
+                rounds.append(received)
             continue
         action = verdicts.get((decision.id, position))
         if action is None or config.routing_mode == RoutingMode.APPRENTICE:
@@ -190,6 +181,46 @@ def _decision_rounds(
             )
         )
     return rounds
+
+
+def _received_round(
+    decision: Decision,
+    config: PolicyConfig,
+    proposed: ProposedItem,
+    outcomes: list[Outcome],
+    default: Outcome | None,
+) -> ResolvedRound | None:
+    """The round of a delivered policy item: its customer outcome in time, else the default."""
+    item_id, position = proposed.item_id, proposed.position
+    real = next((o for o in outcomes if not o.is_default and o.item_key in ("", item_id)), None)
+    if real is not None and _within_wait(real, decision):
+        row, value, source, late = real, real.value, RewardSource.CUSTOMER, None
+    else:
+        # The wait ran out with no customer outcome: the default, on the first reward row
+        # stored since (lowest id, so the row never changes once learned): the default
+        # pass's, or a late customer outcome stored before it. A late event-level outcome
+        # has no default after it (`assign_default_rewards` skips such events), so its own
+        # row carries the default for every position.
+        closing = [o for o in (real, default) if o is not None]
+        if not closing:
+            return None
+        row = min(closing, key=lambda o: o.id)
+        value = row.value if row.is_default else config.default_reward
+        source, late = RewardSource.DEFAULT, real.value if real is not None else None
+    return ResolvedRound(
+        _round(decision, position, value, source, late),
+        outcome_id=row.id,
+        action_id=None,
+        learned=row.learned_at is not None,
+        reward_is_row_value=source == RewardSource.CUSTOMER or row.is_default,
+    )
+
+
+def _within_wait(outcome: Outcome, decision: Decision) -> bool:
+    """Stored before the reward wait ran out, and before any default (whenever the learner
+    runs: the stored times decide, as `assign_default_rewards` does with `reward_due_at`)."""
+    due = decision.reward_due_at
+    return not outcome.after_default and (due is None or outcome.created_at < due)
 
 
 def _learnable_deliveries(decision: Decision, config: PolicyConfig) -> set[str]:

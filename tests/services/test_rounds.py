@@ -275,3 +275,43 @@ def test_a_keep_after_undoing_a_remove_is_no_curator_proxy(
     assert {(r.position, r.reward_source) for r in learned} == expected
     stored = rounds.logged_rounds(session, [decision.id])
     assert {(r.position, r.reward_source) for r in stored} == expected
+
+
+@pytest.mark.parametrize("per_item", [False, True], ids=["event", "item"])
+def test_a_customer_outcome_after_the_wait_is_late_even_before_the_default_pass(
+    session: Session, demo_catalog: DemoCatalog, per_item: bool
+) -> None:
+    config = PolicyConfig(
+        routing_mode="review_after", reward_wait_seconds=WAIT_SECONDS, default_reward=0.25
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    session.commit()
+    decision = _ranked(session, EngineRuntime(np.random.default_rng(0)), demo_catalog.customers[0])
+    assert decision.reward_due_at is not None
+    answered = decision.proposed[0].item_id
+    # The customer answers a minute after the wait ran out; no default pass has run yet.
+    rewards.record_reward(
+        session,
+        decision.event_id,
+        1.0,
+        answered if per_item else None,
+        "test",
+        now=decision.reward_due_at + timedelta(minutes=1),
+    )
+    session.commit()
+    report = learning.learn_pending(session, now=decision.reward_due_at + timedelta(minutes=2))
+    session.commit()
+    late = {p.item_id: 1.0 for p in decision.proposed if not per_item or p.item_id == answered}
+    expected = {
+        (p.position, RewardSource.DEFAULT, 0.25, late.get(p.item_id)) for p in decision.proposed
+    }
+    fed = {(r.position, r.reward_source, r.reward, r.late_reward) for r in report.rounds}
+    assert fed == expected
+    stored = rounds.logged_rounds(session, [decision.id])
+    assert {(r.position, r.reward_source, r.reward, r.late_reward) for r in stored} == expected
+    # The customer's late value is kept for replay, never given to VW, and learned once.
+    customer = next(o for o in _outcomes(session, decision) if not o.is_default)
+    assert customer.fed_to_policy is False and customer.learned_at is not None
+    assert (
+        learning.learn_pending(session, now=decision.reward_due_at + timedelta(days=1)).rounds == ()
+    )
