@@ -71,7 +71,7 @@ class LoggedRound:
     Learning, replay and off-policy evaluation all read this type. ``reward_source`` says whose
     judgement ``reward`` is (a ``RewardSource``: the customer, a curator's verdict standing in
     for a customer who never got the item, or the config's default); ``late_reward`` is a
-    customer outcome that arrived after the default was learned, kept for replay only.
+    customer outcome that arrived after the reward wait ran out, kept for replay only.
     """
 
     event_id: str

@@ -4,9 +4,9 @@ Customer outcomes and curator verdicts are kept apart (docs/log-format.md): `rew
 the logged round's reward and `reward_source` says whose it is (`customer`; `curator_proxy`
 where no customer outcome can exist, an item removed or swapped out before delivery, carrying
 the curator's verdict as the documented stand-in of `bandit.services.rounds`; `default` when
-the wait ran out); `late_reward` a customer outcome that arrived after the default was
-learned; `curator_verdict` (or a numeric `curator_reward`) the curator's verdict wherever a
-curator reviewed the item (kept 1, removed or swapped 0).
+the wait ran out); `late_reward` a customer outcome that arrived after the wait ran out;
+`curator_verdict` (or a numeric `curator_reward`) the curator's verdict wherever a curator
+reviewed the item (kept 1, removed or swapped 0).
 
 - `customer` (default): `reward` as logged, except that a `default` round whose customer
   outcome arrived late takes that outcome (the customer did answer; only the learner could

@@ -9,8 +9,8 @@ One row per (event, position) of the policy's own proposal:
   `candidate_probability`, for targets that reach outside the candidate set.
 - `reward` and `reward_source` are the logged round's, as `bandit.services.rounds` defines
   them for the learner too (customer outcome, curator proxy for an item removed before
-  delivery, or default); `late_reward` is a customer outcome that arrived after the default
-  was learned. Positions with no round yet are left out and counted as pending. Curator
+  delivery, or default); `late_reward` is a customer outcome that arrived after the reward
+  wait ran out. Positions with no round yet are left out and counted as pending. Curator
   swap-ins are never rows: the policy did not choose them. `curator_verdict` is the curator's
   approval label, kept apart from the reward.
 """

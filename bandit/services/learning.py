@@ -86,9 +86,17 @@ def learn_pending(
         decision = decisions[action.decision_id]
         apprentice.record_choice(session, decision, action, decision_config(session, decision))
     in_order = sorted(decisions.values(), key=lambda d: (d.created_at, d.id))
-    resolved = rounds.resolve_decisions(session, in_order, pending_only=True)
+    # Only the rounds whose reward row (outcome or verdict) is one this pass read as pending,
+    # and so marks learned below. On PostgreSQL (READ COMMITTED) the rounds' own read can see
+    # a reward committed since: its round waits for the next pass, which reads and marks it.
+    read_outcomes, read_actions = {o.id for o in outcomes}, {a.id for a in actions}
+    resolved = [
+        r
+        for r in rounds.resolve_decisions(session, in_order, pending_only=True)
+        if r.outcome_id in read_outcomes or r.action_id in read_actions
+    ]
     learnable = [r.round for r in resolved]
-    fed = {r.outcome_id for r in resolved if r.outcome_id is not None}
+    fed = {r.outcome_id for r in resolved if r.outcome_id is not None and r.reward_is_row_value}
     not_fed = 0
     for outcome in outcomes:
         outcome.fed_to_policy = outcome.id in fed

@@ -6,18 +6,27 @@ export to replay tables, replay and the simulator's scoring all call `logged_rou
 The rule (documented for policy configs in `PolicyConfig` and docs/learning.md), for each
 position of the policy's own proposal:
 
-1. The item reached the customer (auto and review-after slates as proposed, review-before
-   slates as the curator left them, overflowed slates delivered unreviewed):
-   - a customer outcome for it (per item, or for the whole event) that arrived before the
-     config's `reward_wait_seconds` ran out -> `customer`;
+1. The item reached the customer as the policy's draw (auto and review-after slates as
+   proposed, review-before slates as the curator left them, overflowed or client-fallback
+   slates delivered unreviewed; in apprentice mode only the last, see 3):
+   - a customer outcome for it (per item, or for the whole event) stored before the
+     decision's `reward_due_at` (delivery + the config's `reward_wait_seconds`) and before
+     any default -> `customer`. The stored times decide, not when the learner runs;
    - else the config's `default_reward` once the wait ran out -> `default`; a customer outcome
-     arriving after that is kept as `late_reward` for replay, and never learned;
+     stored after the wait (before or after the default pass) is kept as `late_reward` for
+     replay, and never learned;
    - else no round yet (pending).
 2. The item never reached the customer because a curator removed or swapped it out before
    delivery: no customer outcome can exist, so the curator's verdict stands in for it
-   (kept 1, removed or swapped 0) -> `curator_proxy`.
-3. Anything else (a slate still waiting for review, held by overflow, apprentice-mode
-   choices) has no round.
+   (removed or swapped: 0) -> `curator_proxy`. A kept item is delivered, so a keep is never a
+   proxy: a "kept" verdict on an item the customer did not get (the review after an undo
+   keeping an item the first submit removed, while the slate sent at that submit stays
+   delivered) makes no round.
+3. Anything else (a slate still waiting for review, held by overflow) has no round. An
+   apprentice-mode slate a curator or client chose has none either: what went out was the
+   human's decision, imitated instead (`bandit.services.apprentice`). An apprentice-mode
+   slate that went out unreviewed (overflow, client fallback) was nobody's choice but the
+   policy's, drawn with its logged probabilities, so it counts as in 1.
 
 Curator verdicts are otherwise approval labels for the approval model, never bandit
 rewards: a curator's "kept" says nothing about whether the customer kept the item.
@@ -33,15 +42,15 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
 
-from bandit.db.models import CuratorAction, Decision, Outcome
+from bandit.db.models import CuratorAction, Decision, Outcome, ProposedItem
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
-from bandit.engine.vocabulary import CuratorVerdict, RewardSource, RoutingMode
-from bandit.services.delivery import decision_config, policy_items_delivered
+from bandit.engine.vocabulary import CuratorVerdict, DecidedBy, RewardSource, RoutingMode
+from bandit.services.delivery import decision_config, delivered_slate, policy_items_delivered
 
-# What a curator's verdict stands in for, on an item the customer never received.
+# What a curator's verdict stands in for, on an item the customer never received. A keep
+# stands for nothing: the customer's outcome is a kept item's reward.
 CURATOR_PROXY_REWARD = {
-    CuratorVerdict.KEPT: 1.0,
     CuratorVerdict.REMOVED: 0.0,
     CuratorVerdict.SWAPPED: 0.0,
 }
@@ -56,6 +65,9 @@ class ResolvedRound:
     outcome_id: int | None
     action_id: int | None
     learned: bool
+    # False when the row is a late customer outcome that only closed the wait: the round
+    # carries the config's default, not the outcome's value.
+    reward_is_row_value: bool = True
 
 
 def logged_rounds(
@@ -144,34 +156,22 @@ def _decision_rounds(
     outcomes: list[Outcome],
     verdicts: dict[tuple[int, int], CuratorAction],
 ) -> list[ResolvedRound]:
-    delivered = set(policy_items_delivered(decision)) if decision.delivered_at else set()
+    delivered = _learnable_deliveries(decision, config)
     default = next((o for o in outcomes if o.is_default), None)
     rounds = []
     for proposed in decision.proposed:
         item_id, position = proposed.item_id, proposed.position
         if item_id in delivered:
-            real = [o for o in outcomes if not o.is_default and o.item_key in ("", item_id)]
-            in_time = next((o for o in real if not o.after_default), None)
-            if in_time is not None:
-                source, row, value, late = RewardSource.CUSTOMER, in_time, in_time.value, None
-            elif default is not None:
-                late = real[0].value if real else None
-                source, row, value = RewardSource.DEFAULT, default, default.value
-            else:
-                continue
-            rounds.append(
-                ResolvedRound(
-                    _round(decision, position, value, source, late),
-                    outcome_id=row.id,
-                    action_id=None,
-                    learned=row.learned_at is not None,
-                )
-            )
+            received = _received_round(decision, config, proposed, outcomes, default)
+            if received is not None:
+                rounds.append(received)
             continue
         action = verdicts.get((decision.id, position))
         if action is None or config.routing_mode == RoutingMode.APPRENTICE:
             continue
-        proxy = CURATOR_PROXY_REWARD[CuratorVerdict(action.verdict)]
+        proxy = CURATOR_PROXY_REWARD.get(CuratorVerdict(action.verdict))
+        if proxy is None:
+            continue
         rounds.append(
             ResolvedRound(
                 _round(decision, position, proxy, RewardSource.CURATOR_PROXY, None),
@@ -181,6 +181,62 @@ def _decision_rounds(
             )
         )
     return rounds
+
+
+def _received_round(
+    decision: Decision,
+    config: PolicyConfig,
+    proposed: ProposedItem,
+    outcomes: list[Outcome],
+    default: Outcome | None,
+) -> ResolvedRound | None:
+    """The round of a delivered policy item: its customer outcome in time, else the default."""
+    item_id, position = proposed.item_id, proposed.position
+    real = next((o for o in outcomes if not o.is_default and o.item_key in ("", item_id)), None)
+    if real is not None and _within_wait(real, decision):
+        row, value, source, late = real, real.value, RewardSource.CUSTOMER, None
+    else:
+        # The wait ran out with no customer outcome: the default, on the first reward row
+        # stored since (lowest id, so the row never changes once learned): the default
+        # pass's, or a late customer outcome stored before it. A late event-level outcome
+        # has no default after it (`assign_default_rewards` skips such events), so its own
+        # row carries the default for every position.
+        closing = [o for o in (real, default) if o is not None]
+        if not closing:
+            return None
+        row = min(closing, key=lambda o: o.id)
+        value = row.value if row.is_default else config.default_reward
+        source, late = RewardSource.DEFAULT, real.value if real is not None else None
+    return ResolvedRound(
+        _round(decision, position, value, source, late),
+        outcome_id=row.id,
+        action_id=None,
+        learned=row.learned_at is not None,
+        reward_is_row_value=source == RewardSource.CUSTOMER or row.is_default,
+    )
+
+
+def _within_wait(outcome: Outcome, decision: Decision) -> bool:
+    """Stored before the reward wait ran out, and before any default (whenever the learner
+    runs: the stored times decide, as `assign_default_rewards` does with `reward_due_at`)."""
+    due = decision.reward_due_at
+    return not outcome.after_default and (due is None or outcome.created_at < due)
+
+
+def _learnable_deliveries(decision: Decision, config: PolicyConfig) -> set[str]:
+    """The policy's own items that reached the customer as its draw, not a human's choice."""
+    if not decision.delivered_at:
+        return set()
+    delivered = set(policy_items_delivered(decision))
+    if config.routing_mode == RoutingMode.APPRENTICE:
+        # The curator's (or client's) slate is imitated, never a bandit round; only a policy
+        # slate that went out unreviewed (overflow, client fallback) was the policy's draw.
+        delivered &= {
+            entry["item_id"]
+            for entry in delivered_slate(decision)
+            if entry.get("decided_by") == DecidedBy.POLICY
+        }
+    return delivered
 
 
 def offered_at(decision: Decision, position: int) -> tuple[str, ...]:

@@ -1,5 +1,7 @@
 """Learning: a real learning curve, exactly-once processing, swap-ins kept out of VW."""
 
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -8,9 +10,9 @@ from scipy import stats
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import CuratorAction, ModelVersion, Outcome, PolicyConfigRow
+from bandit.db.models import CuratorAction, Decision, ModelVersion, Outcome, PolicyConfigRow
 from bandit.engine.config import ConfigError, PolicyConfig
-from bandit.services import configs, decisions, learning, model_store, review, rewards
+from bandit.services import configs, decisions, learning, model_store, review, rewards, rounds
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator
@@ -117,6 +119,57 @@ def test_a_crash_mid_learning_loses_and_repeats_nothing(
     # Verdicts are approval labels; only the swapped-out item (never delivered) is a proxy round.
     assert report.verdicts == 10 and report.rounds_learned == 1
     assert session.scalar(pending) == 0
+
+
+def test_a_reward_committed_while_a_pass_runs_is_learned_once_by_the_next_pass(
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    monkeypatch: pytest.MonkeyPatch,
+    database_url: str,
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite's BEGIN IMMEDIATE lets no reward commit while a pass runs")
+    with session_factory() as session:
+        configs.save_config(session, PolicyConfig(routing_mode="review_after"), "test", True)
+        session.commit()
+        runtime = EngineRuntime(np.random.default_rng(0))
+        request = decisions.RankRequest(context=demo_catalog.customers[0])
+        event_id = decisions.rank(session, runtime, request)[0].event_id
+        session.commit()
+        decision = decisions.find_decision(session, event_id)
+        assert decision is not None
+        first, second = (p.item_id for p in decision.proposed[:2])
+        rewards.record_reward(session, event_id, 1.0, first, "client:test")
+        session.commit()
+    resolve = rounds.resolve_decisions
+    passes: list[int] = []
+
+    def resolve_while_the_client_reports_the_second_item(
+        session: Session, in_order: Sequence[Decision], *, pending_only: bool = False
+    ) -> list[rounds.ResolvedRound]:
+        if not passes:
+            # Committed after the pass read the pending outcomes, before it builds the rounds.
+            with session_factory() as client:
+                rewards.record_reward(client, event_id, 1.0, second, "client:test")
+                client.commit()
+        passes.append(1)
+        return resolve(session, in_order, pending_only=pending_only)
+
+    monkeypatch.setattr(
+        rounds, "resolve_decisions", resolve_while_the_client_reports_the_second_item
+    )
+    reports = []
+    for _ in range(3):
+        with session_factory.begin() as session:
+            reports.append(learning.learn_pending(session))
+    fed = [Counter(r.chosen_item_id for r in report.rounds) for report in reports]
+    assert fed == [Counter({first: 1}), Counter({second: 1}), Counter()]
+    with session_factory() as session:
+        stored = session.scalars(select(Outcome).order_by(Outcome.id)).all()
+        assert [(o.item_key, o.fed_to_policy, o.learned_at is not None) for o in stored] == [
+            (first, True, True),
+            (second, True, True),
+        ]
 
 
 def test_rewards_on_swapped_in_items_are_kept_but_never_fed_to_the_policy(

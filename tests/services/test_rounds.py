@@ -13,10 +13,21 @@ from bandit.db.models import Decision, utcnow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import DecisionStatus, RewardSource, Route
-from bandit.services import accounts, configs, decisions, learning, review, rewards, rounds
+from bandit.services import (
+    accounts,
+    apprentice,
+    configs,
+    decisions,
+    learning,
+    review,
+    rewards,
+    rounds,
+)
 from bandit.services.delivery import policy_items_delivered
 from bandit.services.export import export_log
 from bandit.services.review import ItemVerdict
+from bandit.services.review.overflow import upkeep
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -178,3 +189,129 @@ def test_a_curator_keep_on_a_delivered_item_is_not_a_reward(
             if (r.event_id, r.position) in keys
         }
     assert sources and RewardSource.CURATOR_PROXY not in sources
+
+
+def _ranked(session: Session, runtime: EngineRuntime, context: dict) -> Decision:
+    decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    session.commit()
+    return decision
+
+
+@pytest.mark.parametrize("answer", ["customer", "default"])
+def test_an_apprentice_slate_a_human_chose_makes_no_round_but_one_sent_unreviewed_does(
+    session: Session, demo_catalog: DemoCatalog, answer: str
+) -> None:
+    config = PolicyConfig(
+        routing_mode="apprentice",
+        double_review_share=0.0,
+        review_sla_seconds=WAIT_SECONDS,
+        overflow_policy="deliver_unreviewed",
+        reward_wait_seconds=WAIT_SECONDS,
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    curator = accounts.add_curator(session, "apprentice-teacher", "long-enough-pw")
+    session.commit()
+    runtime = EngineRuntime(np.random.default_rng(0))
+    chosen = _ranked(session, runtime, demo_catalog.customers[0])
+    task = review.claim_next(session, curator.id)
+    session.commit()
+    assert task is not None and task.decision_id == chosen.id
+    keep_all = [ItemVerdict(p.position, "keep") for p in chosen.proposed]
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", keep_all, 5.0)
+    session.commit()
+    # A client service delivers its own slate: the policy's first two items, in its order.
+    by_client = _ranked(session, runtime, demo_catalog.customers[2])
+    mostly_policy = [p.item_id for p in by_client.proposed[:2]]
+    assert apprentice.record_client_choice(session, by_client, mostly_policy, utcnow())
+    session.commit()
+    # Nobody reviews the next one in time: the policy's slate goes out unreviewed.
+    unreviewed = _ranked(session, runtime, demo_catalog.customers[1])
+    sent_at = utcnow() + timedelta(seconds=2 * WAIT_SECONDS)
+    assert upkeep(session, sent_at).delivered_unreviewed == 1
+    session.commit()
+    if answer == "customer":
+        rewards.record_reward(session, chosen.event_id, 1.0, None, "test")
+        rewards.record_reward(session, by_client.event_id, 1.0, None, "test")
+        rewards.record_reward(session, unreviewed.event_id, 1.0, None, "test", now=sent_at)
+        session.commit()
+    report = learning.learn_pending(session, now=sent_at + timedelta(days=30))
+    session.commit()
+    learned = {(r.event_id, r.position, r.reward_source) for r in report.rounds}
+    assert learned == {(unreviewed.event_id, p.position, answer) for p in unreviewed.proposed}
+    assert {(r.event_id, r.position, r.reward_source) for r in rounds.logged_rounds(session)} == (
+        learned
+    )
+
+
+def test_a_keep_after_undoing_a_remove_is_no_curator_proxy(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    config = PolicyConfig(
+        routing_mode="review_before", double_review_share=0.0, reward_wait_seconds=WAIT_SECONDS
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    curator = accounts.add_curator(session, "undoer", "long-enough-pw")
+    session.commit()
+    decision = _ranked(session, EngineRuntime(np.random.default_rng(0)), demo_catalog.customers[0])
+    task = review.claim_next(session, curator.id)
+    session.commit()
+    assert task is not None and task.decision_id == decision.id
+    keep_all = [ItemVerdict(p.position, "keep") for p in decision.proposed]
+    remove_one = [v if v.position != 1 else ItemVerdict(1, "remove") for v in keep_all]
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", remove_one, 5.0)
+    session.commit()
+    # The slate without position 1 went out; the curator undoes, then keeps everything.
+    task = undo_submit(session, task.id, curator.id)
+    session.commit()
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", keep_all, 5.0)
+    session.commit()
+    session.refresh(decision)
+    assert decision.proposed[1].item_id not in policy_items_delivered(decision)
+    later = utcnow() + timedelta(seconds=WAIT_SECONDS + 60)
+    learned = learning.learn_pending(session, now=later).rounds
+    session.commit()
+    # The customer never got it and a keep is never a proxy: position 1 has no round at all.
+    expected = {(p.position, RewardSource.DEFAULT) for p in decision.proposed if p.position != 1}
+    assert {(r.position, r.reward_source) for r in learned} == expected
+    stored = rounds.logged_rounds(session, [decision.id])
+    assert {(r.position, r.reward_source) for r in stored} == expected
+
+
+@pytest.mark.parametrize("per_item", [False, True], ids=["event", "item"])
+def test_a_customer_outcome_after_the_wait_is_late_even_before_the_default_pass(
+    session: Session, demo_catalog: DemoCatalog, per_item: bool
+) -> None:
+    config = PolicyConfig(
+        routing_mode="review_after", reward_wait_seconds=WAIT_SECONDS, default_reward=0.25
+    )
+    configs.save_config(session, config, created_by="test", activate=True)
+    session.commit()
+    decision = _ranked(session, EngineRuntime(np.random.default_rng(0)), demo_catalog.customers[0])
+    assert decision.reward_due_at is not None
+    answered = decision.proposed[0].item_id
+    # The customer answers a minute after the wait ran out; no default pass has run yet.
+    rewards.record_reward(
+        session,
+        decision.event_id,
+        1.0,
+        answered if per_item else None,
+        "test",
+        now=decision.reward_due_at + timedelta(minutes=1),
+    )
+    session.commit()
+    report = learning.learn_pending(session, now=decision.reward_due_at + timedelta(minutes=2))
+    session.commit()
+    late = {p.item_id: 1.0 for p in decision.proposed if not per_item or p.item_id == answered}
+    expected = {
+        (p.position, RewardSource.DEFAULT, 0.25, late.get(p.item_id)) for p in decision.proposed
+    }
+    fed = {(r.position, r.reward_source, r.reward, r.late_reward) for r in report.rounds}
+    assert fed == expected
+    stored = rounds.logged_rounds(session, [decision.id])
+    assert {(r.position, r.reward_source, r.reward, r.late_reward) for r in stored} == expected
+    # The customer's late value is kept for replay, never given to VW, and learned once.
+    customer = next(o for o in _outcomes(session, decision) if not o.is_default)
+    assert customer.fed_to_policy is False and customer.learned_at is not None
+    assert (
+        learning.learn_pending(session, now=decision.reward_due_at + timedelta(days=1)).rounds == ()
+    )
