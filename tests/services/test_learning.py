@@ -121,14 +121,13 @@ def test_a_crash_mid_learning_loses_and_repeats_nothing(
     assert session.scalar(pending) == 0
 
 
+# PostgreSQL only: SQLite's BEGIN IMMEDIATE lets no reward commit while a pass runs.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_reward_committed_while_a_pass_runs_is_learned_once_by_the_next_pass(
     session_factory: sessionmaker[Session],
     demo_catalog: DemoCatalog,
     monkeypatch: pytest.MonkeyPatch,
-    database_url: str,
 ) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("SQLite's BEGIN IMMEDIATE lets no reward commit while a pass runs")
     with session_factory() as session:
         configs.save_config(session, PolicyConfig(routing_mode="review_after"), "test", True)
         session.commit()
