@@ -162,6 +162,11 @@ class Decision(Base):
     audit_probability: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
     # Which job its verdicts do for the approval model (vocabulary.ApprovalRole).
     approval_role: Mapped[str] = mapped_column(String(12), default="train", server_default="train")
+    # A Personalizer event ranked with deferActivation, not activated yet: no reward wait runs
+    # and no reward is taken, whenever its slate goes out.
+    awaiting_activation: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     proposed: Mapped[list[ProposedItem]] = relationship(
         back_populates="decision", order_by="ProposedItem.position", cascade="all, delete-orphan"

@@ -163,6 +163,7 @@ def log_decision(
         "delivered_slate": None,
         "delivered_at": None,
         "reward_due_at": None,
+        "awaiting_activation": False,
     }
     if delivers_now:
         values |= decision_log.policy_delivery(proposed, config, now)

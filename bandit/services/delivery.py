@@ -113,6 +113,8 @@ def record_delivery(
         raise AlreadyDelivered(f"event {decision.event_id!r} was delivered already")
     for column, value in delivery_columns(entries, config, now).items():
         setattr(decision, column, value)
+    if decision.awaiting_activation:
+        decision.reward_due_at = None  # the wait starts when the client activates the event
     payload = delivered_payload(decision.delivered_slate or [], now)
     add_change(session, decision, EventChangeKind.DELIVERED, payload, now)
 

@@ -119,8 +119,10 @@ def rank_inline(
         existing = logged_first(session, request.event_id)
         return RankedEvent(existing, _event_of(session, existing), False)
     if request.defer_activation:
-        # Not shown yet: no default reward may fall due before the client activates it.
+        # Not shown yet: no reward wait runs and no reward is taken until the client activates
+        # it, also when a review delivers the slate later (`delivery.record_delivery`).
         decision.reward_due_at = None
+        decision.awaiting_activation = True
     event = PersonalizerEvent(
         decision_id=decision.id,
         slot_ids=list(request.slot_ids) if request.slot_ids is not None else None,
@@ -138,6 +140,7 @@ def activate(session: Session, event_id: str, now: datetime | None = None) -> Pe
     if event.deferred and event.activated_at is None:
         now = now or utcnow()
         event.activated_at = now
+        decision.awaiting_activation = False
         if decision.delivered_at is not None:
             wait = decision_config(session, decision).reward_wait_seconds
             decision.reward_due_at = now + timedelta(seconds=wait)

@@ -243,6 +243,11 @@ def _planned(
         return existing, False
     if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
         raise RewardConflict("the event is still awaiting review; its slate was not delivered")
+    if decision.awaiting_activation:
+        raise RewardConflict(
+            "the event was ranked with deferActivation and is not activated yet: activate it "
+            "(POST /personalizer/v1.0/events/{eventId}/activate) before sending its reward"
+        )
     if entry.item_id is not None and not _may_reward(session, decision, entry.item_id, rewardable):
         raise RewardError(
             f"item_id: {entry.item_id!r} is neither in the delivered nor in the current slate "

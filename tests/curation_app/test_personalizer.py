@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -9,8 +10,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import CatalogItem, Decision, Outcome, ReviewTask
-from bandit.services import learning, model_store
+from bandit.db.models import CatalogItem, Decision, Outcome, ReviewTask, utcnow
+from bandit.services import accounts, learning, model_store, review, rewards
+from bandit.services.review import ItemVerdict
+from bandit.services.review.overflow import upkeep
 from tests.api_support import DELIVER_AT_ONCE, activate_config, snapshot
 
 BASE = "/personalizer/v1.0"
@@ -260,3 +263,43 @@ def test_unknown_event_and_foreign_event(
     assert v1.status_code == 201
     foreign = client.post(f"{BASE}/events/v1-event/reward", json={"value": 1}, headers=key)
     assert foreign.status_code == 409
+
+
+@pytest.mark.parametrize("delivered_by", ["curator", "sla_overflow"])
+def test_a_deferred_event_delivered_by_a_review_waits_for_activation(
+    delivered_by: str,
+    client: FlaskClient,
+    key: dict[str, str],
+    api_token: str,
+    session_factory: sessionmaker[Session],
+) -> None:
+    activate_config(session_factory, routing_mode="review_before", review_sla_seconds=3600)
+    _rank(client, key, eventId="deferred-2", deferActivation=True)
+    now = utcnow()
+    with session_factory() as session:
+        if delivered_by == "curator":
+            curator = accounts.add_curator(session, "pers-curator", "long-enough-pw")
+            task = review.claim_next(session, curator.id)
+            assert task is not None
+            verdicts = [ItemVerdict(p.position, "keep") for p in task.decision.proposed]
+            review.submit_review(
+                session, task.id, curator.id, task.lease_token or "", verdicts, 3.0
+            )
+        else:
+            upkeep(session, now + timedelta(hours=2))
+        session.commit()
+        # The slate went out, but the client has not shown it: no wait runs, no default is due.
+        rewards.assign_default_rewards(session, now + timedelta(days=5))
+        session.commit()
+        decision = session.scalars(select(Decision).where(Decision.event_id == "deferred-2")).one()
+        assert decision.status == "delivered" and decision.reward_due_at is None
+        assert session.scalar(select(func.count()).select_from(Outcome)) == 0
+    bearer = {"Authorization": f"Bearer {api_token}"}
+    early = client.post("/api/v1/events/deferred-2/reward", json={"value": 1.0}, headers=bearer)
+    assert early.status_code == 409 and "activate" in early.get_json()["error"]
+    assert client.post(f"{BASE}/events/deferred-2/activate", headers=key).status_code == 204
+    with session_factory() as session:
+        decision = session.scalars(select(Decision).where(Decision.event_id == "deferred-2")).one()
+        assert decision.reward_due_at is not None and not decision.awaiting_activation
+    late = client.post("/api/v1/events/deferred-2/reward", json={"value": 1.0}, headers=bearer)
+    assert late.status_code == 202 and late.get_json()["accepted"]
