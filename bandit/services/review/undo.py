@@ -55,7 +55,10 @@ def undo_submit(
 ) -> ReviewTask:
     """Reopen the curator's submitted task under a new lease (see the module docstring)."""
     now = now or utcnow()
-    task = session.get(ReviewTask, task_id, populate_existing=True)
+    # Locked, as are its verdicts and any second review below: a learn pass marking the
+    # verdicts learned, a colleague claiming the second review or a second undo either
+    # finishes first (and the undo is refused) or waits for this one.
+    task = session.get(ReviewTask, task_id, populate_existing=True, with_for_update=True)
     if task is None:
         raise TaskNotFound(f"no review task {task_id}")
     if task.status != TaskStatus.DONE or task.curator_id != curator_id:
@@ -67,12 +70,10 @@ def undo_submit(
         raise UndoRefused(f"the {UNDO_SECONDS} s undo window has passed")
     decision = session.get(Decision, task.decision_id)
     assert decision is not None
-    learned = session.scalar(
-        select(func.count())
-        .select_from(CuratorAction)
-        .where(CuratorAction.task_id == task.id, CuratorAction.learned_at.is_not(None))
-    )
-    if learned:
+    learned = session.scalars(
+        select(CuratorAction.learned_at).where(CuratorAction.task_id == task.id).with_for_update()
+    ).all()
+    if any(when is not None for when in learned):
         raise UndoRefused("the learner has already learned these verdicts")
     outcomes = session.scalar(
         select(func.count()).select_from(Outcome).where(Outcome.decision_id == decision.id)
@@ -80,7 +81,10 @@ def undo_submit(
     if outcomes:
         raise UndoRefused("a customer outcome has already arrived for this slate")
     second = session.scalars(
-        select(ReviewTask).where(ReviewTask.decision_id == decision.id, ReviewTask.id != task.id)
+        select(ReviewTask)
+        .where(ReviewTask.decision_id == decision.id, ReviewTask.id != task.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).all()
     if any(other.status != TaskStatus.OPEN for other in second):
         raise UndoRefused("a colleague has started the second review of this slate")
