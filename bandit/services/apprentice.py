@@ -35,7 +35,12 @@ from bandit.engine.vocabulary import (
     TaskStatus,
 )
 from bandit.services.catalog_store import items_by_id
-from bandit.services.delivery import decision_config, record_delivery, slate_entries
+from bandit.services.delivery import (
+    decision_config,
+    record_delivery,
+    replace_final_slate,
+    slate_entries,
+)
 from bandit.services.review.double_review import FIRST_ROUND
 from bandit.services.rounds import offered_at
 
@@ -291,4 +296,4 @@ def _store_choice(session: Session, decision: Decision, item_ids: list[str], now
                 created_at=now,
             )
         )
-    decision.final_slate = final
+    replace_final_slate(session, decision, final)

@@ -88,7 +88,7 @@ def deliver_policy_slate(
     session: Session, decision: Decision, config: PolicyConfig, now: datetime
 ) -> None:
     """Send out the policy's own slate unchanged (auto, review-after, overflow or fallback)."""
-    decision.final_slate = [
+    rows = [
         FinalSlateItem(
             decision_id=decision.id,
             position=p.position,
@@ -98,6 +98,7 @@ def deliver_policy_slate(
         )
         for p in decision.proposed
     ]
+    replace_final_slate(session, decision, rows)
     record_delivery(session, decision, slate_entries(decision.final_slate), config, now)
 
 
