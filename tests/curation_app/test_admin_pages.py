@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
+from typing import Any
 
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, PolicyConfigRow, utcnow
-from bandit.services import audit
+from bandit.services import accounts, audit, review
+from bandit.services.review import queue as review_queue
 from curation_app.settings_help import HELP
-from tests.api_support import snapshot
+from tests.api_support import activate_config, snapshot
+from tests.curation_app.test_console_review import rank_contexts
 from tests.curation_app.test_settings import admin, form_of
 
 __all__ = ["admin"]
@@ -116,3 +120,40 @@ def test_dashboard_ranges_pick_fitting_buckets_and_numbers_agree_with_the_queue(
         on_dash = re.search(rf'id="{dash_id}">(\d+)<', dash)
         assert shown and on_dash and shown.group(1) == on_dash.group(1)
     assert "last 24 hours" in admin.get("/dashboard?range=bogus").get_data(as_text=True)
+
+
+def _counts(page: str) -> dict[str, int]:
+    return {
+        label: int(number)
+        for label, number in re.findall(r"<dt>([^<]+)</dt><dd[^>]*>(\d+)</dd>", page)
+    }
+
+
+def test_the_dashboard_names_each_queue_count_as_the_queue_page_does(
+    admin: FlaskClient, app: Flask, session_factory: sessionmaker[Session], demo_catalog: Any
+) -> None:
+    # Capacity for one task within the SLA, then hold: one open task, three held, one claimed.
+    activate_config(
+        session_factory,
+        routing_mode="review_before",
+        curator_capacity_per_hour=1,
+        review_sla_seconds=3600,
+        overflow_policy="hold",
+    )
+    rank_contexts(app, session_factory, demo_catalog.customers[:4])
+    with session_factory() as session:
+        lead = accounts.find_curator(session, "lead")
+        assert lead is not None and review.claim_next(session, lead.id) is not None
+        session.commit()
+        summary = review_queue.queue_summary(session, utcnow())
+    assert (summary.open, summary.claimed, summary.held) == (3, 1, 3)
+
+    queue, dash = (
+        _counts(admin.get("/").get_data(as_text=True)),
+        _counts(admin.get("/dashboard").get_data(as_text=True)),
+    )
+
+    assert {"Open", "Claimed", "Held", "Overflowed"} <= queue.keys() & dash.keys()
+    for label in queue.keys() & dash.keys():
+        assert dash[label] == queue[label], label
+    assert dash["Waiting (open + claimed)"] == queue["Open"] + queue["Claimed"]
