@@ -197,9 +197,10 @@ def _ranked(session: Session, runtime: EngineRuntime, context: dict) -> Decision
     return decision
 
 
+@pytest.mark.parametrize("sent_by", ["sla_overflow", "client_fallback"])
 @pytest.mark.parametrize("answer", ["customer", "default"])
 def test_an_apprentice_slate_a_human_chose_makes_no_round_but_one_sent_unreviewed_does(
-    session: Session, demo_catalog: DemoCatalog, answer: str
+    session: Session, demo_catalog: DemoCatalog, answer: str, sent_by: str
 ) -> None:
     config = PolicyConfig(
         routing_mode="apprentice",
@@ -224,10 +225,18 @@ def test_an_apprentice_slate_a_human_chose_makes_no_round_but_one_sent_unreviewe
     mostly_policy = [p.item_id for p in by_client.proposed[:2]]
     assert apprentice.record_client_choice(session, by_client, mostly_policy, utcnow())
     session.commit()
-    # Nobody reviews the next one in time: the policy's slate goes out unreviewed.
-    unreviewed = _ranked(session, runtime, demo_catalog.customers[1])
-    sent_at = utcnow() + timedelta(seconds=2 * WAIT_SECONDS)
-    assert upkeep(session, sent_at).delivered_unreviewed == 1
+    # Nobody reviews the next one in time: the policy's slate goes out unreviewed, when the
+    # SLA runs out or, sooner, when the client's fallback time does.
+    if sent_by == "sla_overflow":
+        unreviewed = _ranked(session, runtime, demo_catalog.customers[1])
+        sent_at = utcnow() + timedelta(seconds=2 * WAIT_SECONDS)
+        assert upkeep(session, sent_at).delivered_unreviewed == 1
+    else:
+        request = decisions.RankRequest(context=demo_catalog.customers[1], fallback_seconds=120)
+        unreviewed, _ = decisions.rank(session, runtime, request)
+        session.commit()
+        sent_at = utcnow() + timedelta(seconds=121)
+        assert upkeep(session, sent_at).fallbacks_delivered == 1
     session.commit()
     if answer == "customer":
         rewards.record_reward(session, chosen.event_id, 1.0, None, "test")
