@@ -37,11 +37,12 @@ class TrustReport:
     trained_verdicts: int
     calibration_verdicts: int
     threshold: float | None
-    evidence: int
+    evidence: int  # reviewed slates in the window
     bound: float | None
     ece: float | None
     brier: float | None
     projected_automation: float | None
+    bound_slates: int = 0  # reviewed slates at or above the chosen threshold: the bound's sample
 
     def message(self) -> str:
         """One line for `hitl learn` and the settings page."""
@@ -59,7 +60,8 @@ class TrustReport:
             )
         return (
             f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
-            f"{self.evidence} reviewed slates; ECE {_number(self.ece)})"
+            f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} in the "
+            f"window; ECE {_number(self.ece)})"
         )
 
 
@@ -131,6 +133,7 @@ def update_approval(
         threshold=state["threshold"],
         evidence=0 if choice is None else choice.evidence,
         bound=None if chosen is None else chosen.bound,
+        bound_slates=0 if chosen is None else chosen.n,
         ece=ece,
         brier=brier,
         projected_automation=projected,
