@@ -205,3 +205,34 @@ def _check_calibration(session_factory: sessionmaker[Session]) -> None:
     assert metrics["verdicts"] == len(y)
     assert metrics["ece"] == pytest.approx(ece, abs=1e-9)
     assert metrics["brier"] == pytest.approx(brier, abs=1e-9)
+
+
+def test_the_projected_automation_is_the_current_models_share_above_the_threshold(
+    session_factory: sessionmaker[Session], learned: tuple[HandLog, str]
+) -> None:
+    """'X% of recent decisions would be delivered automatically': routing's next answer, so
+    the recent decisions' slates scored by the approval model now in force, cut at the
+    threshold now in force, less the audit share (audits go to review-after)."""
+    with session_factory() as session:
+        saved = session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())).first()
+        assert saved is not None
+        model, threshold = approval_from(saved)
+        assert model is not None and threshold is not None
+        status = trust_status.promise_status(session)
+        cache = LearnerCache()
+        recent = session.scalars(select(Decision).order_by(Decision.id.desc()).limit(1500)).all()
+        scores = [
+            model.slate_probability(
+                d.context,
+                [cache.line(session, p.item_id) or "" for p in sorted(d.proposed, key=_at)],
+            )
+            for d in recent
+        ]
+    reference = float(np.mean(np.array(scores) >= threshold)) * (1 - AUDIT_PROBABILITY)
+    logged = float(np.mean(_design().scores >= threshold)) * (1 - AUDIT_PROBABILITY)
+    print(f"system {status.projected_automation}; reference {reference}; logged-score {logged}")
+    assert status.projected_automation == pytest.approx(reference)
+
+
+def _at(proposed: object) -> int:
+    return int(getattr(proposed, "position"))  # noqa: B009
