@@ -205,6 +205,7 @@ def bearer_required(
             if client is None:
                 raise ApiError(401, "Authorization: invalid or revoked bearer token")
             g.api_client_id, g.api_client_name = client.id, client.name
+            g.api_client_curator_id = client.curator_id
             if curator:
                 if g.curator is None:
                     raise ApiError(
@@ -257,6 +258,10 @@ def rank() -> ResponseReturnValue:
 @require_token
 def event(event_id: str) -> ResponseReturnValue:
     """The event document: cheap to poll (ETag, If-None-Match, ?wait= long-poll)."""
+    if g.api_client_curator_id is not None:
+        # Its routing block says whether the decision is an audit, and the review API hands
+        # curators event ids: a curator's token reading it would unblind the audits.
+        raise ApiError(403, "a token bound to a curator cannot read event documents")
     try:
         return event_polling.poll_event(event_id)
     except event_polling.PollError as error:

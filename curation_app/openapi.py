@@ -146,7 +146,8 @@ OPERATIONS = (
         "the event: delivered slate as sent, corrections, current slate, lifecycle, review due "
         "time",
         EventDocument,
-        ANY_CALL + AUTHENTICATED + (404,),
+        # 403: a token bound to a curator (the routing block would unblind audits).
+        ANY_CALL + AUTHENTICATED + (403, 404),
         parameters=[EVENT_ID, *POLLING_PARAMETERS],
         method="get",
     ),

@@ -42,7 +42,8 @@ def today_sentences(status: PromiseStatus) -> list[str]:
         lines.append(
             f"{_percent(status.projected_automation)} of recent decisions would be delivered "
             f"automatically (approval threshold {status.threshold:.2f}; upper bound on their "
-            f"override rate {_percent(status.bound)} from {status.evidence} reviewed slates)."
+            f"override rate {_percent(status.bound)} from {status.bound_slates} reviewed slates "
+            f"at or above it, of {status.evidence} in the window)."
         )
     if status.audits:
         lines.append(

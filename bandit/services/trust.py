@@ -14,9 +14,16 @@ import numpy as np
 from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import AuditEntry, CuratorAction, Decision, ModelVersion, RiskThreshold
+from bandit.db.models import (
+    AuditEntry,
+    CuratorAction,
+    Decision,
+    ModelVersion,
+    ProposedItem,
+    RiskThreshold,
+)
 from bandit.engine import calibration, risk_control, vw_format
-from bandit.engine.approval import ApprovalExample, ApprovalModel
+from bandit.engine.approval import ApprovalExample, ApprovalModel, slate_approval
 from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import ApprovalRole, ApprovalStatus, CuratorVerdict, TrustAction
 from bandit.services.approval_store import approval_from
@@ -37,11 +44,12 @@ class TrustReport:
     trained_verdicts: int
     calibration_verdicts: int
     threshold: float | None
-    evidence: int
+    evidence: int  # reviewed slates in the window
     bound: float | None
     ece: float | None
     brier: float | None
     projected_automation: float | None
+    bound_slates: int = 0  # reviewed slates at or above the chosen threshold: the bound's sample
 
     def message(self) -> str:
         """One line for `hitl learn` and the settings page."""
@@ -59,7 +67,8 @@ class TrustReport:
             )
         return (
             f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
-            f"{self.evidence} reviewed slates; ECE {_number(self.ece)})"
+            f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} in the "
+            f"window; ECE {_number(self.ece)})"
         )
 
 
@@ -117,7 +126,7 @@ def update_approval(
         "reliability": calibration.reliability_table(predicted, observed),
     }
     choice = choose_auto_threshold(session, config) if model.calibrated else None
-    projected = _projected_automation(session, config, choice)
+    projected = _projected_automation(session, config, choice, model, lines)
     state["status"] = str(status)
     state["threshold"] = None if choice is None else choice.threshold
     state["risk"] = None if choice is None else choice.to_document()
@@ -131,6 +140,7 @@ def update_approval(
         threshold=state["threshold"],
         evidence=0 if choice is None else choice.evidence,
         bound=None if chosen is None else chosen.bound,
+        bound_slates=0 if chosen is None else chosen.n,
         ece=ece,
         brier=brier,
         projected_automation=projected,
@@ -225,17 +235,42 @@ def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_contro
 
 
 def _projected_automation(
-    session: Session, config: PolicyConfig, choice: risk_control.ThresholdChoice | None
+    session: Session,
+    config: PolicyConfig,
+    choice: risk_control.ThresholdChoice | None,
+    model: ApprovalModel,
+    lines: _ActionLines,
 ) -> float | None:
-    approvals = session.scalars(
-        select(Decision.approval_probability).order_by(Decision.id.desc()).limit(config.risk_window)
+    """The share of the latest `risk_window` decisions that routing would now deliver
+    automatically: their slates scored by this pass's model, cut at the chosen threshold,
+    less the audit share. Not their logged scores: those came from older (or no, or
+    uncalibrated) approval models, and routing's next answer uses this one."""
+    recent = select(Decision.id).order_by(Decision.id.desc()).limit(config.risk_window).subquery()
+    rows = session.execute(
+        select(ProposedItem.decision_id, ProposedItem.position, ProposedItem.item_id)
+        .where(ProposedItem.decision_id.in_(select(recent.c.id)))
+        .order_by(ProposedItem.decision_id, ProposedItem.position)
     ).all()
-    if not approvals:
+    slates: dict[int, list[tuple[int, str]]] = {}
+    for decision_id, position, item_id in rows:
+        slates.setdefault(decision_id, []).append((position, item_id))
+    if not slates:
         return None
     if choice is None or choice.threshold is None:
         return 0.0
-    above = sum(1 for a in approvals if a is not None and a >= choice.threshold)
-    return above / len(approvals) * (1.0 - config.audit_share)
+    lines.prefetch(item_id for _, _, item_id in rows)
+    features = lines.context_features(set(slates))
+    above = 0
+    for decision_id, slate in slates.items():
+        raw = np.array(
+            [
+                model.raw_at_features(features[decision_id], lines.line(item_id), position)
+                for position, item_id in slate
+            ]
+        )
+        probabilities = raw if model.calibration is None else model.calibration(raw)
+        above += slate_approval(probabilities) >= choice.threshold
+    return above / len(slates) * (1.0 - config.audit_share)
 
 
 def _first_reviews(*columns: Any) -> Select[Any]:

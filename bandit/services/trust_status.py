@@ -27,8 +27,9 @@ class PromiseStatus:
     model_version: int | None
     threshold: float | None
     projected_automation: float | None
-    evidence: int
+    evidence: int  # reviewed slates in the window
     bound: float | None
+    bound_slates: int  # reviewed slates at or above the threshold: the bound's sample
     audits: int
     audit_overrides: int
     audit_rate: float | None
@@ -67,6 +68,7 @@ def promise_status(session: Session) -> PromiseStatus:
         projected_automation=state.get("projected_automation"),
         evidence=int(report.get("evidence", 0)),
         bound=report.get("bound"),
+        bound_slates=0 if latest is None else latest.n,
         audits=int(audits.get("n", 0)),
         audit_overrides=int(audits.get("overrides", 0)),
         audit_rate=audits.get("rate"),

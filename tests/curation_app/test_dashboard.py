@@ -56,3 +56,26 @@ def test_every_chart_is_an_svg_and_the_page_shows_them(
         assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
         assert "<svg" in chart.get_data(as_text=True)
     assert client.get("/dashboard/charts/nope.svg").status_code == 404
+
+
+def test_the_automation_curve_leaves_empty_buckets_blank_and_counts_audits_as_reviewed() -> None:
+    """Reference by hand: bucket 1 has 3 auto of 4 (one an audit, routed review-after),
+    bucket 2 none at all (NaN, not 0%), bucket 3 no auto of 2 (0%)."""
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from bandit.engine.vocabulary import Route
+    from bandit.services.metrics import HourlySeries, automation_rate
+
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    hours = [start + timedelta(hours=i) for i in range(3)]
+    series = HourlySeries(
+        hours,
+        {
+            Route.AUTO: [3.0, 0.0, 0.0],
+            Route.REVIEW_AFTER: [1.0, 0.0, 1.0],
+            Route.REVIEW_BEFORE: [0.0, 0.0, 1.0],
+        },
+    )
+    share = automation_rate(series).lines["automated share"]
+    assert share[0] == 0.75 and math.isnan(share[1]) and share[2] == 0.0

@@ -118,6 +118,41 @@ def test_an_audit_looks_like_any_other_review_after_task_to_the_curator(
     assert "audit" not in page
 
 
+def test_a_curators_token_cannot_read_the_audit_flag_from_the_event_document(
+    client: FlaskClient,
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+) -> None:
+    """The review API hands the curator the event id; the event document's routing block
+    says whether the decision is an audit, so a curator-bound token must not read it."""
+    trusted_model(session_factory, threshold=0.5)
+    runtime = EngineRuntime(np.random.default_rng(7))
+    with session_factory() as session:
+        while True:
+            decision, _ = decisions.rank(
+                session, runtime, decisions.RankRequest(context=demo_catalog.customers[1])
+            )
+            session.commit()
+            if decision.audit:
+                break
+        token = accounts.create_token(session, "labeler", curator_username=curator_account[0])
+        client_token = accounts.create_token(session, "shop")
+        session.commit()
+    headers = {"Authorization": f"Bearer {token}"}
+    task = client.post("/api/v1/review/claim", headers=headers).get_json()["task"]
+    assert task["event_id"] == decision.event_id
+    answer = client.get(f"/api/v1/events/{task['event_id']}", headers=headers)
+    print(answer.status_code, answer.get_json())
+    assert answer.status_code == 403
+    assert "audit" not in answer.get_data(as_text=True).lower()
+    # The client that ranked it (and admins' tokens) still see why it was routed.
+    shop = client.get(
+        f"/api/v1/events/{decision.event_id}", headers={"Authorization": f"Bearer {client_token}"}
+    )
+    assert shop.status_code == 200 and shop.get_json()["routing"]["audit"] is True
+
+
 @pytest.mark.parametrize("first_verdict", ["keep", "remove"])
 def test_the_bound_reads_the_latest_reviews_however_many_slates_went_out_unreviewed(
     session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, first_verdict: str
