@@ -17,15 +17,18 @@ from bandit.db.models import (
     SlateCorrection,
     SlateVerification,
 )
+from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import (
     DecisionStatus,
     LifecycleStatus,
+    Route,
+    RoutingMode,
     TaskStatus,
     VerificationOutcome,
 )
 from bandit.services.catalog_store import display_items
 from bandit.services.corrections import correction_view, corrections_of, current_slate
-from bandit.services.delivery import delivered_slate
+from bandit.services.delivery import decision_config, delivered_slate
 from curation_app.reasons import reason_text
 
 
@@ -50,35 +53,65 @@ def rank_response(decision: Decision) -> dict[str, Any]:
     }
 
 
-def routing_view(decision: Decision) -> dict[str, Any]:
-    """Why the decision went the route it did (for clients and admins; never shown to the
-    curator reviewing it, so that audits stay blinded)."""
-    threshold = decision.auto_threshold
-    approval = decision.approval_probability
-    if approval is None:
-        reason = "routed by the policy's confidence and the config's manual thresholds"
-    elif decision.audit:
-        reason = (
-            f"a random audit: approval {approval:.3f} met the auto threshold {threshold:.3f}, "
-            f"and {decision.audit_probability:.0%} of such slates are reviewed after delivery"
-        )
-    elif threshold is None:
-        reason = (
-            f"approval {approval:.3f}; no auto threshold in force (too little evidence yet), "
-            "so a curator reviews it"
-        )
-    elif approval >= threshold:
-        reason = f"approval {approval:.3f} met the auto threshold {threshold:.3f}"
-    else:
-        reason = f"approval {approval:.3f} is below the auto threshold {threshold:.3f}"
+def routing_view(decision: Decision, config: PolicyConfig) -> dict[str, Any]:
+    """Why the decision went the route it did, under the config it was made with (for clients
+    and admins; never shown to the curator reviewing it, so that audits stay blinded)."""
     return {
-        "approval_probability": approval,
-        "auto_threshold": threshold,
+        "approval_probability": decision.approval_probability,
+        "auto_threshold": decision.auto_threshold,
         "audit": decision.audit,
         "audit_probability": decision.audit_probability,
         "confidence": decision.uncertainty.get("confidence"),
-        "reason": reason,
+        "reason": _routing_reason(decision, config),
     }
+
+
+_AFTER_OR_BEFORE = {
+    Route.AUTO: "delivered automatically",
+    Route.REVIEW_AFTER: "so a curator reviews it after delivery",
+    Route.REVIEW_BEFORE: "so a curator reviews it before delivery",
+}
+
+
+def _routing_reason(decision: Decision, config: PolicyConfig) -> str:
+    """The rule that chose this decision's route, with the numbers it compared."""
+    route, mode = Route(decision.route), config.routing_mode
+    if mode == RoutingMode.APPRENTICE:
+        return "apprentice mode: a curator or the client chooses every slate before delivery"
+    if mode in (RoutingMode.REVIEW_BEFORE, RoutingMode.REVIEW_AFTER):
+        when = "after" if mode == RoutingMode.REVIEW_AFTER else "before"
+        return f"the config has a curator review every slate {when} delivery"
+    if mode == RoutingMode.PARTIAL:
+        confidence = float(decision.uncertainty.get("confidence", float("nan")))
+        if route == Route.AUTO:
+            rule = f"met the auto threshold {config.auto_threshold:.3f}"
+        elif route == Route.REVIEW_AFTER:
+            rule = (
+                f"is below the auto threshold {config.auto_threshold:.3f} and at or above the "
+                f"review threshold {config.review_threshold:.3f}"
+            )
+        else:
+            rule = f"is below the review threshold {config.review_threshold:.3f}"
+        return f"the policy's confidence {confidence:.3f} {rule}, {_AFTER_OR_BEFORE[route]}"
+    approval, threshold = decision.approval_probability, decision.auto_threshold
+    if approval is None:
+        return "no approval model yet, so a curator reviews every slate before delivery"
+    if decision.audit:
+        return (
+            f"a random audit: approval {approval:.3f} met the auto threshold {threshold:.3f}, "
+            f"and {decision.audit_probability:.0%} of such slates are reviewed after delivery"
+        )
+    if route == Route.AUTO:
+        return f"approval {approval:.3f} met the auto threshold {threshold:.3f}"
+    if threshold is None:
+        auto = "no auto threshold in force (too little evidence yet)"
+    else:
+        auto = f"below the auto threshold {threshold:.3f}"
+    if route == Route.REVIEW_AFTER:
+        review = f"at or above the review threshold {config.review_threshold:.3f}"
+    else:
+        review = f"below the review threshold {config.review_threshold:.3f}"
+    return f"approval {approval:.3f}: {auto}, {review}, {_AFTER_OR_BEFORE[route]}"
 
 
 def event_view(
@@ -126,7 +159,7 @@ def event_view(
     }
     document = {
         **rank_response(decision),
-        "routing": routing_view(decision),
+        "routing": routing_view(decision, decision_config(session, decision)),
         "context": dict(decision.context),
         "created_at": decision.created_at.isoformat(),
         "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,

@@ -30,13 +30,8 @@ def trusted_model(
 ) -> PolicyConfig:
     """Activate risk-controlled routing and a model version whose approval model is
     calibrated (every item 0.95) with `threshold` in force."""
-    config = PolicyConfig(
-        routing_mode="risk_controlled",
-        audit_share=AUDIT_SHARE,
-        review_threshold=0.5,
-        slate_size=3,
-        **settings,
-    )
+    defaults: dict[str, Any] = {"audit_share": AUDIT_SHARE, "review_threshold": 0.5}
+    config = PolicyConfig(routing_mode="risk_controlled", slate_size=3, **(defaults | settings))
     with sessions() as session:
         row = configs.save_config(session, config, created_by="test", activate=True)
         saved = model_store.save_model(session, VWPolicy.fresh(config), row, 0, None, "test")
