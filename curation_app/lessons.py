@@ -44,7 +44,14 @@ def _words(row: ReviewLesson, yours: bool) -> LessonLine:
         f"{who} {verdicts} of this {details.get('category', 'item')} "
         f"(customers: {segments or 'all'})"
     )
-    return LessonLine(row.item_id, "up" if row.change >= 0 else "down", abs(row.change), because)
+    return LessonLine(row.item_id, _direction(row.change), abs(row.change), because)
+
+
+def _direction(change: float) -> str:
+    # The page shows three decimals: a smaller move (a kept item's is exactly 0) is none.
+    if abs(change) < 0.0005:
+        return "unchanged"
+    return "up" if change > 0 else "down"
 
 
 @bp.get("")

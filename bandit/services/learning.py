@@ -27,7 +27,7 @@ from bandit.engine import vw_format
 from bandit.engine.catalog import CatalogRow
 from bandit.engine.policy import VWPolicy
 from bandit.engine.records import LoggedRound
-from bandit.engine.vocabulary import RoutingMode
+from bandit.engine.vocabulary import RewardSource, RoutingMode
 from bandit.services import apprentice, configs, lessons, model_store, rounds, trust
 from bandit.services.delivery import decision_config
 from bandit.services.learner_cache import LearnerCache
@@ -112,7 +112,7 @@ def learn_pending(
         catalog = cache.rows(
             session, {i for r in learnable + imitation for i in r.offered_item_ids}
         )
-        probe = lessons.take_probe(session, policy, actions, cache) if actions else None
+        probe = lessons.take_probe(session, actions, cache) if actions else None
         lines = cache.action_lines
         apply_rounds(policy, learnable, catalog, lines)
         apply_rounds(policy, imitation, catalog, lines)
@@ -121,8 +121,15 @@ def learn_pending(
         )
         version = saved.version
         if probe is not None:
+            # What curator feedback changed: the same pass without the rounds curators made.
+            without_curators = model_store.policy_from(previous, config)
+            customers_only = [r for r in learnable if r.reward_source != RewardSource.CURATOR_PROXY]
+            apply_rounds(without_curators, customers_only, catalog, lines)
             contexts = {d.id: d.context for d in decisions.values()}
-            lessons.record_lessons(session, probe, policy, actions, contexts, version, now)
+            lessons.record_lessons(
+                session, probe, policy, without_curators, actions, contexts, version, now
+            )
+            without_curators.close()
         if actions:
             # Curator verdicts are approval labels: the approval model learns from them here,
             # in the same transaction, and is saved with the same model version.

@@ -1,6 +1,13 @@
 """What curators' reviews taught the model: on a fixed probe set of recent contexts, how the
-policy's scores of the items their verdicts touched moved in one learn pass, and which
-verdicts (by curator, verdict, item category and customer segment) touched them.
+policy's scores of the items their verdicts touched differ between the pass's model and the
+same pass learned without the rounds curators made, and which verdicts (by curator, verdict,
+item category and customer segment) touched them.
+
+A pass also learns customer outcomes, which move the same items; a before/after difference
+would credit the curators with what customers did. The rounds curators make are the
+curator-proxy rounds (an item a curator removed or swapped out before delivery) and the
+imitation rounds (swap-ins, apprentice choices); a kept item teaches the policy nothing (its
+reward is what the customer does), so its change is zero: it teaches the approval model.
 
 Flushes, never commits: it runs inside the learner's transaction.
 """
@@ -30,19 +37,18 @@ SWAPPED_IN = "swapped_in"
 
 @dataclass(frozen=True)
 class Probe:
-    """The touched items, the probe contexts, and the items' mean scores before learning."""
+    """The touched items and the probe contexts they are scored on."""
 
     item_ids: tuple[str, ...]
     categories: tuple[str, ...]
     lines: tuple[str, ...]
     contexts: tuple[dict[str, Any], ...]
-    before: np.ndarray
 
 
 def take_probe(
-    session: Session, policy: VWPolicy, actions: Sequence[CuratorAction], cache: LearnerCache
+    session: Session, actions: Sequence[CuratorAction], cache: LearnerCache
 ) -> Probe | None:
-    """Score every item this pass's verdicts touched, on the most recent contexts."""
+    """Every item this pass's verdicts touched, and the most recent contexts."""
     touched = {a.item_id for a in actions}
     touched |= {a.replacement_item_id for a in actions if a.replacement_item_id}
     contexts = tuple(
@@ -54,7 +60,7 @@ def take_probe(
         return None
     lines = tuple(cache.line(session, i) or "" for i in item_ids)
     categories = tuple(items[i].category for i in item_ids)
-    return Probe(item_ids, categories, lines, contexts, mean_scores(policy, contexts, lines))
+    return Probe(item_ids, categories, lines, contexts)
 
 
 def mean_scores(
@@ -70,13 +76,17 @@ def record_lessons(
     session: Session,
     probe: Probe,
     policy: VWPolicy,
+    without_curators: VWPolicy,
     actions: Sequence[CuratorAction],
     contexts: dict[int, dict[str, Any]],
     version: int,
     now: datetime,
 ) -> list[ReviewLesson]:
-    """Store the items that moved most, for everyone and per curator (flushes)."""
-    change = mean_scores(policy, probe.contexts, probe.lines) - probe.before
+    """Store the items curator feedback moved most (the pass's `policy` against the same pass
+    learned `without_curators`' rounds), for everyone and per curator (flushes)."""
+    change = mean_scores(policy, probe.contexts, probe.lines) - mean_scores(
+        without_curators, probe.contexts, probe.lines
+    )
     moved = dict(zip(probe.item_ids, change.tolist(), strict=True))
     category = dict(zip(probe.item_ids, probe.categories, strict=True))
     touches: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
