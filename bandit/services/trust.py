@@ -19,13 +19,20 @@ from bandit.db.models import (
     CuratorAction,
     Decision,
     ModelVersion,
+    PolicyConfigRow,
     ProposedItem,
     RiskThreshold,
 )
 from bandit.engine import calibration, risk_control, vw_format
 from bandit.engine.approval import ApprovalExample, ApprovalModel, slate_approval
-from bandit.engine.config import PolicyConfig
-from bandit.engine.vocabulary import ApprovalRole, ApprovalStatus, CuratorVerdict, TrustAction
+from bandit.engine.config import PolicyConfig, config_from_mapping
+from bandit.engine.vocabulary import (
+    ApprovalRole,
+    ApprovalStatus,
+    CuratorVerdict,
+    RoutingMode,
+    TrustAction,
+)
 from bandit.services.approval_store import approval_from
 from bandit.services.learner_cache import LearnerCache
 
@@ -107,7 +114,10 @@ def update_approval(
             for a in training
         ]
     )
-    held_out = _recent_verdicts(session, ApprovalRole.CALIBRATE, CALIBRATION_WINDOW)
+    # Apprentice-mode verdicts are no approval labels (the human composed the slate): neither
+    # trained on above nor calibrated or evaluated on below.
+    composed = _apprentice_configs(session)
+    held_out = _recent_verdicts(session, ApprovalRole.CALIBRATE, CALIBRATION_WINDOW, composed)
     raw, kept = _score(model, held_out, lines, calibrated=False)
     state: dict[str, Any] = {"calibration": None, "threshold": None}
     model.calibration = None
@@ -115,7 +125,7 @@ def update_approval(
         model.calibration = calibration.fit_isotonic(raw, kept)
         state["calibration"] = model.calibration.to_document()
     status = ApprovalStatus.READY if model.calibrated else ApprovalStatus.TOO_FEW_VERDICTS
-    evaluation = _recent_verdicts(session, ApprovalRole.EVIDENCE, EVALUATION_WINDOW)
+    evaluation = _recent_verdicts(session, ApprovalRole.EVIDENCE, EVALUATION_WINDOW, composed)
     predicted, observed = _score(model, evaluation, lines, calibrated=True)
     ece = calibration.expected_calibration_error(predicted, observed) if len(observed) else None
     brier = calibration.brier_score(predicted, observed) if len(observed) else None
@@ -288,10 +298,20 @@ def _changed_anything() -> ColumnElement[int]:
     return func.max(case((CuratorAction.verdict != CuratorVerdict.KEPT, 1), else_=0))
 
 
+def _apprentice_configs(session: Session) -> list[int]:
+    """The ids of the policy config versions that route in apprentice mode."""
+    rows = session.execute(select(PolicyConfigRow.id, PolicyConfigRow.document)).all()
+    return [
+        config_id
+        for config_id, document in rows
+        if config_from_mapping(dict(document)).routing_mode == RoutingMode.APPRENTICE
+    ]
+
+
 def _recent_verdicts(
-    session: Session, role: ApprovalRole, limit: int
+    session: Session, role: ApprovalRole, limit: int, excluded_configs: Sequence[int]
 ) -> list[tuple[int, str, int, bool]]:
-    rows = session.execute(
+    query = (
         select(
             CuratorAction.decision_id,
             CuratorAction.item_id,
@@ -300,9 +320,10 @@ def _recent_verdicts(
         )
         .join(Decision, Decision.id == CuratorAction.decision_id)
         .where(Decision.approval_role == role, CuratorAction.agreement_only.is_(False))
-        .order_by(CuratorAction.id.desc())
-        .limit(limit)
-    ).all()
+    )
+    if excluded_configs:
+        query = query.where(Decision.policy_config_id.not_in(excluded_configs))
+    rows = session.execute(query.order_by(CuratorAction.id.desc()).limit(limit)).all()
     return [(d, i, p, v == CuratorVerdict.KEPT) for d, i, p, v in rows]
 
 
