@@ -211,7 +211,7 @@ class Recommender:
         context: Mapping[str, Any],
     ) -> list[list[tuple[str, float]]]:
         """Reason codes with their numbers per slate pick (only picks are ever shown)."""
-        parts = prescore_parts(self.catalog, context, candidates.indices[picks])
+        parts = prescore_parts(self.catalog, context, candidates.indices[picks], candidates.terms)
         reasons = []
         for j, pick in enumerate(picks):
             value = {name: float(column[j]) for name, column in parts.items()}
