@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -85,6 +87,10 @@ class _KeptActions:
         self._examples: dict[str, Any] = {}
         self._uses = 0
         self._outgrown = False
+        # The last lines found all kept and none twice, with their examples: a request's
+        # update, and the next request over the same candidates, skip the look-ups.
+        self._last_lines: tuple[str, ...] = ()
+        self._last_examples: list[Any] = []
 
     def parse(self, line: str) -> Any:
         """A new example of `line`, owned by the caller."""
@@ -98,10 +104,15 @@ class _KeptActions:
         if self._uses < KEEP_AFTER_USES:
             self._uses += 1
             return None
+        lines = tuple(lines)
+        if lines == self._last_lines:
+            return list(self._last_examples)
         kept = self._examples
         examples = list(map(kept.get, lines))
         if None not in examples and len(set(lines)) == len(lines):
-            return examples  # every line kept already, none twice: the common request
+            # Every line kept already, none twice: the common request.
+            self._last_lines, self._last_examples = lines, examples
+            return list(examples)
         examples = []
         seen: set[str] = set()
         for line in lines:
@@ -109,7 +120,7 @@ class _KeptActions:
             if example is None:
                 if len(kept) >= self._capacity:
                     self._outgrown = True
-                    kept.clear()
+                    self.clear()
                     return None
                 example = kept[line] = self.parse(line)
             elif line in seen:
@@ -122,6 +133,7 @@ class _KeptActions:
     def clear(self) -> None:
         """Drop every kept example (before the workspace goes)."""
         self._examples.clear()
+        self._last_lines, self._last_examples = (), []
 
 
 class VWPolicy:
@@ -191,7 +203,7 @@ class VWPolicy:
             try:
 
                 def score_subset(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                    if np.array_equal(indices, whole):
+                    if indices.shape == whole.shape and np.array_equal(indices, whole):
                         return self._predict(examples)
                     return self._predict([examples[0], *map(examples.__getitem__, indices + 1)])
 
@@ -207,16 +219,21 @@ class VWPolicy:
 
     def _predict(self, examples: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         pylibvw.vw.predict_multi(self._workspace, examples)
-        pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
-        costs = np.array(list(map(pylibvw.example.get_partial_prediction, examples[1:])))
+        # np.maximum(x, 0.0) is what np.clip(x, 0.0, None) calls, and np.add.reduce what
+        # .sum() calls, without their Python wrappers.
+        pmf = np.maximum(np.asarray(examples[0].get_action_scores(), dtype=float), 0.0)
+        get = pylibvw.example.get_partial_prediction
+        costs = np.fromiter(map(get, islice(examples, 1, None)), float, len(examples) - 1)
         scores = 0.0 - costs  # 0.0 - x: untrained reads 0.00, not -0.00
-        pmf = np.clip(pmf, 0.0, None)
-        if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
+        total = np.add.reduce(pmf)
+        # VW's action scores and partial predictions are C floats, whose sum cannot overflow
+        # a double: each sum is finite exactly when all its terms are.
+        if not (math.isfinite(np.add.reduce(scores)) and math.isfinite(total) and total > 0):
             raise UnscorableContext(
                 "context: the policy cannot score this context (its numbers overflow the "
                 "model); send smaller or rescaled numeric values"
             )
-        return pmf / pmf.sum(), scores
+        return pmf / total, scores
 
     def learn(
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
