@@ -69,9 +69,11 @@ class _KeptActions:
     (the shared features are merged into each action and taken out again), so deciding and
     learning on a kept action example gives exactly the pmfs and scores of parsing its text
     afresh; tests/engine/test_policy.py checks this for every algorithm. A request then parses
-    one shared line instead of K + 1 lines, and an update two. Examples made one by one belong
-    to Python, not to the workspace's pool: they are freed with their last reference and are
-    never finished (`finish_example` would hand them to the pool).
+    one shared line instead of K + 1 lines, and an update two, or one when its shared line is
+    the one parsed last (it follows the request it learns from, or another position of it).
+    Examples made one by one belong to Python, not to the workspace's pool: they are freed
+    with their last reference and are never finished (`finish_example` would hand them to
+    the pool).
 
     Made one by one, an example costs about five times its share of a bulk parse, so keeping
     pays only when most lines come again, many times. `actions` answers None (the caller
@@ -91,10 +93,20 @@ class _KeptActions:
         # update, and the next request over the same candidates, skip the look-ups.
         self._last_lines: tuple[str, ...] = ()
         self._last_examples: list[Any] = []
+        self._last_shared_line: str | None = None
+        self._last_shared: Any = None
 
     def parse(self, line: str) -> Any:
         """A new example of `line`, owned by the caller."""
         return pylibvw.example(self._workspace, self._label_type, line)
+
+    def shared(self, line: str) -> Any:
+        """The example of a shared line: the last one's again when it is the same line (an
+        update after the request it learns from, or the next position of the same context)."""
+        if line != self._last_shared_line:
+            self._last_shared = self.parse(line)
+            self._last_shared_line = line
+        return self._last_shared
 
     def actions(self, lines: Sequence[str]) -> list[Any] | None:
         """The kept examples of `lines`, in order (a line repeated gets its own copy), or None
@@ -134,6 +146,7 @@ class _KeptActions:
         """Drop every kept example (before the workspace goes)."""
         self._examples.clear()
         self._last_lines, self._last_examples = (), []
+        self._last_shared_line, self._last_shared = None, None
 
 
 class VWPolicy:
@@ -198,7 +211,7 @@ class VWPolicy:
             if kept is None:
                 examples = self._parse([shared, *actions])
             else:
-                examples = [self._kept.parse(shared), *kept]
+                examples = [self._kept.shared(shared), *kept]
             whole = np.arange(len(actions))
             try:
 
@@ -249,7 +262,7 @@ class VWPolicy:
                 finally:
                     pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
                 return
-            examples = [self._kept.parse(shared), *kept]
+            examples = [self._kept.shared(shared), *kept]
             # The label goes on a fresh example: a kept one must stay unlabelled, and VW has
             # no call that takes a cost off an example again.
             labelled = vw_format.labelled_action(actions[chosen], reward, probability)

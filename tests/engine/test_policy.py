@@ -177,7 +177,7 @@ def test_kept_action_examples_decide_and_learn_exactly_as_parsing_the_text(
     requests the same lines as the one before, or those and one of them again; parsed from
     text for the first 30 calls, then kept; with a capacity of 5, outgrown and parsed from
     text again) give the same pmfs and scores, to the last bit, as VW parsing every request
-    and update from its text."""
+    and update from its text. One shared line throughout, so its example is reused too."""
     monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", capacity)
     monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", 30)
     catalog = [vw_format.action_line(row) for row in small_catalog(30).rows]
