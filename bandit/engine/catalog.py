@@ -63,6 +63,10 @@ class CatalogIndex:
         self.derived: dict[str, np.ndarray] = {}
         # The same, in the row order of pruning's grouped layout (large catalogs only).
         self.grouped: dict[str, np.ndarray] = {}
+        # Pruning's bonus tables per (style, favourite categories) of a request.
+        self.bonus_tables: dict[
+            tuple[int | None, frozenset[int], bool], tuple[np.ndarray, np.ndarray | None]
+        ] = {}
 
     def __len__(self) -> int:
         return len(self.rows)

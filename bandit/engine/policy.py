@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from itertools import islice
 from typing import Any
 
 import numpy as np
@@ -67,9 +69,11 @@ class _KeptActions:
     (the shared features are merged into each action and taken out again), so deciding and
     learning on a kept action example gives exactly the pmfs and scores of parsing its text
     afresh; tests/engine/test_policy.py checks this for every algorithm. A request then parses
-    one shared line instead of K + 1 lines, and an update two. Examples made one by one belong
-    to Python, not to the workspace's pool: they are freed with their last reference and are
-    never finished (`finish_example` would hand them to the pool).
+    one shared line instead of K + 1 lines, and an update two, or one when its shared line is
+    the one parsed last (it follows the request it learns from, or another position of it).
+    Examples made one by one belong to Python, not to the workspace's pool: they are freed
+    with their last reference and are never finished (`finish_example` would hand them to
+    the pool).
 
     Made one by one, an example costs about five times its share of a bulk parse, so keeping
     pays only when most lines come again, many times. `actions` answers None (the caller
@@ -85,10 +89,24 @@ class _KeptActions:
         self._examples: dict[str, Any] = {}
         self._uses = 0
         self._outgrown = False
+        # The last lines found all kept and none twice, with their examples: a request's
+        # update, and the next request over the same candidates, skip the look-ups.
+        self._last_lines: tuple[str, ...] = ()
+        self._last_examples: list[Any] = []
+        self._last_shared_line: str | None = None
+        self._last_shared: Any = None
 
     def parse(self, line: str) -> Any:
         """A new example of `line`, owned by the caller."""
         return pylibvw.example(self._workspace, self._label_type, line)
+
+    def shared(self, line: str) -> Any:
+        """The example of a shared line: the last one's again when it is the same line (an
+        update after the request it learns from, or the next position of the same context)."""
+        if line != self._last_shared_line:
+            self._last_shared = self.parse(line)
+            self._last_shared_line = line
+        return self._last_shared
 
     def actions(self, lines: Sequence[str]) -> list[Any] | None:
         """The kept examples of `lines`, in order (a line repeated gets its own copy), or None
@@ -98,10 +116,15 @@ class _KeptActions:
         if self._uses < KEEP_AFTER_USES:
             self._uses += 1
             return None
+        lines = tuple(lines)
+        if lines == self._last_lines:
+            return list(self._last_examples)
         kept = self._examples
         examples = list(map(kept.get, lines))
         if None not in examples and len(set(lines)) == len(lines):
-            return examples  # every line kept already, none twice: the common request
+            # Every line kept already, none twice: the common request.
+            self._last_lines, self._last_examples = lines, examples
+            return list(examples)
         examples = []
         seen: set[str] = set()
         for line in lines:
@@ -109,7 +132,7 @@ class _KeptActions:
             if example is None:
                 if len(kept) >= self._capacity:
                     self._outgrown = True
-                    kept.clear()
+                    self.clear()
                     return None
                 example = kept[line] = self.parse(line)
             elif line in seen:
@@ -122,6 +145,8 @@ class _KeptActions:
     def clear(self) -> None:
         """Drop every kept example (before the workspace goes)."""
         self._examples.clear()
+        self._last_lines, self._last_examples = (), []
+        self._last_shared_line, self._last_shared = None, None
 
 
 class VWPolicy:
@@ -186,12 +211,12 @@ class VWPolicy:
             if kept is None:
                 examples = self._parse([shared, *actions])
             else:
-                examples = [self._kept.parse(shared), *kept]
+                examples = [self._kept.shared(shared), *kept]
             whole = np.arange(len(actions))
             try:
 
                 def score_subset(indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-                    if np.array_equal(indices, whole):
+                    if indices.shape == whole.shape and np.array_equal(indices, whole):
                         return self._predict(examples)
                     return self._predict([examples[0], *map(examples.__getitem__, indices + 1)])
 
@@ -207,16 +232,21 @@ class VWPolicy:
 
     def _predict(self, examples: list[Any]) -> tuple[np.ndarray, np.ndarray]:
         pylibvw.vw.predict_multi(self._workspace, examples)
-        pmf = np.asarray(examples[0].get_action_scores(), dtype=float)
-        costs = np.array(list(map(pylibvw.example.get_partial_prediction, examples[1:])))
+        # np.maximum(x, 0.0) is what np.clip(x, 0.0, None) calls, and np.add.reduce what
+        # .sum() calls, without their Python wrappers.
+        pmf = np.maximum(np.asarray(examples[0].get_action_scores(), dtype=float), 0.0)
+        get = pylibvw.example.get_partial_prediction
+        costs = np.fromiter(map(get, islice(examples, 1, None)), float, len(examples) - 1)
         scores = 0.0 - costs  # 0.0 - x: untrained reads 0.00, not -0.00
-        pmf = np.clip(pmf, 0.0, None)
-        if not (np.isfinite(scores).all() and np.isfinite(pmf).all() and pmf.sum() > 0):
+        total = np.add.reduce(pmf)
+        # VW's action scores and partial predictions are C floats, whose sum cannot overflow
+        # a double: each sum is finite exactly when all its terms are.
+        if not (math.isfinite(np.add.reduce(scores)) and math.isfinite(total) and total > 0):
             raise UnscorableContext(
                 "context: the policy cannot score this context (its numbers overflow the "
                 "model); send smaller or rescaled numeric values"
             )
-        return pmf / pmf.sum(), scores
+        return pmf / total, scores
 
     def learn(
         self, shared: str, actions: Sequence[str], chosen: int, reward: float, probability: float
@@ -232,7 +262,7 @@ class VWPolicy:
                 finally:
                     pylibvw.vw._finish_example_multi_ex(self._workspace, examples)
                 return
-            examples = [self._kept.parse(shared), *kept]
+            examples = [self._kept.shared(shared), *kept]
             # The label goes on a fresh example: a kept one must stay unlabelled, and VW has
             # no call that takes a cost off an example again.
             labelled = vw_format.labelled_action(actions[chosen], reward, probability)

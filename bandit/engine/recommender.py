@@ -81,8 +81,6 @@ class Recommender:
         if candidates.indices.size == 0:
             raise NoEligibleItems("no catalog item is eligible for this request")
         indices = candidates.indices.tolist()  # Python ints index lists faster than numpy's
-        catalog_rows = self.catalog.rows
-        rows = [catalog_rows[i] for i in indices]
         # The context's features are formatted once, for the decision and the explanation.
         context_features = vw_format.context_features(context)
         shared = vw_format.shared_line_of(context_features)
@@ -104,11 +102,11 @@ class Recommender:
             measures |= uncertainty.committee_measures(first_pmf, config.bag_size, config.epsilon)
         confidence = 1.0 - measures[config.uncertainty_measure]
         reasons = self._reasons(candidates, scores, draw.chosen, context)
+        catalog_rows = self.catalog.rows
+        picked = [catalog_rows[indices[pick]] for pick in draw.chosen.tolist()]
         # Outside the scoring block: explaining scores with the policy takes its lock again.
         why = (
-            explanation.explain_features(
-                self.policy, context_features, [rows[pick] for pick in draw.chosen]
-            )
+            explanation.explain_features(self.policy, context_features, picked)
             if explain
             else [()] * len(draw.chosen)
         )
@@ -122,7 +120,7 @@ class Recommender:
             slate.append(
                 SlateItem(
                     position=position,
-                    item_id=rows[pick].item_id,
+                    item_id=picked[position].item_id,
                     probability=p_candidate * float(p_position),
                     candidate_probability=p_candidate,
                     position_probability=float(p_position),
@@ -142,12 +140,13 @@ class Recommender:
             candidates=tuple(
                 map(
                     tuple.__new__,
-                    repeat(Candidate, len(rows)),
+                    repeat(Candidate, len(indices)),
                     zip(
                         self.catalog.item_ids[candidates.indices].tolist(),
-                        candidates.candidate_probability.astype(float).tolist(),
-                        candidates.prescores.astype(float).tolist(),
-                        candidates.exploration_slot.astype(bool).tolist(),
+                        # asarray: no copy of the columns already of that type
+                        np.asarray(candidates.candidate_probability, dtype=float).tolist(),
+                        np.asarray(candidates.prescores, dtype=float).tolist(),
+                        np.asarray(candidates.exploration_slot, dtype=bool).tolist(),
                         first_pmf.tolist(),
                         scores.tolist(),
                         strict=True,
@@ -211,7 +210,7 @@ class Recommender:
         context: Mapping[str, Any],
     ) -> list[list[tuple[str, float]]]:
         """Reason codes with their numbers per slate pick (only picks are ever shown)."""
-        parts = prescore_parts(self.catalog, context, candidates.indices[picks])
+        parts = prescore_parts(self.catalog, context, candidates.indices[picks], candidates.terms)
         reasons = []
         for j, pick in enumerate(picks):
             value = {name: float(column[j]) for name, column in parts.items()}

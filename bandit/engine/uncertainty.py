@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -10,15 +12,26 @@ from bandit.engine.vocabulary import DISTRIBUTION_MEASURES, Measure
 MEASURES = DISTRIBUTION_MEASURES
 # Measures of a bag's committee: only a `bag` policy has one.
 
+# The reductions that .sum(), .min() and .max() call, without their Python wrappers: a
+# request's measures are a dozen calls on 100 numbers, where the wrappers cost as much.
+_sum, _min, _max = np.add.reduce, np.minimum.reduce, np.maximum.reduce
+
 
 def _sorted_distribution(probabilities: ArrayLike) -> np.ndarray:
     p = np.asarray(probabilities, dtype=float)
     if p.ndim != 1 or p.size == 0:
         raise ValueError("probabilities must be a non-empty 1-D array")
     # np.isclose(sum, 1, atol=1e-6) written out: the call costs more than the measures.
-    if p.min() < 0 or abs(float(p.sum()) - 1.0) > 1e-6 + 1e-5:
+    if _min(p) < 0 or abs(float(_sum(p)) - 1.0) > 1e-6 + 1e-5:
         raise ValueError("probabilities must be non-negative and sum to 1")
-    return np.sort(p)[::-1]
+    descending = p.copy()  # np.sort(p) is this copy sorted in place
+    descending.sort()
+    return descending[::-1]
+
+
+@functools.lru_cache(maxsize=256)
+def _log2(n: int) -> float:
+    return float(np.log2(n))
 
 
 def least_confidence(probabilities: ArrayLike) -> float:
@@ -56,13 +69,15 @@ def all_measures(probabilities: ArrayLike) -> dict[str, float]:
     if n == 1:
         return dict.fromkeys(MEASURES, 0.0)
     nonzero = p[p > 0]
-    values = {
-        Measure.LEAST_CONFIDENCE: (1.0 - p[0]) * n / (n - 1),
-        Measure.MARGIN: 1.0 - (p[0] - p[1]),
-        Measure.RATIO: p[1] / p[0],
-        Measure.ENTROPY: -(nonzero * np.log2(nonzero)).sum() / np.log2(n),
-    }
-    return {name: min(1.0, max(0.0, float(value))) for name, value in values.items()}
+    # Python floats: the same double arithmetic as numpy's scalars, a fraction of the cost.
+    first, second = float(p[0]), float(p[1])
+    values = (
+        (Measure.LEAST_CONFIDENCE, (1.0 - first) * n / (n - 1)),
+        (Measure.MARGIN, 1.0 - (first - second)),
+        (Measure.RATIO, second / first),
+        (Measure.ENTROPY, float(-_sum(nonzero * np.log2(nonzero))) / _log2(n)),
+    )
+    return {name: min(1.0, max(0.0, value)) for name, value in values}
 
 
 def confidence_distribution(scores: ArrayLike, temperature: float) -> np.ndarray:
@@ -72,9 +87,9 @@ def confidence_distribution(scores: ArrayLike, temperature: float) -> np.ndarray
     constant for every request and says nothing about how sure the model is.
     """
     s = np.asarray(scores, dtype=float) / temperature
-    s -= s.max()
-    weights = np.exp(s)
-    return weights / weights.sum()
+    s -= _max(s)
+    weights = np.exp(s, out=s)
+    return weights / _sum(weights)
 
 
 def committee_votes(pmf: ArrayLike, epsilon: float) -> np.ndarray:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from bandit.engine.catalog import CatalogIndex, CatalogRow
@@ -58,23 +58,62 @@ def _number(value: Any) -> bool:
 
 def _features(mapping: Mapping[str, Any]) -> list[str]:
     features: list[str] = []
+    append = features.append
     for key, value in sorted(mapping.items()):
-        name = _name(key)
+        name = _key_name(key) if type(key) is str else _name(key)
         if key.endswith("_id") or value is None:
             continue
-        if isinstance(value, bool):
-            features.append(f"{name}={int(value)}")
-        elif _number(value):
-            features.append(f"{name}:{float(value):.6g}")
-        elif isinstance(value, str):
-            features.append(f"{name}={_token(value)}")
-        elif isinstance(value, list):
+        # The exact types JSON gives first, each formatted as `_feature` would: a context is
+        # formatted twice a decision (for it and for the learner), and these checks are most
+        # of the cost.
+        kind = type(value)
+        if kind is str:
+            append(_categorical(name, value))
+        elif kind is float:
+            if math.isfinite(value):
+                append(f"{name}:{value:.6g}")
+        elif kind is list:
             for position, element in enumerate(value):
-                if _number(element):
-                    features.append(f"{name}_{position}:{float(element):.6g}")
-                elif isinstance(element, str):
-                    features.append(f"{name}={_token(element)}")
+                element_kind = type(element)
+                if element_kind is float:
+                    if math.isfinite(element):
+                        append(f"{name}_{position}:{element:.6g}")
+                elif element_kind is str:
+                    append(_categorical(name, element))
+                else:
+                    _element_feature(name, position, element, append)
+        else:
+            _feature(name, value, append)
     return features
+
+
+def _feature(name: str, value: Any, append: Callable[[str], None]) -> None:
+    if isinstance(value, bool):
+        append(f"{name}={int(value)}")
+    elif _number(value):
+        append(f"{name}:{float(value):.6g}")
+    elif isinstance(value, str):
+        append(f"{name}={_token(value)}")
+    elif isinstance(value, list):
+        for position, element in enumerate(value):
+            _element_feature(name, position, element, append)
+
+
+def _element_feature(name: str, position: int, element: Any, append: Callable[[str], None]) -> None:
+    if _number(element):
+        append(f"{name}_{position}:{float(element):.6g}")
+    elif isinstance(element, str):
+        append(f"{name}={_token(element)}")
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_name(key: str) -> str:
+    return _name(key)
+
+
+@functools.lru_cache(maxsize=65_536)
+def _categorical(name: str, value: str) -> str:
+    return f"{name}={_token(value)}"
 
 
 def shared_line(context: Mapping[str, Any]) -> str:

@@ -175,20 +175,28 @@ def apply_rounds(
     """Feed rounds to the policy; returns how many it learned (rounds on lost items skip).
 
     `action_lines` caches each item's VW text across rounds (and across calls, if the caller
-    keeps it for the same catalog).
+    keeps it for the same catalog). Consecutive rounds with the same context object (the
+    positions of one decision) format its shared line once: contexts are values here.
     """
     lines = {} if action_lines is None else action_lines
     learned = 0
+    context: object = None
+    shared = ""
     for round_ in rounds:
-        offered = [i for i in round_.offered_item_ids if i in catalog]
+        offered = round_.offered_item_ids
+        if not all(map(catalog.__contains__, offered)):
+            offered = tuple(i for i in offered if i in catalog)
         if round_.chosen_item_id not in offered:
             continue
-        for item_id in offered:
-            if item_id not in lines:
-                lines[item_id] = vw_format.action_line(catalog[item_id])
+        if not all(map(lines.__contains__, offered)):
+            for item_id in offered:
+                if item_id not in lines:
+                    lines[item_id] = vw_format.action_line(catalog[item_id])
+        if round_.context is not context:  # a decision's positions share its context
+            context, shared = round_.context, vw_format.shared_line(round_.context)
         policy.learn(
-            vw_format.shared_line(round_.context),
-            [lines[i] for i in offered],
+            shared,
+            list(map(lines.__getitem__, offered)),
             offered.index(round_.chosen_item_id),
             round_.reward,
             round_.probability,

@@ -173,18 +173,26 @@ def _policy_run(
 def test_kept_action_examples_decide_and_learn_exactly_as_parsing_the_text(
     config: PolicyConfig, capacity: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Requests over changing subsets of a catalog (some lines twice in one request; parsed
-    from text for the first 30 calls, then kept; with a capacity of 5, outgrown and parsed
-    from text again) give the same pmfs and scores, to the last bit, as VW parsing every
-    request and update from its text."""
+    """Requests over changing subsets of a catalog (some lines twice in one request, some
+    requests the same lines as the one before, or those and one of them again; parsed from
+    text for the first 30 calls, then kept; with a capacity of 5, outgrown and parsed from
+    text again) give the same pmfs and scores, to the last bit, as VW parsing every request
+    and update from its text. One shared line throughout, so its example is reused too."""
     monkeypatch.setattr(policy_module, "KEPT_ACTION_EXAMPLES", capacity)
     monkeypatch.setattr(policy_module, "KEEP_AFTER_USES", 30)
     catalog = [vw_format.action_line(row) for row in small_catalog(30).rows]
     draw = np.random.default_rng(4)
-    requests = [
-        [catalog[i] for i in draw.choice(len(catalog), size=int(draw.integers(3, 12)))]
-        for _ in range(120)
-    ]
+    requests: list[list[str]] = []
+    for n in range(120):
+        size = int(draw.integers(3, 12))
+        if n % 6 == 4:  # the lines of the request before, in a new list (the policy's
+            requests.append(list(requests[-1]))  # last kept lines are reused as they are)
+        elif n % 6 == 5:  # and those once more with one of them twice
+            requests.append([*requests[-1], requests[-1][0]])
+        elif n % 6 == 3:  # distinct lines, so every kind of request is kept whole
+            requests.append([catalog[i] for i in draw.choice(len(catalog), size, replace=False)])
+        else:
+            requests.append([catalog[i] for i in draw.choice(len(catalog), size=size)])
     assert any(len(set(actions)) < len(actions) for actions in requests)
     reference = _text_parsed_run(config, requests, np.random.default_rng(8))
     kept = _policy_run(config, requests, np.random.default_rng(8))

@@ -1,11 +1,20 @@
 """Pruning: eligibility, exploration slots and honest inclusion probabilities."""
 
 from collections import Counter
+from typing import Any
 
 import numpy as np
 import pytest
 
-from bandit.engine.pruning import eligibility_mask, prescore, prune
+from bandit.engine.pruning import (
+    CATEGORY_WEIGHT,
+    STYLE_WEIGHT,
+    eligibility_mask,
+    prescore,
+    prescore_parts,
+    prescore_terms,
+    prune,
+)
 from tests.engine_helpers import CONTEXT, small_catalog
 
 
@@ -81,3 +90,47 @@ def test_candidate_count_is_k(share: float) -> None:
     result = prune(small_catalog(300), CONTEXT, [], 25, share, np.random.default_rng(4))
     assert result.indices.size == 25
     assert len(set(result.indices.tolist())) == 25
+
+
+def test_bonus_tables_kept_across_requests_score_as_a_fresh_catalog_and_as_defined() -> None:
+    """The pre-score terms keep one bonus table per (style, favourite categories): a catalog
+    that has served other requests scores each one exactly as a fresh catalog, and every
+    (category, style) bonus is the style weight for the preferred style plus the category
+    weight for a favourite (a category named twice, or unknown to the catalog, counts once
+    or not at all), also when the kept tables were dropped for want of room."""
+    contexts: list[dict[str, Any]] = [
+        {**CONTEXT, "taste": [1.0, 0.5, -0.5, 0.25], "budget": 40.0},
+        {"preferred_style": "sporty", "favorite_categories": ["top", "bag", "top"]},
+        {"preferred_style": "none such", "favorite_categories": ["nothing", 3, None]},
+        {"preferred_style": 7, "favorite_categories": []},
+        {"favorite_categories": "dress"},
+        CONTEXT,
+    ]
+    served = small_catalog(60)
+    rows = np.arange(0, 60, 7)
+    for round_ in range(3):
+        if round_ == 2:
+            served.bonus_tables.clear()  # as when BONUS_TABLES_KEPT is reached
+        for context in contexts:
+            fresh = small_catalog(60)
+            assert np.array_equal(prescore(served, context), prescore(fresh, context))
+            assert np.array_equal(prescore(served, context, rows), prescore(fresh, context, rows))
+            parts, expected = (
+                prescore_parts(served, context, rows),
+                prescore_parts(fresh, context, rows),
+            )
+            assert parts.keys() == expected.keys()
+            assert all(np.array_equal(parts[name], expected[name]) for name in parts)
+            terms = prescore_terms(served, context)
+            style = context.get("preferred_style")
+            favourites = context.get("favorite_categories")
+            favourites = favourites if isinstance(favourites, list) else []
+            for category, c in served.categories.items():
+                for name, s in served.styles.items():
+                    want = STYLE_WEIGHT * (name == style) + CATEGORY_WEIGHT * (
+                        category in favourites
+                    )
+                    assert terms.bonus[c * len(served.styles) + s] == want
+    # The same (style code, favourite codes) twice is one table: the first and last contexts
+    # share one, and so do the two without a known style or a favourites list.
+    assert len(served.bonus_tables) == 4

@@ -1,7 +1,7 @@
 """Learning: a real learning curve, exactly-once processing, swap-ins kept out of VW."""
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -11,7 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import CuratorAction, Decision, ModelVersion, Outcome, PolicyConfigRow
+from bandit.engine import vw_format
 from bandit.engine.config import ConfigError, PolicyConfig
+from bandit.engine.policy import VWPolicy
+from bandit.engine.records import LoggedRound
 from bandit.services import configs, decisions, learning, model_store, review, rewards, rounds
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
@@ -19,6 +22,7 @@ from sim.curators import SimulatedCurator
 from sim.loop import LoopSettings, run_loop
 from sim.world import TrueRewardModel
 from tests.conftest import DemoCatalog
+from tests.engine_helpers import CONTEXT, small_catalog
 
 
 def test_proposals_contain_preferred_items_more_often_as_the_loop_runs(
@@ -240,3 +244,54 @@ def test_a_trained_model_refuses_settings_its_reductions_cannot_change(
     assert session.scalar(select(func.count()).select_from(PolicyConfigRow)) == stored
     assert configs.active_config(session)[0].id == before_row.id
     assert runtime.serving(session).recommender.config == before
+
+
+def test_apply_rounds_learns_as_the_policy_does_from_each_rounds_own_text() -> None:
+    """The learner's path: rounds over items gone from the catalog learn over the items left,
+    a round whose chosen item is gone is skipped, and rounds sharing one context object (a
+    decision's positions, formatted once) learn as if each had its own copy, to the last bit."""
+    items = small_catalog(12)
+    gone = {"item-2", "item-5", "item-9"}
+    catalog = {row.item_id: row for row in items.rows if row.item_id not in gone}
+    contexts: list[Mapping[str, object]] = [
+        CONTEXT,
+        {**CONTEXT, "preferred_style": "sporty", "budget": 30.0},
+    ]
+    draw = np.random.default_rng(3)
+    logged = []
+    for n in range(60):
+        offered = tuple(f"item-{i}" for i in draw.choice(12, size=6, replace=False))
+        logged.append(
+            LoggedRound(
+                str(n // 3),
+                contexts[n // 3 % 2],  # three positions per decision share its context
+                offered,
+                offered[int(draw.integers(6))],
+                n % 3,
+                float(draw.uniform(0.1, 1.0)),
+                float(draw.uniform()),
+                "customer",
+            )
+        )
+    assert any(r.chosen_item_id in gone for r in logged)
+    assert any(set(r.offered_item_ids) & gone and r.chosen_item_id not in gone for r in logged)
+    config = PolicyConfig()
+    learner, reference = VWPolicy.fresh(config), VWPolicy.fresh(config)
+    assert learning.apply_rounds(learner, logged, catalog) == sum(
+        r.chosen_item_id not in gone for r in logged
+    )
+    for r in logged:
+        if r.chosen_item_id in gone:
+            continue
+        kept = [i for i in r.offered_item_ids if i not in gone]
+        reference.learn(
+            vw_format.shared_line(dict(r.context)),
+            [vw_format.action_line(catalog[i]) for i in kept],
+            kept.index(r.chosen_item_id),
+            r.reward,
+            r.probability,
+        )
+    shared = vw_format.shared_line(CONTEXT)
+    actions = [vw_format.action_line(row) for row in catalog.values()]
+    assert np.array_equal(learner.score(shared, actions)[1], reference.score(shared, actions)[1])
+    assert len(set(np.round(reference.score(shared, actions)[1], 6))) > 1  # it learned
