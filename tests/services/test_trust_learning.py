@@ -99,4 +99,5 @@ def test_apprentice_mode_verdicts_are_neither_calibrated_nor_evaluated_on(
     assert report.trust is not None
     assert report.trust.calibration_verdicts == positions(ApprovalRole.CALIBRATE) > 0
     saved = session.scalars(select(ModelVersion)).one()
+    assert saved.approval_state is not None
     assert saved.approval_state["metrics"]["verdicts"] == positions(ApprovalRole.EVIDENCE) > 0
