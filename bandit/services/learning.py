@@ -123,13 +123,17 @@ def learn_pending(
         if probe is not None:
             # What curator feedback changed: the same pass without the rounds curators made.
             without_curators = model_store.policy_from(previous, config)
-            customers_only = [r for r in learnable if r.reward_source != RewardSource.CURATOR_PROXY]
-            apply_rounds(without_curators, customers_only, catalog, lines)
-            contexts = {d.id: d.context for d in decisions.values()}
-            lessons.record_lessons(
-                session, probe, policy, without_curators, actions, contexts, version, now
-            )
-            without_curators.close()
+            try:
+                customers_only = [
+                    r for r in learnable if r.reward_source != RewardSource.CURATOR_PROXY
+                ]
+                apply_rounds(without_curators, customers_only, catalog, lines)
+                contexts = {d.id: d.context for d in decisions.values()}
+                lessons.record_lessons(
+                    session, probe, policy, without_curators, actions, contexts, version, now
+                )
+            finally:
+                without_curators.close()
         if actions:
             # Curator verdicts are approval labels: the approval model learns from them here,
             # in the same transaction, and is saved with the same model version.
