@@ -257,30 +257,23 @@ def _projected_automation(
     uncalibrated) approval models, and routing's next answer uses this one."""
     recent = select(Decision.id).order_by(Decision.id.desc()).limit(config.risk_window).subquery()
     rows = session.execute(
-        select(ProposedItem.decision_id, ProposedItem.position, ProposedItem.item_id)
+        select(ProposedItem.decision_id, ProposedItem.item_id, ProposedItem.position)
         .where(ProposedItem.decision_id.in_(select(recent.c.id)))
         .order_by(ProposedItem.decision_id, ProposedItem.position)
     ).all()
-    slates: dict[int, list[tuple[int, str]]] = {}
-    for decision_id, position, item_id in rows:
-        slates.setdefault(decision_id, []).append((position, item_id))
-    if not slates:
+    if not rows:
         return None
     if choice is None or choice.threshold is None:
         return 0.0
-    lines.prefetch(item_id for _, _, item_id in rows)
-    features = lines.context_features(set(slates))
-    above = 0
-    for decision_id, slate in slates.items():
-        raw = np.array(
-            [
-                model.raw_at_features(features[decision_id], lines.line(item_id), position)
-                for position, item_id in slate
-            ]
-        )
-        probabilities = raw if model.calibration is None else model.calibration(raw)
-        above += slate_approval(probabilities) >= choice.threshold
-    return above / len(slates) * (1.0 - config.audit_share)
+    items, _ = _score(model, [(d, i, p, False) for d, i, p in rows], lines, calibrated=True)
+    # Rows come slate by slate: each slate's approval is the product over its positions.
+    starts = [k for k in range(len(rows)) if k == 0 or rows[k][0] != rows[k - 1][0]]
+    bounds = [*starts, len(rows)]
+    above = sum(
+        slate_approval(items[start:end]) >= choice.threshold
+        for start, end in zip(bounds, bounds[1:], strict=False)
+    )
+    return above / len(starts) * (1.0 - config.audit_share)
 
 
 def _first_reviews(*columns: Any) -> Select[Any]:
