@@ -169,10 +169,15 @@ _PARSED_CONFIGS: WeakKeyDictionary[Engine, dict[int, PolicyConfig]] = WeakKeyDic
 
 def decision_config(session: Session, decision: Decision) -> PolicyConfig:
     """The policy config the decision was made under."""
+    return stored_config(session, decision.policy_config_id)
+
+
+def stored_config(session: Session, config_id: int) -> PolicyConfig:
+    """The stored policy config version `config_id`, parsed once per database and process."""
     parsed = _PARSED_CONFIGS.setdefault(session.get_bind().engine, {})
-    config = parsed.get(decision.policy_config_id)
+    config = parsed.get(config_id)
     if config is None:
-        row = session.get(PolicyConfigRow, decision.policy_config_id)
+        row = session.get(PolicyConfigRow, config_id)
         assert row is not None
-        config = parsed[decision.policy_config_id] = config_from_mapping(dict(row.document))
+        config = parsed[config_id] = config_from_mapping(dict(row.document))
     return config

@@ -25,7 +25,7 @@ from bandit.db.models import (
 )
 from bandit.engine import calibration, risk_control, vw_format
 from bandit.engine.approval import ApprovalExample, ApprovalModel, slate_approval
-from bandit.engine.config import PolicyConfig, config_from_mapping
+from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import (
     ApprovalRole,
     ApprovalStatus,
@@ -34,6 +34,7 @@ from bandit.engine.vocabulary import (
     TrustAction,
 )
 from bandit.services.approval_store import approval_from
+from bandit.services.delivery import stored_config
 from bandit.services.learner_cache import LearnerCache
 
 # Fewer held-out verdicts than this cannot calibrate a probability worth automating on.
@@ -293,11 +294,10 @@ def _changed_anything() -> ColumnElement[int]:
 
 def _apprentice_configs(session: Session) -> list[int]:
     """The ids of the policy config versions that route in apprentice mode."""
-    rows = session.execute(select(PolicyConfigRow.id, PolicyConfigRow.document)).all()
     return [
         config_id
-        for config_id, document in rows
-        if config_from_mapping(dict(document)).routing_mode == RoutingMode.APPRENTICE
+        for config_id in session.scalars(select(PolicyConfigRow.id))
+        if stored_config(session, config_id).routing_mode == RoutingMode.APPRENTICE
     ]
 
 
