@@ -74,8 +74,11 @@ def test_apprentice_mode_verdicts_are_neither_calibrated_nor_evaluated_on(
         config = PolicyConfig(routing_mode=mode, slate_size=3, candidate_count=8)
         configs.save_config(session, config, created_by="test", activate=True)
         session.commit()
-        for context in demo_catalog.customers[:40]:
-            decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+        for index, context in enumerate(demo_catalog.customers[:40]):
+            # Fixed event ids fix each decision's approval role (a hash of the id), so both
+            # held-out roles have review-before positions to count on every run.
+            request = decisions.RankRequest(context=context, event_id=f"{mode}-{index}")
+            decision, _ = decisions.rank(session, runtime, request)
             session.commit()
             task = review.claim_next(session, curator.id)
             assert task is not None
