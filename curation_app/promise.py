@@ -6,6 +6,10 @@ from bandit.engine.vocabulary import ApprovalStatus
 from bandit.services.trust import MIN_CALIBRATION_VERDICTS
 from bandit.services.trust_status import PromiseStatus
 
+# When the audit share changed inside the window, audits of different weeks stand for
+# different numbers of auto-delivered slates.
+_AUDITS_WEIGHTED = "; the audit share changed, so each audit counts for 1 / its audit share"
+
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
@@ -49,7 +53,8 @@ def today_sentences(status: PromiseStatus) -> list[str]:
         lines.append(
             f"Measured override rate of audited auto deliveries {_percent(status.audit_rate)} "
             f"[{_percent(status.audit_low)}, {_percent(status.audit_high)}] "
-            f"({status.audit_overrides} of {status.audits} audits changed)."
+            f"({status.audit_overrides} of {status.audits} audits changed"
+            f"{_AUDITS_WEIGHTED if status.audit_shares > 1 else ''})."
         )
     else:
         lines.append(

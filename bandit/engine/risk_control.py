@@ -108,6 +108,59 @@ def upper_bound(overrides: float, n: float, confidence_level: float) -> float:
     return float(stats.beta.ppf(confidence_level, overrides + 1.0, n - overrides))
 
 
+@dataclass(frozen=True)
+class RateInterval:
+    """A weighted rate with its two-sided interval (see `rate_interval`)."""
+
+    n: int
+    overrides: int
+    rate: float | None
+    low: float
+    high: float
+    strata: int  # distinct inclusion probabilities in the sample
+
+
+def lower_bound(overrides: float, n: float, confidence_level: float) -> float:
+    """One-sided Clopper-Pearson lower bound on a rate (fractional counts allowed)."""
+    if n <= 0 or overrides <= 0:
+        return 0.0
+    return float(stats.beta.ppf(1.0 - confidence_level, overrides, n - overrides + 1.0))
+
+
+def rate_interval(
+    overridden: ArrayLike, probabilities: ArrayLike, confidence_level: float
+) -> RateInterval:
+    """The override rate of the slates a sample was drawn from, each sampled slate drawn with
+    its logged `probabilities`, and a two-sided interval at `confidence_level`.
+
+    The rate is the Hajek mean (weights 1 / probability). The slates drawn with one
+    probability form a stratum, standing for an estimated n_h / p_h slates; the interval is
+    the strata's exact Clopper-Pearson intervals, each at level 1 - (1 - confidence) / H for H
+    strata (Bonferroni), combined with those shares. With one probability it is the exact
+    binomial interval. Pooling the strata into one effective sample (Kish's, or Korn and
+    Graubard's) is narrower but missed above the truth 9% of the time at 90% where a noisy week
+    was audited least (docs/trust.md); the strata's bounds hold wherever they are tested.
+    """
+    y = np.asarray(overridden, dtype=float)
+    p = np.asarray(probabilities, dtype=float)
+    if y.size == 0:
+        return RateInterval(0, 0, None, 0.0, 1.0, 0)
+    shares = np.unique(p)
+    stream = np.array([(p == share).sum() / share for share in shares])
+    stream_shares = stream / stream.sum()
+    tail = 1.0 - (1.0 - confidence_level) / (2 * shares.size)
+    rate = low = high = 0.0
+    for weight, share in zip(stream_shares, shares, strict=True):
+        stratum = y[p == share]
+        k, n = float(stratum.sum()), float(stratum.size)
+        rate += weight * k / n
+        low += weight * lower_bound(k, n, tail)
+        high += weight * upper_bound(k, n, tail)
+    return RateInterval(
+        int(y.size), int(y.sum()), float(rate), float(low), float(min(high, 1.0)), int(shares.size)
+    )
+
+
 def choose_threshold(
     scores: ArrayLike,
     overridden: ArrayLike,

@@ -200,24 +200,36 @@ def record_threshold(
 
 
 def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
-    """Audited auto-eligible slates in the window: how many a curator changed, with a
-    two-sided Clopper-Pearson interval at the config's confidence level."""
+    """Audited auto-eligible slates in the window: how many a curator changed, and the override
+    rate of the auto-eligible slates they were drawn from with its two-sided interval at the
+    config's level, each audit standing for 1 / its logged audit probability slates, so that a
+    change of `audit_share` inside the window does not tilt it towards the weeks audited more
+    (`risk_control.rate_interval`)."""
     latest_audits = (
         select(Decision.id)
         .where(Decision.audit.is_(True))
         .order_by(Decision.id.desc())
         .limit(config.risk_window)
     )
-    changed = session.execute(
-        _first_reviews(Decision.id, _changed_anything()).where(
+    rows = session.execute(
+        _first_reviews(Decision.id, Decision.audit_probability, _changed_anything()).where(
             Decision.id.in_(latest_audits.scalar_subquery())
         )
     ).all()
-    n, k = len(changed), int(sum(row[1] for row in changed))
-    alpha = 1.0 - config.confidence_level
-    low = 0.0 if k == 0 else risk_control.upper_bound(k - 1, n, alpha / 2) if n else 0.0
-    high = risk_control.upper_bound(k, n, 1 - alpha / 2) if n else 1.0
-    return {"n": n, "overrides": k, "rate": k / n if n else None, "low": low, "high": high}
+    # An audit's probability is never 0 (it was drawn with it); 1 keeps a corrupt row counted.
+    interval = risk_control.rate_interval(
+        [row[2] for row in rows],
+        [row[1] if row[1] > 0 else 1.0 for row in rows],
+        config.confidence_level,
+    )
+    return {
+        "n": interval.n,
+        "overrides": interval.overrides,
+        "rate": interval.rate,
+        "low": interval.low,
+        "high": interval.high,
+        "audit_shares": interval.strata,
+    }
 
 
 def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_control.ThresholdChoice:

@@ -35,6 +35,7 @@ class PromiseStatus:
     audit_rate: float | None
     audit_low: float | None
     audit_high: float | None
+    audit_shares: int  # distinct audit probabilities in the window (more than 1: weighted)
     ece: float | None
     brier: float | None
     calibration_verdicts: int
@@ -74,6 +75,7 @@ def promise_status(session: Session) -> PromiseStatus:
         audit_rate=audits.get("rate"),
         audit_low=audits.get("low"),
         audit_high=audits.get("high"),
+        audit_shares=int(audits.get("audit_shares", 1)),
         ece=metrics.get("ece"),
         brier=metrics.get("brier"),
         calibration_verdicts=int(report.get("calibration_verdicts", 0)),

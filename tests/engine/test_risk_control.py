@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from scipy import stats
 
 from bandit.engine import risk_control
 
@@ -108,3 +109,61 @@ def test_more_overrides_lower_the_automation() -> None:
     )
     assert clean.threshold is not None and noisy.threshold is not None
     assert clean.threshold < noisy.threshold
+
+
+# Two periods of auto-eligible slates: (slates, audit share, override chance) each.
+AUDIT_WORLDS = {
+    "share_up_with_the_rate": ((2000, 0.05, 0.02), (2000, 0.25, 0.10)),
+    "share_down_as_the_rate_rises": ((2000, 0.25, 0.02), (2000, 0.05, 0.10)),
+    "a_noisy_week_audited_least": ((400, 0.05, 0.10), (4000, 0.20, 0.01)),
+    "rarely_audited_then_clean": ((2000, 0.02, 0.05), (500, 0.5, 0.0)),
+    "three_shares": ((1000, 0.05, 0.05), (1000, 0.1, 0.02), (1000, 0.3, 0.08)),
+    "one_share": ((1000, 0.05, 0.03), (1000, 0.05, 0.03)),
+}
+AUDIT_SEEDS = 1000
+
+
+def _audit_period_draws(world, seed: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """The realised override rate of every auto-eligible slate, and the audits' verdicts and
+    audit probabilities."""
+    rng = np.random.default_rng(seed)
+    changed, verdicts, probabilities = 0, [], []
+    for slates, share, chance in world:
+        overridden = rng.random(slates) < chance
+        audited = rng.random(slates) < share
+        changed += int(overridden.sum())
+        verdicts.append(overridden[audited])
+        probabilities.append(np.full(int(audited.sum()), share))
+    total = sum(slates for slates, _, _ in world)
+    return changed / total, np.concatenate(verdicts), np.concatenate(probabilities)
+
+
+@pytest.mark.parametrize("world", AUDIT_WORLDS.values(), ids=AUDIT_WORLDS.keys())
+def test_the_audited_override_interval_covers_the_rate_of_every_auto_eligible_slate(
+    world,
+) -> None:
+    errors, covered, truth_above = [], 0, 0
+    for seed in range(AUDIT_SEEDS):
+        truth, verdicts, probabilities = _audit_period_draws(world, seed)
+        interval = risk_control.rate_interval(verdicts, probabilities, CONFIDENCE)
+        assert interval.rate is not None
+        errors.append(interval.rate - truth)
+        covered += interval.low <= truth <= interval.high
+        truth_above += truth > interval.high
+    coverage, above = covered / AUDIT_SEEDS, truth_above / AUDIT_SEEDS
+    bias, spread = float(np.mean(errors)), float(np.std(errors))
+    print(f"coverage {coverage:.3f}, truth above the interval {above:.3f}, bias {bias:+.5f}")
+    # Three Monte-Carlo standard errors on each figure.
+    assert abs(bias) <= 3 * spread / np.sqrt(AUDIT_SEEDS)
+    assert coverage >= CONFIDENCE - 3 * np.sqrt(CONFIDENCE * (1 - CONFIDENCE) / AUDIT_SEEDS)
+    tail = (1 - CONFIDENCE) / 2
+    assert above <= tail + 3 * np.sqrt(tail * (1 - tail) / AUDIT_SEEDS)
+
+
+@pytest.mark.parametrize(("overrides", "n"), [(0, 30), (1, 30), (7, 120), (30, 30)])
+def test_equal_weights_give_the_exact_binomial_interval(overrides: int, n: int) -> None:
+    interval = risk_control.rate_interval(np.arange(n) < overrides, np.full(n, 0.05), CONFIDENCE)
+    reference = stats.binomtest(overrides, n).proportion_ci(CONFIDENCE, method="exact")
+    assert interval.rate == pytest.approx(overrides / n)
+    assert interval.low == pytest.approx(reference.low, abs=1e-12)
+    assert interval.high == pytest.approx(reference.high, abs=1e-12)

@@ -8,7 +8,7 @@ direct formulas for ECE and Brier).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytest
@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import CuratorAction, Decision, ModelVersion, RiskThreshold
-from bandit.engine.vocabulary import ApprovalRole
-from bandit.services import accounts, decisions, review, trust_status
+from bandit.engine.vocabulary import ApprovalRole, CuratorVerdict
+from bandit.services import accounts, configs, decisions, review, trust, trust_status
 from bandit.services.approval_store import approval_from
 from bandit.services.learner_cache import LearnerCache
 from bandit.services.runtime import EngineRuntime
@@ -167,6 +167,61 @@ def _check_audit_interval(session_factory: sessionmaker[Session], log: HandLog) 
     assert (status.audits, status.audit_overrides) == (n, k)
     assert status.audit_low == pytest.approx(reference.low, abs=1e-12)
     assert status.audit_high == pytest.approx(reference.high, rel=1e-9)
+
+
+def test_audits_drawn_at_two_shares_count_for_the_slates_each_stands_for(
+    session_factory: sessionmaker[Session], learned: tuple[HandLog, str]
+) -> None:
+    """The audit share fell from 0.2 to 0.05 inside the window: an audit of the later weeks
+    stands for 20 auto-delivered slates, not 5, and the interval is the two shares' exact
+    intervals at 1 - 0.1 / 4 each, weighted by the slates they stand for (scipy's binomtest)."""
+    with session_factory() as session:
+        audits = session.scalars(
+            select(Decision.id).where(Decision.audit.is_(True)).order_by(Decision.id)
+        ).all()
+        later, changed = audits[:25], [*audits[:5], *audits[-3:]]
+        session.execute(
+            update(Decision).where(Decision.id.in_(later)).values(audit_probability=0.05)
+        )
+        session.execute(
+            update(CuratorAction)
+            .where(CuratorAction.decision_id.in_(changed), CuratorAction.position == 0)
+            .values(verdict=CuratorVerdict.REMOVED)
+        )
+        session.commit()
+        summary = trust.audit_summary(session, configs.active_config(session)[1])
+    strata = {0.05: (5, 25), AUDIT_PROBABILITY: (3, len(audits) - 25)}
+    stands_for = {p: n / p for p, (_, n) in strata.items()}
+    total = sum(stands_for.values())
+    rate = sum(stands_for[p] / total * k / n for p, (k, n) in strata.items())
+    cis = {
+        p: stats.binomtest(k, n).proportion_ci(1 - (1 - CONFIDENCE) / 2, method="exact")
+        for p, (k, n) in strata.items()
+    }
+    low = sum(stands_for[p] / total * ci.low for p, ci in cis.items())
+    high = sum(stands_for[p] / total * ci.high for p, ci in cis.items())
+    print(f"system {summary}")
+    print(f"reference rate {rate:.5f} [{low:.5f}, {high:.5f}]; unweighted {8 / len(audits):.5f}")
+    assert (summary["n"], summary["overrides"], summary["audit_shares"]) == (len(audits), 8, 2)
+    assert summary["rate"] == pytest.approx(rate)
+    assert summary["low"] == pytest.approx(low, abs=1e-12)
+    assert summary["high"] == pytest.approx(high, rel=1e-9)
+    assert summary["rate"] > 1.4 * 8 / len(audits)  # the later audits count 4x, 5 changed
+
+
+def test_the_settings_sentence_says_when_audits_were_weighted(
+    session_factory: sessionmaker[Session], learned: tuple[HandLog, str]
+) -> None:
+    with session_factory() as session:
+        status = trust_status.promise_status(session)
+    one_share = next(line for line in promise.today_sentences(status) if "audits" in line)
+    two_shares = next(
+        line
+        for line in promise.today_sentences(replace(status, audit_shares=2))
+        if "audits" in line
+    )
+    assert "audit share changed" not in one_share
+    assert "audit share changed" in two_shares and f"of {status.audits} audits" in two_shares
 
 
 def _check_calibration(session_factory: sessionmaker[Session]) -> None:
