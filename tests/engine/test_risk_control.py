@@ -79,6 +79,47 @@ def test_starting_the_sequence_on_more_evidence_automates_at_least_as_much(
         assert default_start > 2 * smallest_start  # where the n_min start fails on the top
 
 
+def _drifted_window(rng: np.random.Generator, slates: int, drift: float, audit_share: float):
+    """A window of two halves: everything reviewed (weight 1), then curators stricter by
+    `drift` while slates scored >= 0.6 go out automatically, audited at `audit_share`. The
+    weights then go with the outcome: the weight-1 reviews above a threshold are the older,
+    cleaner ones. Returns the whole stream and the evidence."""
+    cut = 0.6
+    early, late = rng.random(slates), rng.random(slates)
+    early_changed = rng.random(slates) < 0.3 * (1 - early) ** 2
+    late_changed = rng.random(slates) < drift + 0.3 * (1 - late) ** 2
+    reviewed = (late < cut) | (rng.random(slates) < audit_share)
+    late_weights = np.where(late < cut, 1.0, 1.0 / audit_share)
+    stream = (np.r_[early, late], np.r_[early_changed, late_changed])
+    evidence = (
+        np.r_[early, late[reviewed]],
+        np.r_[early_changed, late_changed[reviewed]],
+        np.r_[np.ones(slates), late_weights[reviewed]],
+    )
+    return stream, evidence
+
+
+@pytest.mark.parametrize(("slates", "drift", "audit_share"), [(750, 0.03, 0.2), (2000, 0.05, 0.1)])
+def test_the_target_holds_when_curators_drift_and_audits_carry_the_top(
+    slates: int, drift: float, audit_share: float
+) -> None:
+    violations = automated = 0
+    for seed in range(SEEDS):
+        (scores, changed), evidence = _drifted_window(
+            np.random.default_rng(seed), slates, drift, audit_share
+        )
+        choice = risk_control.choose_threshold(*evidence, TARGET, CONFIDENCE)
+        if choice.threshold is None:
+            continue
+        automated += 1
+        # The truth: the realised override rate of the window's slates above the threshold.
+        violations += changed[scores >= choice.threshold].mean() > TARGET
+    allowed = 1 - CONFIDENCE
+    print(f"automated in {automated}/{SEEDS} seeds, violations {violations / SEEDS:.4f}")
+    assert automated > SEEDS // 5
+    assert violations / SEEDS <= allowed + 3 * np.sqrt(allowed * (1 - allowed) / SEEDS)
+
+
 def test_with_too_little_evidence_nothing_is_automated() -> None:
     for n in (0, 1, 10, 40):
         choice = risk_control.choose_threshold(
