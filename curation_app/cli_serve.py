@@ -116,7 +116,8 @@ def learn(
         report = learning.learn_pending(session)
         session.commit()
     click.echo(
-        f"learned {report.rounds_learned} rounds from {report.verdicts} verdicts and "
+        f"learned {report.rounds_learned} bandit rounds and {report.imitation_rounds} imitation "
+        f"rounds from {report.verdicts} verdicts and "
         f"{report.rewards} rewards ({report.rewards_not_fed} not given to the policy, "
         f"{report.defaults_assigned} default rewards assigned); model version "
         f"{report.model_version if report.model_version is not None else 'unchanged'}"

@@ -91,6 +91,7 @@ def run_pass(
     summary: dict[str, object] = {
         "learned_at": now.isoformat(),
         "rounds": report.rounds_learned,
+        "imitation_rounds": report.imitation_rounds,
         "verdicts": report.verdicts,
         "rewards": report.rewards,
         "model_version": report.model_version,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bandit.engine.vocabulary import ApprovalStatus
-from bandit.services.trust import MIN_CALIBRATION_VERDICTS
+from bandit.services.trust import MIN_CALIBRATION_VERDICTS, SCORED_REVIEWS
 from bandit.services.trust_status import PromiseStatus
 
 # When the audit share changed inside the window, audits of different weeks stand for
@@ -39,15 +39,16 @@ def today_sentences(status: PromiseStatus) -> list[str]:
         )
     elif status.threshold is None:
         lines.append(
-            f"Not enough evidence yet ({status.evidence} reviewed slates) to bound the override "
-            "rate below the target: nothing is delivered automatically."
+            f"Not enough evidence yet ({status.evidence} {SCORED_REVIEWS}; a slate decided "
+            "before the first approval model has no score and is no evidence) to bound the "
+            "override rate below the target: nothing is delivered automatically."
         )
     else:
         lines.append(
             f"{_percent(status.projected_automation)} of recent decisions would be delivered "
             f"automatically (approval threshold {status.threshold:.2f}; upper bound on their "
             f"override rate {_percent(status.bound)} from {status.bound_slates} reviewed slates "
-            f"at or above it, of {status.evidence} in the window)."
+            f"at or above it, of {status.evidence} {SCORED_REVIEWS} in the window)."
         )
     if status.audits:
         lines.append(

@@ -39,6 +39,8 @@ from bandit.services.learner_cache import LearnerCache
 
 # Fewer held-out verdicts than this cannot calibrate a probability worth automating on.
 MIN_CALIBRATION_VERDICTS = 100
+# The bound's evidence: slates decided before any approval model carry no score.
+SCORED_REVIEWS = "reviewed slates scored when decided"
 CALIBRATION_WINDOW = 600  # most recent held-out positions used to fit the calibration
 EVALUATION_WINDOW = 600  # most recent evidence positions used for ECE, Brier, the diagram
 LEARNER_ACTOR = "learner"
@@ -52,7 +54,7 @@ class TrustReport:
     trained_verdicts: int
     calibration_verdicts: int
     threshold: float | None
-    evidence: int  # reviewed slates in the window
+    evidence: int  # reviewed slates in the window with an approval score logged when decided
     bound: float | None
     ece: float | None
     brier: float | None
@@ -70,13 +72,13 @@ class TrustReport:
         if self.threshold is None:
             return (
                 f"approval model calibrated (ECE {_number(self.ece)}); too little evidence "
-                f"({self.evidence} reviewed slates) to bound the override rate: "
+                f"({self.evidence} {SCORED_REVIEWS}) to bound the override rate: "
                 "nothing is delivered automatically"
             )
         return (
             f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
-            f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} in the "
-            f"window; ECE {_number(self.ece)})"
+            f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} "
+            f"{SCORED_REVIEWS} in the window; ECE {_number(self.ece)})"
         )
 
 

@@ -27,7 +27,7 @@ class PromiseStatus:
     model_version: int | None
     threshold: float | None
     projected_automation: float | None
-    evidence: int  # reviewed slates in the window
+    evidence: int  # reviewed slates in the window with an approval score logged when decided
     bound: float | None
     bound_slates: int  # reviewed slates at or above the threshold: the bound's sample
     audits: int

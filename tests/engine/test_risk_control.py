@@ -105,10 +105,10 @@ def test_the_target_holds_when_curators_drift_and_audits_carry_the_top(
 ) -> None:
     violations = automated = 0
     for seed in range(SEEDS):
-        (scores, changed), evidence = _drifted_window(
+        (scores, changed), (evidence, overridden, weights) = _drifted_window(
             np.random.default_rng(seed), slates, drift, audit_share
         )
-        choice = risk_control.choose_threshold(*evidence, TARGET, CONFIDENCE)
+        choice = risk_control.choose_threshold(evidence, overridden, weights, TARGET, CONFIDENCE)
         if choice.threshold is None:
             continue
         automated += 1

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import ImitationExample
 from bandit.engine.config import PolicyConfig
@@ -17,6 +19,7 @@ from bandit.services import apprentice, configs, decisions, learning, review
 from bandit.services.accounts import find_curator
 from bandit.services.review import ItemVerdict
 from bandit.services.runtime import EngineRuntime
+from curation_app.cli import main
 from tests.conftest import DemoCatalog
 
 # Every in-stock item is a candidate, so the test isolates what VW learns from pruning.
@@ -111,3 +114,24 @@ def test_apprentice_mode_imitates_and_reports_a_rising_match_rate(
         if e.position == 0
     ]
     assert not position_zero[0] and sum(position_zero[-5:]) >= 4, position_zero
+
+
+def test_hitl_learn_says_how_many_imitation_rounds_it_learned(
+    session: Session,
+    session_factory: sessionmaker[Session],  # the session commits, for the CLI to read
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+    database_url: str,
+) -> None:
+    runtime, context, curator_id, wanted = _setup(
+        session, demo_catalog, curator_account, "apprentice"
+    )
+    session.rollback()
+    _curate_towards(session, runtime, context, curator_id, wanted)
+    session.commit()
+    session.close()
+    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    # Apprentice mode learns no bandit round; before, the line read "learned 0 rounds".
+    learned = re.search(r"learned 0 bandit rounds and (\d+) imitation rounds", result.output)
+    assert learned is not None and int(learned.group(1)) >= 1, result.output

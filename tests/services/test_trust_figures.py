@@ -154,6 +154,29 @@ def test_the_settings_sentence_names_the_slates_its_bound_rests_on(
     assert f"on {n} reviewed slates" in output
 
 
+def test_reviews_decided_before_any_approval_model_are_named_as_no_evidence(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, database_url: str
+) -> None:
+    """450 slates reviewed, none scored when decided (no approval model yet): the bound has
+    no evidence, and the page and `hitl learn` say which slates count, not '0 reviewed'."""
+    log = _design()
+    _build(session_factory, demo_catalog, log)
+    with session_factory() as session:
+        session.execute(update(Decision).values(approval_probability=None))
+        session.commit()
+    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    with session_factory() as session:
+        status = trust_status.promise_status(session)
+    sentence = promise.today_sentences(status)[0]
+    print(sentence)
+    print(result.output)
+    assert status.status == "ready" and status.threshold is None and status.evidence == 0
+    assert "0 reviewed slates scored when decided" in sentence and "no score" in sentence
+    assert "(0 reviewed slates scored when decided)" in result.output
+    assert "(0 reviewed slates)" not in sentence + result.output
+
+
 def _check_audit_interval(session_factory: sessionmaker[Session], log: HandLog) -> None:
     """The audited override rate and its interval: the audits' exact binomial interval."""
     with session_factory() as session:
