@@ -12,7 +12,7 @@ from flask.typing import ResponseReturnValue
 from matplotlib.figure import Figure
 
 from bandit.db.models import utcnow
-from bandit.engine.quality import CuratorStats
+from bandit.engine.quality import MIN_SHIFT_TASKS, SHIFT_GAP, CuratorStats
 from bandit.services.curator_quality import quality_report
 from curation_app.auth import admin_required
 from curation_app.db import get_session
@@ -57,11 +57,13 @@ def index() -> ResponseReturnValue:
         windows=WINDOWS_DAYS,
         percent=percent,
         number=number,
+        shift_gap_hours=f"{SHIFT_GAP.total_seconds() / 3600:g}",
+        min_shift_tasks=MIN_SHIFT_TASKS,
     )
 
 
 def drift_figure(curators: list[CuratorStats]) -> Figure:
-    """Per curator, acceptance and seconds per task in the first vs last third of their tasks."""
+    """Per curator, acceptance and seconds per task in the first vs last third of their shifts."""
     # Figure, not pyplot: pyplot keeps global state that threads of one server would share.
     figure = Figure(figsize=(7.2, 3.0), dpi=100, layout="constrained")
     acceptance, seconds = figure.subplots(1, 2)
@@ -83,14 +85,14 @@ def drift_figure(curators: list[CuratorStats]) -> Figure:
             x - width / 2,
             [getattr(c, first) for c in curators],
             width,
-            label="first third",
+            label="first third of shifts",
             color="#9db4f0",
         )
         axes.bar(
             x + width / 2,
             [getattr(c, last) for c in curators],
             width,
-            label="last third",
+            label="last third of shifts",
             color="#2f5bd3",
         )
         axes.set_xticks(x, names, rotation=30, fontsize="small")

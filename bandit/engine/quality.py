@@ -2,6 +2,12 @@
 
 Pure functions over plain records (numpy only), so the console and notebooks compute the
 same numbers. Verdicts are per slate position: "kept", "removed" or "swapped".
+
+Drift is measured inside shifts: a curator's tasks, in the order they were submitted, start
+a new shift wherever `SHIFT_GAP` (2 hours) or more passed without a submit. The first third of
+every shift is pooled and compared with the pooled last third of every shift; a shift of fewer
+than `MIN_SHIFT_TASKS` tasks has no distinct first and last third and is left out of drift
+(its tasks still count in every other rate).
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 
@@ -18,6 +24,11 @@ from bandit.engine.vocabulary import CuratorVerdict
 
 VERDICT_LABELS = tuple(CuratorVerdict)
 NAN = float("nan")
+# No submit for this long ends a curator's shift: longer than a meal break, shorter than the
+# night between two working days.
+SHIFT_GAP = timedelta(hours=2)
+# A shift needs this many tasks to have a first and a last third that are not the same task.
+MIN_SHIFT_TASKS = 3
 
 
 def cohens_kappa(
@@ -85,7 +96,11 @@ class PairAgreement:
 
 @dataclass(frozen=True)
 class CuratorStats:
-    """One curator's rates, speed and drift from the first to the last third of their tasks."""
+    """One curator's rates, speed, and drift from the first to the last third of their shifts.
+
+    The `*_first_third` and `*_last_third` fields pool those thirds over the
+    `shifts_compared` shifts of at least `MIN_SHIFT_TASKS` tasks, out of `shifts` in all.
+    """
 
     curator: str
     tasks: int
@@ -95,6 +110,8 @@ class CuratorStats:
     removal_rate: float
     override_rate: float
     median_seconds: float
+    shifts: int
+    shifts_compared: int
     acceptance_first_third: float
     acceptance_last_third: float
     seconds_first_third: float
@@ -151,12 +168,31 @@ def _share(verdicts: Sequence[str], label: str) -> float:
     return float(np.mean([v == label for v in verdicts])) if verdicts else NAN
 
 
-def _thirds(items: Sequence[ReviewRecord]) -> tuple[list[ReviewRecord], list[ReviewRecord]]:
-    # Fewer than three tasks have no distinct first and last third to compare.
-    if len(items) < 3:
-        return [], []
-    chunks = np.array_split(np.arange(len(items)), 3)
-    return [items[i] for i in chunks[0]], [items[i] for i in chunks[-1]]
+def split_shifts(
+    own: Sequence[ReviewRecord], gap: timedelta = SHIFT_GAP
+) -> list[list[ReviewRecord]]:
+    """One curator's tasks, in submit order, cut into shifts wherever `gap` or more passes."""
+    shifts: list[list[ReviewRecord]] = []
+    for record in own:
+        if not shifts or record.completed_at - shifts[-1][-1].completed_at >= gap:
+            shifts.append([])
+        shifts[-1].append(record)
+    return shifts
+
+
+def _shift_thirds(
+    shifts: Sequence[Sequence[ReviewRecord]],
+) -> tuple[list[ReviewRecord], list[ReviewRecord]]:
+    # Pooled over shifts, so a long shift weighs more than a short one, as its tasks do.
+    first: list[ReviewRecord] = []
+    last: list[ReviewRecord] = []
+    for shift in shifts:
+        if len(shift) < MIN_SHIFT_TASKS:
+            continue
+        chunks = np.array_split(np.arange(len(shift)), 3)
+        first.extend(shift[i] for i in chunks[0])
+        last.extend(shift[i] for i in chunks[-1])
+    return first, last
 
 
 def _acceptance(records: Sequence[ReviewRecord]) -> float:
@@ -168,6 +204,7 @@ def _median_seconds(records: Sequence[ReviewRecord]) -> float:
 
 
 def _agreement_share(records: Sequence[ReviewRecord], partner: dict[int, ReviewRecord]) -> float:
+    # Only the double-reviewed tasks among `records` have a partner to agree with.
     matches = [
         record.verdicts[p] == partner[record.task_id].verdicts.get(p)
         for record in records
@@ -178,7 +215,7 @@ def _agreement_share(records: Sequence[ReviewRecord], partner: dict[int, ReviewR
 
 
 def curator_stats(records: Sequence[ReviewRecord]) -> list[CuratorStats]:
-    """Per curator: verdict rates, override rate, median seconds per task, and drift."""
+    """Per curator: verdict rates, override rate, median seconds per task, and shift drift."""
     partner: dict[int, ReviewRecord] = {}
     for one, two in double_reviewed_pairs(records):
         partner[one.task_id], partner[two.task_id] = two, one
@@ -190,9 +227,8 @@ def curator_stats(records: Sequence[ReviewRecord]) -> list[CuratorStats]:
         own.sort(key=lambda r: (r.completed_at, r.task_id))
         verdicts = [v for r in own for v in r.verdicts.values()]
         verified = [r.overturned for r in own if r.overturned is not None]
-        first, last = _thirds(own)
-        doubled = [r for r in own if r.task_id in partner]
-        first_doubled, last_doubled = _thirds(doubled)
+        shifts = split_shifts(own)
+        first, last = _shift_thirds(shifts)
         stats.append(
             CuratorStats(
                 curator=curator,
@@ -203,12 +239,14 @@ def curator_stats(records: Sequence[ReviewRecord]) -> list[CuratorStats]:
                 removal_rate=_share(verdicts, CuratorVerdict.REMOVED),
                 override_rate=float(np.mean(verified)) if verified else NAN,
                 median_seconds=_median_seconds(own),
+                shifts=len(shifts),
+                shifts_compared=sum(len(shift) >= MIN_SHIFT_TASKS for shift in shifts),
                 acceptance_first_third=_acceptance(first),
                 acceptance_last_third=_acceptance(last),
                 seconds_first_third=_median_seconds(first),
                 seconds_last_third=_median_seconds(last),
-                agreement_first_third=_agreement_share(first_doubled, partner),
-                agreement_last_third=_agreement_share(last_doubled, partner),
+                agreement_first_third=_agreement_share(first, partner),
+                agreement_last_third=_agreement_share(last, partner),
             )
         )
     return stats

@@ -10,7 +10,14 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.engine.quality import ReviewRecord, agreement_by_pair, cohens_kappa, curator_stats
+from bandit.engine.quality import (
+    SHIFT_GAP,
+    ReviewRecord,
+    agreement_by_pair,
+    cohens_kappa,
+    curator_stats,
+    split_shifts,
+)
 from bandit.services import accounts, decisions, review
 from bandit.services.runtime import EngineRuntime
 from tests.api_support import activate_config
@@ -124,6 +131,82 @@ def test_agreement_over_a_shift_falls_when_late_reviews_disagree() -> None:
     assert (cy.agreement_first_third, cy.agreement_last_third) == (1.0, 0.0)
 
 
+def test_drift_compares_the_early_and_late_part_of_every_shift() -> None:
+    """Three 8-hour shifts a day apart; in each, 20 tasks kept in 10 s, then 10 removed in 30 s.
+
+    Split over all 90 tasks, the first third is shift 1 and the last third shift 3, each
+    20 kept and 10 removed: 67% -> 67%, 10 s -> 10 s, and the fatigue is invisible. Split
+    per shift and pooled, the first third of every shift is kept, the last third removed.
+    """
+    records = [
+        record(
+            day * 100 + k,
+            "eve",
+            day * 24 * 60 + 16 * k,
+            ["kept" if k < 20 else "removed"],
+            seconds=10.0 if k < 20 else 30.0,
+        )
+        for day in range(3)
+        for k in range(30)
+    ]
+    (eve,) = curator_stats(records)
+    assert eve.tasks == 90 and eve.acceptance_rate == pytest.approx(2 / 3)
+    assert (eve.acceptance_first_third, eve.acceptance_last_third) == (1.0, 0.0)
+    assert (eve.seconds_first_third, eve.seconds_last_third) == (10.0, 30.0)
+
+
+def test_a_shift_ends_after_two_hours_without_a_submit() -> None:
+    gap = int(SHIFT_GAP.total_seconds() // 60)
+    minutes = [0, 30, 30 + gap - 1, 30 + 2 * gap - 1, 30 + 2 * gap]
+    own = [record(i, "fay", m, ["kept"]) for i, m in enumerate(minutes)]
+    assert [[r.task_id for r in shift] for shift in split_shifts(own)] == [[0, 1, 2], [3, 4]]
+
+
+def test_short_shifts_are_left_out_of_drift_and_counted_elsewhere() -> None:
+    """Shift 1: kept, kept, removed (10, 10, 30 s). Shift 2, the next day: two removed tasks."""
+    records = [
+        record(1, "gus", 0, ["kept"], seconds=10.0),
+        record(2, "gus", 20, ["kept"], seconds=10.0),
+        record(3, "gus", 40, ["removed"], seconds=30.0),
+        record(4, "gus", 24 * 60, ["removed"], seconds=50.0),
+        record(5, "gus", 24 * 60 + 20, ["removed"], seconds=50.0),
+    ]
+    (gus,) = curator_stats(records)
+    assert (gus.tasks, gus.shifts, gus.shifts_compared) == (5, 2, 1)
+    assert gus.acceptance_rate == pytest.approx(2 / 5)
+    assert (gus.acceptance_first_third, gus.acceptance_last_third) == (1.0, 0.0)
+    assert (gus.seconds_first_third, gus.seconds_last_third) == (10.0, 30.0)
+    (lone,) = curator_stats(records[3:])
+    assert lone.shifts_compared == 0 and math.isnan(lone.acceptance_first_third)
+
+
+def test_one_long_shift_is_split_into_its_own_thirds() -> None:
+    """Nine tasks 30 minutes apart: one shift, thirds of three tasks each."""
+    verdicts = ["kept"] * 3 + ["swapped"] * 3 + ["removed"] * 3
+    records = [record(i, "hal", 30 * i, [v], seconds=5.0 * (i + 1)) for i, v in enumerate(verdicts)]
+    (hal,) = curator_stats(records)
+    assert (hal.shifts, hal.shifts_compared) == (1, 1)
+    assert (hal.acceptance_first_third, hal.acceptance_last_third) == (1.0, 0.0)
+    assert (hal.seconds_first_third, hal.seconds_last_third) == (10.0, 40.0)
+
+
+def test_agreement_drift_places_each_double_review_in_its_shift() -> None:
+    """Two shifts of six tasks; only the first and the last task of each is reviewed again,
+    agreeing early and disagreeing late in both shifts."""
+    records = []
+    for day in range(2):
+        for k in range(6):
+            task_id = day * 10 + k
+            records.append(record(task_id, "ivy", day * 24 * 60 + 20 * k, ["kept"]))
+            if k in (0, 5):
+                second = "kept" if k == 0 else "removed"
+                records.append(
+                    record(100 + task_id, "jon", 0, [second], decision_id=task_id, review_round=2)
+                )
+    ivy = next(c for c in curator_stats(records) if c.curator == "ivy")
+    assert (ivy.agreement_first_third, ivy.agreement_last_third) == (1.0, 0.0)
+
+
 @pytest.fixture
 def reviewed_twice(
     session: Session, session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
@@ -153,6 +236,9 @@ def test_quality_page_shows_admins_the_numbers(
     # All removed vs all kept: no agreement, and no chance agreement either, so kappa is 0.
     assert 'id="quality-kappa">0.00<' in page
     assert "first-stylist &amp; second-stylist" in page
+    # The drift wording names the shift rule the engine uses; one task each is no shift to split.
+    assert "shift ends when\n2 hours pass without a submit" in page
+    assert "Shifts of fewer than 3 tasks" in page and "<td>0 of 1</td>" in page
     chart = admin.get("/quality/drift.svg")
     assert chart.status_code == 200 and chart.mimetype == "image/svg+xml"
     assert "/quality" in admin.get("/dashboard").get_data(as_text=True)
