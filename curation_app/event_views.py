@@ -285,9 +285,13 @@ def _lifecycle(
 ) -> list[dict[str, Any]]:
     """Every step the event went through, with its time, in order."""
     steps: list[tuple[datetime, str]] = [(decision.created_at, LifecycleStatus.CREATED)]
-    if task is not None and task.claimed_at is not None:
-        if decision.delivered_at is None or task.claimed_at <= decision.delivered_at:
-            steps.append((task.claimed_at, LifecycleStatus.IN_REVIEW))
+    # The review started at the first claim: a release, a lease run out or an undo starts a
+    # new lease (claimed_at) but not a new review. A task claimed by a worker that predates
+    # first_claimed_at has only claimed_at.
+    started = None if task is None else task.first_claimed_at or task.claimed_at
+    # A claim after the delivery (review-after) checks a slate the customer already has.
+    if started is not None and (decision.delivered_at is None or started <= decision.delivered_at):
+        steps.append((started, LifecycleStatus.IN_REVIEW))
     if decision.delivered_at is not None:
         steps.append((decision.delivered_at, LifecycleStatus.DELIVERED))
     steps += [(c.created_at, LifecycleStatus.CORRECTED) for c in corrections]

@@ -245,7 +245,11 @@ class ReviewTask(Base):
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)
     leased_until: Mapped[datetime | None] = mapped_column(nullable=True)
+    # The current lease's start ("held since": the console caps the review time by it); every
+    # claim and an undo set it anew. The first claim, kept through releases, lease expiries
+    # and undos, is when the review started: the event's in_review step.
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    first_claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

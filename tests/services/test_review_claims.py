@@ -1,15 +1,18 @@
 """Claiming review tasks: concurrent curators never hold the same task."""
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import utcnow
+from bandit.engine.config import PolicyConfig
 from bandit.engine.vocabulary import TaskStatus
-from bandit.services import accounts, decisions, review
+from bandit.services import accounts, configs, decisions, review
+from bandit.services.review.skips import claim_chosen
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -101,3 +104,39 @@ def test_submit_after_losing_the_lease_is_refused_and_changes_nothing(
     # The same submit again (a double click) is accepted once and records nothing new.
     assert not review.submit_review(session, task.id, bob, taken.lease_token or "", verdicts, 10.0)
     session.commit()
+
+
+def test_every_claim_and_an_undo_start_a_new_lease_but_the_first_claim_is_kept(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    configs.save_config(session, PolicyConfig(routing_mode="review_before"), "test", activate=True)
+    alice, bob = (accounts.add_curator(session, name, "long-enough-pw").id for name in "ab")
+    decision, _ = decisions.rank(
+        session,
+        EngineRuntime(np.random.default_rng(0)),
+        decisions.RankRequest(context=demo_catalog.customers[0]),
+    )
+    session.commit()
+    start = utcnow()
+
+    def at(seconds: int) -> datetime:
+        return start + timedelta(seconds=seconds)
+
+    task = review.claim_next(session, alice, at(0))
+    session.commit()
+    assert task is not None and (task.claimed_at, task.first_claimed_at) == (at(0), at(0))
+    review.release(session, task.id, alice, at(10))
+    session.commit()
+    # The queue page's claim of a chosen task, by a colleague.
+    chosen = claim_chosen(session, task.id, bob, at(20))
+    session.commit()
+    assert chosen is not None and (chosen.claimed_at, chosen.first_claimed_at) == (at(20), at(0))
+    verdicts = [review.ItemVerdict(p.position, "keep") for p in decision.proposed]
+    assert review.submit_review(
+        session, task.id, bob, chosen.lease_token or "", verdicts, 5.0, at(30)
+    )
+    session.commit()
+    reopened = undo_submit(session, task.id, bob, at(40))
+    session.commit()
+    # claimed_at is "held since", from which the console caps the review time: the undo's.
+    assert (reopened.claimed_at, reopened.first_claimed_at) == (at(40), at(0))

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, Select, bindparam, select, update
+from sqlalchemy import BindParameter, Integer, Select, bindparam, func, select, update
 from sqlalchemy.orm import Session, defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.sql.dml import ReturningUpdate
@@ -177,6 +177,7 @@ def _lease_update() -> ReturningUpdate[ReviewTask]:
             lease_token=bindparam("new_lease_token"),
             leased_until=bindparam("lease_until"),
             claimed_at=bindparam("now"),
+            first_claimed_at=func.coalesce(ReviewTask.first_claimed_at, _now_param()),
         )
         .returning(ReviewTask)
     )

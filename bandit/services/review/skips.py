@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import ReviewTask, TaskSkip, utcnow
@@ -79,6 +79,7 @@ def claim_chosen(
             lease_token=uuid.uuid4().hex,
             leased_until=now + timedelta(seconds=config.review_lease_seconds),
             claimed_at=now,
+            first_claimed_at=func.coalesce(ReviewTask.first_claimed_at, now),
         )
         .execution_options(synchronize_session=False)
     )

@@ -112,6 +112,8 @@ def undo_submit(
     task.completed_at = None
     task.lease_token = uuid.uuid4().hex
     task.leased_until = now + timedelta(seconds=config.review_lease_seconds)
+    # "Held since", from which the console times the second review; first_claimed_at keeps
+    # when the review started, the event's in_review step.
     task.claimed_at = now
     session.flush()
     return task
