@@ -108,7 +108,7 @@ def _promise(session: Session) -> Figure:
     low = [_or_nan(a.get("low") if a.get("n") else None) for a in audits]
     high = [_or_nan(a.get("high") if a.get("n") else None) for a in audits]
     axes.plot(versions, automation, marker="o", markersize=3, label="automated share")
-    axes.plot(versions, [r.bound if r.threshold is not None else math.nan for r in rows],
+    axes.plot(versions, [_or_nan(r.bound) if r.threshold is not None else math.nan for r in rows],
               marker=".", label="bound on auto override rate")  # fmt: skip
     axes.plot(versions, rate, marker="s", markersize=3, label="audited override rate")
     axes.fill_between(versions, low, high, alpha=0.2, label="its interval")

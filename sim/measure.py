@@ -112,7 +112,8 @@ def measure_run(
     )
     for decision in session.scalars(every_decision.order_by(Decision.id)):
         audits.append(bool(decision.audit))
-        bound.append(float(bounds.get(decision.model_version, np.nan)))
+        measured = bounds.get(decision.model_version)  # None: that pass tested no threshold
+        bound.append(np.nan if measured is None else float(measured))
         profile = decision.context
         slate_size = len(decision.proposed)
         chance = truth.keep_probability_all(profile)[eligible]

@@ -183,7 +183,11 @@ def study_measures(measures: RunMeasures, target: float | None) -> dict[str, Any
     override = (
         measures.true_override if measures.true_override is not None else np.full(count, np.nan)
     )
-    auto = np.isfinite(override)
+    # The chance a curator would change the slate is known for every slate sent out with no
+    # review first: the auto deliveries, and the audits (reviewed after delivery).
+    audited = measures.audit if measures.audit is not None else np.zeros(count, dtype=bool)
+    auto = np.isfinite(override) & measures.automated
+    audit = np.isfinite(override) & audited
     bound = measures.bound if measures.bound is not None else np.full(count, np.nan)
     finite_bound = bound[np.isfinite(bound)]
     summary = measures.summary(10)
@@ -203,6 +207,8 @@ def study_measures(measures: RunMeasures, target: float | None) -> dict[str, Any
             float(override[tail][auto[tail]].mean()) if auto[tail].any() else None
         ),
         "auto_delivered": int(auto.sum()),
+        # Audits are a random draw from the auto-eligible slates: the same rate, measured apart.
+        "true_override_rate_audited": float(override[audit].mean()) if audit.any() else None,
         "audits": int(measures.audit.sum()) if measures.audit is not None else 0,
         "measured_override_bound_last": float(finite_bound[-1]) if finite_bound.size else None,
         "series": summary["series"],

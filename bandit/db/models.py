@@ -504,8 +504,9 @@ class RiskThreshold(Base):
     evidence: Mapped[int] = mapped_column(Integer)
     n: Mapped[int] = mapped_column(Integer)
     overrides: Mapped[int] = mapped_column(Integer)
-    rate: Mapped[float] = mapped_column(Float)
-    bound: Mapped[float] = mapped_column(Float)
+    # None: no threshold could be tested (no calibrated approval model, too little evidence).
+    rate: Mapped[float | None] = mapped_column(Float, nullable=True)
+    bound: Mapped[float | None] = mapped_column(Float, nullable=True)
     # Share of the window's decisions that the threshold would deliver automatically.
     projected_automation: Mapped[float | None] = mapped_column(Float, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

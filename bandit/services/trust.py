@@ -143,6 +143,11 @@ def update_approval(
     state["status"] = str(status)
     state["threshold"] = None if choice is None else choice.threshold
     state["risk"] = None if choice is None else choice.to_document()
+    # The promise in force, also when nothing could be tested (no calibrated model).
+    state["promise"] = {
+        "target": config.max_override_rate,
+        "confidence_level": config.confidence_level,
+    }
     state["projected_automation"] = projected
     state["audits"] = audit_summary(session, config)
     chosen = None if choice is None else choice.chosen
@@ -164,19 +169,22 @@ def update_approval(
 def record_threshold(
     session: Session, version: int, report: TrustReport, state: dict[str, Any], now: datetime
 ) -> RiskThreshold:
-    """Store the chosen threshold with its evidence and audit it (flushes)."""
+    """Store the chosen threshold with its evidence and audit it (flushes). With no test run
+    (no calibrated model, or too little evidence to test any threshold) the rate and bound
+    are None: nothing was measured."""
     risk = state.get("risk") or {}
     chosen = risk.get("chosen") or {}
+    promise = state["promise"]
     row = RiskThreshold(
         model_version=version,
         threshold=report.threshold,
-        target=float(risk.get("target", 0.0)),
-        confidence_level=float(risk.get("confidence_level", 0.0)),
+        target=float(promise["target"]),
+        confidence_level=float(promise["confidence_level"]),
         evidence=report.evidence,
         n=int(chosen.get("n", 0)),
         overrides=int(chosen.get("overrides", 0)),
-        rate=float(chosen.get("rate", 0.0)),
-        bound=float(chosen.get("bound", 1.0)),
+        rate=chosen.get("rate"),
+        bound=chosen.get("bound"),
         projected_automation=report.projected_automation,
         details={"report": asdict(report), "risk": risk, "audits": state.get("audits")},
         created_at=now,

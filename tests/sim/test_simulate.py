@@ -282,6 +282,38 @@ def test_the_trust_study_reports_its_exact_keys_per_run(tmp_path: Path) -> None:
     # 30 decisions are far too little evidence: the risk-controlled run automates nothing.
     assert runs["trust_risk_0.05"]["automation_rate"] == 0.0
     assert runs["trust_risk_0.05"]["logged_rounds_by_source"]
+    # No run calibrated an approval model in 30 decisions, so no bound was measured (the
+    # baselines never log an approval score); it read 1.0 before.
+    assert all(run["measured_override_bound_last"] is None for run in runs.values())
+    for name, run in runs.items():
+        assert run["auto_delivered"] == round(run["automation_rate"] * run["decisions"]), name
+
+
+def test_audited_slates_are_not_counted_as_auto_deliveries() -> None:
+    from sim.measure import RunMeasures
+    from sim.trust_study import study_measures
+
+    count = 20
+    automated = np.arange(count) < 8
+    audit = (np.arange(count) >= 8) & (np.arange(count) < 10)
+    override = np.where(automated, 0.1, np.where(audit, 0.5, np.nan))
+    zeros = np.zeros(count)
+    measures = RunMeasures(
+        reward=zeros,
+        oracle=zeros,
+        automated=automated,
+        curator_seconds=zeros,
+        held=np.zeros(count, dtype=bool),
+        confidence=zeros,
+        true_override=override,
+        audit=audit,
+        bound=np.full(count, np.nan),
+    )
+    run = study_measures(measures, 0.05)
+    assert run["auto_delivered"] == 8 and run["audits"] == 2
+    assert run["true_override_rate_auto"] == pytest.approx(0.1)
+    assert run["true_override_rate_audited"] == pytest.approx(0.5)
+    assert run["measured_override_bound_last"] is None
 
 
 def test_a_stopped_trust_study_resumes_with_only_the_runs_it_lacks() -> None:
