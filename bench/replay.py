@@ -51,25 +51,30 @@ def _clustered_se(terms: np.ndarray, cluster: np.ndarray) -> float:
     return float(np.sqrt(groups / (groups - 1) * (sums @ sums)) / terms.size)
 
 
+def _slate_ess(w, c):  # type: ignore[no-untyped-def]
+    m = np.bincount(c, weights=w) / np.bincount(c)  # every event code is present here
+    return m.sum() ** 2 / (m @ m)
+
+
 def reference_ips(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
     w = t / p
     terms = w * r
     v, se = terms.mean(), _clustered_se(terms, c)
-    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+    return v, v - Z * se, v + Z * se, _slate_ess(w, c)
 
 
 def reference_snips(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
     w = t / p
     v = (w @ r) / w.sum()
     se = _clustered_se(w * (r - v) * (w.size / w.sum()), c)
-    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+    return v, v - Z * se, v + Z * se, _slate_ess(w, c)
 
 
 def reference_dr(r, p, t, c, q, qt):  # type: ignore[no-untyped-def]
     w = t / p
     terms = qt + w * (r - q)
     v, se = terms.mean(), _clustered_se(terms, c)
-    return v, v - Z * se, v + Z * se, w.sum() ** 2 / (w @ w)
+    return v, v - Z * se, v + Z * se, _slate_ess(w, c)
 
 
 def best_of(repeats: int, run: Callable[[], object]) -> float:

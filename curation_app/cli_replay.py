@@ -90,7 +90,7 @@ def _print_report(report: ReplayReport) -> None:
         per = f" ({report.slate_length} positions)" if report.slate_length > 1 else ""
         click.echo(f"estimand: reward per position of the target's own slates{per}")
     click.echo(f"default estimator: {report.headline} (assumes {ASSUMPTIONS[report.headline]})")
-    click.echo(f"{'estimator':<11} {'value':>8}  {'95% CI':<22} {'ESS':>10}  interval")
+    click.echo(f"{'estimator':<11} {'value':>8}  {'95% CI':<22} {'ESS slates':>10}  interval")
     for name, estimate in report.estimates.items():
         mark = "*" if name == report.headline else " "
         click.echo(

@@ -116,8 +116,18 @@ def standard_error(
     return float(np.sqrt(correction * np.dot(sums, sums)) / n)
 
 
-def effective_sample_size(weight: np.ndarray) -> float:
-    """Kish's effective sample size (sum w)^2 / sum w^2; 0 when no row has weight."""
+def effective_sample_size(weight: np.ndarray, cluster: np.ndarray | None = None) -> float:
+    """Kish's effective sample size (sum w)^2 / sum w^2, in events when clustered; 0 when no
+    row has weight.
+
+    With event codes, each event counts once with the mean weight of its rows, so the ESS is
+    a number of slates (at most the event count, equal to it when every weight is 1), the unit
+    of the thresholds that pick the interval and the warning (docs/replay.md).
+    """
+    if cluster is not None:
+        counts = np.bincount(cluster)
+        present = counts > 0
+        weight = np.bincount(cluster, weights=weight)[present] / counts[present]
     total = float(weight.sum())
     squares = float(np.dot(weight, weight))
     return 0.0 if squares == 0 else total * total / squares
@@ -163,7 +173,8 @@ class IPS:
         """The IPS estimate with its interval and ESS."""
         weight = _clipped(arrays.weight, self.max_weight)
         terms = weight * arrays.reward
-        return _mean_estimate("ips", terms, arrays, effective_sample_size(weight), self.level)
+        ess = effective_sample_size(weight, arrays.cluster)
+        return _mean_estimate("ips", terms, arrays, ess, self.level)
 
 
 @dataclass(frozen=True)
@@ -185,7 +196,7 @@ class SNIPS:
     def estimate(self, arrays: ReplayArrays) -> Estimate:
         """The SNIPS estimate with its delta-method interval and ESS."""
         weight = _clipped(arrays.weight, self.max_weight)
-        ess = effective_sample_size(weight)
+        ess = effective_sample_size(weight, arrays.cluster)
         total = float(weight.sum())
         if total == 0.0:
             # The target never picks a logged action: the data say nothing about it.
@@ -203,7 +214,8 @@ class DM:
 
     No importance weights, so low variance, but biased wherever the reward model is wrong
     (Dudík, Langford & Li, 2011, "Doubly robust policy evaluation and learning"). The interval
-    covers sampling noise of the contexts only, not the model's bias; ESS is n.
+    covers sampling noise of the contexts only, not the model's bias; ESS is the number of
+    events (of rows without event codes).
     """
 
     level: float = 0.95
@@ -215,7 +227,7 @@ class DM:
         """The DM estimate with its interval."""
         if arrays.q_target is None:
             raise ValueError("q_target: DM needs the reward model's predictions")
-        n = arrays.q_target.size
+        n = arrays.q_target.size if arrays.groups is None else arrays.groups
         return _mean_estimate("dm", arrays.q_target, arrays, float(n), self.level)
 
 
@@ -242,7 +254,8 @@ class DR:
             raise ValueError("q_target, q_logged: DR needs the reward model's predictions")
         weight = _clipped(arrays.weight, self.max_weight)
         terms = arrays.q_target + weight * (arrays.reward - arrays.q_logged)
-        return _mean_estimate("dr", terms, arrays, effective_sample_size(weight), self.level)
+        ess = effective_sample_size(weight, arrays.cluster)
+        return _mean_estimate("dr", terms, arrays, ess, self.level)
 
 
 ESTIMATORS = {"ips": IPS, "snips": SNIPS, "dm": DM, "dr": DR}

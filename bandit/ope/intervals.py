@@ -84,25 +84,11 @@ def mean_estimate(
     return Estimate(name, value, low, high, ess, terms.size, method=method)
 
 
-def kish(weight: np.ndarray, cluster: np.ndarray | None = None) -> float:
-    """Kish's effective sample size (sum w)^2 / sum w^2, of per-event weights when clustered.
-
-    With a cluster, each event counts once with its mean weight, so the ESS is in slates.
-    """
-    if cluster is not None:
-        counts = np.bincount(cluster)
-        present = counts > 0
-        weight = np.bincount(cluster, weights=weight)[present] / counts[present]
-    total = float(weight.sum())
-    squares = float(np.dot(weight, weight))
-    return 0.0 if squares == 0 else total * total / squares
-
-
 def ess_warning(name: str, ess: float) -> str | None:
-    """A warning when too few logged slates carry the target's weight."""
+    """A warning when too few logged slates carry the target's weight (`ess` in slates)."""
     if ess >= WARN_ESS:
         return None
     return (
-        f"{name}: effective sample size {ess:.1f} is below {WARN_ESS:.0f}; the target is far "
-        "from the logging policy and this interval may not cover its value"
+        f"{name}: effective sample size {ess:.1f} slates is below {WARN_ESS:.0f}; the target is "
+        "far from the logging policy and this interval may not cover its value"
     )

@@ -10,8 +10,9 @@ Every estimator here is a ratio of row sums, V = sum_i a_i / sum_i b_i:
 Its interval is the cluster-robust one of `bandit.ope.estimators` on the linearised terms
 (a_i - V b_i) n / sum b. With A_g, B_g an event's sums of a and b, the events' centred sums
 are S_g = (n / sum b)(A_g - V B_g), so sum_g S_g^2 needs only sum A_g^2, sum A_g B_g and
-sum B_g^2: each partition returns those, n, the event count and sum w, sum w^2 (for the ESS),
-and adding partitions is adding numbers. IPS and SNIPS are therefore the single-process
+sum B_g^2: each partition returns those, n, the event count and sum m_g, sum m_g^2 with m_g
+an event's mean weight (for the ESS, in slates as on one machine), and adding partitions is
+adding numbers. IPS and SNIPS are therefore the single-process
 numbers up to float rounding.
 
 DM and DR need a reward model. Here it is cross-fitted inside each partition (K folds of that
@@ -151,8 +152,8 @@ class RatioSums:
     aa: float = 0.0  # sum over events of A_g^2
     ab: float = 0.0
     bb: float = 0.0
-    w: float = 0.0
-    ww: float = 0.0
+    w: float = 0.0  # sum over events of m_g, the event's mean weight
+    ww: float = 0.0  # sum over events of m_g^2
 
     def __add__(self, other: RatioSums) -> RatioSums:
         return RatioSums(
@@ -164,22 +165,27 @@ class RatioSums:
         """The sums of per-row terms a, b clustered by event code."""
         a_g = np.bincount(event, weights=a)
         b_g = np.bincount(event, weights=b)
+        counts = np.bincount(event)
+        present = counts > 0
+        m_g = np.bincount(event, weights=w)[present] / counts[present]
         return cls(
             rows=float(a.size),
-            events=float(np.count_nonzero(np.bincount(event))),
+            events=float(np.count_nonzero(present)),
             a=float(a_g.sum()),
             b=float(b_g.sum()),
             aa=float(a_g @ a_g),
             ab=float(a_g @ b_g),
             bb=float(b_g @ b_g),
-            w=float(w.sum()),
-            ww=float(w @ w),
+            w=float(m_g.sum()),
+            ww=float(m_g @ m_g),
         )
 
-    def estimate(self, name: str, level: float, ess_is_rows: bool = False) -> Estimate:
-        """The estimate with its cluster-robust interval, as the single-process estimator."""
+    def estimate(self, name: str, level: float, ess_is_events: bool = False) -> Estimate:
+        """The estimate with its cluster-robust interval, as the single-process estimator;
+        its ESS in slates (the event count itself when `ess_is_events`, as for DM)."""
         n = int(self.rows)
-        ess = self.rows if ess_is_rows else (0.0 if self.ww == 0 else self.w * self.w / self.ww)
+        kish = 0.0 if self.ww == 0 else self.w * self.w / self.ww
+        ess = self.events if ess_is_events else kish
         if self.b == 0.0:
             nan = float("nan")
             return Estimate(name, nan, nan, nan, 0.0, n)
@@ -230,7 +236,7 @@ def combine(parts: list[dict[str, RatioSums]], target: str, level: float) -> Rep
     names = list(parts[0])
     totals = {name: sum((p[name] for p in parts), RatioSums()) for name in names}
     estimates = {
-        name: totals[name].estimate(name, level, ess_is_rows=name == "dm") for name in names
+        name: totals[name].estimate(name, level, ess_is_events=name == "dm") for name in names
     }
     return ReplayReport(int(totals[names[0]].rows), target, estimates)
 

@@ -24,8 +24,17 @@ import pyarrow.compute as pc
 
 from bandit.ope import slate
 from bandit.ope.diagnostics import diagnostics
-from bandit.ope.estimators import DM, DR, IPS, SNIPS, Estimate, ReplayArrays, cluster_count
-from bandit.ope.intervals import IntervalSettings, ess_warning, kish, mean_estimate
+from bandit.ope.estimators import (
+    DM,
+    DR,
+    IPS,
+    SNIPS,
+    Estimate,
+    ReplayArrays,
+    cluster_count,
+    effective_sample_size,
+)
+from bandit.ope.intervals import IntervalSettings, ess_warning, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UNIFORM, uniform_pi_weights
 from bandit.ope.reward_choice import per_source
@@ -193,19 +202,21 @@ def _slate_estimate(
         weights = slate.SlateWeights(ratio, np.ones_like(ratio), ratio)
     else:
         weights = slate_weights
+    # Every ESS is in slates: Kish's over each event's mean weight (docs/replay.md).
     if name == "sips":
-        terms, ess = slate.sips_terms(arrays, weights), kish(weights.slate, arrays.event)
+        terms, ess_weight = slate.sips_terms(arrays, weights), weights.slate
     elif name == "rips":
-        terms, ess = slate.rips_terms(arrays, weights), kish(weights.prefix)
+        terms, ess_weight = slate.rips_terms(arrays, weights), weights.prefix
     elif name == "cascade-dr":
-        terms, ess = slate.cascade_dr_terms(arrays, weights), kish(weights.prefix)
+        terms, ess_weight = slate.cascade_dr_terms(arrays, weights), weights.prefix
     elif name == "switch-dr":
         terms = slate.switch_dr_terms(arrays, weights, options.switch_threshold)
-        ess = kish(np.where(weights.prefix <= options.switch_threshold, weights.prefix, 0.0))
+        ess_weight = np.where(weights.prefix <= options.switch_threshold, weights.prefix, 0.0)
     else:
         terms = slate.iips_terms(arrays, options.max_weight)
         assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
-        ess = kish(arrays.marginal_target / arrays.marginal_propensity)
+        ess_weight = arrays.marginal_target / arrays.marginal_propensity
+    ess = effective_sample_size(ess_weight, arrays.event)
     return mean_estimate(name, terms, arrays.event, ess, intervals, groups), terms
 
 
@@ -225,7 +236,8 @@ def _pi_estimate(
         )
     weight = uniform_pi_weights(log, target, options.max_weight)
     terms = weight * log.reward
-    return mean_estimate("pi", terms, log.event, kish(weight, log.event), intervals, groups), terms
+    ess = effective_sample_size(weight, log.event)
+    return mean_estimate("pi", terms, log.event, ess, intervals, groups), terms
 
 
 def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:

@@ -88,12 +88,13 @@ def test_ips_snips_dm_dr_equal_a_hand_computation() -> None:
     assert IPS().estimate(arrays).ci_high - 8.25 / 5 == pytest.approx(
         1.959964 * _clustered_se(ips_terms, 8.25 / 5), rel=1e-5
     )
-    assert IPS().estimate(arrays).ess == pytest.approx(10.25**2 / (4 + 4 + 0.0625 + 36))
+    # ESS in events: Kish over each event's mean weight, (2 + 2) / 2, 0.25 and (0 + 6) / 2.
+    assert IPS().estimate(arrays).ess == pytest.approx(5.25**2 / (4 + 0.0625 + 9))
     snips = SNIPS().estimate(arrays)
     assert snips.value == pytest.approx(8.25 / 10.25)
     dm = DM().estimate(arrays)
     assert dm.value == pytest.approx((0.6 + 0.4 + 0.5 + 0.3 + 0.45) / 5)
-    assert dm.ess == 5
+    assert dm.ess == 3  # the events
     dr_terms = [HAND_Q_TARGET[i] + w[i] * (HAND_REWARD[i] - HAND_Q_LOGGED[i]) for i in range(5)]
     # 0.6 + 0.8, 0.4 - 0.6, 0.5 + 0.075, 0.3 + 0, 0.45 + 3.6
     assert DR().estimate(arrays).value == pytest.approx(sum(dr_terms) / 5)

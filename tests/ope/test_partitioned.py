@@ -137,6 +137,17 @@ def test_partition_sums_add_up_to_the_single_process_ips_and_snips(
     _assert_same(report.estimates, single.estimates, names)
 
 
+def test_partitioned_ess_counts_events_as_the_single_process_path(log_dir: Path) -> None:
+    # The logging policy as target: every event has weight 1, so each ESS is the event count
+    # (EVENTS slates of two positions), not the 2 * EVENTS rows.
+    files = partition_files(str(log_dir / "*.parquet"))
+    names = ("ips", "snips", "dm", "dr")
+    parts = [partition_sums(f, "logged", names, RewardModelSettings()) for f in files]
+    report = combine(parts, "logged", 0.95)
+    for name in names:
+        assert report.estimates[name].ess == pytest.approx(EVENTS, abs=TOLERANCE), name
+
+
 @pytest.mark.parametrize("seed", [5, 6, 7, 8])
 def test_partitioned_dr_agrees_with_single_process_dr_and_the_truth(
     tmp_path: Path, seed: int
