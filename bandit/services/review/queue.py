@@ -138,20 +138,24 @@ class QueueSummary:
     overflowed: int
     held: int
     oldest_wait_seconds: float | None
+    # Waiting past their SLA under hold with the slate already out (the check is late).
+    checks_overdue: int = 0
 
 
 def queue_summary(session: Session, now: datetime) -> QueueSummary:
-    """How many tasks wait, are held, were done or overflowed, and the oldest wait."""
+    """How many tasks wait, are held or overdue, were done or overflowed, and the oldest wait."""
     counts = dict(
         session.execute(select(ReviewTask.status, func.count()).group_by(ReviewTask.status)).all()
     )
-    held = session.scalar(
-        select(func.count())
-        .select_from(ReviewTask)
-        .where(
-            ReviewTask.overflow == Overflow.HELD,
-            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
-        )
+    labelled = dict(
+        session.execute(
+            select(ReviewTask.overflow, func.count())
+            .where(
+                ReviewTask.overflow.in_((Overflow.HELD, Overflow.CHECK_OVERDUE)),
+                ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
+            )
+            .group_by(ReviewTask.overflow)
+        ).all()
     )
     oldest = session.scalar(
         select(func.min(ReviewTask.created_at)).where(
@@ -163,8 +167,9 @@ def queue_summary(session: Session, now: datetime) -> QueueSummary:
         claimed=int(counts.get(TaskStatus.CLAIMED, 0)),
         done=int(counts.get(TaskStatus.DONE, 0)),
         overflowed=int(counts.get(TaskStatus.OVERFLOWED, 0)),
-        held=int(held or 0),
+        held=int(labelled.get(Overflow.HELD, 0)),
         oldest_wait_seconds=None if oldest is None else (now - oldest).total_seconds(),
+        checks_overdue=int(labelled.get(Overflow.CHECK_OVERDUE, 0)),
     )
 
 
