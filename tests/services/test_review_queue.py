@@ -200,6 +200,53 @@ def test_tasks_beyond_capacity_follow_the_overflow_policy(
     assert view["review"]["overflow"] == tasks[second.id].overflow
 
 
+@pytest.mark.parametrize("policy", ["deliver_unreviewed", "hold"])
+def test_a_review_after_check_beyond_capacity_is_labelled_as_upkeep_labels_it(
+    session: Session, demo_catalog: DemoCatalog, policy: str
+) -> None:
+    # Both slates go out at rank (review-after); only the second check is past capacity.
+    use_config(
+        session, routing_mode="review_after", curator_capacity_per_hour=1, overflow_policy=policy
+    )
+    first, second = rank_many(session, demo_catalog, 2)
+    tasks = {t.decision_id: t for t in session.scalars(select(ReviewTask))}
+    for decision in (first, second):
+        assert decision.status == DecisionStatus.DELIVERED
+        kinds = session.scalars(
+            select(EventChange.kind).where(EventChange.decision_id == decision.id)
+        )
+        assert list(kinds) == ["delivered"]  # the route's own delivery, nothing more
+    summary = review_queue.queue_summary(session, utcnow())
+    if policy == "deliver_unreviewed":
+        # The check is dropped; its slate went out because of its route, not the overflow.
+        assert (tasks[second.id].status, tasks[second.id].overflow) == (
+            "overflowed",
+            "closed_unreviewed",
+        )
+        assert (summary.open, summary.overflowed, summary.held) == (1, 1, 0)
+    else:
+        # Nothing is held: the check waits like any other.
+        assert (tasks[second.id].status, tasks[second.id].overflow) == ("open", None)
+        assert (summary.open, summary.overflowed, summary.held) == (2, 0, 0)
+    assert view_overflow(session, second) == tasks[second.id].overflow
+
+    # Past the SLA, upkeep gives the first check the label intake gave the second (or, under
+    # hold, both the same one) and counts no delivery.
+    report = overflow.upkeep(session, utcnow() + timedelta(seconds=SLA + 1))
+    session.commit()
+    assert (report.delivered_unreviewed, report.held) == (0, 0)
+    for task in tasks.values():
+        session.refresh(task)
+    if policy == "deliver_unreviewed":
+        assert report.closed_unreviewed == 1
+        assert {t.overflow for t in tasks.values()} == {"closed_unreviewed"}
+    else:
+        assert (report.closed_unreviewed, report.checks_overdue) == (0, 2)
+        assert {(t.status, t.overflow) for t in tasks.values()} == {("open", "check_overdue")}
+        summary = review_queue.queue_summary(session, utcnow())
+        assert (summary.open, summary.held, summary.checks_overdue) == (2, 0, 2)
+
+
 def view_overflow(session: Session, decision: Decision) -> str | None:
     """The overflow label a client reads in the event document."""
     return event_views.event_view(session, decision)["review"]["overflow"]

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask
 from bandit.engine.config import PolicyConfig
-from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
+from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, Route, TaskStatus
 
 QUEUE_ORDER = (ReviewTask.queue_key, ReviewTask.id)
 
@@ -92,15 +92,28 @@ def capacity_within_sla(config: PolicyConfig) -> int:
     return max(1, int(config.curator_capacity_per_hour * config.review_sla_seconds / 3600))
 
 
-def admission(session: Session, config: PolicyConfig) -> str | None:
-    """None if curators can take one more task within the SLA, else the overflow policy."""
-    if backlog(session) < capacity_within_sla(config):
+def queue_full(session: Session, config: PolicyConfig) -> bool:
+    """Whether the curators cannot take one more task within the SLA."""
+    return backlog(session) >= capacity_within_sla(config)
+
+
+def admission(session: Session, config: PolicyConfig, route: str) -> str | None:
+    """The overflow label a new task on `route` starts with: None when it joins the queue as
+    any other (there is room, or under ``hold`` its slate goes out at rank anyway)."""
+    if not queue_full(session, config):
         return None
-    return (
-        Overflow.DELIVERED_UNREVIEWED
-        if config.overflow_policy == OverflowPolicy.DELIVER_UNREVIEWED
-        else Overflow.HELD
-    )
+    # A review-after slate goes out at rank whatever the queue holds: past capacity only
+    # the curator's check is at stake, never a delivery (as upkeep labels it past the SLA).
+    slate_out = route != Route.REVIEW_BEFORE
+    if config.overflow_policy == OverflowPolicy.DELIVER_UNREVIEWED:
+        return Overflow.CLOSED_UNREVIEWED if slate_out else Overflow.DELIVERED_UNREVIEWED
+    # hold: a review-before slate waits with its task; a check just waits, and upkeep labels
+    # it check_overdue if its SLA passes.
+    return None if slate_out else Overflow.HELD
+
+
+# Labels that close a task at intake: its slate went out unreviewed, or by its route anyway.
+CLOSED_AT_INTAKE = (Overflow.DELIVERED_UNREVIEWED, Overflow.CLOSED_UNREVIEWED)
 
 
 def new_task(
@@ -116,9 +129,7 @@ def new_task(
     return ReviewTask(
         decision_id=decision.id,
         route=route,
-        status=TaskStatus.OVERFLOWED
-        if overflow == Overflow.DELIVERED_UNREVIEWED
-        else TaskStatus.OPEN,
+        status=TaskStatus.OVERFLOWED if overflow in CLOSED_AT_INTAKE else TaskStatus.OPEN,
         priority=measure,
         measure_name=config.uncertainty_measure,
         queue_key=queue_key(now, measure, config.review_sla_seconds),
