@@ -240,7 +240,8 @@ class ReviewTask(Base):
     # The client's rank fallback: deliver the policy's slate unreviewed if still open by then.
     fallback_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # Set when the task missed the curators' capacity, SLA or the client's fallback time: an
-    # `Overflow` value ("delivered_unreviewed", "held", "client_fallback", "closed_unreviewed").
+    # `Overflow` value ("delivered_unreviewed", "held", "client_fallback", "closed_unreviewed",
+    # "check_overdue").
     overflow: Mapped[str | None] = mapped_column(String(30), nullable=True)
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
     lease_token: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -63,9 +63,13 @@ class Overflow(StrEnum):
     HELD = "held"
     # The client asked rank for a fallback and the review did not start in time.
     CLIENT_FALLBACK = "client_fallback"
-    # Past its SLA or fallback time with its slate already out (a second opinion, a review-after
-    # check, a review-before submit since undone): closed unreviewed, nothing delivered.
+    # Past capacity at intake, or past its SLA or fallback time, with its slate already out (a
+    # second opinion, a review-after check, a review-before submit since undone): closed
+    # unreviewed, nothing delivered.
     CLOSED_UNREVIEWED = "closed_unreviewed"
+    # Past its SLA under `hold` with its slate already out: nothing is held, and the curator's
+    # check (of a review-after slate, an audit, a second opinion, an undone submit) stays open.
+    CHECK_OVERDUE = "check_overdue"
 
 
 class Verdict(StrEnum):

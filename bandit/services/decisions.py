@@ -143,7 +143,7 @@ def log_decision(
     """
     route = proposal.route
     # A review the curators cannot reach within the SLA may go out unreviewed (overflow).
-    overflow = review_queue.admission(session, config) if route != Route.AUTO else None
+    overflow = review_queue.admission(session, config, route) if route != Route.AUTO else None
     delivers_now = route != Route.REVIEW_BEFORE or overflow == Overflow.DELIVERED_UNREVIEWED
     event_id = request.event_id or uuid.uuid4().hex
     proposed = decision_log.proposed_values(proposal)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, PolicyConfigRow, utcnow
 from bandit.services import accounts, audit, review
+from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
 from curation_app.settings_help import HELP
 from tests.api_support import activate_config, snapshot
@@ -153,7 +154,28 @@ def test_the_dashboard_names_each_queue_count_as_the_queue_page_does(
         _counts(admin.get("/dashboard").get_data(as_text=True)),
     )
 
-    assert {"Open", "Claimed", "Held", "Overflowed"} <= queue.keys() & dash.keys()
+    assert {"Open", "Claimed", "Held", "Checks overdue", "Overflowed"} <= queue.keys() & dash.keys()
     for label in queue.keys() & dash.keys():
         assert dash[label] == queue[label], label
     assert dash["Waiting (open + claimed)"] == queue["Open"] + queue["Claimed"]
+
+
+def test_under_hold_overdue_checks_of_delivered_slates_are_shown_apart_from_held_ones(
+    admin: FlaskClient, app: Flask, session_factory: sessionmaker[Session], demo_catalog: Any
+) -> None:
+    # Review-after: both slates went out at rank, so past the SLA nothing is held.
+    activate_config(
+        session_factory,
+        routing_mode="review_after",
+        review_sla_seconds=3600,
+        overflow_policy="hold",
+    )
+    rank_contexts(app, session_factory, demo_catalog.customers[:2])
+    with session_factory() as session:
+        report = overflow.upkeep(session, utcnow() + timedelta(seconds=3601))
+        session.commit()
+    assert (report.held, report.checks_overdue) == (0, 2)
+
+    for page in ("/", "/dashboard"):
+        counts = _counts(admin.get(page).get_data(as_text=True))
+        assert (counts["Open"], counts["Held"], counts["Checks overdue"]) == (2, 0, 2), page

@@ -200,6 +200,58 @@ def test_tasks_beyond_capacity_follow_the_overflow_policy(
     assert view["review"]["overflow"] == tasks[second.id].overflow
 
 
+@pytest.mark.parametrize("policy", ["deliver_unreviewed", "hold"])
+def test_a_review_after_check_beyond_capacity_is_labelled_as_upkeep_labels_it(
+    session: Session, demo_catalog: DemoCatalog, policy: str
+) -> None:
+    # Both slates go out at rank (review-after); only the second check is past capacity.
+    use_config(
+        session, routing_mode="review_after", curator_capacity_per_hour=1, overflow_policy=policy
+    )
+    first, second = rank_many(session, demo_catalog, 2)
+    tasks = {t.decision_id: t for t in session.scalars(select(ReviewTask))}
+    for decision in (first, second):
+        assert decision.status == DecisionStatus.DELIVERED
+        kinds = session.scalars(
+            select(EventChange.kind).where(EventChange.decision_id == decision.id)
+        )
+        assert list(kinds) == ["delivered"]  # the route's own delivery, nothing more
+    summary = review_queue.queue_summary(session, utcnow())
+    if policy == "deliver_unreviewed":
+        # The check is dropped; its slate went out because of its route, not the overflow.
+        assert (tasks[second.id].status, tasks[second.id].overflow) == (
+            "overflowed",
+            "closed_unreviewed",
+        )
+        assert (summary.open, summary.overflowed, summary.held) == (1, 1, 0)
+    else:
+        # Nothing is held: the check waits like any other.
+        assert (tasks[second.id].status, tasks[second.id].overflow) == ("open", None)
+        assert (summary.open, summary.overflowed, summary.held) == (2, 0, 0)
+    assert view_overflow(session, second) == tasks[second.id].overflow
+
+    # Past the SLA, upkeep gives the first check the label intake gave the second (or, under
+    # hold, both the same one) and counts no delivery.
+    report = overflow.upkeep(session, utcnow() + timedelta(seconds=SLA + 1))
+    session.commit()
+    assert (report.delivered_unreviewed, report.held) == (0, 0)
+    for task in tasks.values():
+        session.refresh(task)
+    if policy == "deliver_unreviewed":
+        assert report.closed_unreviewed == 1
+        assert {t.overflow for t in tasks.values()} == {"closed_unreviewed"}
+    else:
+        assert (report.closed_unreviewed, report.checks_overdue) == (0, 2)
+        assert {(t.status, t.overflow) for t in tasks.values()} == {("open", "check_overdue")}
+        summary = review_queue.queue_summary(session, utcnow())
+        assert (summary.open, summary.held, summary.checks_overdue) == (2, 0, 2)
+
+
+def view_overflow(session: Session, decision: Decision) -> str | None:
+    """The overflow label a client reads in the event document."""
+    return event_views.event_view(session, decision)["review"]["overflow"]
+
+
 def test_a_task_past_its_sla_goes_out_unreviewed(
     session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
 ) -> None:
@@ -272,6 +324,74 @@ def test_a_review_past_its_sla_whose_slate_already_went_out_is_closed_not_delive
         assert view["review"]["overflow"] == "closed_unreviewed"
     summary = review_queue.queue_summary(session, utcnow())
     assert (summary.open, summary.claimed, summary.held) == (0, 0, 0)
+
+
+@pytest.mark.parametrize("slate_out_by", ["round_one_submit", "review_after_rank", "undone_submit"])
+def test_under_hold_a_check_past_its_sla_whose_slate_already_went_out_stays_open_overdue(
+    session: Session,
+    db_engine: Engine,
+    demo_catalog: DemoCatalog,
+    curators: list[int],
+    slate_out_by: str,
+) -> None:
+    # Nothing can be held once the slate is out; `hold` never drops a review, so the
+    # curator's check stays in the queue, labelled overdue.
+    use_config(
+        session,
+        routing_mode="review_after" if slate_out_by == "review_after_rank" else "review_before",
+        double_review_share=1.0 if slate_out_by == "round_one_submit" else 0.0,
+        review_lease_seconds=600,
+        overflow_policy="hold",
+    )
+    request = decisions.RankRequest(context=demo_catalog.customers[0])
+    decision, _ = decisions.rank(session, EngineRuntime(np.random.default_rng(0)), request)
+    session.commit()
+    if slate_out_by != "review_after_rank":
+        task = review.claim_next(session, curators[0])
+        assert task is not None
+        verdicts = [review.ItemVerdict(p.position, "keep") for p in decision.proposed]
+        review.submit_review(session, task.id, curators[0], task.lease_token or "", verdicts, 5.0)
+        session.commit()
+        if slate_out_by == "undone_submit":
+            undo_submit(session, task.id, curators[0])
+            session.commit()
+    session.refresh(decision)
+    sent = (decision.delivered_slate, decision.delivered_at, decision.reward_due_at)
+    waiting = session.scalars(select(ReviewTask).where(ReviewTask.status != "done")).one()
+    late = utcnow() + timedelta(seconds=SLA + 1)  # past the SLA and the undone task's lease
+
+    report = overflow.upkeep(session, late)
+    session.commit()
+
+    assert (report.held, report.delivered_unreviewed, report.closed_unreviewed) == (0, 0, 0)
+    assert report.checks_overdue == 1
+    session.refresh(waiting)
+    assert (waiting.status, waiting.overflow) == ("open", "check_overdue")
+    session.refresh(decision)
+    assert (decision.delivered_slate, decision.delivered_at, decision.reward_due_at) == sent
+    kinds = session.scalars(select(EventChange.kind).where(EventChange.decision_id == decision.id))
+    assert list(kinds) == ["delivered"]
+    if slate_out_by != "round_one_submit":
+        assert view_overflow(session, decision) == "check_overdue"
+    summary = review_queue.queue_summary(session, late)
+    assert (summary.open, summary.held, summary.checks_overdue) == (1, 0, 1)
+
+    # Labelled once: upkeep's probe, run before every claim, finds nothing more to do.
+    seen = recorded_statements(db_engine)
+    assert overflow.upkeep(session, late + timedelta(seconds=1)) == NOTHING_DONE
+    assert len(data_statements(seen)) == 1, seen
+    session.commit()
+    # And a curator can still make the check, late.
+    checker = curators[1]
+    task = review.claim_next(session, checker, late)
+    assert task is not None and task.id == waiting.id
+    verdicts = [review.ItemVerdict(p.position, "keep") for p in decision.proposed]
+    assert review.submit_review(session, task.id, checker, task.lease_token or "", verdicts, 5.0)
+    session.commit()
+    session.refresh(waiting)
+    assert (waiting.status, waiting.overflow) == ("done", "check_overdue")
+    summary = review_queue.queue_summary(session, late)
+    assert (summary.open, summary.checks_overdue) == (0, 0)
 
 
 NOTHING_DONE = overflow.UpkeepReport(0, 0, 0, 0)

@@ -75,7 +75,7 @@ def queue_second_review(session: Session, first: ReviewTask, now: datetime) -> R
     config = decision_config(session, decision)
     if not picked_for_double_review(decision.event_id, config.double_review_share):
         return None
-    if review_queue.admission(session, config) is not None:
+    if review_queue.queue_full(session, config):
         return None
     second = ReviewTask(
         decision_id=decision.id,

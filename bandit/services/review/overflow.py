@@ -4,9 +4,11 @@ The overflow policy of the active config decides what a missed SLA means: with
 ``deliver_unreviewed`` the policy's slate goes out unreviewed and the task is closed as
 overflowed; with ``hold`` the task keeps waiting (marked held) and the slate waits with it.
 Either way the task row records it, so overflow is counted per policy. A task whose slate had
-already gone out (a second opinion, a review-after check, a review-before submit since
-undone) has nothing left to deliver: where the SLA or a client fallback would send a slate,
-it is closed as overflowed, labelled ``closed_unreviewed``, and not counted as a delivery.
+already gone out (a second opinion, a review-after check or audit, a review-before submit
+since undone) has nothing left to deliver or hold: where the SLA or a client fallback would
+send a slate, it is closed as overflowed, labelled ``closed_unreviewed``, and not counted as a
+delivery; under ``hold``, which never drops a review, it stays open for the curator's late
+check, labelled ``check_overdue`` (an overturn still reaches the client as a correction).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from bandit.services.review.queue import lease_ran_out, requeue
 
 @dataclass(frozen=True)
 class UpkeepReport:
-    """What one pass changed: the slates it sent out unreviewed, and the tasks it closed."""
+    """What one pass changed: leases expired, slates sent out unreviewed, tasks held or
+    closed, and checks of slates already out marked overdue."""
 
     leases_expired: int
     delivered_unreviewed: int
@@ -36,6 +39,8 @@ class UpkeepReport:
     fallbacks_delivered: int = 0
     # Closed unreviewed past their SLA or fallback time, their slate already out: no delivery.
     closed_unreviewed: int = 0
+    # Past their SLA under hold, their slate already out: left open for the late check.
+    checks_overdue: int = 0
 
 
 # What each pass acts on; upkeep's probe asks for any of them at once.
@@ -62,27 +67,33 @@ def requeue_expired_leases(session: Session, now: datetime) -> int:
     return requeue(session, lease_ran_out(now))
 
 
-def overflow_overdue(session: Session, now: datetime) -> tuple[int, int, int]:
+def overflow_overdue(session: Session, now: datetime) -> tuple[int, int, int, int]:
     """Apply the overflow policy to open tasks past their SLA; returns (delivered, held,
-    closed): slates sent out unreviewed, tasks held, tasks closed with their slate already out."""
+    closed, overdue): slates sent out unreviewed, tasks held, tasks closed with their slate
+    already out, and tasks left open with their slate already out (their check overdue)."""
     query = select(ReviewTask).where(_past_sla(now))
     if is_postgresql(session):
         # A curator claiming one of these rows right now keeps it; we take it on the next pass.
         query = query.with_for_update(skip_locked=True)
     overdue = session.scalars(query).all()
     if not overdue:  # the usual case: every claim runs upkeep first, and most find nothing
-        return 0, 0, 0
+        return 0, 0, 0, 0
     _, config = configs.active_config(session)
-    delivered = held = closed = 0
+    delivered = held = closed = late = 0
     for task in overdue:
-        if config.overflow_policy == OverflowPolicy.HOLD:
+        if config.overflow_policy != OverflowPolicy.HOLD:
+            if _close_unreviewed(session, task, Overflow.DELIVERED_UNREVIEWED, now):
+                delivered += 1
+            else:
+                closed += 1
+        elif task.decision.delivered_slate is None:
             task.overflow = Overflow.HELD
             held += 1
-        elif _close_unreviewed(session, task, Overflow.DELIVERED_UNREVIEWED, now):
-            delivered += 1
         else:
-            closed += 1
-    return delivered, held, closed
+            # Nothing to hold; the label also keeps _past_sla (and the probe) off it.
+            task.overflow = Overflow.CHECK_OVERDUE
+            late += 1
+    return delivered, held, closed, late
 
 
 def deliver_fallbacks(session: Session, now: datetime) -> tuple[int, int]:
@@ -127,9 +138,9 @@ def upkeep(session: Session, now: datetime | None = None) -> UpkeepReport:
         return UpkeepReport(0, 0, 0, 0)
     expired = requeue_expired_leases(session, now)
     fallbacks, fallbacks_closed = deliver_fallbacks(session, now)
-    delivered, held, closed = overflow_overdue(session, now)
+    delivered, held, closed, late = overflow_overdue(session, now)
     session.flush()
-    return UpkeepReport(expired, delivered, held, fallbacks, fallbacks_closed + closed)
+    return UpkeepReport(expired, delivered, held, fallbacks, fallbacks_closed + closed, late)
 
 
 @cache

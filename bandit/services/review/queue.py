@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask
 from bandit.engine.config import PolicyConfig
-from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, TaskStatus
+from bandit.engine.vocabulary import DecisionStatus, Overflow, OverflowPolicy, Route, TaskStatus
 
 QUEUE_ORDER = (ReviewTask.queue_key, ReviewTask.id)
 
@@ -92,15 +92,28 @@ def capacity_within_sla(config: PolicyConfig) -> int:
     return max(1, int(config.curator_capacity_per_hour * config.review_sla_seconds / 3600))
 
 
-def admission(session: Session, config: PolicyConfig) -> str | None:
-    """None if curators can take one more task within the SLA, else the overflow policy."""
-    if backlog(session) < capacity_within_sla(config):
+def queue_full(session: Session, config: PolicyConfig) -> bool:
+    """Whether the curators cannot take one more task within the SLA."""
+    return backlog(session) >= capacity_within_sla(config)
+
+
+def admission(session: Session, config: PolicyConfig, route: str) -> str | None:
+    """The overflow label a new task on `route` starts with: None when it joins the queue as
+    any other (there is room, or under ``hold`` its slate goes out at rank anyway)."""
+    if not queue_full(session, config):
         return None
-    return (
-        Overflow.DELIVERED_UNREVIEWED
-        if config.overflow_policy == OverflowPolicy.DELIVER_UNREVIEWED
-        else Overflow.HELD
-    )
+    # A review-after slate goes out at rank whatever the queue holds: past capacity only
+    # the curator's check is at stake, never a delivery (as upkeep labels it past the SLA).
+    slate_out = route != Route.REVIEW_BEFORE
+    if config.overflow_policy == OverflowPolicy.DELIVER_UNREVIEWED:
+        return Overflow.CLOSED_UNREVIEWED if slate_out else Overflow.DELIVERED_UNREVIEWED
+    # hold: a review-before slate waits with its task; a check just waits, and upkeep labels
+    # it check_overdue if its SLA passes.
+    return None if slate_out else Overflow.HELD
+
+
+# Labels that close a task at intake: its slate went out unreviewed, or by its route anyway.
+CLOSED_AT_INTAKE = (Overflow.DELIVERED_UNREVIEWED, Overflow.CLOSED_UNREVIEWED)
 
 
 def new_task(
@@ -116,9 +129,7 @@ def new_task(
     return ReviewTask(
         decision_id=decision.id,
         route=route,
-        status=TaskStatus.OVERFLOWED
-        if overflow == Overflow.DELIVERED_UNREVIEWED
-        else TaskStatus.OPEN,
+        status=TaskStatus.OVERFLOWED if overflow in CLOSED_AT_INTAKE else TaskStatus.OPEN,
         priority=measure,
         measure_name=config.uncertainty_measure,
         queue_key=queue_key(now, measure, config.review_sla_seconds),
@@ -138,20 +149,24 @@ class QueueSummary:
     overflowed: int
     held: int
     oldest_wait_seconds: float | None
+    # Waiting past their SLA under hold with the slate already out (the check is late).
+    checks_overdue: int = 0
 
 
 def queue_summary(session: Session, now: datetime) -> QueueSummary:
-    """How many tasks wait, are held, were done or overflowed, and the oldest wait."""
+    """How many tasks wait, are held or overdue, were done or overflowed, and the oldest wait."""
     counts = dict(
         session.execute(select(ReviewTask.status, func.count()).group_by(ReviewTask.status)).all()
     )
-    held = session.scalar(
-        select(func.count())
-        .select_from(ReviewTask)
-        .where(
-            ReviewTask.overflow == Overflow.HELD,
-            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
-        )
+    labelled = dict(
+        session.execute(
+            select(ReviewTask.overflow, func.count())
+            .where(
+                ReviewTask.overflow.in_((Overflow.HELD, Overflow.CHECK_OVERDUE)),
+                ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
+            )
+            .group_by(ReviewTask.overflow)
+        ).all()
     )
     oldest = session.scalar(
         select(func.min(ReviewTask.created_at)).where(
@@ -163,8 +178,9 @@ def queue_summary(session: Session, now: datetime) -> QueueSummary:
         claimed=int(counts.get(TaskStatus.CLAIMED, 0)),
         done=int(counts.get(TaskStatus.DONE, 0)),
         overflowed=int(counts.get(TaskStatus.OVERFLOWED, 0)),
-        held=int(held or 0),
+        held=int(labelled.get(Overflow.HELD, 0)),
         oldest_wait_seconds=None if oldest is None else (now - oldest).total_seconds(),
+        checks_overdue=int(labelled.get(Overflow.CHECK_OVERDUE, 0)),
     )
 
 
