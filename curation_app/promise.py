@@ -31,7 +31,12 @@ def today_sentences(status: PromiseStatus) -> list[str]:
             "Routing is not risk-controlled: set routing mode to risk_controlled to keep this "
             "promise."
         )
-    if status.status != ApprovalStatus.READY:
+    if status.status == ApprovalStatus.UNTRAINED:
+        lines.append(
+            "No approval model is served (none was learned with the served model version): "
+            "every decision goes to review."
+        )
+    elif status.status != ApprovalStatus.READY:
         lines.append(
             "Too few held-out curator verdicts to calibrate the approval model "
             f"({status.calibration_verdicts} of {MIN_CALIBRATION_VERDICTS} needed): every "

@@ -18,6 +18,9 @@ from bandit.engine.vocabulary import ApprovalRole
 ROLE_BUCKETS = 10
 CALIBRATE_BUCKETS = frozenset({0})
 EVIDENCE_BUCKETS = frozenset({1, 2})
+# In a copied approval state: the version whose learn pass made it, or one the pass came before.
+# The threshold rows of that version or older describe it (`trust_status.promise_status`).
+COPIED_FROM = "copied_from_version"
 
 
 def role_for(event_id: str, audit: bool) -> ApprovalRole:
@@ -43,3 +46,14 @@ def approval_from(saved: ModelVersion | None) -> tuple[ApprovalModel | None, flo
     )
     threshold = state.get("threshold")
     return model, None if threshold is None else float(threshold)
+
+
+def copy_approval(source: ModelVersion | None, copy: ModelVersion) -> None:
+    """Store `source`'s approval model and state on `copy` (a rollback, checkpoint or lineage),
+    remembering which version's learn pass the state describes."""
+    if source is None or source.approval_bytes is None:
+        copy.approval_bytes, copy.approval_state = None, None
+        return
+    state = dict(source.approval_state or {})
+    state.setdefault(COPIED_FROM, source.version)
+    copy.approval_bytes, copy.approval_state = source.approval_bytes, state

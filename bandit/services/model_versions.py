@@ -4,6 +4,9 @@ Serving always loads the newest version, so every operation here that changes wh
 appends a version instead of editing history: a rollback to version v stores v's bytes as the
 next version. The runtime sees a new newest version on its next request and swaps the model
 in without a restart, and the learner keeps training from the rolled-back state.
+
+A version holds two models, the policy and the approval model (docs/trust.md): a rollback
+takes both of v's, a checkpoint or a new lineage keeps the approval model that was served.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import ModelVersion, PolicyConfigRow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
-from bandit.services import change_feed, configs, learning, model_store
+from bandit.services import approval_store, change_feed, configs, learning, model_store
 
 
 class ModelVersionError(LookupError):
@@ -86,6 +89,7 @@ def rollback(session: Session, version: int, note: str | None = None) -> ModelVe
         note=(note or f"rollback to version {version}")[:300],
         model_bytes=target.model_bytes,
     )
+    approval_store.copy_approval(target, rolled_back)
     session.add(rolled_back)
     session.flush()
     change_feed.announce(session)
@@ -101,6 +105,8 @@ def checkpoint(session: Session, note: str) -> ModelVersion:
     saved = model_store.save_model(
         session, policy, config_row, 0, latest, note=f"checkpoint: {note}"[:300]
     )
+    approval_store.copy_approval(latest, saved)
+    session.flush()
     return saved
 
 
@@ -118,5 +124,8 @@ def start_new_lineage(session: Session, config: PolicyConfig, created_by: str) -
         note=f"new lineage: untrained {config.algorithm} model for {row.name}@{row.version}",
     )
     saved.examples_total = 0  # a new lineage starts from nothing, whatever came before
+    # The approval model learns from curator verdicts, not through the policy's reductions:
+    # it keeps serving, and the next learn pass keeps training it, in the new lineage.
+    approval_store.copy_approval(latest, saved)
     configs.activate_config(session, row)
     return saved

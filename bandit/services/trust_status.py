@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import ModelVersion, RiskThreshold
 from bandit.engine.vocabulary import ApprovalStatus, RoutingMode
 from bandit.services import configs
+from bandit.services.approval_store import COPIED_FROM
 
 HISTORY_LIMIT = 300
 
@@ -52,9 +53,7 @@ def promise_status(session: Session) -> PromiseStatus:
         .limit(1)
     ).first()
     state: dict[str, Any] = (saved.approval_state or {}) if saved is not None else {}
-    latest = session.scalars(
-        select(RiskThreshold).order_by(RiskThreshold.id.desc()).limit(1)
-    ).first()
+    latest = None if saved is None else _threshold_row(session, saved.version, state)
     report = (latest.details or {}).get("report", {}) if latest is not None else {}
     audits = state.get("audits") or {}
     metrics = state.get("metrics") or {}
@@ -81,6 +80,22 @@ def promise_status(session: Session) -> PromiseStatus:
         calibration_verdicts=int(report.get("calibration_verdicts", 0)),
         reliability=list(metrics.get("reliability") or []),
     )
+
+
+def _threshold_row(session: Session, version: int, state: dict[str, Any]) -> RiskThreshold | None:
+    """The threshold row chosen with the approval state served by `version`, so that no
+    figure comes from another version's learn pass: none when it serves no approval model; the
+    newest row at or before the version the state was copied from (a rollback to v serves
+    v's state, not the newest pass's), else at or before `version` itself."""
+    if not state:
+        return None
+    made_by = int(state.get(COPIED_FROM, version))
+    return session.scalars(
+        select(RiskThreshold)
+        .where(RiskThreshold.model_version <= made_by)
+        .order_by(RiskThreshold.model_version.desc(), RiskThreshold.id.desc())
+        .limit(1)
+    ).first()
 
 
 def threshold_history(session: Session, limit: int = HISTORY_LIMIT) -> list[RiskThreshold]:

@@ -79,7 +79,9 @@ def test_starting_the_sequence_on_more_evidence_automates_at_least_as_much(
         assert default_start > 2 * smallest_start  # where the n_min start fails on the top
 
 
-def _drifted_window(rng: np.random.Generator, slates: int, drift: float, audit_share: float):
+def _drifted_window(
+    rng: np.random.Generator, slates: int, drift: float, audit_share: float
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """A window of two halves: everything reviewed (weight 1), then curators stricter by
     `drift` while slates scored >= 0.6 go out automatically, audited at `audit_share`. The
     weights then go with the outcome: the weight-1 reviews above a threshold are the older,
