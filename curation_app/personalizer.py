@@ -193,7 +193,8 @@ def _extension(ranked: personalizer.RankedEvent) -> dict[str, Any]:
 @bp.post("/rank")
 @key_required
 def rank() -> ResponseReturnValue:
-    """Rank the request's actions; the first is the one to show (rewardActionId)."""
+    """Rank the request's actions; rewardActionId is the one to show (once delivered, the
+    one that went out)."""
     body = parse_body(RankBody)
     excluded = list(body.excludedActions or [])
     unknown = sorted(set(excluded) - {a.id for a in body.actions})
@@ -217,7 +218,8 @@ def rank() -> ResponseReturnValue:
     return jsonify(
         ranking=ranking,
         eventId=decision.event_id,
-        rewardActionId=chosen,
+        # What the customer got, which a review-before curator may have changed from `chosen`.
+        rewardActionId=personalizer.slot_items(decision)[0],
         **_extension(ranked),
     ), 201 if ranked.created else 200
 
@@ -225,7 +227,8 @@ def rank() -> ResponseReturnValue:
 @bp.post("/multislot/rank")
 @key_required
 def multislot_rank() -> ResponseReturnValue:
-    """One distinct action per slot, in slot order (slot i is slate position i)."""
+    """One distinct action per slot, in slot order (slot i is slate position i); once
+    delivered, what went out in each."""
     body = parse_body(MultiSlotRankBody)
     slot_ids = [s.id for s in body.slots]
     if len(set(slot_ids)) != len(slot_ids):
@@ -246,9 +249,10 @@ def multislot_rank() -> ResponseReturnValue:
         )
     )
     stored_slots = ranked.event.slot_ids or []
+    held = personalizer.slot_items(ranked.decision)
     slots = [
-        {"id": stored_slots[p.position], "rewardActionId": p.item_id}
-        for p in ranked.decision.proposed
+        {"id": slot_id, "rewardActionId": item_id}
+        for slot_id, item_id in zip(stored_slots, held, strict=False)
     ]
     return jsonify(
         slots=slots, eventId=ranked.decision.event_id, **_extension(ranked)
@@ -268,7 +272,7 @@ def _reward_call(record: Callable[[], object]) -> ResponseReturnValue:
 @bp.post("/events/<event_id>/reward")
 @key_required
 def reward(event_id: str) -> ResponseReturnValue:
-    """The reward of the action a single-slot rank put first."""
+    """The reward of the event's one delivered action (its rewardActionId once delivered)."""
     body = parse_body(RewardBody)
     source = f"client:{g.api_client_name}"
     return _reward_call(
@@ -279,7 +283,7 @@ def reward(event_id: str) -> ResponseReturnValue:
 @bp.post("/multislot/events/<event_id>/reward")
 @key_required
 def multislot_reward(event_id: str) -> ResponseReturnValue:
-    """Rewards by slot id."""
+    """Rewards by slot id, each for the action delivered in that slot."""
     body = parse_body(MultiSlotRewardBody)
     values = {r.slotId: r.value for r in body.reward}
     if len(values) != len(body.reward):

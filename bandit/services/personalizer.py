@@ -25,7 +25,7 @@ from bandit.engine.recommender import Recommender
 from bandit.services import rewards
 from bandit.services.catalog_store import as_row, items_by_id
 from bandit.services.decisions import RankRequest, find_decision, log_decision, logged_first
-from bandit.services.delivery import decision_config
+from bandit.services.delivery import decision_config, delivered_slate
 from bandit.services.runtime import EngineRuntime
 
 INLINE_CATEGORY = "inline"
@@ -148,25 +148,53 @@ def activate(session: Session, event_id: str, now: datetime | None = None) -> Pe
     return event
 
 
+def slot_items(decision: Decision) -> list[str | None]:
+    """What each slot (slate position) holds for the client, in slot order.
+
+    Once the slate went out, the delivered item: a review-before curator may have swapped the
+    policy's item for a catalog item, or removed it (None: nothing was shown there). Before
+    that, the policy's proposal, which a review may still change.
+    """
+    if decision.delivered_at is None:
+        held = {p.position: p.item_id for p in decision.proposed}
+    else:
+        held = {entry["position"]: entry["item_id"] for entry in delivered_slate(decision)}
+    return [held.get(position) for position in range(len(decision.proposed))]
+
+
 def record_slot_rewards(
     session: Session, event_id: str, values: Mapping[str, float], source: str
 ) -> int:
-    """Rewards by slot id of a multi-slot event; returns how many were new."""
+    """Rewards by slot id of a multi-slot event, each for the item delivered in that slot;
+    returns how many were new."""
     decision, event = _lookup(session, event_id)
     _check_active(event)
     slot_ids = list(event.slot_ids or [])
     unknown = sorted(set(values) - set(slot_ids))
     if unknown:
         raise rewards.RewardError(f"reward.slotId: unknown slot(s) {', '.join(unknown)}")
-    item_at = {p.position: p.item_id for p in decision.proposed}
-    report = [(item_at[slot_ids.index(slot_id)], value) for slot_id, value in values.items()]
-    return sum(new for _, new in rewards.record_rewards(session, event_id, report, source))
+    rewards.check_delivered(decision)
+    held = slot_items(decision)
+    report = [(held[slot_ids.index(slot_id)], value) for slot_id, value in values.items()]
+    empty = [slot_id for (item_id, _), slot_id in zip(report, values, strict=True) if not item_id]
+    if empty:
+        raise rewards.RewardError(
+            f"reward.slotId: the curator's review left slot(s) {', '.join(empty)} empty; "
+            "nothing was shown there to reward"
+        )
+    delivered = [(item_id, value) for item_id, value in report if item_id]
+    return sum(new for _, new in rewards.record_rewards(session, event_id, delivered, source))
 
 
 def record_event_reward(session: Session, event_id: str, value: float, source: str) -> bool:
-    """The reward of a single-slot event (for the action it ranked first)."""
-    _, event = _lookup(session, event_id)
+    """The reward of a single-slot event: of its one delivered item, stored as the event's."""
+    decision, event = _lookup(session, event_id)
     _check_active(event)
+    rewards.check_delivered(decision)
+    if slot_items(decision)[0] is None:
+        raise rewards.RewardError(
+            "the curator's review left this event's slot empty; nothing was shown to reward"
+        )
     _, created = rewards.record_reward(session, event_id, value, None, source)
     return created
 

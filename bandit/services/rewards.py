@@ -241,8 +241,7 @@ def _planned(
     if existing is not None:
         _check_same_value(existing, entry.value)
         return existing, False
-    if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
-        raise RewardConflict("the event is still awaiting review; its slate was not delivered")
+    check_delivered(decision)
     if decision.awaiting_activation:
         raise RewardConflict(
             "the event was ranked with deferActivation and is not activated yet: activate it "
@@ -265,6 +264,12 @@ def _planned(
     )
     outcomes[key] = outcome
     return outcome, True
+
+
+def check_delivered(decision: Decision) -> None:
+    """Refuse a reward for a slate that has not gone out (still in review): nothing to judge."""
+    if decision.status not in (DecisionStatus.DELIVERED, DecisionStatus.REWARDED):
+        raise RewardConflict("the event is still awaiting review; its slate was not delivered")
 
 
 def _may_reward(
