@@ -86,12 +86,17 @@ def verdict_rates(
 def queue_history(
     session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
 ) -> HourlySeries:
-    """At the end of each bucket: tasks waiting (open or held), and the oldest one's wait (h)."""
+    """At the end of each bucket: tasks waiting (open or held), and the oldest one's wait (h).
+
+    A task waits from its creation until its `completed_at`: reviewed, closed by the client, or
+    overflowed (sent out or closed unreviewed by upkeep, or at intake when the queue was full);
+    a held task is still waiting. So a past bucket reads the same before and after a task it
+    counted overflows, and the longest waits (the SLA breaches) stay in the history.
+    """
     hours = _buckets(since, now, bucket)
     spans = session.execute(
         select(ReviewTask.created_at, ReviewTask.completed_at).where(
-            (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since),
-            ReviewTask.status != "overflowed",
+            (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since)
         )
     ).all()
     depth, oldest = [], []
