@@ -1,4 +1,4 @@
-"""The dashboard's numbers: the queue's history."""
+"""The dashboard's numbers: the queue's history, and the mean customer reward per position."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from bandit.db.models import ReviewTask
+from bandit.db.models import Decision, ReviewTask
 from bandit.engine.config import PolicyConfig
-from bandit.services import configs, decisions, metrics
+from bandit.services import configs, decisions, metrics, rewards
 from bandit.services.review import overflow
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
@@ -85,3 +85,28 @@ def test_held_tasks_keep_waiting_and_tasks_overflowed_at_intake_never_wait(
     statuses = [t.status for t in session.scalars(select(ReviewTask).order_by(ReviewTask.id))]
     assert statuses == ["open", "overflowed"]
     assert _queue(session, T0 + 2 * HOUR)[0] == [1.0, 1.0, 1.0]
+
+
+def test_the_mean_reward_is_per_delivered_position_as_the_learner_sees_it(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    """Event X rewards its five items 1, 0, 0, 0, 0; event Y rewards the whole event 1.0, which
+    the learner applies to each of its five positions: 6 / 10 = 0.6, not 2 / 6 per row."""
+    x, y = _rank(session, demo_catalog, 2, routing_mode="review_after", slate_size=5,
+                 candidate_count=10, reward_wait_seconds=3600)  # fmt: skip
+    items = [p.item_id for p in session.scalars(select(Decision).where(Decision.event_id == x))
+             .one().proposed]  # fmt: skip
+    assert len(items) == 5
+    rewards.record_rewards(session, x, [(items[0], 1.0)] + [(i, 0.0) for i in items[1:]],
+                           "client:test", now=T0 + timedelta(minutes=5))  # fmt: skip
+    rewards.record_rewards(session, y, [(None, 1.0)], "client:test", now=T0 + timedelta(minutes=5))
+    session.commit()
+    by_policy = metrics.mean_reward_by(session, "policy")
+    assert {k: (v.mean, v.positions) for k, v in by_policy.items()} == {"default v1": (0.6, 10)}
+    # The two customers are of different segments: X's mean is its own, 1 / 5.
+    segment_x, segment_y = (str(c["segment"]) for c in demo_catalog.customers[:2])
+    by_segment = metrics.mean_reward_by(session, "segment")
+    assert {k: (v.mean, v.positions) for k, v in by_segment.items()} == {
+        segment_x: (0.2, 5),
+        segment_y: (1.0, 5),
+    }
