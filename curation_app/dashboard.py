@@ -76,10 +76,15 @@ def _count_bars(series: metrics.HourlySeries, ylabel: str) -> Figure:
     return figure
 
 
-def _bars(values: dict[str, float], ylabel: str, share: bool = False) -> Figure:
+def _bars(
+    values: dict[str, float], ylabel: str, share: bool = False, notes: list[str] | None = None
+) -> Figure:
     figure, axes = _figure()
     if values:
-        axes.bar(list(values), list(values.values()), color="#2f5bd3")
+        bars = axes.bar(list(values), list(values.values()), color="#2f5bd3")
+        if notes is not None:
+            axes.bar_label(bars, labels=notes, fontsize="small")
+            axes.margins(y=0.15)  # room above the tallest bar for its note
     else:
         axes.text(0.5, 0.5, "no data yet", ha="center", va="center", transform=axes.transAxes)
     axes.set_ylabel(ylabel)
@@ -87,6 +92,16 @@ def _bars(values: dict[str, float], ylabel: str, share: bool = False) -> Figure:
         axes.set_ylim(0, 1.05)
     axes.tick_params(axis="x", labelrotation=30, labelsize="small")
     return figure
+
+
+def _reward_bars(session: Session, key: str) -> Figure:
+    """Mean customer reward per delivered position by `key`, each bar with its mean and n."""
+    means = metrics.mean_reward_by(session, key)
+    return _bars(
+        {label: m.mean for label, m in means.items()},
+        "mean customer reward per position",
+        notes=[f"{m.mean:.2f} ({m.positions} positions)" for m in means.values()],
+    )
 
 
 def _or_nan(value: float | None) -> float:
@@ -183,16 +198,16 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
         lambda s: _lines(metrics.queue_history(s, *_window(s)), "tasks / hours"),
     ),
     "reward-by-policy": (
-        "Mean reward by policy version",
-        lambda s: _bars(metrics.mean_reward_by(s, "policy"), "mean reward"),
+        "Mean customer reward per delivered position, by policy version",
+        lambda s: _reward_bars(s, "policy"),
     ),
     "coverage": (
         "Catalog coverage: share of items ever proposed, by category",
         lambda s: _bars(metrics.catalog_coverage(s), "share proposed", share=True),
     ),
     "reward-by-segment": (
-        "Mean reward by customer segment",
-        lambda s: _bars(metrics.mean_reward_by(s, "segment"), "mean reward"),
+        "Mean customer reward per delivered position, by customer segment",
+        lambda s: _reward_bars(s, "segment"),
     ),
 }
 

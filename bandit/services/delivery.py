@@ -7,7 +7,7 @@ and never touch it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 from weakref import WeakKeyDictionary
@@ -39,10 +39,14 @@ def delivered_slate(decision: Decision) -> list[dict[str, Any]]:
 def policy_items_delivered(decision: Decision) -> list[str]:
     """The policy's own items the customer received, each at the position the policy chose."""
     proposed = {p.item_id: p.position for p in decision.proposed}
+    return policy_items_in(delivered_slate(decision), proposed)
+
+
+def policy_items_in(entries: Sequence[dict[str, Any]], proposed: Mapping[str, int]) -> list[str]:
+    """`policy_items_delivered` of a delivered slate's entries (in position order) and the
+    policy's proposal as item -> position, for readers holding rows instead of a decision."""
     return [
-        entry["item_id"]
-        for entry in delivered_slate(decision)
-        if proposed.get(entry["item_id"]) == entry["position"]
+        entry["item_id"] for entry in entries if proposed.get(entry["item_id"]) == entry["position"]
     ]
 
 

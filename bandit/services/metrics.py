@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import CatalogItem, CuratorAction, Decision, Outcome, ProposedItem, ReviewTask
 from bandit.engine.routing import ROUTES
-from bandit.engine.vocabulary import CuratorVerdict, Route
+from bandit.engine.vocabulary import CuratorVerdict, RewardSource, Route
+from bandit.services import rounds
 
 Series = dict[str, list[float]]
 
@@ -86,12 +87,17 @@ def verdict_rates(
 def queue_history(
     session: Session, since: datetime, now: datetime, bucket: timedelta = HOUR
 ) -> HourlySeries:
-    """At the end of each bucket: tasks waiting (open or held), and the oldest one's wait (h)."""
+    """At the end of each bucket: tasks waiting (open or held), and the oldest one's wait (h).
+
+    A task waits from its creation until its `completed_at`: reviewed, closed by the client, or
+    overflowed (sent out or closed unreviewed by upkeep, or at intake when the queue was full);
+    a held task is still waiting. So a past bucket reads the same before and after a task it
+    counted overflows, and the longest waits (the SLA breaches) stay in the history.
+    """
     hours = _buckets(since, now, bucket)
     spans = session.execute(
         select(ReviewTask.created_at, ReviewTask.completed_at).where(
-            (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since),
-            ReviewTask.status != "overflowed",
+            (ReviewTask.completed_at.is_(None)) | (ReviewTask.completed_at >= since)
         )
     ).all()
     depth, oldest = [], []
@@ -103,18 +109,39 @@ def queue_history(
     return HourlySeries(hours, {"tasks waiting": depth, "oldest wait (h)": oldest})
 
 
-def mean_reward_by(session: Session, key: str) -> dict[str, float]:
-    """Mean customer reward grouped by "policy" version or by customer "segment"."""
+@dataclass(frozen=True)
+class MeanReward:
+    """A group's mean customer reward and the delivered positions it is the mean of."""
+
+    mean: float
+    positions: int
+
+
+def mean_reward_by(session: Session, key: str) -> dict[str, MeanReward]:
+    """Mean customer reward per delivered position, grouped by "policy" version or by
+    customer "segment".
+
+    The unit is the learner's: one logged round per delivered position with a customer reward
+    (`rounds.delivered_rewards`, the logged rounds' own rule), so a reward for the whole event
+    counts once per position it covers, as the learner applies it, and a per-item reward once.
+    Rewards stored after the reward wait, defaults and curator proxies are not customer
+    rewards and are left out.
+    """
+    rewarded = select(Outcome.decision_id).where(Outcome.is_default.is_(False)).distinct()
     sums: dict[str, list[float]] = defaultdict(list)
-    rows = session.execute(
-        select(Decision.policy_name, Decision.policy_version, Decision.context, Outcome.value)
-        .join(Outcome, Outcome.decision_id == Decision.id)
-        .where(Outcome.is_default.is_(False))
-    )
-    for name, version, context, value in rows:
-        label = f"{name} v{version}" if key == "policy" else str(context.get("segment", "unknown"))
-        sums[label].append(float(value))
-    return {label: sum(values) / len(values) for label, values in sorted(sums.items())}
+    for found in rounds.delivered_rewards(session, session.scalars(rewarded).all()):
+        if found.reward_source != RewardSource.CUSTOMER:
+            continue
+        label = (
+            f"{found.policy_name} v{found.policy_version}"
+            if key == "policy"
+            else str(found.context.get("segment", "unknown"))
+        )
+        sums[label].append(found.reward)
+    return {
+        label: MeanReward(sum(values) / len(values), len(values))
+        for label, values in sorted(sums.items())
+    }
 
 
 def catalog_coverage(session: Session) -> dict[str, float]:

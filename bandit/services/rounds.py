@@ -1,7 +1,8 @@
 """The logged rounds: one bandit round per delivered (event, position), with one reward.
 
 This module is the single definition of what the policy learns from. The learner, the
-export to replay tables, replay and the simulator's scoring all call `logged_rounds`.
+export to replay tables, replay and the simulator's scoring all call `logged_rounds`; the
+dashboard's mean reward calls `delivered_rewards`, the same rule read from columns.
 
 The rule (documented for policy configs in `PolicyConfig` and docs/learning.md), for each
 position of the policy's own proposal:
@@ -36,8 +37,10 @@ Second opinions of double review and curator swap-ins never make rounds.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, defer, selectinload
@@ -46,7 +49,7 @@ from bandit.db.models import CuratorAction, Decision, Outcome, ProposedItem
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import CuratorVerdict, DecidedBy, RewardSource, RoutingMode
-from bandit.services.delivery import decision_config, delivered_slate, policy_items_delivered
+from bandit.services.delivery import decision_config, policy_items_in, stored_config
 
 # What a curator's verdict stands in for, on an item the customer never received. A keep
 # stands for nothing: the customer's outcome is a kept item's reward.
@@ -191,24 +194,12 @@ def _received_round(
     default: Outcome | None,
 ) -> ResolvedRound | None:
     """The round of a delivered policy item: its customer outcome in time, else the default."""
-    item_id, position = proposed.item_id, proposed.position
-    real = next((o for o in outcomes if not o.is_default and o.item_key in ("", item_id)), None)
-    if real is not None and _within_wait(real, decision):
-        row, value, source, late = real, real.value, RewardSource.CUSTOMER, None
-    else:
-        # The wait ran out with no customer outcome: the default, on the first reward row
-        # stored since (lowest id, so the row never changes once learned): the default
-        # pass's, or a late customer outcome stored before it. A late event-level outcome
-        # has no default after it (`assign_default_rewards` skips such events), so its own
-        # row carries the default for every position.
-        closing = [o for o in (real, default) if o is not None]
-        if not closing:
-            return None
-        row = min(closing, key=lambda o: o.id)
-        value = row.value if row.is_default else config.default_reward
-        source, late = RewardSource.DEFAULT, real.value if real is not None else None
+    received = _received_reward(decision.reward_due_at, config, proposed.item_id, outcomes, default)
+    if received is None:
+        return None
+    row, value, source, late = received
     return ResolvedRound(
-        _round(decision, position, value, source, late),
+        _round(decision, proposed.position, value, source, late),
         outcome_id=row.id,
         action_id=None,
         learned=row.learned_at is not None,
@@ -216,25 +207,151 @@ def _received_round(
     )
 
 
-def _within_wait(outcome: Outcome, decision: Decision) -> bool:
-    """Stored before the reward wait ran out, and before any default (whenever the learner
-    runs: the stored times decide, as `assign_default_rewards` does with `reward_due_at`)."""
-    due = decision.reward_due_at
+class RewardRow(Protocol):
+    """What the rule reads of a stored reward (an `Outcome`, or a row of its columns)."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def item_key(self) -> str: ...
+    @property
+    def value(self) -> float: ...
+    @property
+    def is_default(self) -> bool: ...
+    @property
+    def after_default(self) -> bool: ...
+    @property
+    def created_at(self) -> datetime: ...
+
+
+RowT = TypeVar("RowT", bound=RewardRow)
+
+
+def _received_reward(
+    due: datetime | None,
+    config: PolicyConfig,
+    item_id: str,
+    outcomes: Sequence[RowT],
+    default: RowT | None,
+) -> tuple[RowT, float, RewardSource, float | None] | None:
+    """A delivered policy item's reward, its wait running out at `due`: (row, value, source,
+    late reward), None while it is pending."""
+    real = next((o for o in outcomes if not o.is_default and o.item_key in ("", item_id)), None)
+    if real is not None and _within_wait(real, due):
+        return real, real.value, RewardSource.CUSTOMER, None
+    # The wait ran out with no customer outcome: the default, on the first reward row
+    # stored since (lowest id, so the row never changes once learned): the default
+    # pass's, or a late customer outcome stored before it. A late event-level outcome
+    # has no default after it (`assign_default_rewards` skips such events), so its own
+    # row carries the default for every position.
+    closing = [o for o in (real, default) if o is not None]
+    if not closing:
+        return None
+    row = min(closing, key=lambda o: o.id)
+    value = row.value if row.is_default else config.default_reward
+    return row, value, RewardSource.DEFAULT, real.value if real is not None else None
+
+
+class _StoredReward(NamedTuple):
+    id: int
+    item_key: str
+    value: float
+    is_default: bool
+    after_default: bool
+    created_at: datetime
+
+
+class DeliveredReward(NamedTuple):
+    """The reward of one delivered position, exactly as its logged round carries it (a tuple:
+    read models make one per delivered position)."""
+
+    event_id: str
+    policy_name: str
+    policy_version: int
+    context: dict[str, Any]
+    position: int
+    reward: float
+    reward_source: RewardSource
+
+
+def delivered_rewards(session: Session, decision_ids: Collection[int]) -> list[DeliveredReward]:
+    """The rewards of the rounds of delivered policy positions (customer or default; not the
+    curator proxies) of these decisions, by the rule above, without building the rounds.
+
+    For read models over many decisions: it reads columns, not ORM objects, and never the
+    candidates, pmfs or uncertainty a round's other fields come from.
+    """
+    wanted = sorted(set(decision_ids))
+    found: list[DeliveredReward] = []
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        outcomes: dict[int, list[_StoredReward]] = defaultdict(list)
+        for decision_id, pk, key, value, is_default, after, created in session.execute(
+            select(
+                Outcome.decision_id, Outcome.id, Outcome.item_key, Outcome.value,
+                Outcome.is_default, Outcome.after_default, Outcome.created_at,
+            ).where(Outcome.decision_id.in_(chunk)).order_by(Outcome.id)
+        ):  # fmt: skip
+            outcomes[decision_id].append(_StoredReward(pk, key, value, is_default, after, created))
+        proposals: dict[int, dict[str, int]] = defaultdict(dict)
+        for decision_id, item_id, position in session.execute(
+            select(ProposedItem.decision_id, ProposedItem.item_id, ProposedItem.position).where(
+                ProposedItem.decision_id.in_(chunk)
+            )
+        ):
+            proposals[decision_id][item_id] = position
+        for row in session.execute(
+            select(
+                Decision.id, Decision.event_id, Decision.policy_name, Decision.policy_version,
+                Decision.policy_config_id, Decision.context, Decision.delivered_slate,
+                Decision.delivered_at, Decision.reward_due_at,
+            ).where(Decision.id.in_(chunk))
+        ):  # fmt: skip
+            config = stored_config(session, row.policy_config_id)
+            proposed = proposals[row.id]
+            rows = outcomes[row.id]
+            default = next((o for o in rows if o.is_default), None)
+            slate = row.delivered_slate if row.delivered_at else None
+            for item_id in _learnable_items(slate, proposed, config):
+                received = _received_reward(row.reward_due_at, config, item_id, rows, default)
+                if received is not None:
+                    found.append(
+                        DeliveredReward(
+                            row.event_id, row.policy_name, row.policy_version, row.context,
+                            proposed[item_id], received[1], received[2],
+                        )
+                    )  # fmt: skip
+    return found
+
+
+def _within_wait(outcome: RewardRow, due: datetime | None) -> bool:
+    """Stored before the reward wait ran out (at `due`), and before any default (whenever the
+    learner runs: the stored times decide, as `assign_default_rewards` does with
+    `reward_due_at`)."""
     return not outcome.after_default and (due is None or outcome.created_at < due)
 
 
 def _learnable_deliveries(decision: Decision, config: PolicyConfig) -> set[str]:
     """The policy's own items that reached the customer as its draw, not a human's choice."""
-    if not decision.delivered_at:
+    proposed = {p.item_id: p.position for p in decision.proposed}
+    return _learnable_items(decision.delivered_slate if decision.delivered_at else None,
+                            proposed, config)  # fmt: skip
+
+
+def _learnable_items(
+    slate: Sequence[dict[str, Any]] | None, proposed: Mapping[str, int], config: PolicyConfig
+) -> set[str]:
+    """`_learnable_deliveries` of a delivered slate (None if not delivered) and the policy's
+    proposal as item -> position."""
+    if not slate:
         return set()
-    delivered = set(policy_items_delivered(decision))
+    entries = sorted(slate, key=lambda entry: entry["position"])
+    delivered = set(policy_items_in(entries, proposed))
     if config.routing_mode == RoutingMode.APPRENTICE:
         # The curator's (or client's) slate is imitated, never a bandit round; only a policy
         # slate that went out unreviewed (overflow, client fallback) was the policy's draw.
         delivered &= {
-            entry["item_id"]
-            for entry in delivered_slate(decision)
-            if entry.get("decided_by") == DecidedBy.POLICY
+            entry["item_id"] for entry in entries if entry.get("decided_by") == DecidedBy.POLICY
         }
     return delivered
 

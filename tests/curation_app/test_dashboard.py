@@ -38,7 +38,8 @@ def test_metrics_count_routes_automation_coverage_and_rewards(
     assert sum(coverage.values()) > 0 and all(0 <= v <= 1 for v in coverage.values())
     expected_share = len(proposed) / len(demo_catalog.item_ids)
     assert abs(sum(coverage.values()) / len(coverage) - expected_share) < 0.5
-    assert by_policy == {"default v1": 0.5}
+    # Each event's reward covers its whole delivered slate: 0.5 per position either way.
+    assert {k: v.mean for k, v in by_policy.items()} == {"default v1": 0.5}
     segments = {str(c.get("segment")) for c in demo_catalog.customers[:2]}
     assert set(by_segment) == segments
 
@@ -79,3 +80,28 @@ def test_the_automation_curve_leaves_empty_buckets_blank_and_counts_audits_as_re
     )
     share = automation_rate(series).lines["automated share"]
     assert share[0] == 0.75 and math.isnan(share[1]) and share[2] == 0.0
+
+
+def test_the_reward_charts_show_the_mean_per_delivered_position_and_say_so(
+    client: FlaskClient, auth_headers: dict[str, str], curator_account: tuple[str, str],
+    session_factory: sessionmaker[Session], demo_catalog: Any,
+) -> None:  # fmt: skip
+    """Event X rewards its five items 1, 0, 0, 0, 0; event Y the whole event 1.0, which the
+    learner applies to its five positions: the bar reads 0.60 (6 / 10), not 0.33 (2 / 6)."""
+    activate_config(session_factory, routing_mode="review_after", slate_size=5)
+    x, y = (ranked(client, auth_headers, c) for c in demo_catalog.customers[:2])
+    assert len(x["slate"]) == 5
+    for position, entry in enumerate(x["slate"]):
+        body = {"value": 1.0 if position == 0 else 0.0, "item_id": entry["item_id"]}
+        assert client.post(reward_url(x["event_id"]), json=body,
+                           headers=auth_headers).status_code == 202  # fmt: skip
+    assert client.post(reward_url(y["event_id"]), json={"value": 1.0},
+                       headers=auth_headers).status_code == 202  # fmt: skip
+    login(client, *curator_account)
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert "Mean customer reward per delivered position, by policy version" in page
+    assert "Mean customer reward per delivered position, by customer segment" in page
+    chart = client.get("/dashboard/charts/reward-by-policy.svg").get_data(as_text=True)
+    # matplotlib writes each text it draws as a comment beside its outline.
+    assert "<!-- default v1 -->" in chart and "<!-- 0.60 (10 positions) -->" in chart
+    assert "<!-- 0.33" not in chart

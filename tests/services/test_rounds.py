@@ -157,6 +157,31 @@ def test_the_learner_learns_exactly_the_exported_rounds(
     assert len(late) > 0 and (late["reward_source"] == RewardSource.DEFAULT).all()
 
 
+def test_delivered_rewards_are_the_rounds_rewards_read_from_columns(
+    session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
+) -> None:
+    """The read models' shortcut (the dashboard's mean reward) gives every delivered
+    position's round its own reward and source, customer, default or late, and nothing else."""
+    with session_factory() as session:
+        defined = rounds.logged_rounds(session)
+        ids = [d.id for d in session.query(Decision)]
+        read = rounds.delivered_rewards(session, ids)
+    received = (RewardSource.CUSTOMER, RewardSource.DEFAULT)
+    expected = Counter(
+        (r.event_id, r.position, r.reward, r.reward_source, r.context.get("segment"))
+        for r in defined
+        if r.reward_source in received
+    )
+    assert expected and {source for *_, source, _ in expected} == set(received)
+    assert (
+        Counter(
+            (r.event_id, r.position, r.reward, r.reward_source, r.context.get("segment"))
+            for r in read
+        )
+        == expected
+    )
+
+
 def test_each_delivered_position_gets_one_round_and_removed_ones_a_curator_proxy(
     session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
 ) -> None:

@@ -115,7 +115,7 @@ def _close_unreviewed(session: Session, task: ReviewTask, label: str, now: datet
     """Close an open task nobody reviewed in time, sending out its decision's policy slate
     (the task labelled `label`); False, and labelled closed unreviewed, when that slate had
     already gone out, so that only a delivery made here is labelled and counted as one."""
-    task.status = TaskStatus.OVERFLOWED
+    task.status, task.completed_at = TaskStatus.OVERFLOWED, now
     decision = task.decision
     if decision.delivered_slate is not None:
         task.overflow = Overflow.CLOSED_UNREVIEWED

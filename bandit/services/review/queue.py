@@ -126,15 +126,19 @@ def new_task(
 ) -> ReviewTask:
     """The review task of a routed decision, ordered by the config's uncertainty measure."""
     measure = float(uncertainty[config.uncertainty_measure])
+    # Closed at intake (past capacity with deliver-unreviewed), the task is over as it
+    # starts: it never waits.
+    over = overflow in CLOSED_AT_INTAKE
     return ReviewTask(
         decision_id=decision.id,
         route=route,
-        status=TaskStatus.OVERFLOWED if overflow in CLOSED_AT_INTAKE else TaskStatus.OPEN,
+        status=TaskStatus.OVERFLOWED if over else TaskStatus.OPEN,
         priority=measure,
         measure_name=config.uncertainty_measure,
         queue_key=queue_key(now, measure, config.review_sla_seconds),
         due_at=now + timedelta(seconds=config.review_sla_seconds),
         overflow=overflow,
+        completed_at=now if over else None,
         created_at=now,
     )
 
