@@ -251,6 +251,14 @@ class ReviewTask(Base):
     # and undos, is when the review started: the event's in_review step.
     claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     first_claimed_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    # Review time of this task's submits since undone, by `withdrawn_by`: the verdicts went,
+    # the time was spent. That curator's next submit of the task adds it to its own seconds
+    # and clears both, so every total of review time counts it once. A task given back after
+    # an undo and finished by a colleague, or closed unreviewed, keeps it here only.
+    withdrawn_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    withdrawn_by: Mapped[int | None] = mapped_column(
+        ForeignKey("curators.id", name="fk_review_tasks_withdrawn_by"), nullable=True
+    )
     completed_at: Mapped[datetime | None] = mapped_column(nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -346,7 +354,11 @@ Index("ix_review_tasks_due", ReviewTask.status, ReviewTask.due_at)
 
 
 class SlateVerification(Base):
-    """A verify-after-output review of a delivered slate: overturned (corrected) or reinstated."""
+    """A check of a delivered slate: overturned (corrected) or reinstated.
+
+    Written by a verify-after review (a review-after task) and by the review after an undo
+    of a review-before submit, whose slate stayed delivered; the task's route tells them apart.
+    """
 
     __tablename__ = "slate_verifications"
 

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import Curator, CuratorAction, ReviewTask, SlateVerification
 from bandit.engine import quality
-from bandit.engine.vocabulary import TaskStatus, VerificationOutcome
+from bandit.engine.vocabulary import Route, TaskStatus, VerificationOutcome
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,11 @@ class QualityReport:
 
 
 def review_records(session: Session, since: datetime) -> list[quality.ReviewRecord]:
-    """Every review task finished since `since`, with its verdicts by position."""
+    """Every review task finished since `since`, with its verdicts by position.
+
+    A task's seconds are its verdicts' seconds, which include those of a submit since undone
+    (the next submit carries them); `overturned` is set for review-after tasks only.
+    """
     rows = session.execute(
         select(ReviewTask, CuratorAction, Curator.username)
         .join(CuratorAction, CuratorAction.task_id == ReviewTask.id)
@@ -43,7 +47,10 @@ def review_records(session: Session, since: datetime) -> list[quality.ReviewReco
                 SlateVerification.outcome == VerificationOutcome.CORRECTED,
             )
             .join(ReviewTask, ReviewTask.id == SlateVerification.task_id)
-            .where(ReviewTask.completed_at >= since)
+            # Verify-after reviews only: the review after an undo of a review-before submit
+            # is logged as a check of the slate that stayed delivered, but the curator
+            # checked their own slate, not one that went out unreviewed.
+            .where(ReviewTask.completed_at >= since, ReviewTask.route == Route.REVIEW_AFTER)
         ).all()
     )
     tasks: dict[int, ReviewTask] = {}

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bandit.db import migrate
 from bandit.db.models import CuratorAction, Outcome, ReviewTask, SlateVerification
-from bandit.engine.vocabulary import ReadinessProblem, TaskStatus, VerificationOutcome
+from bandit.engine.vocabulary import ReadinessProblem, Route, TaskStatus, VerificationOutcome
 from bandit.services import model_store
 from bandit.services.runtime import EngineRuntime
 
@@ -96,9 +96,14 @@ def loop_gauges(session: Session, now: datetime) -> LoopGauges:
     oldest_reward = session.scalar(
         select(func.min(Outcome.created_at)).where(Outcome.learned_at.is_(None))
     )
+    # Checks of slates that went out unreviewed: review-after tasks, not the review after an
+    # undo of a review-before submit (also logged as a check of the delivered slate).
     verified = dict(
         session.execute(
-            select(SlateVerification.outcome, func.count()).group_by(SlateVerification.outcome)
+            select(SlateVerification.outcome, func.count())
+            .join(ReviewTask, ReviewTask.id == SlateVerification.task_id)
+            .where(ReviewTask.route == Route.REVIEW_AFTER)
+            .group_by(SlateVerification.outcome)
         ).all()
     )
     total = int(sum(verified.values()))

@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 from flask.testing import FlaskClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bandit.db.models import Decision, SlateVerification, utcnow
 from bandit.engine.quality import (
     SHIFT_GAP,
     ReviewRecord,
@@ -18,7 +20,10 @@ from bandit.engine.quality import (
     curator_stats,
     split_shifts,
 )
-from bandit.services import accounts, decisions, review
+from bandit.engine.vocabulary import VerificationOutcome
+from bandit.services import accounts, curator_day, decisions, operations, review
+from bandit.services.curator_quality import quality_report
+from bandit.services.review.undo import undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.api_support import activate_config
 from tests.conftest import DemoCatalog
@@ -205,6 +210,98 @@ def test_agreement_drift_places_each_double_review_in_its_shift() -> None:
                 )
     ivy = next(c for c in curator_stats(records) if c.curator == "ivy")
     assert (ivy.agreement_first_third, ivy.agreement_last_third) == (1.0, 0.0)
+
+
+def _reviewed(
+    session: Session,
+    runtime: EngineRuntime,
+    curator_id: int,
+    context: dict[str, object],
+    swap: bool,
+    seconds: float,
+) -> tuple[Decision, int]:
+    """Rank for `context`, claim the task and submit: keep all, or swap position 0 in."""
+    decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+    session.commit()
+    task = review.claim_next(session, curator_id)
+    session.commit()
+    assert task is not None and task.decision_id == decision.id
+    _submit(session, task.id, curator_id, task.lease_token or "", decision, swap, seconds)
+    return decision, task.id
+
+
+def _submit(
+    session: Session,
+    task_id: int,
+    curator_id: int,
+    lease_token: str,
+    decision: Decision,
+    swap: bool,
+    seconds: float,
+) -> None:
+    verdicts = [review.ItemVerdict(p.position, "keep") for p in decision.proposed]
+    if swap:
+        on_slate = {p.item_id for p in decision.proposed}
+        spare = next(c["item_id"] for c in decision.candidates if c["item_id"] not in on_slate)
+        verdicts[0] = review.ItemVerdict(0, "swap", spare, "better fit")
+    assert review.submit_review(session, task_id, curator_id, lease_token, verdicts, seconds)
+    session.commit()
+
+
+def test_the_review_after_an_undo_is_no_override_and_the_undone_time_counts(
+    session: Session, session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    """Review-before only: keep all five in 50 s, undo, swap one in 10 s.
+
+    The resubmit is logged as a check of the delivered slate (corrected: the customer had the
+    first slate), but it is no verify-after review, so there is no override rate; the task
+    took the curator 50 + 10 = 60 s.
+    """
+    activate_config(session_factory, routing_mode="review_before", double_review_share=0.0)
+    bob = accounts.add_curator(session, "bob", "long-enough-pw").id
+    session.commit()
+    decision, task_id = _reviewed(
+        session, EngineRuntime(np.random.default_rng(0)), bob, demo_catalog.customers[0],
+        swap=False, seconds=50.0,
+    )  # fmt: skip
+    task = undo_submit(session, task_id, bob)
+    session.commit()
+    _submit(session, task.id, bob, task.lease_token or "", decision, True, 10.0)
+    outcomes = session.scalars(select(SlateVerification.outcome)).all()
+    assert list(outcomes) == [VerificationOutcome.CORRECTED]
+    (stats,) = quality_report(session, utcnow() - timedelta(days=1)).curators
+    assert (stats.tasks, stats.positions, stats.swap_rate) == (1, 5, pytest.approx(1 / 5))
+    assert math.isnan(stats.override_rate)
+    assert stats.median_seconds == pytest.approx(60.0)
+    assert curator_day.curator_day(session, bob).median_seconds == pytest.approx(60.0)
+    # Nor is it evidence for the override bound on slates nobody reviewed before delivery.
+    assert operations.loop_gauges(session, utcnow()).verifications == 0
+
+
+def test_verify_after_reviews_are_the_overrides_beside_an_undone_review_before(
+    session: Session, session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    """One curator: an undone and corrected review-before task, then two review-after checks,
+    one reinstating (kept all) and one overturning (a swap): overrides 1 of 2."""
+    runtime = EngineRuntime(np.random.default_rng(0))
+    activate_config(session_factory, routing_mode="review_before", double_review_share=0.0)
+    cy = accounts.add_curator(session, "cy", "long-enough-pw").id
+    session.commit()
+    first, task_id = _reviewed(session, runtime, cy, demo_catalog.customers[0], False, 50.0)
+    task = undo_submit(session, task_id, cy)
+    session.commit()
+    _submit(session, task.id, cy, task.lease_token or "", first, True, 10.0)
+    activate_config(session_factory, routing_mode="review_after", double_review_share=0.0)
+    for index, swap in enumerate((False, True)):
+        _reviewed(session, runtime, cy, demo_catalog.customers[1 + index], swap, 20.0 + index)
+    outcomes = session.scalars(select(SlateVerification.outcome)).all()
+    assert sorted(outcomes) == ["corrected", "corrected", "reinstated"]
+    (stats,) = quality_report(session, utcnow() - timedelta(days=1)).curators
+    assert stats.tasks == 3 and stats.override_rate == pytest.approx(1 / 2)
+    assert stats.median_seconds == pytest.approx(21.0)  # of 60, 20 and 21 s
+    gauges = operations.loop_gauges(session, utcnow())
+    assert gauges.verifications == 2
+    assert gauges.override_bound == pytest.approx(operations.override_upper_bound(1, 2, 0.9))
 
 
 @pytest.fixture

@@ -8,7 +8,11 @@ the task back in the curator's hands under a new lease, with the verdicts and th
 slate removed. The slate itself went out at the submit (the client was told and may have
 shown it), and a delivery is a fact written once: the decision stays delivered, its reward
 wait keeps running, and the second submit is recorded as a check of the delivered slate,
-reinstated or corrected, as a review-after is. Flushes; the caller commits.
+reinstated or corrected, as a review-after is (the quality page's override rate counts only
+review-after tasks' checks: this one is no verify-after review). The withdrawn verdicts'
+seconds were spent all the same: the task keeps them (`withdrawn_seconds`) and the curator's
+next submit of it adds them to its own, so the task's time is the sum of both submits.
+Flushes; the caller commits.
 """
 
 from __future__ import annotations
@@ -70,10 +74,12 @@ def undo_submit(
         raise UndoRefused(f"the {UNDO_SECONDS} s undo window has passed")
     decision = session.get(Decision, task.decision_id)
     assert decision is not None
-    learned = session.scalars(
-        select(CuratorAction.learned_at).where(CuratorAction.task_id == task.id).with_for_update()
+    submitted = session.execute(
+        select(CuratorAction.learned_at, CuratorAction.seconds_spent)
+        .where(CuratorAction.task_id == task.id)
+        .with_for_update()
     ).all()
-    if any(when is not None for when in learned):
+    if any(when is not None for when, _ in submitted):
         raise UndoRefused("the learner has already learned these verdicts")
     outcomes = session.scalar(
         select(func.count()).select_from(Outcome).where(Outcome.decision_id == decision.id)
@@ -96,6 +102,10 @@ def undo_submit(
     for other in second:
         session.delete(other)
     session.execute(delete(CuratorAction).where(CuratorAction.task_id == task.id))
+    # The verdicts go, the time they took stays with the task for the next submit to carry
+    # (a second undo adds the carried seconds back, so nothing is counted twice).
+    task.withdrawn_seconds = sum(seconds for _, seconds in submitted)
+    task.withdrawn_by = curator_id
     session.execute(delete(FinalSlateItem).where(FinalSlateItem.decision_id == decision.id))
     session.expire(decision, ["final_slate"])
     # The curator holds one task at a time: the one "next" opened after the submit goes back.

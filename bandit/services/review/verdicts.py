@@ -137,12 +137,24 @@ def submit_verdicts(
     set_committed_value(task, "status", TaskStatus.DONE)
     set_committed_value(task, "completed_at", now)
     second_opinion = task.review_round != double_review.FIRST_ROUND
+    seconds_spent += _carried_seconds(task, curator_id)
     _record_actions(session, decision, task, curator_id, verdicts, seconds_spent, now)
     if not second_opinion:
         _settle_slate(session, decision, task, curator_id, verdicts, now)
         double_review.queue_second_review(session, task, now)
     session.flush()
     return Submitted(True, task)
+
+
+def _carried_seconds(task: ReviewTask, curator_id: int) -> float:
+    """The seconds of this curator's submit of the task since undone, taken off the task."""
+    # A colleague finishing a task given back after an undo spent only their own time; the
+    # undoing curator's seconds stay on the task row.
+    if task.withdrawn_by != curator_id:
+        return 0.0
+    carried = task.withdrawn_seconds
+    task.withdrawn_seconds, task.withdrawn_by = 0.0, None
+    return carried
 
 
 @cache
