@@ -13,7 +13,7 @@ from bandit.db.models import CuratorAction, Decision, ReviewTask, utcnow
 from bandit.engine.config import PolicyConfig
 from bandit.services import accounts, configs, curator_day, decisions, review
 from bandit.services.curator_quality import review_records
-from bandit.services.review.undo import undo_submit
+from bandit.services.review.undo import UndoRefused, undo_submit
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -98,3 +98,30 @@ def test_a_colleague_finishing_an_undone_task_is_timed_by_their_own_work(
     # Ann's withdrawn 50 s are on no verdict of hers: the task row keeps them.
     assert (taken.withdrawn_by, taken.withdrawn_seconds) == (ann, pytest.approx(50.0))
     assert curator_day.curator_day(session, ann).tasks == 0
+
+
+def test_a_resubmit_after_an_undo_is_refused_a_second_undo_and_nothing_changes(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    """The resubmit checked a delivered slate (its outcome went to the client); undoing it
+    too left that check behind, and the third submit failed on the one-check-per-task rule
+    (an IntegrityError, a 500 over HTTP)."""
+    _review_before(session, demo_catalog)
+    ann = accounts.add_curator(session, "ann", "long-enough-pw").id
+    session.commit()
+    task = review.claim_next(session, ann)
+    session.commit()
+    assert task is not None
+    _keep_all(session, task, ann, 50.0)
+    task = undo_submit(session, task.id, ann)
+    session.commit()
+    _keep_all(session, task, ann, 10.0)
+    before = _task_seconds(session, task.id), _status(session, task.id)
+    with pytest.raises(UndoRefused, match="already delivered"):
+        undo_submit(session, task.id, ann)
+    session.rollback()
+    assert (_task_seconds(session, task.id), _status(session, task.id)) == before
+
+
+def _status(session: Session, task_id: int) -> str | None:
+    return session.scalar(select(ReviewTask.status).where(ReviewTask.id == task_id))

@@ -29,6 +29,7 @@ from bandit.db.models import (
     FinalSlateItem,
     Outcome,
     ReviewTask,
+    SlateVerification,
     TaskSkip,
     utcnow,
 )
@@ -86,6 +87,17 @@ def undo_submit(
     )
     if outcomes:
         raise UndoRefused("a customer outcome has already arrived for this slate")
+    # A submit after an undo checks a slate the customer already has: its verify-after
+    # outcome (and any correction) went to the client, and a check is made once per task.
+    checked = session.scalar(
+        select(func.count())
+        .select_from(SlateVerification)
+        .where(SlateVerification.task_id == task.id)
+    )
+    if checked:
+        raise UndoRefused(
+            "this review checked a slate already delivered and its outcome went to the client"
+        )
     second = session.scalars(
         select(ReviewTask)
         .where(ReviewTask.decision_id == decision.id, ReviewTask.id != task.id)
