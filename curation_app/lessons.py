@@ -21,6 +21,15 @@ VERDICT_WORDS = {
     lessons.SWAPPED_IN: "swaps in",
 }
 
+MEASURE_NOTES = {
+    lessons.WITHOUT_ALL_CURATORS: (
+        "all curators' reviews together: too many curators changed the proposals in this "
+        f"learn pass to measure each alone (at most {lessons.MAX_CURATORS_MEASURED}, fewer "
+        "in a large pass), and yours were not measured alone"
+    ),
+    lessons.NO_CURATOR_ROUNDS: "none of your verdicts in this pass changed the proposals",
+}
+
 
 @dataclass(frozen=True)
 class LessonLine:
@@ -30,6 +39,8 @@ class LessonLine:
     direction: str
     change: float
     because: str
+    # Said when a curator's row is not their own reviews' share (see MEASURE_NOTES).
+    note: str = ""
 
 
 def _words(row: ReviewLesson, yours: bool) -> LessonLine:
@@ -44,7 +55,13 @@ def _words(row: ReviewLesson, yours: bool) -> LessonLine:
         f"{who} {verdicts} of this {details.get('category', 'item')} "
         f"(customers: {segments or 'all'})"
     )
-    return LessonLine(row.item_id, _direction(row.change), abs(row.change), because)
+    return LessonLine(
+        row.item_id,
+        _direction(row.change),
+        abs(row.change),
+        because,
+        MEASURE_NOTES.get(str(details.get("measure", "")), "") if yours else "",
+    )
 
 
 def _direction(change: float) -> str:
@@ -72,5 +89,6 @@ def index() -> ResponseReturnValue:
         version=version,
         versions=lessons.lesson_versions(session),
         mine=mine,
+        probe_contexts=lessons.PROBE_CONTEXTS,
         lines=[_words(row, mine) for row in rows],
     )

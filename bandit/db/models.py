@@ -536,7 +536,7 @@ class ReviewLesson(Base):
     # None: all curators together; else the curator whose verdicts touched the item.
     curator_id: Mapped[int | None] = mapped_column(ForeignKey("curators.id"), nullable=True)
     item_id: Mapped[str] = mapped_column(String(128))
-    # Change of the item's mean approval probability on the probe contexts.
+    # Change of the item's mean expected reward on the probe contexts (see details["measure"]).
     change: Mapped[float] = mapped_column(Float)
     verdicts: Mapped[int] = mapped_column(Integer)
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -107,6 +107,11 @@ def record_choice(
 
 def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
     """Imitation examples not yet learned, as supervised rounds; marks them learned."""
+    return [round_ for _, round_ in pending_examples(session, now)]
+
+
+def pending_examples(session: Session, now: datetime) -> list[tuple[ImitationExample, LoggedRound]]:
+    """`pending_rounds` with the example behind each round (whose choice it was)."""
     examples = session.scalars(
         select(ImitationExample)
         .where(ImitationExample.learned_at.is_(None))
@@ -123,18 +128,17 @@ def pending_rounds(session: Session, now: datetime) -> list[LoggedRound]:
     rounds = []
     for example in examples:
         event_id, context = decisions[example.decision_id]
-        rounds.append(
-            LoggedRound(
-                event_id=event_id,
-                context=context,
-                offered_item_ids=tuple(example.offered_item_ids),
-                chosen_item_id=example.chosen_item_id,
-                position=example.position,
-                probability=1.0,
-                reward=1.0,
-                reward_source=IMITATION_SOURCE,
-            )
+        round_ = LoggedRound(
+            event_id=event_id,
+            context=context,
+            offered_item_ids=tuple(example.offered_item_ids),
+            chosen_item_id=example.chosen_item_id,
+            position=example.position,
+            probability=1.0,
+            reward=1.0,
+            reward_source=IMITATION_SOURCE,
         )
+        rounds.append((example, round_))
         example.learned_at = now
     return rounds
 

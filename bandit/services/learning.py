@@ -14,14 +14,14 @@ a signal.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, defer, selectinload
 
-from bandit.db.models import CuratorAction, Decision, Outcome, utcnow
+from bandit.db.models import CuratorAction, Decision, ImitationExample, Outcome, utcnow
 from bandit.db.session import is_postgresql
 from bandit.engine import vw_format
 from bandit.engine.catalog import CatalogRow
@@ -36,6 +36,8 @@ from bandit.services.trust import TrustReport
 
 # Any constant works as long as every learner takes the same one.
 LEARNER_LOCK_KEY = 820_417_113
+# The rounds the all-curators lessons leave out: curator proxies and every imitation round.
+CURATOR_MADE = frozenset({RewardSource.CURATOR_PROXY, apprentice.IMITATION_SOURCE})
 
 
 @dataclass(frozen=True)
@@ -82,9 +84,14 @@ def learn_pending(
     decisions = _decisions(
         session, {a.decision_id for a in actions} | {o.decision_id for o in outcomes}
     )
+    chosen_by: list[tuple[ImitationExample, int]] = []
     for action in actions:
         decision = decisions[action.decision_id]
-        apprentice.record_choice(session, decision, action, decision_config(session, decision))
+        example = apprentice.record_choice(
+            session, decision, action, decision_config(session, decision)
+        )
+        if example is not None:
+            chosen_by.append((example, action.curator_id))
     in_order = sorted(decisions.values(), key=lambda d: (d.created_at, d.id))
     # Only the rounds whose reward row (outcome or verdict) is one this pass read as pending,
     # and so marks learned below. On PostgreSQL (READ COMMITTED) the rounds' own read can see
@@ -102,7 +109,8 @@ def learn_pending(
         outcome.fed_to_policy = outcome.id in fed
         not_fed += 0 if outcome.fed_to_policy else 1
     session.flush()
-    imitation = apprentice.pending_rounds(session, now)
+    examples = apprentice.pending_examples(session, now)
+    imitation = [round_ for _, round_ in examples]
     version = None
     trust_report = None
     if learnable or imitation or actions:
@@ -121,19 +129,27 @@ def learn_pending(
         )
         version = saved.version
         if probe is not None:
-            # What curator feedback changed: the same pass without the rounds curators made.
-            without_curators = model_store.policy_from(previous, config)
-            try:
-                customers_only = [
-                    r for r in learnable if r.reward_source != RewardSource.CURATOR_PROXY
-                ]
-                apply_rounds(without_curators, customers_only, catalog, lines)
-                contexts = {d.id: d.context for d in decisions.values()}
-                lessons.record_lessons(
-                    session, probe, policy, without_curators, actions, contexts, version, now
-                )
-            finally:
-                without_curators.close()
+            # What curator feedback changed: the same pass without the rounds curators made,
+            # all of them and each curator's own.
+            pass_rounds = learnable + imitation
+
+            def learn_without(left_out: frozenset[int]) -> VWPolicy:
+                without = model_store.policy_from(previous, config)
+                try:
+                    kept = [r for i, r in enumerate(pass_rounds) if i not in left_out]
+                    apply_rounds(without, kept, catalog, lines)
+                except BaseException:
+                    without.close()
+                    raise
+                return without
+
+            makers = _round_makers(resolved, examples, actions, chosen_by)
+            team_out = frozenset(
+                i for i, r in enumerate(pass_rounds) if r.reward_source in CURATOR_MADE
+            )
+            changes = lessons.measure_changes(probe, policy, makers, team_out, learn_without)
+            contexts = {d.id: d.context for d in decisions.values()}
+            lessons.record_lessons(session, probe, changes, actions, contexts, version, now)
         if actions:
             # Curator verdicts are approval labels: the approval model learns from them here,
             # in the same transaction, and is saved with the same model version.
@@ -207,6 +223,24 @@ def apply_rounds(
         )
         learned += 1
     return learned
+
+
+def _round_makers(
+    resolved: Sequence[rounds.ResolvedRound],
+    examples: Sequence[tuple[ImitationExample, LoggedRound]],
+    actions: Sequence[CuratorAction],
+    chosen_by: Sequence[tuple[ImitationExample, int]],
+) -> list[int | None]:
+    """The curator who made each round of the pass (learned rounds, then imitation rounds);
+    None for a customer's outcome, a default, or a client service's own choice."""
+    by_action = {a.id: a.curator_id for a in actions}
+    by_example = {example.id: curator for example, curator in chosen_by}
+    return [
+        by_action.get(r.action_id)
+        if r.action_id is not None and r.round.reward_source == RewardSource.CURATOR_PROXY
+        else None
+        for r in resolved
+    ] + [by_example.get(example.id) for example, _ in examples]
 
 
 def _decisions(session: Session, ids: set[int]) -> dict[int, Decision]:

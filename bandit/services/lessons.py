@@ -9,13 +9,22 @@ curator-proxy rounds (an item a curator removed or swapped out before delivery) 
 imitation rounds (swap-ins, apprentice choices); a kept item teaches the policy nothing (its
 reward is what the customer does), so its change is zero: it teaches the approval model.
 
+The all-curators rows compare with the pass learned without any curator's rounds. A
+curator's own rows compare with the pass learned without that curator's rounds only (leave
+one curator out), so another curator's swaps in the same pass are never theirs; a curator
+who made no such round (only keeps, or verdicts a customer outcome overrode) moved nothing,
+and needs no workspace. Each left-out curator costs one more policy load and re-learn of the
+pass; past `MAX_CURATORS_MEASURED` in one pass (fewer when the pass is large, see
+`RELEARN_BUDGET`), the curators who made fewest rounds show the all-curators change,
+labelled as such.
+
 Flushes, never commits: it runs inside the learner's transaction.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +42,16 @@ PROBE_CONTEXTS = 20
 TOP_ITEMS = 12
 # A swap-in is recorded on the swapped-out item's action; this names the item it brought in.
 SWAPPED_IN = "swapped_in"
+# Leave-one-curator-out workspaces per pass: each is a policy load, a re-learn of the whole
+# pass and a scoring of the probes (about 10 ms + 0.04 ms per pass round; docs/trust.md).
+MAX_CURATORS_MEASURED = 5
+# Rounds those workspaces may re-learn together in one pass, so a large pass (a backlog after
+# the learner was down) measures fewer curators on their own; the first is always measured.
+RELEARN_BUDGET = 5_000
+# What a row's change compares the pass's policy with (`ReviewLesson.details["measure"]`).
+WITHOUT_ALL_CURATORS = "without_all_curators"
+WITHOUT_THIS_CURATOR = "without_this_curator"
+NO_CURATOR_ROUNDS = "no_curator_rounds"
 
 
 @dataclass(frozen=True)
@@ -72,22 +91,77 @@ def mean_scores(
     )
 
 
+@dataclass(frozen=True)
+class Changes:
+    """Each probe item's change in mean score: all curators' rounds left out, and each
+    measured curator's own left out."""
+
+    team: dict[str, float]
+    own: dict[int, dict[str, float]]
+    # Curators who made rounds but were past the per-pass bound: shown with `team`.
+    together: frozenset[int]
+
+
+def measure_changes(
+    probe: Probe,
+    policy: VWPolicy,
+    makers: Sequence[int | None],
+    team_out: frozenset[int],
+    learn_without: Callable[[frozenset[int]], VWPolicy],
+) -> Changes:
+    """The pass's `policy` against the pass learned without some of its rounds.
+
+    `makers[i]` is the curator who made the pass's round i (None: a customer's, a default,
+    a client service's choice); `team_out` the rounds the all-curators comparison leaves out;
+    `learn_without(left_out)` a fresh policy that learned the pass's rounds but those, in
+    the pass's order (closed here).
+    """
+    base = mean_scores(policy, probe.contexts, probe.lines)
+
+    def change(left_out: frozenset[int]) -> dict[str, float]:
+        without = learn_without(left_out)
+        try:
+            moved = base - mean_scores(without, probe.contexts, probe.lines)
+        finally:
+            without.close()
+        return dict(zip(probe.item_ids, moved.tolist(), strict=True))
+
+    made: dict[int, set[int]] = defaultdict(set)
+    for index, curator in enumerate(makers):
+        if curator is not None:
+            made[curator].add(index)
+    # The curators who made most rounds are measured first; ties by id, so runs agree.
+    ranked = sorted(made, key=lambda c: (-len(made[c]), c))
+    measured = max(1, min(MAX_CURATORS_MEASURED, RELEARN_BUDGET // max(1, len(makers))))
+    team = change(team_out)
+    own = {
+        # The only curator who made rounds, with no client choices: the team comparison.
+        c: team if made[c] == team_out else change(frozenset(made[c]))
+        for c in ranked[:measured]
+    }
+    return Changes(team, own, frozenset(ranked[measured:]))
+
+
+def _measure(changes: Changes, curator: int | None) -> tuple[str, dict[str, float]]:
+    """What a curator's rows compare with, and the changes they show."""
+    if curator is None or curator in changes.together:
+        return WITHOUT_ALL_CURATORS, changes.team
+    if curator in changes.own:
+        return WITHOUT_THIS_CURATOR, changes.own[curator]
+    return NO_CURATOR_ROUNDS, dict.fromkeys(changes.team, 0.0)
+
+
 def record_lessons(
     session: Session,
     probe: Probe,
-    policy: VWPolicy,
-    without_curators: VWPolicy,
+    changes: Changes,
     actions: Sequence[CuratorAction],
     contexts: dict[int, dict[str, Any]],
     version: int,
     now: datetime,
 ) -> list[ReviewLesson]:
-    """Store the items curator feedback moved most (the pass's `policy` against the same pass
-    learned `without_curators`' rounds), for everyone and per curator (flushes)."""
-    change = mean_scores(policy, probe.contexts, probe.lines) - mean_scores(
-        without_curators, probe.contexts, probe.lines
-    )
-    moved = dict(zip(probe.item_ids, change.tolist(), strict=True))
+    """Store the items curator feedback moved most, for everyone (all curators' rounds left
+    out) and per curator (that curator's rounds left out) (flushes)."""
     category = dict(zip(probe.item_ids, probe.categories, strict=True))
     touches: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
     segments: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
@@ -102,6 +176,7 @@ def record_lessons(
                 segments[(curator, item_id)][segment] += 1
     rows = []
     for curator in {key[0] for key in touches}:
+        measure, moved = _measure(changes, curator)
         keys = [k for k in touches if k[0] == curator and k[1] in moved]
         keys.sort(key=lambda k: -abs(moved[k[1]]))
         for key in keys[:TOP_ITEMS]:
@@ -118,6 +193,7 @@ def record_lessons(
                         "verdicts": dict(touches[key]),
                         "segments": dict(segments[key]),
                         "probe_contexts": len(probe.contexts),
+                        "measure": measure,
                     },
                     created_at=now,
                 )
