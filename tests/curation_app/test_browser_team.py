@@ -265,6 +265,7 @@ def _seed_promise(session_factory: sessionmaker[Session]) -> None:
         ]},
         "risk": {"threshold": 0.8, "target": 0.05, "confidence_level": 0.9, "evidence": 900,
                  "chosen": {"n": 400, "overrides": 5, "rate": 0.0125, "bound": 0.021}},
+        "promise": {"target": 0.05, "confidence_level": 0.9},
     }  # fmt: skip
     report = trust.TrustReport("ready", 500, 300, 0.8, 900, 0.021, 0.021, 0.12, 0.62)
     with session_factory() as session:

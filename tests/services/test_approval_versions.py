@@ -170,7 +170,12 @@ def test_a_version_without_an_approval_model_shows_no_other_versions_figures(
     plain = model_store.save_model(session, VWPolicy.fresh(config), row, 0, None, "before trust")
     trained = model_store.save_model(session, VWPolicy.fresh(config), row, 0, plain, "learned")
     approval = ApprovalModel.fresh()
-    state: dict[str, Any] = {"status": ApprovalStatus.READY, "threshold": 0.4, "calibration": None}
+    state: dict[str, Any] = {
+        "status": ApprovalStatus.READY,
+        "threshold": 0.4,
+        "calibration": None,
+        "promise": {"target": 0.05, "confidence_level": 0.9},
+    }
     trained.approval_bytes, trained.approval_state = approval.to_bytes(), state
     approval.close()
     report = trust.TrustReport(
