@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, create_engine, inspect, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 CLAIMED = datetime(2026, 11, 1, 12, 5)
@@ -18,13 +19,7 @@ def test_claimed_tasks_keep_their_claim_as_the_first_and_the_column_goes_back(
     migrate.upgrade(empty_url, "0010_activation")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
         # (decision id, claimed at): a task claimed once, and one never claimed.
         for pk, claimed in ((1, CLAIMED), (2, None)):
             connection.execute(

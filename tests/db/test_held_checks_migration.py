@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import create_engine, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 DELIVERED = WHEN + timedelta(minutes=1)
@@ -25,13 +26,7 @@ def test_open_checks_of_delivered_slates_lose_the_held_label(empty_url: str) -> 
     migrate.upgrade(empty_url, "0014_withdrawn_time")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
         for pk, route, status, overflow, delivered, _ in TASKS:
             connection.execute(
                 text(

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import create_engine, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 DUE = WHEN + timedelta(hours=4)
@@ -32,13 +33,7 @@ def test_overflowed_tasks_get_their_end_and_other_tasks_keep_theirs(empty_url: s
     migrate.upgrade(empty_url, "0012_unmeasured_bound")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
         for pk, status, overflow, fallback, completed, delivered, _ in TASKS:
             connection.execute(
                 text(

@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import create_engine, inspect, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 
@@ -15,13 +16,7 @@ def test_older_tasks_have_no_withdrawn_time_and_the_columns_go_back(empty_url: s
     migrate.upgrade(empty_url, "0013_task_end")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
         connection.execute(
             text(
                 "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
