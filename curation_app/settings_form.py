@@ -67,7 +67,8 @@ def _kinds() -> dict[str, str]:
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    # repr is the shortest text that reads back as the same float: an untouched save is no change.
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def grouped_fields(
