@@ -9,7 +9,7 @@ from typing import Any
 
 from bandit.engine import config as policy_config
 from bandit.engine.config import ConfigError, PolicyConfig
-from curation_app.settings_help import algorithm_of, help_for
+from curation_app.settings_help import algorithm_help, algorithms_of, help_for
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": policy_config.ALGORITHMS,
@@ -47,7 +47,9 @@ class FieldView:
     error: str = ""
     unit: str = ""
     help: str = ""
-    algorithm: str = ""  # set for an exploration parameter: shown only with its algorithm
+    # For an exploration parameter: shown only with these algorithms, with a line for each.
+    algorithms: tuple[str, ...] = ()
+    algorithm_help: tuple[tuple[str, str], ...] = ()
 
 
 def _kind(name: str, default: Any) -> str:
@@ -67,7 +69,8 @@ def _kinds() -> dict[str, str]:
 def _as_text(value: Any) -> str:
     if isinstance(value, bool):
         return "on" if value else ""
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    # repr is the shortest text that reads back as the same float: an untouched save is no change.
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def grouped_fields(
@@ -92,7 +95,8 @@ def grouped_fields(
                     error=errors.get(name, ""),
                     unit=help_for(name).unit,
                     help=help_for(name).help,
-                    algorithm=algorithm_of(name),
+                    algorithms=algorithms_of(name),
+                    algorithm_help=algorithm_help(name),
                 )
                 for name in names
                 if name in kinds

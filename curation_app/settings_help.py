@@ -21,7 +21,11 @@ HELP: dict[str, FieldHelp] = {
     "algorithm": FieldHelp(
         "Exploration algorithm", "", "How the policy explores; only its own parameters are shown."
     ),
-    "epsilon": FieldHelp("Epsilon", "share 0-1", "Share of picks made at random (epsilon-greedy)."),
+    "epsilon": FieldHelp(
+        "Epsilon",
+        "share 0-1",
+        "The exploration floor: each of the K candidates keeps at least epsilon/K.",
+    ),
     "softmax_lambda": FieldHelp(
         "Softmax lambda", "> 0", "Higher is greedier: picks concentrate on the best scores."
     ),
@@ -92,14 +96,30 @@ HELP: dict[str, FieldHelp] = {
     ),
 }
 
-# The exploration parameters each algorithm reads; the others are hidden while it is selected.
+# The exploration parameters each algorithm reads (the flags `bandit.engine.policy` passes to
+# VW); the others are hidden while it is selected.
 ALGORITHM_PARAMETERS: dict[str, tuple[str, ...]] = {
     "epsilon_greedy": ("epsilon",),
     "softmax": ("softmax_lambda",),
-    "bag": ("bag_size",),
+    "bag": ("bag_size", "epsilon"),
     "squarecb": ("squarecb_gamma_scale",),
-    "cover": ("cover_size",),
-    "rnd": ("rnd_size",),
+    "cover": ("cover_size", "epsilon"),
+    "rnd": ("rnd_size", "epsilon"),
+}
+
+# What a parameter read by several algorithms does under each, shown with the selected one.
+# From VW's reductions: every one of these enforces epsilon/K as each action's minimum
+# probability; cover also scales its disagreement penalty by it.
+ALGORITHM_HELP: dict[str, dict[str, str]] = {
+    "epsilon": {
+        "epsilon_greedy": "Epsilon-greedy: the share of picks made at random; the rest go to "
+        "the best score.",
+        "bag": "Bagging: spread evenly on top of the models' votes (at 0 an item no model "
+        "votes for is never shown); the committee uncertainty measures read the votes net of it.",
+        "cover": "Online cover: a fixed floor (VW's decaying default is not used); it also sets "
+        "how hard the cover's policies are pushed to disagree while learning.",
+        "rnd": "RND: a floor under the bonus-weighted softmax; at 0 only the RND bonus explores.",
+    },
 }
 
 
@@ -108,9 +128,11 @@ def help_for(name: str) -> FieldHelp:
     return HELP.get(name, FieldHelp(name.replace("_", " ").capitalize(), "", ""))
 
 
-def algorithm_of(name: str) -> str:
-    """The algorithm a parameter belongs to ('' for settings every algorithm uses)."""
-    for algorithm, names in ALGORITHM_PARAMETERS.items():
-        if name in names:
-            return algorithm
-    return ""
+def algorithms_of(name: str) -> tuple[str, ...]:
+    """The algorithms that read a parameter (() for settings every algorithm uses)."""
+    return tuple(algorithm for algorithm, names in ALGORITHM_PARAMETERS.items() if name in names)
+
+
+def algorithm_help(name: str) -> tuple[tuple[str, str], ...]:
+    """(algorithm, what the parameter does under it) for a parameter several algorithms read."""
+    return tuple(ALGORITHM_HELP.get(name, {}).items())

@@ -10,8 +10,10 @@ lower bound). Its curator workload is computed from the logged confidence:
 the routing rule applied to each event's logged uncertainty gives the share of events a
 curator would see, the share held for review before output, and, among the events the point
 would let out unreviewed, how often curators rejected the policy's items when they did review
-them. The confidence is the logging model's, so workload for a very different model is an
-approximation (see docs/replay.md).
+them (review_before and apprentice send every event to a curator before output, review_after
+every event after it). The confidence is the logging model's, so workload for a very different
+model is an approximation (see docs/replay.md). Risk-controlled routing is refused: its auto
+threshold is no setting to replay but chosen by each learn pass from verdicts still to come.
 """
 
 from __future__ import annotations
@@ -44,6 +46,13 @@ ROUTING_FIELDS = frozenset(
 PER_POSITION_ONLY = ("ips", "snips", "dm", "dr")
 TUNING_ESTIMATORS = ("auto", "ips", "snips", "dr", "sips", "rips", "cascade-dr", "switch-dr")
 REJECTED = (CuratorVerdict.REMOVED, CuratorVerdict.SWAPPED)
+NOT_REPLAYABLE = (
+    "routing_mode: risk_controlled workload cannot be replayed from a config: its auto "
+    "threshold is not a setting but is chosen by each learn pass from audited verdicts that "
+    "come later, so any share reviewed would be made up; tune the exploration under another "
+    "routing_mode (the reward estimate does not depend on routing), and measure risk-controlled "
+    "routing with hitl simulate's [trust] study"
+)
 
 
 class GridError(ValueError):
@@ -125,12 +134,14 @@ def load_grid(path: Path) -> Grid:
         if not isinstance(values, list) or not values:
             raise GridError(f"grid.{name}: must be a non-empty list of values")
     points = []
-    for combination in itertools.product(*axes.values()):
+    for number, combination in enumerate(itertools.product(*axes.values()), start=1):
         settings = {**base, **dict(zip(axes, combination, strict=True))}
         try:
             points.append(config_from_mapping(settings))
         except (ConfigError, TypeError) as error:
             raise GridError(f"grid point {settings}: {error}") from error
+        if points[-1].routing_mode == RoutingMode.RISK_CONTROLLED:
+            raise GridError(f"grid point {number} {settings}: {NOT_REPLAYABLE}")
     try:
         objective = Objective(**document.get("objective", {}))
     except TypeError as error:
@@ -141,7 +152,10 @@ def load_grid(path: Path) -> Grid:
 
 
 def event_workload(log: ReplayLog, config: PolicyConfig) -> Workload:
-    """The workload `config`'s routing would put on curators for the log's events."""
+    """The workload `config`'s routing would put on curators for the log's events (the rule of
+    `bandit.engine.routing.route_for`)."""
+    if config.routing_mode == RoutingMode.RISK_CONTROLLED:
+        raise GridError(NOT_REPLAYABLE)
     measured = log.column(f"uncertainty_{config.uncertainty_measure}")
     logged_confidence = log.column("confidence")
     if measured is not None:
@@ -153,7 +167,7 @@ def event_workload(log: ReplayLog, config: PolicyConfig) -> Workload:
         raise GridError("log: column confidence is needed to estimate curator workload")
     first = np.unique(log.event, return_index=True)[1]  # a decision's route is per event
     event_confidence = confidence[first]
-    if config.routing_mode == RoutingMode.REVIEW_BEFORE:
+    if config.routing_mode in (RoutingMode.REVIEW_BEFORE, RoutingMode.APPRENTICE):
         reviewed = blocking = np.ones(first.size, dtype=bool)
     elif config.routing_mode == RoutingMode.REVIEW_AFTER:
         reviewed, blocking = np.ones(first.size, dtype=bool), np.zeros(first.size, dtype=bool)

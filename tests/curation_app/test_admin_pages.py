@@ -31,7 +31,11 @@ def test_every_field_has_a_label_unit_and_help_and_parameters_follow_the_algorit
     assert "(seconds)" in page and "(share 0-1)" in page
     # Exploration parameters carry their algorithm, so only the selected one's are shown.
     assert re.search(r'class="field param-for-bag"[^>]*for="setting-bag_size"', page)
-    assert re.search(r'class="field param-for-epsilon_greedy"[^>]*for="setting-epsilon"', page)
+    assert re.search(
+        r'class="field param-for-epsilon_greedy param-for-bag param-for-cover param-for-rnd"'
+        r'[^>]*for="setting-epsilon"',
+        page,
+    )
     assert 'class="field" for="setting-review_sla_seconds"' in page
 
 

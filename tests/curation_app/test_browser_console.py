@@ -311,8 +311,16 @@ def test_settings_show_every_error_at_once_and_only_the_chosen_algorithms_parame
     page.goto(f"{live_server}/settings")
     expect(page.locator("#setting-epsilon")).to_be_visible()  # epsilon-greedy is the default
     expect(page.locator("#setting-bag_size")).to_be_hidden()
+    epsilon_help = page.locator("label[for=setting-epsilon] .field-help")
+    expect(epsilon_help.locator("visible=true")).to_have_count(2)  # the floor, and its own line
+    expect(page.locator(".help-for-epsilon_greedy")).to_be_visible()
     page.select_option("#setting-algorithm", "bag")
     expect(page.locator("#setting-bag_size")).to_be_visible()
+    # Bagging reads epsilon too (VW's --bag N --epsilon e), with a line of help of its own.
+    expect(page.locator("#setting-epsilon")).to_be_visible()
+    expect(page.locator(".help-for-bag")).to_be_visible()
+    expect(page.locator(".help-for-epsilon_greedy")).to_be_hidden()
+    page.select_option("#setting-algorithm", "softmax")
     expect(page.locator("#setting-epsilon")).to_be_hidden()
     page.select_option("#setting-algorithm", "epsilon_greedy")
     page.fill("#setting-epsilon", "2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -163,3 +164,49 @@ def test_the_audit_log_shows_logins_and_config_changes_escaped(
     only_saves = admin.get("/settings/audit?action=config.save").get_data(as_text=True)
     assert '<td class="mono">config.save</td>' in only_saves
     assert '<td class="mono">login</td>' not in only_saves
+
+
+class _FormValues(HTMLParser):
+    """What a browser would post for the settings form as the page rendered it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._select: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name") or ""
+        if tag == "input" and name:
+            if a.get("type") != "checkbox":
+                self.values[name] = a.get("value") or ""
+            elif "checked" in a:
+                self.values[name] = "on"
+        elif tag == "select":
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.values[self._select] = a.get("value") or ""
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "select":
+            self._select = None
+
+
+def test_saving_the_untouched_page_stores_the_same_config_and_records_no_change(
+    admin: FlaskClient, session_factory: sessionmaker[Session]
+) -> None:
+    odd = PolicyConfig(
+        learning_rate=0.1234567, default_reward=-0.00012345678, epsilon=0.1 + 0.2,
+        uncertainty_temperature=5e-324, squarecb_gamma_scale=123456.78901234567,
+    )  # fmt: skip
+    with session_factory() as session:
+        configs.save_config(session, odd, "t", activate=True)
+        session.commit()
+    form = _FormValues()
+    form.feed(admin.get("/settings").get_data(as_text=True))
+    assert admin.post("/settings", data=form.values).status_code == 302
+    with session_factory() as session:
+        _, active = configs.active_config(session)
+        entry = session.scalars(select(AuditEntry).where(AuditEntry.action == "config.save")).one()
+    assert active.to_document() == odd.to_document()
+    assert entry.details["changes"] == {}

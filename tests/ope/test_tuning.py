@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import PolicyConfigRow
 from bandit.engine.config import PolicyConfig
+from bandit.engine.routing import route_for
+from bandit.engine.vocabulary import Route, RoutingMode
 from bandit.ope.log_format import build_log, write_log
 from bandit.ope.synthetic import SyntheticWorld, action_names
 from bandit.ope.tuning import GridError, event_workload, load_grid
@@ -173,3 +175,56 @@ def test_tune_with_sim_measures_reward_and_workload_of_every_point(tmp_path: Pat
     assert simulated["partial"]["curator_minutes_per_1000"] == 0.0
     for result_row in simulated.values():
         assert 0 < result_row["reward_per_decision"]
+
+
+LIVE_ROUTED_MODES = [m for m in RoutingMode if m != RoutingMode.RISK_CONTROLLED]
+
+
+@pytest.mark.parametrize("mode", LIVE_ROUTED_MODES)
+def test_workload_routes_each_event_as_live_routing_would(tmp_path: Path, mode: str) -> None:
+    from bandit.ope.log_format import load_log
+
+    log = load_log(_synthetic_log(tmp_path))
+    config = PolicyConfig(routing_mode=mode, auto_threshold=0.9, review_threshold=0.5)
+    first = np.unique(log.event, return_index=True)[1]
+    logged = log.column("confidence")
+    assert logged is not None
+    confidence = logged.astype(float)[first]
+    routes = np.array([route_for(float(c), config) for c in confidence])
+    workload = event_workload(log, config)
+    assert workload.review_share == pytest.approx(np.mean(routes != Route.AUTO))
+    assert workload.blocking_share == pytest.approx(np.mean(routes == Route.REVIEW_BEFORE))
+
+
+def test_apprentice_mode_sends_every_event_to_review_before_output(tmp_path: Path) -> None:
+    from bandit.ope.log_format import load_log
+
+    log = load_log(_synthetic_log(tmp_path))
+    apprentice = event_workload(log, PolicyConfig(routing_mode="apprentice"))
+    assert apprentice.review_share == apprentice.blocking_share == 1.0
+    assert np.isnan(apprentice.unreviewed_rejection)  # nothing goes out unreviewed
+
+
+RISK_GRID = """
+[base]
+candidate_count = 5
+slate_size = 1
+
+[grid]
+routing_mode = ["partial", "risk_controlled"]
+"""
+
+
+def test_risk_controlled_workload_is_refused_not_made_up(tmp_path: Path) -> None:
+    from bandit.ope.log_format import load_log
+
+    log_file = _synthetic_log(tmp_path)
+    with pytest.raises(GridError, match=r"routing_mode.*risk_controlled.*learn pass"):
+        event_workload(load_log(log_file), PolicyConfig(routing_mode="risk_controlled"))
+    grid = tmp_path / "grid.toml"
+    grid.write_text(RISK_GRID)
+    with pytest.raises(GridError, match=r"grid point 2.*routing_mode.*risk_controlled"):
+        load_grid(grid)
+    result = CliRunner().invoke(main, ["tune", "--log", str(log_file), "--grid", str(grid)])
+    assert result.exit_code != 0 and "Traceback" not in result.output
+    assert "routing_mode" in result.output and "%" not in result.output
