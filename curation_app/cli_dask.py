@@ -8,14 +8,17 @@ from typing import Any
 import click
 
 from bandit.ope.log_format import ReplayLog, load_log
-from bandit.ope.partitioned import STEM, load_partitioned, partition_files, target_for
+from bandit.ope.partitioned import (
+    PARTITIONED_ESTIMATORS,
+    STEM,
+    load_partitioned,
+    partition_files,
+    target_for,
+)
 from bandit.ope.policy_target import resolve_target
-from bandit.ope.replay import ReplayReport
+from bandit.ope.replay import ReplayOptions, ReplayReport
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.targets import TargetDistribution
-
-# The estimators that are sums of per-row terms, so they map over partitions and reduce.
-PARTITIONED_ESTIMATORS = ("ips", "snips", "dm", "dr")
 
 DASK_OPTION = click.option(
     "--dask",
@@ -63,16 +66,19 @@ def replay_on_dask(
     target: str,
     estimators: str,
     settings: RewardModelSettings,
+    options: ReplayOptions,
+    reward: str = "customer",
+    blend_weight: float = 0.5,
 ) -> ReplayReport:
-    """The per-position estimators over every partition on the cluster (docs/replay.md)."""
+    """The report of `hitl replay` over every partition on the cluster (docs/replay.md)."""
     from curation_app import dask_jobs
 
     names = (
-        PARTITIONED_ESTIMATORS
+        None
         if estimators == "auto"
         else tuple(n.strip().lower() for n in estimators.split(",") if n.strip())
     )
-    unknown = [n for n in names if n not in PARTITIONED_ESTIMATORS]
+    unknown = [n for n in names or () if n not in PARTITIONED_ESTIMATORS]
     if unknown:
         raise click.UsageError(
             f"--estimators: {', '.join(unknown)} cannot run with --dask; use "
@@ -82,4 +88,6 @@ def replay_on_dask(
     if Path(target).suffix in (".toml", ".json"):
         target_for(load_log(files[0]), target, files[:1])  # refuses, with the reason
     with dask_client(spec) as client:
-        return dask_jobs.replay(client, files, target, names, settings)
+        return dask_jobs.replay(
+            client, files, target, names, settings, options, reward, blend_weight
+        )

@@ -183,11 +183,6 @@ def replay_command(
     """
     if (log_file is None) == (db_url is None):
         raise click.UsageError("give either --log FILE or --db URL")
-    if dask_spec is not None:
-        if log_file is None:
-            raise click.UsageError("--dask replays a partitioned --log, not --db")
-        _replay_on_dask(dask_spec, log_file, target, estimators, out, folds, seed)
-        return
     try:
         options = ReplayOptions(
             estimand=estimand,
@@ -198,6 +193,24 @@ def replay_command(
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from error
+    if dask_spec is not None:
+        if log_file is None:
+            raise click.UsageError("--dask replays a partitioned --log, not --db")
+        for given, flag in ((logging_policy, "--logging"), (segment, "--segment")):
+            if given is not None:
+                raise click.UsageError(f"{flag} cannot run with --dask; run it without --dask")
+        _replay_on_dask(
+            dask_spec,
+            log_file,
+            target,
+            estimators,
+            out,
+            RewardModelSettings(folds=folds, seed=seed),
+            options,
+            reward_choice,
+            blend_weight,
+        )
+        return
     if out is not None:
         prepare_out(out)
     keep_freed_memory()  # a short-lived process of whole-column temporaries (curation_app/heap.py)
@@ -243,19 +256,27 @@ def _replay_on_dask(
     target: str,
     estimators: str,
     out: Path | None,
-    folds: int,
-    seed: int,
+    settings: RewardModelSettings,
+    options: ReplayOptions,
+    reward_choice: str,
+    blend_weight: float,
 ) -> None:
-    """The per-position estimand summed over partitions on the cluster (docs/replay.md)."""
+    """The single-process report, summed over partitions on the cluster (docs/replay.md)."""
     if out is not None:
         prepare_out(out)
     try:
         report = replay_on_dask(
-            spec, log_file, target, estimators, RewardModelSettings(folds=folds, seed=seed)
+            spec, log_file, target, estimators, settings, options, reward_choice, blend_weight
         )
     except OFFLINE_ERRORS as error:
         raise click.ClickException(str(error)) from error
-    click.echo(f"target {report.target} on {report.rows} rows (per-position estimand, on Dask)")
+    click.echo(
+        f"target {report.target} on {report.rows} rows ({report.slate_length} positions per "
+        f"slate at most), reward: {reward_choice}, on Dask"
+    )
     _print_report(report)
     if out is not None:
-        (out / "replay.json").write_text(json.dumps(report.as_json(), indent=2) + "\n")
+        # diagnostics: the mean-weight check only (histogram, per-position values and
+        # calibration need the rows: run without --dask for them).
+        document = {**report.as_json(), "reward": reward_choice, "diagnostics": report.diagnostics}
+        (out / "replay.json").write_text(json.dumps(document, indent=2) + "\n")

@@ -1,7 +1,8 @@
 """Replay, tuning and simulation sweeps on a Dask cluster (`--dask ADDRESS|local[:N]`).
 
 - replay: one task per partition file returns its estimator sums (bandit.ope.partitioned); the
-  client adds them up. Workers read their own partitions, so no process holds the whole log.
+  client adds them up, and fetches per-event sums only where the bootstrap needs them. Workers
+  read their own partitions, so no process holds the whole log.
 - tune: one task per distinct exploration setting of the grid; each replays a VW policy over
   the whole log in time order (that replay is sequential), so each worker loads the log.
 - simulate: one task per seed, each a complete `hitl simulate` run in its own folder.
@@ -18,8 +19,15 @@ from typing import Any
 
 from distributed import Client, LocalCluster
 
-from bandit.ope.partitioned import combine, load_partitioned, partition_sums, target_name
-from bandit.ope.replay import ReplayReport
+from bandit.ope.partitioned import (
+    EventSums,
+    PartitionSums,
+    combine,
+    load_partitioned,
+    partition_sums,
+    target_name,
+)
+from bandit.ope.replay import ReplayOptions, ReplayReport
 from bandit.ope.reward_model import RewardModelSettings
 from bandit.ope.tuning import Grid, TunedPoint, exploration_key, tune
 
@@ -75,20 +83,40 @@ def replay(
     client: Client,
     files: list[Path],
     target: str,
-    estimators: tuple[str, ...],
+    estimators: tuple[str, ...] | None,
     settings: RewardModelSettings,
-    level: float = 0.95,
+    options: ReplayOptions | None = None,
+    reward: str = "customer",
+    blend_weight: float = 0.5,
 ) -> ReplayReport:
-    """Estimate the target over every partition on the cluster."""
+    """Estimate the target over every partition on the cluster (`estimators` None: the log's
+    defaults). The partitions' per-event sums stay on the workers and are gathered only for
+    the estimators whose interval is a bootstrap (ESS below 1,000)."""
     futures = client.map(
         partition_sums,
         files,
         target=target,
         estimators=estimators,
         settings=settings,
+        options=options,
+        reward=reward,
+        blend_weight=blend_weight,
         pure=False,
     )
-    return combine(client.gather(futures), target_name(target), level)
+    summaries = client.gather(client.map(_summary, futures, pure=False))
+
+    def fetch(names: tuple[str, ...]) -> list[dict[str, EventSums]]:
+        return list(client.gather(client.map(_event_sums, futures, names=names, pure=False)))
+
+    return combine(summaries, target_name(target), options, estimators, fetch)
+
+
+def _summary(part: PartitionSums) -> PartitionSums:
+    return part.summary()
+
+
+def _event_sums(part: PartitionSums, names: tuple[str, ...]) -> dict[str, EventSums]:
+    return {name: part.events[name] for name in names}
 
 
 def _tune_group(

@@ -33,6 +33,18 @@ def mean_weight_check(weight_per_event: np.ndarray) -> dict[str, Any]:
         if weight_per_event.size > 1
         else 0.0
     )
+    return _mean_weight_verdict(mean, se)
+
+
+def mean_weight_of_sums(events: float, total: float, squares: float) -> dict[str, Any]:
+    """`mean_weight_check` from the event count and the sums of the weights and their squares
+    (what the partitions of a log add up)."""
+    mean = total / events
+    variance = max(squares - events * mean * mean, 0.0) / (events - 1) if events > 1 else 0.0
+    return _mean_weight_verdict(mean, float(np.sqrt(variance / events)) if events > 1 else 0.0)
+
+
+def _mean_weight_verdict(mean: float, se: float) -> dict[str, Any]:
     ok = abs(mean - 1.0) <= MEAN_WEIGHT_SIGMAS * se + 1e-9 or abs(mean - 1.0) < 0.01
     return {"mean": mean, "standard_error": se, "consistent_with_1": bool(ok)}
 

@@ -7,7 +7,9 @@ pi_i = pi(a_i | x_i) the target's, w_i = pi_i / mu_i, q_i = q(x_i, a_i) a reward
 prediction for the logged action and qbar_i = sum_a pi(a | x_i) q(x_i, a) its expectation
 under the target.
 
-Intervals are normal approximations on the per-row terms whose mean is the estimate. Rows of
+Intervals here are normal approximations on the per-row terms whose mean is the estimate
+(`hitl replay` and `bandit.ope.replay.evaluate` do not use these classes' intervals: they take
+the same terms through `bandit.ope.intervals`, a cluster bootstrap below an ESS of 1,000). Rows of
 one event (the positions of one slate) are not independent, so when event codes are given the
 variance is the cluster-robust (sandwich) one over events: Var = G / (G - 1) * sum_g S_g^2 / n^2
 with S_g the sum of centred terms of event g.

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bandit.ope.estimators import Estimate, cluster_count, normal_quantile, standard_error
+from bandit.ope.estimators import Estimate, normal_quantile
 
 BOOTSTRAP_ESS = 1000.0
 WARN_ESS = 100.0
@@ -40,14 +40,20 @@ class IntervalSettings:
             raise ValueError(f"resamples: must be at least 50; got {self.resamples}")
 
 
-def cluster_bootstrap(
-    terms: np.ndarray, cluster: np.ndarray, settings: IntervalSettings
-) -> tuple[float, float]:
-    """Percentile interval of mean(terms), resampling whole clusters with replacement."""
+def event_sums(terms: np.ndarray, cluster: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each present event's sum of `terms` and its row count, in event-code order."""
     sums = np.bincount(cluster, weights=terms)
     counts = np.bincount(cluster).astype(float)
     present = counts > 0
-    sums, counts = sums[present], counts[present]
+    return sums[present], counts[present]
+
+
+def bootstrap_of_sums(
+    sums: np.ndarray, counts: np.ndarray, settings: IntervalSettings
+) -> tuple[float, float]:
+    """Percentile interval of sum(terms) / rows, resampling events (their term sums and row
+    counts) with replacement; what `cluster_bootstrap` does, from the events' sums alone (so a
+    partitioned log can ship those instead of its rows)."""
     rng = np.random.default_rng([settings.seed, 404])
     groups = sums.size
     means = np.empty(settings.resamples)
@@ -59,29 +65,66 @@ def cluster_bootstrap(
     return float(low), float(high)
 
 
+def cluster_bootstrap(
+    terms: np.ndarray, cluster: np.ndarray, settings: IntervalSettings
+) -> tuple[float, float]:
+    """Percentile interval of mean(terms), resampling whole clusters with replacement."""
+    return bootstrap_of_sums(*event_sums(terms, cluster), settings)
+
+
+def linearised_sums(a: np.ndarray, b: np.ndarray, counts: np.ndarray) -> tuple[float, np.ndarray]:
+    """V = sum a / sum b and each event's sum of the linearised terms
+    V + (n / sum b)(a_i - V b_i) from its sums A_g, B_g and row count n_g.
+
+    Their mean is V and their centred sums (n / sum b)(A_g - V B_g) are the delta method's, so
+    the normal interval of these terms is the ratio's delta-method interval and their
+    bootstrap resamples events with the ratio's normaliser held at the whole log's."""
+    total = float(b.sum())
+    value = float(a.sum()) / total
+    rows = float(counts.sum())
+    return value, counts * value + (rows / total) * (a - value * b)
+
+
 def mean_estimate(
     name: str,
     terms: np.ndarray,
     cluster: np.ndarray,
     ess: float,
     settings: IntervalSettings,
-    groups: int | None = None,
+    value: float | None = None,
 ) -> Estimate:
-    """The mean of `terms` with an event-clustered interval kept inside the reward range;
-    `groups`, the number of distinct events, is counted when not given."""
-    value = float(terms.mean())
-    groups = cluster_count(cluster) if groups is None else groups
+    """The mean of `terms` (or `value`, their mean computed exactly elsewhere) with an
+    event-clustered interval kept inside the reward range."""
+    sums, counts = event_sums(terms, cluster)
+    mean = float(terms.mean()) if value is None else value
+    return sums_estimate(name, mean, sums, counts, ess, settings)
+
+
+def sums_estimate(
+    name: str,
+    value: float,
+    sums: np.ndarray,
+    counts: np.ndarray,
+    ess: float,
+    settings: IntervalSettings,
+) -> Estimate:
+    """`mean_estimate` from the events' term sums and row counts (event-code order): the
+    bootstrap below `BOOTSTRAP_ESS`, else the cluster-robust normal interval."""
+    groups = sums.size
+    rows = float(counts.sum())
     if ess < BOOTSTRAP_ESS and groups >= 2:
-        low, high = cluster_bootstrap(terms, cluster, settings)
+        low, high = bootstrap_of_sums(sums, counts, settings)
         method = "bootstrap"
     else:
         z = normal_quantile(0.5 + settings.level / 2)
-        se = standard_error(terms - value, cluster, groups)
+        centred = sums - counts * value
+        correction = groups / max(groups - 1, 1)
+        se = float(np.sqrt(correction * np.dot(centred, centred)) / rows)
         low, high = value - z * se, value + z * se
         method = "normal"
     low = float(np.clip(low, settings.reward_low, settings.reward_high))
     high = float(np.clip(high, settings.reward_low, settings.reward_high))
-    return Estimate(name, value, low, high, ess, terms.size, method=method)
+    return Estimate(name, value, low, high, ess, int(rows), method=method)
 
 
 def ess_warning(name: str, ess: float) -> str | None:

@@ -24,17 +24,14 @@ import pyarrow.compute as pc
 
 from bandit.ope import slate
 from bandit.ope.diagnostics import diagnostics
-from bandit.ope.estimators import (
-    DM,
-    DR,
-    IPS,
-    SNIPS,
-    Estimate,
-    ReplayArrays,
-    cluster_count,
-    effective_sample_size,
+from bandit.ope.estimators import Estimate, ReplayArrays, effective_sample_size
+from bandit.ope.intervals import (
+    IntervalSettings,
+    ess_warning,
+    event_sums,
+    linearised_sums,
+    sums_estimate,
 )
-from bandit.ope.intervals import IntervalSettings, ess_warning, mean_estimate
 from bandit.ope.log_format import CONTEXT_PREFIX, ReplayLog
 from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UNIFORM, uniform_pi_weights
 from bandit.ope.reward_choice import per_source
@@ -116,20 +113,34 @@ def default_estimator(log: ReplayLog) -> str:
 def default_estimators(log: ReplayLog, target: TargetDistribution | None = None) -> tuple[str, ...]:
     """What `hitl replay` reports when no estimator is named."""
     modelled = target is None or target.support is not None  # DM/DR need the whole target
-    if slate_length(log) == 1:
+    marginals = (
+        log.marginal_propensity is not None and target is not None and target.marginal is not None
+    )
+    return defaults_for(slate_length(log), modelled, marginals)
+
+
+def defaults_for(length: int, modelled: bool, marginals: bool) -> tuple[str, ...]:
+    """The default estimators for a log of slates of up to `length` positions, a target with
+    a full distribution (`modelled`) and marginal probabilities on both sides (`marginals`)."""
+    if length == 1:
         return ("ips", "snips", "dm", "dr") if modelled else ("ips", "snips")
     names = ["sips", "rips", "cascade-dr"] if modelled else ["sips", "rips"]
-    if log.marginal_propensity is not None and target is not None and target.marginal is not None:
+    if marginals:
         names.append("iips")
     return tuple(names)
 
 
 def parse_estimators(
-    text: str, log: ReplayLog | None = None, estimand: str = SLATE
+    text: str,
+    log: ReplayLog | None = None,
+    estimand: str = SLATE,
+    one_position: bool | None = None,
 ) -> tuple[str, ...]:
-    """`sips,rips,cascade-dr` as a tuple of names valid for the estimand, in the given order."""
+    """`sips,rips,cascade-dr` as a tuple of names valid for the estimand, in the given order;
+    `one_position` (else read from `log`) allows the per-position names under `slate`."""
     names = tuple(n.strip().lower() for n in text.split(",") if n.strip())
-    one_position = log is not None and slate_length(log) == 1
+    if one_position is None:
+        one_position = log is not None and slate_length(log) == 1
     allowed = (
         POSITION_ESTIMATORS
         if estimand == POSITION
@@ -184,15 +195,33 @@ def replay_arrays(
     )
 
 
-def _slate_estimate(
+@dataclass(frozen=True)
+class Terms:
+    """One estimator's per-row terms: its value is sum(a) / sum(b) (b = 1 when None) and its
+    ESS Kish's over the events' mean `ess_weight` (the event count when None, as for DM)."""
+
+    a: np.ndarray
+    b: np.ndarray | None = None
+    ess_weight: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class LogTerms:
+    """Every named estimator's terms on one log (or one partition), and what the report's
+    checks read."""
+
+    terms: dict[str, Terms]
+    arrays: slate.SlateArrays
+    weights: slate.SlateWeights
+
+
+def _slate_terms(
     name: str,
     arrays: slate.SlateArrays,
     options: ReplayOptions,
-    intervals: IntervalSettings,
     position_weights: bool,
     slate_weights: slate.SlateWeights,
-    groups: int,
-) -> tuple[Estimate, np.ndarray]:
+) -> Terms:
     if position_weights:  # each position its own round: the weight is its own ratio
         ratio = (
             arrays.ratio
@@ -204,30 +233,22 @@ def _slate_estimate(
         weights = slate_weights
     # Every ESS is in slates: Kish's over each event's mean weight (docs/replay.md).
     if name == "sips":
-        terms, ess_weight = slate.sips_terms(arrays, weights), weights.slate
-    elif name == "rips":
-        terms, ess_weight = slate.rips_terms(arrays, weights), weights.prefix
-    elif name == "cascade-dr":
-        terms, ess_weight = slate.cascade_dr_terms(arrays, weights), weights.prefix
-    elif name == "switch-dr":
+        return Terms(slate.sips_terms(arrays, weights), None, weights.slate)
+    if name == "rips":
+        return Terms(slate.rips_terms(arrays, weights), None, weights.prefix)
+    if name == "cascade-dr":
+        return Terms(slate.cascade_dr_terms(arrays, weights), None, weights.prefix)
+    if name == "switch-dr":
         terms = slate.switch_dr_terms(arrays, weights, options.switch_threshold)
-        ess_weight = np.where(weights.prefix <= options.switch_threshold, weights.prefix, 0.0)
-    else:
-        terms = slate.iips_terms(arrays, options.max_weight)
-        assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
-        ess_weight = arrays.marginal_target / arrays.marginal_propensity
-    ess = effective_sample_size(ess_weight, arrays.event)
-    return mean_estimate(name, terms, arrays.event, ess, intervals, groups), terms
+        trusted = weights.prefix <= options.switch_threshold
+        return Terms(terms, None, np.where(trusted, weights.prefix, 0.0))
+    terms = slate.iips_terms(arrays, options.max_weight)
+    assert arrays.marginal_target is not None and arrays.marginal_propensity is not None
+    return Terms(terms, None, arrays.marginal_target / arrays.marginal_propensity)
 
 
-def _pi_estimate(
-    log: ReplayLog,
-    target: TargetDistribution,
-    options: ReplayOptions,
-    intervals: IntervalSettings,
-    groups: int,
-) -> tuple[Estimate, np.ndarray]:
-    """The pseudo-inverse estimate, only where the logging policy's Gamma is known."""
+def _pi_terms(log: ReplayLog, target: TargetDistribution, options: ReplayOptions) -> Terms:
+    """The pseudo-inverse's terms, only where the logging policy's Gamma is known."""
     if options.logging != UNIFORM:
         raise ValueError(
             "estimators: pi needs the logging policy's slot-pair probabilities (Gamma), which "
@@ -235,37 +256,133 @@ def _pi_estimate(
             "without replacement, declare --logging uniform (checked against the propensities)"
         )
     weight = uniform_pi_weights(log, target, options.max_weight)
-    terms = weight * log.reward
-    ess = effective_sample_size(weight, log.event)
-    return mean_estimate("pi", terms, log.event, ess, intervals, groups), terms
+    return Terms(weight * log.reward, None, weight)
 
 
-def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> np.ndarray:
-    """The per-row terms whose mean is the position estimator (SNIPS: its share of the ratio)."""
+def _position_terms(name: str, arrays: ReplayArrays, max_weight: float | None) -> Terms:
+    """ips (w r), snips (w r over w), dm (qbar) and dr (qbar + w (r - q)) per position."""
     weight = arrays.weight if max_weight is None else np.minimum(arrays.weight, max_weight)
     if name == "dm":
         assert arrays.q_target is not None
-        return arrays.q_target
+        return Terms(arrays.q_target)
     if name == "dr":
         assert arrays.q_target is not None and arrays.q_logged is not None
-        return arrays.q_target + weight * (arrays.reward - arrays.q_logged)
-    terms = weight * arrays.reward
-    if name == "snips" and weight.sum() > 0:
-        terms = terms * (weight.size / weight.sum())
-    return terms
+        return Terms(arrays.q_target + weight * (arrays.reward - arrays.q_logged), None, weight)
+    return Terms(weight * arrays.reward, weight if name == "snips" else None, weight)
 
 
-def _position_estimate(
-    name: str, arrays: ReplayArrays, options: ReplayOptions, intervals: IntervalSettings
+def estimator_terms(
+    log: ReplayLog,
+    target: TargetDistribution,
+    names: Sequence[str],
+    settings: RewardModelSettings,
+    options: ReplayOptions,
+) -> LogTerms:
+    """Each named estimator's per-row terms on the log (no validation of the names)."""
+    needs_model = any(name in NEEDS_REWARD_MODEL for name in names)
+    position = replay_arrays(log, target, needs_model, settings)
+    arrays = slate.SlateArrays(
+        event=log.event,
+        position=log.position,
+        reward=log.reward,
+        propensity=log.propensity,
+        target_probability=target.logged_probability,
+        marginal_propensity=log.marginal_propensity,
+        marginal_target=target.marginal,
+        q_logged=position.q_logged,
+        q_target=position.q_target,
+    )
+    per_position = options.estimand == POSITION or slate_length(log) == 1
+    # Computed once: every slate estimator and the diagnostics read the same weights.
+    weights = slate.slate_weights(arrays, options.max_weight)
+    terms: dict[str, Terms] = {}
+    for name in names:
+        if name in ("ips", "snips", "dm", "dr"):
+            terms[name] = _position_terms(name, position, options.max_weight)
+        elif name == "pi":
+            terms[name] = _pi_terms(log, target, options)
+        else:
+            terms[name] = _slate_terms(name, arrays, options, per_position, weights)
+    return LogTerms(terms, arrays, weights)
+
+
+def events_estimate(
+    name: str,
+    a: np.ndarray,
+    b: np.ndarray | None,
+    counts: np.ndarray,
+    ess: float,
+    intervals: IntervalSettings,
 ) -> Estimate:
-    settings: dict[str, Any] = {"level": options.level}
-    if name != "dm":
-        settings["max_weight"] = options.max_weight
-    estimator = {"ips": IPS, "snips": SNIPS, "dm": DM, "dr": DR}[name](**settings)
-    raw = estimator.estimate(arrays)
-    low = float(np.clip(raw.ci_low, intervals.reward_low, intervals.reward_high))
-    high = float(np.clip(raw.ci_high, intervals.reward_low, intervals.reward_high))
-    return Estimate(raw.estimator, raw.value, low, high, raw.ess, raw.rows, raw.method)
+    """The estimate sum a / sum b from its events' sums of a and b (b = rows when None) and
+    row counts, with the interval `bandit.ope.intervals` picks for its ESS (SNIPS: of its
+    linearised terms)."""
+    if b is None:
+        return sums_estimate(name, float(a.sum() / counts.sum()), a, counts, ess, intervals)
+    if b.sum() == 0.0:
+        # The target never picks a logged action: the data say nothing about it.
+        nan = float("nan")
+        return Estimate(name, nan, nan, nan, 0.0, int(counts.sum()))
+    value, linearised = linearised_sums(a, b, counts)
+    return sums_estimate(name, value, linearised, counts, ess, intervals)
+
+
+def terms_estimate(
+    name: str, terms: Terms, event: np.ndarray, intervals: IntervalSettings
+) -> Estimate:
+    """The estimate of one estimator's per-row terms, clustered by event."""
+    a, counts = event_sums(terms.a, event)
+    b = None if terms.b is None else event_sums(terms.b, event)[0]
+    ess = (
+        float(counts.size)
+        if terms.ess_weight is None
+        else effective_sample_size(terms.ess_weight, event)
+    )
+    return events_estimate(name, a, b, counts, ess, intervals)
+
+
+def headline_of(names: Sequence[str], estimand: str, length: int) -> str:
+    """The estimator a report leads with: the estimand's default if it was computed, else
+    `rips` (no reward model), else the first named."""
+    preferred = "dr" if estimand == POSITION or length == 1 else "cascade-dr"
+    if preferred in names:
+        return preferred
+    return "rips" if "rips" in names else names[0]
+
+
+def estimand_of(options: ReplayOptions, length: int) -> str:
+    """The estimand a report states: `position` when asked on a slate log, else `slate`."""
+    return POSITION if options.estimand == POSITION and length > 1 else SLATE
+
+
+def report_warnings(estimates: dict[str, Estimate], mean_weight: dict[str, Any]) -> tuple[str, ...]:
+    """ESS warnings (every estimator but dm) and the mean-weight check's."""
+    warnings = tuple(
+        w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
+    )
+    if not mean_weight["consistent_with_1"]:
+        warnings += (
+            f"mean slate weight {mean_weight['mean']:.3f} is not about 1: check the "
+            "propensities, or the target picks items the logging policy never could",
+        )
+    return warnings
+
+
+def interval_settings(options: ReplayOptions, reward: np.ndarray) -> IntervalSettings:
+    """The intervals' level, seed and the observed reward range they are kept inside."""
+    return IntervalSettings(
+        level=options.level,
+        reward_low=float(reward.min()),
+        reward_high=float(reward.max()),
+        seed=options.seed,
+    )
+
+
+def headline_share(terms: Terms) -> np.ndarray:
+    """Per-row shares of the value (they sum to value x rows): a, scaled by rows / sum b."""
+    if terms.b is None or terms.b.sum() == 0.0:
+        return terms.a
+    return terms.a * (terms.b.size / terms.b.sum())
 
 
 def evaluate(
@@ -284,68 +401,23 @@ def evaluate(
     names = tuple(estimators) if estimators else default_estimators(log, target)
     # Validates the names against the estimand.
     parse_estimators(",".join(names), log, options.estimand)
-    needs_model = any(name in NEEDS_REWARD_MODEL for name in names)
-    position = replay_arrays(log, target, needs_model, settings)
-    arrays = slate.SlateArrays(
-        event=log.event,
-        position=log.position,
-        reward=log.reward,
-        propensity=log.propensity,
-        target_probability=target.logged_probability,
-        marginal_propensity=log.marginal_propensity,
-        marginal_target=target.marginal,
-        q_logged=position.q_logged,
-        q_target=position.q_target,
-    )
-    intervals = IntervalSettings(
-        level=options.level,
-        reward_low=float(log.reward.min()),
-        reward_high=float(log.reward.max()),
-        seed=options.seed,
-    )
-    per_position = options.estimand == POSITION or length == 1
-    # Computed once: every slate estimator and the diagnostics read the same weights.
-    weights = slate.slate_weights(arrays, options.max_weight)
-    events = cluster_count(log.event)
-    estimates: dict[str, Estimate] = {}
-    terms: dict[str, np.ndarray] = {}
-    for name in names:
-        if name in ("ips", "snips", "dm", "dr"):
-            estimates[name] = _position_estimate(name, position, options, intervals)
-        elif name == "pi":
-            estimates[name], terms[name] = _pi_estimate(log, target, options, intervals, events)
-        else:
-            estimates[name], terms[name] = _slate_estimate(
-                name, arrays, options, intervals, per_position, weights, events
-            )
-    warnings = tuple(
-        w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
-    )
-    preferred = "dr" if options.estimand == POSITION else default_estimator(log)
-    fallback = "rips" if "rips" in estimates else names[0]  # without a reward model
-    headline = preferred if preferred in estimates else fallback
-    estimand = POSITION if options.estimand == POSITION and length > 1 else SLATE
-    headline_terms = (
-        terms[headline]
-        if headline in terms
-        else _position_terms(headline, position, options.max_weight)
-    )
-    checks = diagnostics(arrays, weights, _segments(log, segment_column))
-    if not checks["mean_weight"]["consistent_with_1"]:
-        warnings += (
-            f"mean slate weight {checks['mean_weight']['mean']:.3f} is not about 1: check the "
-            "propensities, or the target picks items the logging policy never could",
-        )
+    computed = estimator_terms(log, target, names, settings, options)
+    intervals = interval_settings(options, log.reward)
+    estimates = {
+        name: terms_estimate(name, computed.terms[name], log.event, intervals) for name in names
+    }
+    headline = headline_of(names, options.estimand, length)
+    checks = diagnostics(computed.arrays, computed.weights, _segments(log, segment_column))
     return ReplayReport(
         log.rows,
         target.name,
         estimates,
-        estimand,
+        estimand_of(options, length),
         headline,
         length,
-        warnings,
+        report_warnings(estimates, checks["mean_weight"]),
         checks,
-        per_source(log, headline_terms),
+        per_source(log, headline_share(computed.terms[headline])),
     )
 
 

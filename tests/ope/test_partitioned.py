@@ -131,8 +131,8 @@ def test_partition_sums_add_up_to_the_single_process_ips_and_snips(
     names = ("ips", "snips")
     whole = load_partitioned(files)
     single = evaluate(whole, target_for(whole, spec, files), names, settings, options=PER_POSITION)
-    parts = [partition_sums(f, spec, names, settings) for f in files]
-    report = combine(parts, single.target, 0.95)
+    parts = [partition_sums(f, spec, names, settings, PER_POSITION) for f in files]
+    report = combine(parts, single.target, PER_POSITION, names)
     assert report.rows == single.rows == EVENTS * 2
     _assert_same(report.estimates, single.estimates, names)
 
@@ -142,8 +142,8 @@ def test_partitioned_ess_counts_events_as_the_single_process_path(log_dir: Path)
     # (EVENTS slates of two positions), not the 2 * EVENTS rows.
     files = partition_files(str(log_dir / "*.parquet"))
     names = ("ips", "snips", "dm", "dr")
-    parts = [partition_sums(f, "logged", names, RewardModelSettings()) for f in files]
-    report = combine(parts, "logged", 0.95)
+    parts = [partition_sums(f, "logged", names, RewardModelSettings(), PER_POSITION) for f in files]
+    report = combine(parts, "logged", PER_POSITION, names)
     for name in names:
         assert report.estimates[name].ess == pytest.approx(EVENTS, abs=TOLERANCE), name
 
@@ -160,7 +160,12 @@ def test_partitioned_dr_agrees_with_single_process_dr_and_the_truth(
     single = evaluate(
         whole, target_for(whole, spec, files), ("dr",), settings, options=PER_POSITION
     ).estimates["dr"]
-    parts = combine([partition_sums(f, spec, ("dr",), settings) for f in files], "t", 0.95)
+    parts = combine(
+        [partition_sums(f, spec, ("dr",), settings, PER_POSITION) for f in files],
+        "t",
+        PER_POSITION,
+        ("dr",),
+    )
     mine = parts.estimates["dr"]
     half_width = (single.ci_high - single.ci_low) / 2
     # Per-partition reward models differ from the whole-log one; DR absorbs the difference.
@@ -189,7 +194,7 @@ def test_replay_on_a_two_process_cluster_gives_the_single_process_numbers(
     single = evaluate(
         whole, target_for(whole, spec, files), ("ips", "snips"), settings, options=PER_POSITION
     )
-    report = dask_jobs.replay(client, files, spec, ("ips", "snips"), settings)
+    report = dask_jobs.replay(client, files, spec, ("ips", "snips"), settings, PER_POSITION)
     assert len(client.nthreads()) == 2  # asked of the scheduler now, not its cached identity
     _assert_same(report.estimates, single.estimates, ("ips", "snips"))
 
