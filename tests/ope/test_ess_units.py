@@ -73,7 +73,7 @@ def test_cascade_ess_counts_slates_as_sips_does(slates: int, seed: int) -> None:
     prefix = np.repeat(np.where(heavy, 4.0, 0.0), 5)
     assert rips.ess == pytest.approx(_slate_ess(prefix, log.event), abs=1e-9)
     # One unit, so one warning and one interval method for both on the same log.
-    assert rips.method == sips.method == "bootstrap"
+    assert rips.method == sips.method == "bootstrap+normal"
     assert sum(w.startswith(("sips:", "rips:")) for w in report.warnings) == 2
 
 

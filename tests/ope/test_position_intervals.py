@@ -33,7 +33,7 @@ def test_small_ess_position_estimators_bootstrap_by_event() -> None:
     for name in POSITION_FAMILY:
         estimate = report.estimates[name]
         assert estimate.ess < BOOTSTRAP_ESS
-        assert estimate.method == "bootstrap", name
+        assert estimate.method == "bootstrap+normal", name
         assert estimate.ci_low <= estimate.value <= estimate.ci_high, name
 
 
@@ -53,7 +53,7 @@ def test_snips_bootstrap_is_of_its_linearised_terms() -> None:
     snips = evaluate(log, target, ("snips",)).estimates["snips"]
     weight = target.logged_probability / log.propensity
     assert snips.value == pytest.approx(np.dot(weight, log.reward) / weight.sum(), abs=1e-12)
-    assert snips.method == "bootstrap"
+    assert snips.method == "bootstrap+normal"
 
 
 SEEDS = 200
@@ -69,7 +69,7 @@ def test_small_ess_intervals_cover_the_truth() -> None:
         truth = world.value(np.full(world.shape, 1.0 / world.shape[1]))
         for name in covered:
             estimate = report.estimates[name]
-            assert estimate.method == "bootstrap", (name, estimate.ess)
+            assert estimate.method == "bootstrap+normal", (name, estimate.ess)
             covered[name] += estimate.ci_low <= truth <= estimate.ci_high
     error = 3 * math.sqrt(0.95 * 0.05 / SEEDS)
     for name, hits in covered.items():

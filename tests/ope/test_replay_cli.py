@@ -139,7 +139,7 @@ def test_clip_and_small_ess_warning(tmp_path: Path) -> None:
     assert plain.exit_code == 0 and clipped.exit_code == 0
     assert "warning: sips: effective sample size" in plain.output
     a, b = (json.loads((tmp_path / d / "replay.json").read_text()) for d in ("a", "b"))
-    assert a["estimators"]["sips"]["interval"] == "bootstrap"
+    assert a["estimators"]["sips"]["interval"] == "bootstrap+normal"
     assert a["estimators"]["sips"]["value"] != b["estimators"]["sips"]["value"]
     for document in (a, b):  # intervals stay inside the reward range [0, 1]
         assert 0.0 <= document["estimators"]["sips"]["ci_low"]
