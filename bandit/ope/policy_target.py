@@ -1,12 +1,17 @@
 """A policy config as a target: a fresh VW policy learns progressively over the log.
 
-Rows are visited in time order (timestamp, event, position). At each row the policy first
-scores the candidates the logging policy had there, and that pmf is the target's distribution
-for the row; then it learns the logged action, reward and propensity, exactly as the live
-learner would. The estimate is thus the value a policy with these settings would have earned
-had it been running, learning from the same stream (the way Azure Personalizer's offline
-evaluation replays a log). All VW text comes from `bandit.vw_format`.
-"""
+Events are visited in time order (an event's earliest timestamp, then event), as the live
+learner takes decisions. At each event the policy first scores every position's candidates
+(the candidates the logging policy had there, given the logged earlier picks), and those pmfs
+are the target's distribution for the event's rows; only then does it learn the event's
+rounds (logged action, reward and propensity) in position order, as the live learner does.
+The live engine draws a whole slate before any of its rewards exists, so no position is
+scored by a model that has seen a reward of its own slate. The estimate is thus the value a
+policy with these settings would have earned had it been running, learning from the same
+stream (the way Azure Personalizer's offline evaluation replays a log), with every reward
+learned before the next event: the replay does not model the reward wait or the learner's
+passes, which in the live system delay learning further. All VW text comes from
+`bandit.vw_format`."""
 
 from __future__ import annotations
 
@@ -77,6 +82,19 @@ def time_order(log: ReplayLog) -> np.ndarray:
     return stamps.to_numpy(dtype="datetime64[ns]").astype(np.int64)
 
 
+def event_runs(log: ReplayLog) -> list[np.ndarray]:
+    """The log's rows grouped by event, events in time order (an event's earliest timestamp,
+    the decision's), rows by position: the order the live learner learns rounds in."""
+    if not log.rows:
+        return []
+    stamps = time_order(log)
+    first = np.full(int(log.event.max()) + 1, np.iinfo(np.int64).max)
+    np.minimum.at(first, log.event, stamps)
+    order = np.lexsort((log.position, log.event, first[log.event]))
+    starts = np.flatnonzero(np.diff(log.event[order], prepend=-1))
+    return np.split(order, starts[1:])
+
+
 def _missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
@@ -98,8 +116,12 @@ def frozen_model_target(
 def explore_eval_target(log: ReplayLog, config: PolicyConfig, seed: int = 0) -> TargetDistribution:
     """The target distribution of a VW policy with `config` replayed as `--explore_eval` does:
     it learns only from the rows where its own draw agrees with the logged action (rejection
-    sampling), so each exploration setting learns from the data it would have seen. Its
-    position-estimand `ips` equals VW's `--explore_eval` average loss, negated."""
+    sampling), so each exploration setting learns from the data it would have seen. An event's
+    positions are all scored (the target's pmfs) before any of them goes through VW's
+    reduction; VW then decides acceptance with its own in-learn pmf, which at position k > 1
+    has learned the event's accepted earlier positions (docs/replay.md gives the size). On
+    one-position logs the two pmfs are the same, and the position-estimand `ips` equals VW's
+    `--explore_eval` average loss, negated."""
     policy = VWPolicy.explore_evaluator(config, seed)
     return _replayed_policy(log, policy, f"{config.name} (explore_eval)", learn=False, offer=True)
 
@@ -125,26 +147,23 @@ def _replayed_policy(
     by_row = np.argsort(candidates.row, kind="stable")
     bounds = np.searchsorted(candidates.row[by_row], np.arange(log.rows + 1))
     pmf_out = np.empty(candidates.row.size)
-    order = np.lexsort((log.position, log.event, time_order(log)))
-    shared_cache: dict[int, str] = {}
     try:
-        for row in order:
-            slots = by_row[bounds[row] : bounds[row + 1]]
-            event = int(log.event[row])
-            shared = shared_cache.get(event)
-            if shared is None:
-                shared = vw_format.shared_line(contexts[row])
-                shared_cache = {event: shared}  # positions of one event are adjacent
-            lines = [action_lines[action_ids[a]] for a in candidates.action[slots]]
-            chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
-            reward, propensity = float(log.reward[row]), float(log.propensity[row])
-            if offer:
-                pmf_out[slots] = policy.offer(shared, lines, chosen, reward, propensity)
-                continue
-            pmf, _ = policy.score(shared, lines)
-            pmf_out[slots] = pmf
-            if learn:
-                policy.learn(shared, lines, chosen, reward, propensity)
+        for rows in event_runs(log):
+            shared = vw_format.shared_line(contexts[rows[0]])  # an event's positions share it
+            slate = []
+            for row in rows:
+                slots = by_row[bounds[row] : bounds[row + 1]]
+                lines = [action_lines[action_ids[a]] for a in candidates.action[slots]]
+                chosen = int(np.flatnonzero(candidates.action[slots] == log.action[row])[0])
+                # Every position is scored before any round of the event is learned: the live
+                # engine draws the whole slate before the slate has a reward.
+                pmf_out[slots] = policy.score(shared, lines)[0]
+                slate.append((lines, chosen, float(log.reward[row]), float(log.propensity[row])))
+            for lines, chosen, reward, propensity in slate:  # in position order, as the learner
+                if offer:
+                    policy.offer(shared, lines, chosen, reward, propensity)
+                elif learn:
+                    policy.learn(shared, lines, chosen, reward, propensity)
     finally:
         policy.close()
     support = KeyedRows(candidates.row, candidates.action, pmf_out)
