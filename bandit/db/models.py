@@ -151,6 +151,9 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reward_due_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # When the default-reward pass dealt with the event once its wait ran out: gave it the
+    # default, or found every delivered item answered and gave none. The pass skips it after.
+    default_pass_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # What went out, written once at delivery and never changed (bandit.services.delivery):
     # [{"position", "item_id", "decided_by", "replaced_item_id"}, ...] in position order.
     delivered_slate: Mapped[list[Any] | None] = mapped_column(nullable=True)
