@@ -464,6 +464,9 @@ class WebhookDelivery(Base):
     change_id: Mapped[int] = mapped_column(ForeignKey("event_changes.id"))
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # `attempts` when last replayed: the backoff counts the attempts since (the total and the
+    # attempt log are kept for the record).
+    attempts_before_replay: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     give_up_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str] = mapped_column(String(500), default="")
