@@ -96,6 +96,35 @@ class EventDocument(BaseModel):
     )
 
 
+class RewardedData(BaseModel):
+    """The `data` of a `rewarded` message; each of the event document's `outcomes` repeats it
+    (with `created_at` for `rewarded_at`, plus `source` and `learned`). Fields may be added
+    over time: ignore the ones you do not know."""
+
+    item_id: str | None = Field(
+        description="the rewarded item; null for the whole event or a default"
+    )
+    item_ids: list[str] = Field(
+        description="the delivered items this reward stands for: the item, every delivered item "
+        "for an event-level reward, and for a default the delivered items no customer outcome "
+        "had answered (a default is never given when every delivered item has one)"
+    )
+    value: float
+    is_default: bool = Field(
+        description="the policy config's default_reward, the wait having run out"
+    )
+    after_default: bool = Field(description="a customer reward stored after the event's default")
+    late: bool = Field(
+        description="a customer reward stored after the reward wait (reward_due_at) or after the "
+        "default: kept for replay, and the learner uses learned_instead in its place"
+    )
+    learned_instead: float | None = Field(
+        description="for a late reward, the default reward the learner uses in its place for "
+        "the policy's items among item_ids; null otherwise"
+    )
+    rewarded_at: str = Field(description="ISO 8601, UTC: when it was stored")
+
+
 class WebhookMessage(BaseModel):
     """The signed JSON body POSTed to a webhook endpoint for each event change."""
 
@@ -106,8 +135,9 @@ class WebhookMessage(BaseModel):
     occurred_at: str
     data: dict[str, object] = Field(
         description="delivered: {delivered_at, delivered_slate}; corrected: {correction}; "
-        "reinstated: {verified_at, curator_id}; rewarded: {item_id, value, is_default, "
-        "after_default, rewarded_at}"
+        "reinstated: {verified_at, curator_id}; rewarded: RewardedData {item_id, item_ids, "
+        "value, is_default, after_default, late, learned_instead, rewarded_at}. New fields may "
+        "be added to data: ignore the ones you do not know"
     )
 
 

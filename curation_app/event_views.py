@@ -29,6 +29,7 @@ from bandit.engine.vocabulary import (
 from bandit.services.catalog_store import display_items
 from bandit.services.corrections import correction_view, corrections_of, current_slate
 from bandit.services.delivery import decision_config, delivered_slate
+from bandit.services.rewards import reward_payload
 from curation_app.reasons import reason_text
 
 
@@ -240,18 +241,7 @@ def event_view(
             }
             for v in verifications
         ],
-        "outcomes": [
-            {
-                "item_id": None if o.is_default else (o.item_key or None),
-                "value": o.value,
-                "is_default": o.is_default,
-                "after_default": o.after_default,
-                "source": o.source,
-                "created_at": o.created_at.isoformat(),
-                "learned": o.learned_at is not None,
-            }
-            for o in outcomes
-        ],
+        "outcomes": _outcome_views(decision, outcomes, delivered, session),
     }
     if include_candidates:
         document["candidates"] = list(decision.candidates)
@@ -274,6 +264,34 @@ def _review_due_at(decision: Decision, task: ReviewTask | None) -> str | None:
         return None
     due = [d for d in (task.due_at, task.fallback_at) if d is not None]
     return min(due).isoformat() if due else None
+
+
+def _outcome_views(
+    decision: Decision,
+    outcomes: Sequence[Outcome],
+    delivered: Sequence[dict[str, Any]],
+    session: Session,
+) -> list[dict[str, Any]]:
+    """Each stored reward as its `rewarded` message said it (outcomes in id order)."""
+    if not outcomes:
+        return []
+    items = [entry["item_id"] for entry in delivered]
+    default_reward = decision_config(session, decision).default_reward
+    views = []
+    for o in outcomes:
+        # A default stands for the delivered items no customer outcome answered before it.
+        answered = {e.item_key for e in outcomes if e.id < o.id and not e.is_default}
+        facts = reward_payload(o, items, decision.reward_due_at, default_reward, answered)
+        del facts["rewarded_at"]
+        views.append(
+            facts
+            | {
+                "source": o.source,
+                "created_at": o.created_at.isoformat(),
+                "learned": o.learned_at is not None,
+            }
+        )
+    return views
 
 
 def _lifecycle(

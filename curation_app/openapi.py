@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 from bandit.db.limits import ROW_ID_MAX
 from curation_app import api_responses as answers
 from curation_app.api import ChoiceBody, EventId, RankBody, RewardBatchBody, RewardBody
-from curation_app.event_schemas import WEBHOOK_HEADERS, EventDocument, WebhookMessage
+from curation_app.event_schemas import WEBHOOK_HEADERS, EventDocument, RewardedData, WebhookMessage
 from curation_app.review_api import LeaseBody, SubmitBody
 
 bp = Blueprint("openapi", __name__, url_prefix="/api/v1")
@@ -280,7 +280,9 @@ def build_document() -> dict[str, Any]:
     """The whole API as an OpenAPI 3.1 document."""
     bodies = [o.body for o in OPERATIONS if o.body is not None]
     models: list[type[BaseModel]] = [*bodies, answers.ErrorAnswer, *(o.answer for o in OPERATIONS)]
-    unique_models: dict[type[BaseModel], None] = dict.fromkeys([*models, WebhookMessage])
+    unique_models: dict[type[BaseModel], None] = dict.fromkeys(
+        [*models, WebhookMessage, RewardedData]
+    )
     return {
         "openapi": "3.1.0",
         "info": {

@@ -151,6 +151,9 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(nullable=True)
     reward_due_at: Mapped[datetime | None] = mapped_column(nullable=True, index=True)
+    # When the default-reward pass dealt with the event once its wait ran out: gave it the
+    # default, or found every delivered item answered and gave none. The pass skips it after.
+    default_pass_at: Mapped[datetime | None] = mapped_column(nullable=True)
     # What went out, written once at delivery and never changed (bandit.services.delivery):
     # [{"position", "item_id", "decided_by", "replaced_item_id"}, ...] in position order.
     delivered_slate: Mapped[list[Any] | None] = mapped_column(nullable=True)
@@ -461,6 +464,9 @@ class WebhookDelivery(Base):
     change_id: Mapped[int] = mapped_column(ForeignKey("event_changes.id"))
     status: Mapped[str] = mapped_column(String(20))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # `attempts` when last replayed: the backoff counts the attempts since (the total and the
+    # attempt log are kept for the record).
+    attempts_before_replay: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime | None] = mapped_column(nullable=True)
     give_up_at: Mapped[datetime] = mapped_column()
     last_error: Mapped[str] = mapped_column(String(500), default="")

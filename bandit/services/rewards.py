@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -24,6 +24,7 @@ from bandit.services.delivery import (
     delivered_item_ids,
     delivered_slate,
 )
+from bandit.services.rounds import RewardRow, within_wait
 
 DEFAULT_KEY = "*default*"
 OUTCOMES = cast(Table, Outcome.__table__)
@@ -151,6 +152,7 @@ def _write_outcomes(
     ids = session.scalars(_insert_outcomes(), rows).all()
     by_id = {decision.id: decision for decision in decisions.values()}
     rewarded = list(dict.fromkeys(outcome.decision_id for outcome in new))
+    payloads = [_customer_payload(session, by_id[o.decision_id], o) for o in new]
     session.execute(
         _set_status(), {"decision_ids": rewarded, "new_status": DecisionStatus.REWARDED}
     )
@@ -158,8 +160,8 @@ def _write_outcomes(
     session.execute(
         insert(EVENT_CHANGES),
         [
-            change_row(o.decision_id, by_id[o.decision_id].event_id, kind, _reward_payload(o), now)
-            for o in new
+            change_row(o.decision_id, by_id[o.decision_id].event_id, kind, payload, now)
+            for o, payload in zip(new, payloads, strict=True)
         ],
     )
     # The in-memory rows now say what is stored, without a second write at commit.
@@ -192,7 +194,14 @@ def _locked_for_reward() -> Select[Decision]:
     return (
         select(Decision)
         .options(
-            load_only(Decision.id, Decision.event_id, Decision.status, Decision.delivered_slate)
+            load_only(
+                Decision.id,
+                Decision.event_id,
+                Decision.status,
+                Decision.delivered_slate,
+                Decision.reward_due_at,
+                Decision.policy_config_id,
+            )
         )
         .where(Decision.event_id.in_(bindparam("event_ids", expanding=True)))
         .order_by(Decision.id)
@@ -286,14 +295,43 @@ def _may_reward(
     return item_id in rewardable[decision.id]
 
 
-def _reward_payload(outcome: Outcome) -> dict[str, object]:
+def reward_payload(
+    outcome: RewardRow,
+    delivered: Sequence[str],
+    due: datetime | None,
+    default_reward: float,
+    answered: Collection[str] = (),
+) -> dict[str, object]:
+    """The `rewarded` message's data, which the event document's outcomes repeat.
+
+    `delivered` is the delivered slate's items in position order, `due` the decision's
+    `reward_due_at`, `default_reward` its config's, and `answered` (read for a default only)
+    the items with a customer outcome stored before the default. A customer outcome stored
+    after the wait (`late`) is kept for replay and the learner uses `learned_instead`, the
+    default, in its place (the rule of `bandit.services.rounds`); a default stands for
+    `item_ids`, the delivered items with no customer outcome before it.
+    """
+    if outcome.is_default:
+        items = [item_id for item_id in delivered if item_id not in answered]
+    else:
+        items = [outcome.item_key] if outcome.item_key else list(delivered)
+    late = not outcome.is_default and not within_wait(outcome, due)
     return {
         "item_id": outcome.item_key or None if not outcome.is_default else None,
+        "item_ids": items,
         "value": outcome.value,
         "is_default": outcome.is_default,
         "after_default": outcome.after_default,
+        "late": late,
+        "learned_instead": default_reward if late else None,
         "rewarded_at": outcome.created_at.isoformat(),
     }
+
+
+def _customer_payload(session: Session, decision: Decision, outcome: Outcome) -> dict[str, object]:
+    items = [entry["item_id"] for entry in delivered_slate(decision)]
+    default = decision_config(session, decision).default_reward
+    return reward_payload(outcome, items, decision.reward_due_at, default)
 
 
 def _check_same_value(stored: Outcome, value: float) -> None:
@@ -335,9 +373,11 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
     """Give the config's default reward to delivered events whose wait has run out.
 
     The default stands for every delivered item with no customer outcome by then (an event
-    with per-item rewards for some items gets it for the others); an event-level customer
-    reward covers every item, so such events get none. Does not commit; returns how many
-    events got one.
+    with per-item rewards for some items gets it for the others, and its message lists them);
+    an event-level customer reward covers every item, so such events get none, and neither do
+    events whose delivered items all have their outcome (in time, or late with the default
+    already standing in). Each event is dealt with once (`default_pass_at`). Does not commit;
+    returns how many events got one.
     """
     now = now or utcnow()
     overdue = session.scalars(
@@ -346,6 +386,7 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
             Decision.status.in_((DecisionStatus.DELIVERED, DecisionStatus.REWARDED)),
             Decision.reward_due_at.is_not(None),
             Decision.reward_due_at <= now,
+            Decision.default_pass_at.is_(None),
             ~exists().where(
                 Outcome.decision_id == Decision.id, Outcome.item_key.in_((DEFAULT_KEY, ""))
             ),
@@ -353,7 +394,14 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
         # A row a client reward is writing is skipped; the next pass sees it settled.
         .with_for_update(skip_locked=True)
     ).all()
+    stored = _outcomes(session, [decision.id for decision in overdue]) if overdue else {}
+    assigned = 0
     for decision in overdue:
+        decision.default_pass_at = now
+        answered = set(stored[decision.id])
+        delivered = [entry["item_id"] for entry in delivered_slate(decision)]
+        if all(item_id in answered for item_id in delivered):
+            continue  # a default would stand for no item
         config = decision_config(session, decision)
         outcome = Outcome(
             decision_id=decision.id,
@@ -366,6 +414,10 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
         )
         session.add(outcome)
         decision.status = DecisionStatus.REWARDED
-        add_change(session, decision, EventChangeKind.REWARDED, _reward_payload(outcome), now)
+        payload = reward_payload(
+            outcome, delivered, decision.reward_due_at, config.default_reward, answered
+        )
+        add_change(session, decision, EventChangeKind.REWARDED, payload, now)
+        assigned += 1
     session.flush()
-    return len(overdue)
+    return assigned

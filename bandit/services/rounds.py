@@ -237,7 +237,7 @@ def _received_reward(
     """A delivered policy item's reward, its wait running out at `due`: (row, value, source,
     late reward), None while it is pending."""
     real = next((o for o in outcomes if not o.is_default and o.item_key in ("", item_id)), None)
-    if real is not None and _within_wait(real, due):
+    if real is not None and within_wait(real, due):
         return real, real.value, RewardSource.CUSTOMER, None
     # The wait ran out with no customer outcome: the default, on the first reward row
     # stored since (lowest id, so the row never changes once learned): the default
@@ -324,7 +324,7 @@ def delivered_rewards(session: Session, decision_ids: Collection[int]) -> list[D
     return found
 
 
-def _within_wait(outcome: RewardRow, due: datetime | None) -> bool:
+def within_wait(outcome: RewardRow, due: datetime | None) -> bool:
     """Stored before the reward wait ran out (at `due`), and before any default (whenever the
     learner runs: the stored times decide, as `assign_default_rewards` does with
     `reward_due_at`)."""

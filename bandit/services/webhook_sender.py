@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import time
 import urllib.error
 import urllib.request
@@ -109,8 +110,17 @@ def http_post(url: str, body: bytes, headers: dict[str, str], timeout: float) ->
 
 
 def retry_delay(attempt: int, settings: WebhookSettings, rng: np.random.Generator) -> float:
-    """Exponential backoff with jitter: first x 2^(attempt-1), capped, times U(0.5, 1)."""
-    ceiling = min(settings.max_retry_seconds, settings.first_retry_seconds * 2 ** (attempt - 1))
+    """Exponential backoff with jitter: first x 2^(attempt-1), capped, times U(0.5, 1).
+
+    `attempt` counts from the delivery's creation or last replay. The exponent stops where the
+    cap is reached, so no number of attempts overflows a float.
+    """
+    first, cap = settings.first_retry_seconds, settings.max_retry_seconds
+    doublings = max(attempt - 1, 0)
+    if doublings >= math.log2(cap) - math.log2(first):
+        ceiling = cap
+    else:
+        ceiling = math.ldexp(first, doublings)  # below the cap, so finite
     return float(ceiling * rng.uniform(0.5, 1.0))
 
 
@@ -148,7 +158,7 @@ def send_due_webhooks(
                 duration_ms,
                 result.http_status,
                 result.error,
-                retry_delay(job.attempt, settings, rng),
+                retry_delay(job.attempt_since_replay, settings, rng),
             )
             counts[WebhookStatus(status)] += 1
         session.commit()

@@ -74,6 +74,8 @@ class DeliveryJob:
     delivery_pk: int
     delivery_id: str
     attempt: int
+    # The attempt's number since the delivery was made or last replayed: what the backoff counts.
+    attempt_since_replay: int
     url: str
     secret: str
     kind: str
@@ -218,6 +220,7 @@ def claim_due(session: Session, now: datetime, settings: WebhookSettings) -> lis
                 delivery_pk=delivery.id,
                 delivery_id=delivery.delivery_id,
                 attempt=delivery.attempts,
+                attempt_since_replay=delivery.attempts - delivery.attempts_before_replay,
                 url=endpoint.url,
                 secret=endpoint.secret,
                 kind=change.kind,
@@ -269,7 +272,8 @@ def record_attempt(
 
 
 def replay(session: Session, delivery_id: str, settings: WebhookSettings, now: datetime) -> None:
-    """Send a failed delivery again, same delivery id, with a fresh retry window. Flushes."""
+    """Send a failed delivery again, same delivery id, with a fresh retry window and backoff
+    (counted from its first attempt after the replay). Flushes."""
     delivery = session.scalars(
         select(WebhookDelivery).where(WebhookDelivery.delivery_id == delivery_id)
     ).first()
@@ -282,6 +286,7 @@ def replay(session: Session, delivery_id: str, settings: WebhookSettings, now: d
             status=WebhookStatus.PENDING,
             next_attempt_at=now,
             give_up_at=now + timedelta(seconds=settings.retry_for_seconds),
+            attempts_before_replay=WebhookDelivery.attempts,
         )
         .execution_options(synchronize_session=False)
     )

@@ -7,9 +7,10 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import Decision, utcnow
+from bandit.db.models import Decision, Outcome, utcnow
 from bandit.engine.config import PolicyConfig
 from bandit.engine.records import LoggedRound
 from bandit.engine.vocabulary import DecisionStatus, RewardSource, Route
@@ -349,3 +350,107 @@ def test_a_customer_outcome_after_the_wait_is_late_even_before_the_default_pass(
     assert (
         learning.learn_pending(session, now=decision.reward_due_at + timedelta(days=1)).rounds == ()
     )
+
+
+def _answer(session: Session, decision: Decision, index: int) -> None:
+    """In-time and late customer outcomes of every kind, some answering every delivered item."""
+    delivered = [entry["item_id"] for entry in decision.delivered_slate or []]
+    if not delivered or decision.reward_due_at is None:
+        return
+    late = decision.reward_due_at + timedelta(seconds=30)
+    kind = index % 6
+    if kind == 1:
+        rewards.record_reward(session, decision.event_id, 1.0, None, "test")
+    elif kind == 2:  # every delivered item (swap-ins too) answered in time
+        rewards.record_rewards(session, decision.event_id, [(i, 1.0) for i in delivered], "test")
+    elif kind == 3:
+        rewards.record_rewards(session, decision.event_id, [(delivered[0], 0.0)], "test")
+    elif kind == 4:  # every item answered, the last one after the wait
+        answers = [(i, 1.0) for i in delivered]
+        rewards.record_rewards(session, decision.event_id, answers[:-1], "test")
+        rewards.record_rewards(session, decision.event_id, answers[-1:], "test", now=late)
+    elif kind == 5:
+        rewards.record_reward(session, decision.event_id, 0.0, None, "test", now=late)
+
+
+def test_the_default_pass_leaves_the_rounds_as_a_default_for_every_event_would(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    """No default is written for an event whose delivered items all have an outcome, and the
+    rounds are exactly those of the old pass, which gave such events a default anyway."""
+    runtime = EngineRuntime(np.random.default_rng(3))
+    curator_id = accounts.add_curator(session, "default-curator", "rounds-password-1").id
+    session.commit()
+    index = 0
+    for settings in ROUTE_CONFIGS:
+        config = PolicyConfig(
+            name="defaults",
+            candidate_count=10,
+            slate_size=4,
+            reward_wait_seconds=WAIT_SECONDS,
+            default_reward=0.5,
+            **settings,
+        )
+        configs.save_config(session, config, created_by="test", activate=True)
+        session.commit()
+        for _ in range(2 * EVENTS_PER_ROUTE):
+            context = demo_catalog.customers[index % len(demo_catalog.customers)]
+            decision = _ranked(session, runtime, context)
+            task = review.claim_next(session, curator_id)
+            session.commit()
+            if task is not None:
+                lease = task.lease_token or ""
+                verdicts = _verdicts(task.decision, index)
+                review.submit_review(session, task.id, curator_id, lease, verdicts, 9.0)
+                session.commit()
+            session.refresh(decision)
+            _answer(session, decision, index)
+            session.commit()
+            index += 1
+    later = utcnow() + timedelta(seconds=WAIT_SECONDS + 600)
+    learning.learn_pending(session, now=later)
+    session.commit()
+    # A customer answering an item after its default: late, covered by the default.
+    defaulted = session.scalars(
+        select(Outcome).where(Outcome.is_default.is_(True)).order_by(Outcome.id)
+    ).first()
+    assert defaulted is not None
+    answered_late = session.get(Decision, defaulted.decision_id)
+    assert answered_late is not None
+    stored = {o.item_key for o in _outcomes(session, answered_late)}
+    unanswered = next(
+        e["item_id"] for e in answered_late.delivered_slate or [] if e["item_id"] not in stored
+    )
+    rewards.record_reward(session, answered_late.event_id, 1.0, unanswered, "test", now=later)
+    session.commit()
+    routes = {d.route for d in session.query(Decision)}
+    assert routes == set(Route)
+    now_rounds = rounds.logged_rounds(session)
+    sources = {r.reward_source for r in now_rounds}
+    assert sources == set(RewardSource) and any(r.late_reward is not None for r in now_rounds)
+
+    # What the pass before this change did: a default for every overdue delivered event
+    # without an event-level outcome, whether or not it stood for any item.
+    skipped = [
+        d
+        for d in session.query(Decision).order_by(Decision.id)
+        if d.delivered_at is not None
+        and not {o.item_key for o in _outcomes(session, d)} & {"", rewards.DEFAULT_KEY}
+    ]
+    assert len(skipped) >= 2 * len(ROUTE_CONFIGS)
+    for d in skipped:
+        covered = {o.item_key for o in _outcomes(session, d)}
+        assert {e["item_id"] for e in d.delivered_slate or []} <= covered
+        session.add(
+            Outcome(
+                decision_id=d.id,
+                item_key=rewards.DEFAULT_KEY,
+                value=0.5,
+                is_default=True,
+                after_default=False,
+                source=RewardSource.DEFAULT,
+                created_at=later,
+            )
+        )
+    session.flush()
+    assert rounds.logged_rounds(session) == now_rounds
