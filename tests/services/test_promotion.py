@@ -36,7 +36,7 @@ def trained(session_factory: sessionmaker[Session], demo_catalog: DemoCatalog) -
     rng = np.random.default_rng(5)
     truth = TrueRewardModel.from_catalog(generate_catalog(200, 11), 11)
     curators = [SimulatedCurator("sim-gate", 0.95, 5.0, rng)]
-    settings = LoopSettings(decisions=120, learn_every=30, reward_share=1.0)
+    settings = LoopSettings(decisions=400, learn_every=30, reward_share=1.0)
     run_loop(
         session_factory, EngineRuntime(rng), truth, demo_catalog.customers, curators, settings, rng
     )
