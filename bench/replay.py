@@ -192,7 +192,7 @@ def dask_replay(rows: int, partitions: int, workers: int, folder: Path, estimato
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",
             death_timeout=300,
             host="127.0.0.1",
         ) as cluster,

@@ -70,7 +70,7 @@ def dask_client(spec: str) -> Iterator[Client]:
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address="127.0.0.1:0",  # any free port (None means the default 8787)
             death_timeout=WORKER_START_SECONDS,
             host="127.0.0.1",
         ) as cluster,

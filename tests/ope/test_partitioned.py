@@ -88,7 +88,11 @@ def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def cluster() -> Iterator[LocalCluster]:
     """Two worker processes, as a small real cluster."""
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address="127.0.0.1:0",
+        host="127.0.0.1",
     ) as local:
         yield local
 

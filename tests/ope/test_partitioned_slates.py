@@ -47,7 +47,11 @@ def _slate_partitions(folder: Path, events: int, parts: int, seed: int = 0) -> P
 def scheduler() -> Iterator[str]:
     """Two single-threaded worker processes on 127.0.0.1, closed after the module."""
     with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, host="127.0.0.1"
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address="127.0.0.1:0",
+        host="127.0.0.1",
     ) as cluster:
         yield cluster.scheduler_address
 
