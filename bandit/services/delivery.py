@@ -50,9 +50,15 @@ def policy_items_in(entries: Sequence[dict[str, Any]], proposed: Mapping[str, in
     ]
 
 
+def delivered_items(decision: Decision) -> list[str]:
+    """Every item the customer received (the policy's, and any curator or client swap-ins),
+    in position order."""
+    return [entry["item_id"] for entry in delivered_slate(decision)]
+
+
 def delivered_item_ids(decision: Decision) -> set[str]:
-    """Every item the customer received: the policy's, and any curator or client swap-ins."""
-    return {entry["item_id"] for entry in delivered_slate(decision)}
+    """`delivered_items` as a set."""
+    return set(delivered_items(decision))
 
 
 def slate_entries(rows: Iterable[FinalSlateItem]) -> list[dict[str, Any]]:

@@ -22,6 +22,7 @@ from bandit.services.delivery import (
     change_row,
     decision_config,
     delivered_item_ids,
+    delivered_items,
     delivered_slate,
 )
 from bandit.services.rounds import RewardRow, within_wait
@@ -329,7 +330,7 @@ def reward_payload(
 
 
 def _customer_payload(session: Session, decision: Decision, outcome: Outcome) -> dict[str, object]:
-    items = [entry["item_id"] for entry in delivered_slate(decision)]
+    items = delivered_items(decision)
     default = decision_config(session, decision).default_reward
     return reward_payload(outcome, items, decision.reward_due_at, default)
 
@@ -399,7 +400,7 @@ def assign_default_rewards(session: Session, now: datetime | None = None) -> int
     for decision in overdue:
         decision.default_pass_at = now
         answered = set(stored[decision.id])
-        delivered = [entry["item_id"] for entry in delivered_slate(decision)]
+        delivered = delivered_items(decision)
         if all(item_id in answered for item_id in delivered):
             continue  # a default would stand for no item
         config = decision_config(session, decision)

@@ -226,11 +226,8 @@ def audit_summary(session: Session, config: PolicyConfig) -> dict[str, Any]:
             Decision.id.in_(latest_audits.scalar_subquery())
         )
     ).all()
-    # An audit's probability is never 0 (it was drawn with it); 1 keeps a corrupt row counted.
     interval = risk_control.rate_interval(
-        [row[2] for row in rows],
-        [row[1] if row[1] > 0 else 1.0 for row in rows],
-        config.confidence_level,
+        [row[2] for row in rows], [_drawn_with(row[1]) for row in rows], config.confidence_level
     )
     return {
         "n": interval.n,
@@ -260,7 +257,7 @@ def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_contro
         .limit(config.risk_window)
     ).all()
     scores = np.array([r[1] for r in rows], dtype=float)
-    weights = np.array([1.0 / r[3] if r[2] and r[3] > 0 else 1.0 for r in rows])
+    weights = np.array([1.0 / _drawn_with(r[3]) if r[2] else 1.0 for r in rows])
     overridden = np.array([r[4] for r in rows], dtype=float)
     return risk_control.choose_threshold(
         scores, overridden, weights, config.max_override_rate, config.confidence_level
@@ -297,6 +294,12 @@ def _projected_automation(
         for start, end in zip(bounds, bounds[1:], strict=False)
     )
     return above / len(starts) * (1.0 - config.audit_share)
+
+
+def _drawn_with(audit_probability: float) -> float:
+    """The probability an audit was drawn with. It is never 0 for an audit; a row that says
+    0 counts as drawn for sure (weight 1), so it is neither lost nor infinitely heavy."""
+    return audit_probability if audit_probability > 0 else 1.0
 
 
 def _first_reviews(*columns: Any) -> Select[Any]:
