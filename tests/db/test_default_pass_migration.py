@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import create_engine, inspect, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 DEFAULTED = WHEN + timedelta(hours=1)
@@ -27,24 +28,9 @@ def test_events_with_a_default_are_marked_passed_and_the_column_goes_back(
     migrate.upgrade(empty_url, "0015_held_checks")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
         for pk, outcomes, _ in DECISIONS:
-            connection.execute(
-                text(
-                    "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                    "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                    "policy_version, model_version, delivered_at, created_at) VALUES (:id, "
-                    ":event_id, '{}', '[]', '[]', '[]', '{}', 'auto', 'rewarded', 1, "
-                    "'default', 1, 0, :when, :when)"
-                ),
-                {"id": pk, "event_id": f"ev-{pk}", "when": WHEN},
-            )
+            insert_decision(connection, pk, WHEN, "auto", "rewarded", delivered_at=WHEN)
             for key, is_default, created in outcomes:
                 connection.execute(
                     text(

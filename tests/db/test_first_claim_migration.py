@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import DateTime, Integer, create_engine, inspect, text
 
 from bandit.db import migrate
-from tests.db.rows import insert_default_config
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 CLAIMED = datetime(2026, 11, 1, 12, 5)
@@ -22,16 +22,7 @@ def test_claimed_tasks_keep_their_claim_as_the_first_and_the_column_goes_back(
         insert_default_config(connection, WHEN)
         # (decision id, claimed at): a task claimed once, and one never claimed.
         for pk, claimed in ((1, CLAIMED), (2, None)):
-            connection.execute(
-                text(
-                    "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                    "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                    "policy_version, model_version, created_at) VALUES (:id, :event_id, '{}', "
-                    "'[]', '[]', '[]', '{}', 'review_before', 'pending_review', 1, 'default', "
-                    "1, 0, :when)"
-                ),
-                {"id": pk, "event_id": f"ev-{pk}", "when": WHEN},
-            )
+            insert_decision(connection, pk, WHEN)
             connection.execute(
                 text(
                     "INSERT INTO review_tasks (id, decision_id, review_round, route, status, "

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import create_engine, text
 
 from bandit.db import migrate
-from tests.db.rows import insert_default_config
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 DELIVERED = WHEN + timedelta(minutes=1)
@@ -28,17 +28,7 @@ def test_open_checks_of_delivered_slates_lose_the_held_label(empty_url: str) -> 
     with engine.begin() as connection:
         insert_default_config(connection, WHEN)
         for pk, route, status, overflow, delivered, _ in TASKS:
-            connection.execute(
-                text(
-                    "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                    "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                    "policy_version, model_version, delivered_at, created_at) VALUES (:id, "
-                    ":event_id, '{}', '[]', '[]', '[]', '{}', :route, 'delivered', 1, "
-                    "'default', 1, 0, :delivered, :when)"
-                ),
-                {"id": pk, "event_id": f"ev-{pk}", "route": route, "delivered": delivered,
-                 "when": WHEN},
-            )  # fmt: skip
+            insert_decision(connection, pk, WHEN, route, "delivered", delivered_at=delivered)
             connection.execute(
                 text(
                     "INSERT INTO review_tasks (id, decision_id, review_round, route, status, "

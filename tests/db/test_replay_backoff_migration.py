@@ -7,6 +7,7 @@ from datetime import datetime
 from sqlalchemy import create_engine, inspect, text
 
 from bandit.db import migrate
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 
@@ -17,22 +18,8 @@ def test_existing_deliveries_count_from_their_first_attempt_and_the_column_goes_
     migrate.upgrade(empty_url, "0016_default_pass")
     engine = create_engine(empty_url)
     with engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO policy_configs (id, name, version, document, active, created_by, "
-                "created_at) VALUES (1, 'default', 1, '{}', :yes, 'test', :when)"
-            ),
-            {"yes": True, "when": WHEN},
-        )
-        connection.execute(
-            text(
-                "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                "policy_version, model_version, created_at) VALUES (1, 'ev-1', '{}', '[]', "
-                "'[]', '[]', '{}', 'auto', 'delivered', 1, 'default', 1, 0, :when)"
-            ),
-            {"when": WHEN},
-        )
+        insert_default_config(connection, WHEN)
+        insert_decision(connection, 1, WHEN, "auto", "delivered")
         connection.execute(
             text(
                 "INSERT INTO event_changes (id, decision_id, event_id, kind, payload, "

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import create_engine, text
 
 from bandit.db import migrate
-from tests.db.rows import insert_default_config
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 DUE = WHEN + timedelta(hours=4)
@@ -35,16 +35,7 @@ def test_overflowed_tasks_get_their_end_and_other_tasks_keep_theirs(empty_url: s
     with engine.begin() as connection:
         insert_default_config(connection, WHEN)
         for pk, status, overflow, fallback, completed, delivered, _ in TASKS:
-            connection.execute(
-                text(
-                    "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                    "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                    "policy_version, model_version, delivered_at, created_at) VALUES (:id, "
-                    ":event_id, '{}', '[]', '[]', '[]', '{}', 'review_before', 'delivered', 1, "
-                    "'default', 1, 0, :delivered, :when)"
-                ),
-                {"id": pk, "event_id": f"ev-{pk}", "delivered": delivered, "when": WHEN},
-            )
+            insert_decision(connection, pk, WHEN, status="delivered", delivered_at=delivered)
             connection.execute(
                 text(
                     "INSERT INTO review_tasks (id, decision_id, review_round, route, status, "

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import create_engine, inspect, text
 
 from bandit.db import migrate
-from tests.db.rows import insert_default_config
+from tests.db.rows import insert_decision, insert_default_config
 
 WHEN = datetime(2026, 11, 1, 12, 0)
 
@@ -17,15 +17,7 @@ def test_older_tasks_have_no_withdrawn_time_and_the_columns_go_back(empty_url: s
     engine = create_engine(empty_url)
     with engine.begin() as connection:
         insert_default_config(connection, WHEN)
-        connection.execute(
-            text(
-                "INSERT INTO decisions (id, event_id, context, exclude, candidates, "
-                "position_pmfs, uncertainty, route, status, policy_config_id, policy_name, "
-                "policy_version, model_version, created_at) VALUES (1, 'ev-1', '{}', '[]', "
-                "'[]', '[]', '{}', 'review_before', 'pending_review', 1, 'default', 1, 0, :when)"
-            ),
-            {"when": WHEN},
-        )
+        insert_decision(connection, 1, WHEN)
         connection.execute(
             text(
                 "INSERT INTO review_tasks (id, decision_id, review_round, route, status, "
