@@ -7,8 +7,8 @@ interrupted and its transaction rolled back. Either way nothing is half-committe
 rows of a rolled-back pass are simply learned by the next learner to run.
 
 After each committed pass, every hook registered under the entry-point group
-`hitl.learner_pass_hooks` is called with the session factory (the webhook outbox of issue 16
-plugs in there); a failing hook is logged and never stops the learner.
+`hitl.learner_pass_hooks` is called with the session factory; a failing hook is logged and
+never stops the learner.
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -31,6 +33,11 @@ RULES: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "bandit/services": (
         frozenset({"numpy", "scipy", "pandas", "pyarrow", "sqlalchemy", "werkzeug", "matplotlib"}),
         ("bandit.engine", "bandit.ope", "bandit.db", "bandit.services"),
+    ),
+    # The simulator drives the real service layer; never the web app or its framework.
+    "sim": (
+        frozenset({"numpy", "pandas", "matplotlib", "sqlalchemy"}),
+        ("bandit.engine", "bandit.db", "bandit.services", "sim"),
     ),
 }
 # The web app never formats VW text, and nothing below it imports it.
@@ -93,6 +100,8 @@ def test_engine_has_no_database_handle(tmp_path: Path) -> None:
         ("bandit/engine", "import pandas", "pandas"),
         ("bandit/services", "from curation_app import create_app", "curation_app"),
         ("bandit/services", "import flask", "flask"),
+        ("sim", "import flask", "flask"),
+        ("sim", "from curation_app import create_app", "curation_app"),
     ],
 )
 def test_forbidden_edges_are_reported(tmp_path: Path, layer: str, line: str, expected: str) -> None:
@@ -103,14 +112,52 @@ def test_forbidden_edges_are_reported(tmp_path: Path, layer: str, line: str, exp
     assert problems and all(expected in p for p in problems)
 
 
+def named_on(page: str, module: Path, modules: list[Path], root: Path = ROOT) -> bool:
+    """Whether `page` names `module`: by its path from the repository root, or by its file name
+    standing alone (not the end of a longer name: `replay.py` is not named by `cli_replay.py`,
+    nor by another folder's `x/replay.py`) when no other module has that name."""
+    alone = r"(?<![\w/.-]){}(?!\w)"
+    if re.search(alone.format(re.escape(module.relative_to(root).as_posix())), page):
+        return True
+    shared = Counter(path.name for path in modules)[module.name] > 1
+    return not shared and re.search(alone.format(re.escape(module.name)), page) is not None
+
+
+def project_modules(root: Path = ROOT) -> list[Path]:
+    """Every module of the three packages, without their `__init__.py` files."""
+    return [
+        path
+        for folder in ("bandit", "curation_app", "sim")
+        for path in sorted((root / folder).rglob("*.py"))
+        if path.name != "__init__.py"
+    ]
+
+
 def test_the_architecture_page_names_every_module() -> None:
     # docs/architecture.md is where a newcomer finds each stage of the loop; a module it does
     # not name is one nobody will find there.
     page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
-    unnamed = [
-        str(path.relative_to(ROOT))
-        for folder in ("bandit", "curation_app", "sim")
-        for path in sorted((ROOT / folder).rglob("*.py"))
-        if path.name != "__init__.py" and path.name not in page
-    ]
+    modules = project_modules()
+    unnamed = [str(p.relative_to(ROOT)) for p in modules if not named_on(page, p, modules)]
     assert not unnamed, f"docs/architecture.md does not name {unnamed}"
+
+
+@pytest.mark.parametrize(
+    ("page", "module", "named"),
+    [
+        ("`curation_app/cli_replay.py`", "bandit/ope/replay.py", False),  # a longer name
+        ("`bandit/services/replay.py`", "bandit/ope/replay.py", False),  # another folder's
+        ("`bandit/ope/replay.py` (evaluate)", "bandit/ope/replay.py", True),
+        ("the estimators (`replay.py`, `targets.py`)", "bandit/ope/replay.py", True),
+        ("`slate.py`", "bandit/ope/slate.py", False),  # two modules share the name
+        ("`bandit/ope/slate.py`", "bandit/ope/slate.py", True),
+    ],
+)
+def test_a_module_is_named_only_by_its_own_name(
+    tmp_path: Path, page: str, module: str, named: bool
+) -> None:
+    for path in ("bandit/ope/replay.py", "bandit/ope/slate.py", "bandit/engine/slate.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("")
+    modules = project_modules(tmp_path)
+    assert named_on(page, tmp_path / module, modules, tmp_path) is named

@@ -65,8 +65,9 @@ class PolicyConfig:
     In ``risk_controlled`` mode the confidence is the calibrated approval model's probability
     that a curator keeps the whole slate unchanged, and the auto threshold is not a setting:
     every learn pass picks the lowest one whose upper confidence bound (at
-    ``confidence_level``) on the override rate of auto-delivered slates, measured on audits
-    and held-out reviews of the last ``risk_window`` reviewed slates, stays at or below
+    ``confidence_level``) on the override rate of auto-delivered slates, measured on the last
+    ``risk_window`` first-round reviews that logged an approval probability (every approval
+    role, audits weighted by 1 / their audit probability), stays at or below
     ``max_override_rate``; with too little evidence nothing is automated. ``audit_share`` of
     the slates it would auto-deliver go to a blinded review-after audit instead. Below the
     automatic threshold, ``review_threshold`` (manual, on the same approval scale) splits
