@@ -116,7 +116,15 @@ def _print_report(report: ReplayReport) -> None:
 
 @click.command("replay")
 @click.option("--log", "log_file", type=click.Path(path_type=Path), help="A log file.")
-@click.option("--db", "db_url", help="Read the log from this database instead.")
+@click.option(
+    "--database-url",
+    "--db",
+    "db_url",
+    metavar="URL",
+    envvar="HITL_DATABASE_URL",
+    help="Read the log from this database instead (--db is the older name). HITL_DATABASE_URL "
+    "is read when there is no --log.",
+)
 @click.option("--target", required=True, help="uniform, logged, CONFIG.toml or DIST.parquet/.csv")
 @click.option(
     "--estimators",
@@ -181,8 +189,7 @@ def replay_command(
     --log takes a file, or a glob / directory of partitions (`DIR/*.parquet`, as written by
     `hitl export --partitioned`); `{stem}` in a --target path stands for each partition's stem.
     """
-    if (log_file is None) == (db_url is None):
-        raise click.UsageError("give either --log FILE or --db URL")
+    db_url = _database_unless_log(log_file, db_url)
     try:
         options = ReplayOptions(
             estimand=estimand,
@@ -248,6 +255,21 @@ def replay_command(
             report.diagnostics or {}, f"replay of {report.target}", out / "diagnostics.png"
         )
         click.echo(f"wrote {out / 'replay.json'}, diagnostics.json and diagnostics.png")
+
+
+def _database_unless_log(log_file: Path | None, db_url: str | None) -> str | None:
+    """The database to read, None when the log is the --log file; refuses both or neither."""
+    from_environment = (
+        click.get_current_context().get_parameter_source("db_url")
+        == click.core.ParameterSource.ENVIRONMENT
+    )
+    if log_file is not None and from_environment:
+        return None  # a log given on the command line wins over the deployment's database
+    if (log_file is None) == (db_url is None):
+        raise click.UsageError(
+            "give either --log FILE or --database-url URL (or set HITL_DATABASE_URL)"
+        )
+    return db_url
 
 
 def _replay_on_dask(

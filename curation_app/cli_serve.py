@@ -97,7 +97,8 @@ def serve(
     type=click.FloatRange(0),
     default=20.0,
     show_default=True,
-    help="After SIGTERM, seconds a pass may still run before it is rolled back.",
+    help="After SIGTERM, seconds a pass may still run before it is rolled back; 0 rolls the "
+    "running pass back at once.",
 )
 @HEARTBEAT_OPTION
 @URL_OPTION

@@ -87,7 +87,10 @@ def webhook_remove(endpoint_id: int, database_url: str | None) -> None:
 
 
 @webhook.command("log")
-@click.option("--status", type=click.Choice(tuple(WebhookStatus)), default=None)
+# Click matches an enum's choices by member name (FAILED); users type the stored values (failed).
+@click.option(
+    "--status", type=click.Choice([status.value for status in WebhookStatus]), default=None
+)
 @click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @URL_OPTION
 def webhook_log(status: str | None, limit: int, database_url: str | None) -> None:

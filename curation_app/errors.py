@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, current_app, jsonify, render_template, request
+from flask.sansio.app import App
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -27,6 +31,11 @@ _STATUS_BY_ERROR: tuple[tuple[type[Exception], int], ...] = (
 # Paths answered in JSON (client APIs and the probes); the console gets HTML pages.
 JSON_PATHS = ("/api/", "/personalizer/", "/healthz", "/readyz")
 
+# The JSON error document for a status and message; {"error": message} unless a blueprint
+# whose clients expect another shape (Personalizer's) registered one for its paths.
+ErrorDocument = Callable[[int, str], dict[str, Any]]
+_DOCUMENTS = "hitl.error_documents"
+
 
 def status_for(error: Exception) -> int:
     """The HTTP status that answers a service error (400 unless a more specific one fits)."""
@@ -34,6 +43,22 @@ def status_for(error: Exception) -> int:
         if isinstance(error, kind):
             return status
     return 400
+
+
+def shape_errors_under(app: App, path_prefix: str, document: ErrorDocument) -> None:
+    """Answer every JSON error under `path_prefix` with `document(status, message)`.
+
+    Routing errors (404, 405) never reach a blueprint's own handlers, and the app-wide ones
+    here answer the others (413, 500), so the shape is chosen here, by path.
+    """
+    app.extensions.setdefault(_DOCUMENTS, {})[path_prefix] = document
+
+
+def _json_error(status: int, message: str) -> dict[str, Any]:
+    for prefix, document in current_app.extensions.get(_DOCUMENTS, {}).items():
+        if request.path.startswith(prefix):
+            return document(status, message)
+    return {"error": message}
 
 
 def _wants_json() -> bool:
@@ -55,14 +80,14 @@ def _http_error(error: HTTPException) -> ResponseReturnValue:
     # Keep what the exception says besides its body: Allow on 405, Retry-After on 429.
     headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
     if _wants_json():
-        return jsonify(error=message), status, headers
+        return jsonify(_json_error(status, message)), status, headers
     return render_template("error.html", status=status, message=message), status, headers
 
 
 def _csrf_error(error: CSRFError) -> ResponseReturnValue:
     message = "the form expired or was not sent from this site; reload the page and try again"
     if _wants_json():
-        return jsonify(error=f"csrf: {message}"), 400
+        return jsonify(_json_error(400, f"csrf: {message}")), 400
     return render_template("error.html", status=400, message=message), 400
 
 
@@ -71,7 +96,7 @@ def _unexpected(error: Exception) -> ResponseReturnValue:
         return _http_error(error)
     current_app.logger.exception("unhandled error")
     if _wants_json():
-        return jsonify(error="internal error"), 500
+        return jsonify(_json_error(500, "internal error")), 500
     return render_template("error.html", status=500, message="internal error"), 500
 
 

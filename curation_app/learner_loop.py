@@ -61,10 +61,13 @@ class StopControl:
         self.signals += 1
         self.requested.set()
         log.info("stop requested", extra={"signal": signal.Signals(signum).name})
-        if self.in_pass and self.signals > 1:
+        if not self.in_pass:
+            return
+        if self.signals > 1:
             raise PassInterrupted("second stop signal")
-        if self.in_pass and self.grace > 0:
-            signal.setitimer(signal.ITIMER_REAL, self.grace)
+        if self.grace == 0:  # setitimer(0) disarms rather than fires: roll back now
+            raise PassInterrupted("stop signal with no grace period")
+        signal.setitimer(signal.ITIMER_REAL, self.grace)
 
     def _on_grace_over(self, _signum: int, _frame: FrameType | None) -> None:
         if self.in_pass:

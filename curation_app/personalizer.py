@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 from flask import Blueprint, current_app, g, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -24,23 +25,24 @@ from bandit.services.personalizer import InlineAction, InlineRank
 from curation_app.api import ApiError, EventId, ItemId, RewardValue, _describe, parse_body
 from curation_app.api_context import ContextKey, ContextValue, feature_numbers_in_range
 from curation_app.db import get_runtime, get_session, transaction
-from curation_app.errors import status_for
+from curation_app.errors import shape_errors_under, status_for
 from curation_app.ops import metrics_of
 from curation_app.security import csrf
 
-bp = Blueprint("personalizer", __name__, url_prefix="/personalizer/v1.0")
+# Every path under this prefix, not only v1.0's routes, answers errors in Personalizer's shape.
+PATH_PREFIX = "/personalizer/"
+bp = Blueprint("personalizer", __name__, url_prefix=PATH_PREFIX + "v1.0")
 csrf.exempt(bp)
 
 KEY_HEADER = "Ocp-Apim-Subscription-Key"
 MAX_ACTIONS = 500
 MAX_SLOTS = 50
+# Other 4xx (405, 413, 415, 422) are a request to change, so BadArgument; 5xx are ours.
 ERROR_CODES = {
-    400: PersonalizerErrorCode.BAD_ARGUMENT,
     401: PersonalizerErrorCode.UNAUTHORIZED,
+    403: PersonalizerErrorCode.UNAUTHORIZED,
     404: PersonalizerErrorCode.NOT_FOUND,
     409: PersonalizerErrorCode.CONFLICT,
-    413: PersonalizerErrorCode.BAD_ARGUMENT,
-    422: PersonalizerErrorCode.BAD_ARGUMENT,
 }
 
 FeatureList = Annotated[list[dict[str, Any]], Field(max_length=100)]
@@ -104,11 +106,27 @@ class MultiSlotRewardBody(BaseModel):
     reward: Annotated[list[SlotReward], Field(min_length=1, max_length=MAX_SLOTS)]
 
 
+def error_code(status: int) -> PersonalizerErrorCode:
+    """Personalizer's `error.code` for an HTTP status."""
+    if status >= 500:
+        return PersonalizerErrorCode.INTERNAL
+    return ERROR_CODES.get(status, PersonalizerErrorCode.BAD_ARGUMENT)
+
+
+def error_document(status: int, message: str) -> dict[str, Any]:
+    """Personalizer's error document: {"error": {"code", "message"}}."""
+    return {"error": {"code": error_code(status), "message": message}}
+
+
+@bp.record_once
+def _personalizer_errors_everywhere(state: BlueprintSetupState) -> None:
+    shape_errors_under(state.app, PATH_PREFIX, error_document)
+
+
 @bp.errorhandler(ApiError)
 def handle_error(error: ApiError) -> ResponseReturnValue:
-    """Personalizer's error document: {"error": {"code", "message"}}."""
-    code = ERROR_CODES.get(error.status, PersonalizerErrorCode.INTERNAL)
-    return jsonify(error={"code": code, "message": error.message}), error.status
+    """An ApiError as Personalizer's error document, with its status."""
+    return jsonify(error_document(error.status, error.message)), error.status
 
 
 def flatten(features: list[dict[str, Any]], field: str) -> dict[str, Any]:

@@ -46,6 +46,12 @@ def _pass_that_writes(monkeypatch: pytest.MonkeyPatch, then: Any) -> None:
     monkeypatch.setattr(learning, "learn_pending", pass_)
 
 
+def _busy_for(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:  # Python bytecode, so a signal's handler runs
+        pass
+
+
 def test_sigterm_lets_the_pass_in_progress_commit(
     session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -70,12 +76,7 @@ def test_sigterm_lets_the_pass_in_progress_commit(
 def test_a_pass_still_running_after_the_grace_period_is_rolled_back(
     session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def busy() -> None:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:  # Python bytecode, so the alarm's handler runs
-            pass
-
-    _pass_that_writes(monkeypatch, busy)
+    _pass_that_writes(monkeypatch, lambda: _busy_for(20))
     control = learner_loop.StopControl(grace=0.2)
     control.install()
     started = time.monotonic()
@@ -83,6 +84,36 @@ def test_a_pass_still_running_after_the_grace_period_is_rolled_back(
     assert committed == 0
     assert time.monotonic() - started < 15
     assert _audit_rows(session_factory) == 0  # nothing of the interrupted pass was kept
+
+
+def test_no_grace_period_rolls_the_running_pass_back_at_once(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _pass_that_writes(monkeypatch, lambda: _busy_for(10))
+    control = learner_loop.StopControl(grace=0)
+    control.install()
+    started = time.monotonic()
+    committed = learner_loop.watch(session_factory, 0.01, control, max_passes=5)
+    assert committed == 0
+    assert time.monotonic() - started < 5
+    assert _audit_rows(session_factory) == 0
+
+
+def test_no_grace_period_between_passes_just_stops(
+    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[str] = []
+
+    def quick(session: Session, now: Any = None, cache: Any = None) -> learning.LearnReport:
+        calls.append("pass")
+        return learning.LearnReport(0, 0, 0, 0, 0, None)
+
+    monkeypatch.setattr(learning, "learn_pending", quick)
+    control = learner_loop.StopControl(grace=0)
+    control.install()
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while no pass runs
+    assert learner_loop.watch(session_factory, 0.01, control, max_passes=5) == 0
+    assert calls == []
 
 
 def test_a_second_signal_rolls_back_at_once(

@@ -235,6 +235,55 @@ def test_bad_rank_requests_are_refused_with_personalizer_errors(
     assert snapshot(session_factory) == before
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "content_type", "status", "code", "fragment"),
+    [
+        ("POST", f"{BASE}/rank", b"{}", "text/plain", 415, "BadArgument", "Content-Type"),
+        ("POST", f"{BASE}/rank", b"x" * 300 * 1024, "application/json", 413, "BadArgument", "KiB"),
+        ("GET", f"{BASE}/rank", None, None, 405, "BadArgument", "use OPTIONS, POST"),
+        ("POST", f"{BASE}/events/e-1", b"{}", "application/json", 404, "ResourceNotFound", ""),
+        ("POST", "/personalizer/v2.0/rank", b"{}", "application/json", 404, "ResourceNotFound", ""),
+    ],
+)
+def test_errors_raised_outside_the_views_keep_personalizer_shape(
+    client: FlaskClient,
+    key: dict[str, str],
+    method: str,
+    path: str,
+    body: bytes | None,
+    content_type: str | None,
+    status: int,
+    code: str,
+    fragment: str,
+) -> None:
+    response = client.open(path, method=method, data=body, content_type=content_type, headers=key)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert set(error) == {"code", "message"}
+    assert error["code"] == code and fragment in error["message"]
+    if status == 405:
+        assert set(response.headers["Allow"].split(", ")) == {"OPTIONS", "POST"}
+
+
+def test_an_unexpected_failure_keeps_personalizer_shape(
+    client: FlaskClient, key: dict[str, str], at_once: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the disk is on fire")
+
+    monkeypatch.setattr("bandit.services.personalizer.rank_inline", broken)
+    response = client.post(f"{BASE}/rank", json={"actions": ACTIONS}, headers=key)
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": {"code": "InternalServerError", "message": "internal error"}
+    }
+
+
+def test_errors_elsewhere_keep_the_plain_shape(client: FlaskClient) -> None:
+    response = client.get("/api/v1/rank")
+    assert response.status_code == 405 and isinstance(response.get_json()["error"], str)
+
+
 def test_key_is_required(client: FlaskClient) -> None:
     response = client.post(f"{BASE}/rank", json={"actions": ACTIONS})
     assert response.status_code == 401

@@ -131,6 +131,25 @@ def test_the_cli_adds_lists_and_refuses_bad_input(database_url: str) -> None:
     assert once.exit_code == 0 and "0 attempts" in once.output
 
 
+def test_the_cli_log_filters_by_the_documented_lowercase_status(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    demo_catalog: DemoCatalog,
+) -> None:
+    ranked(client, auth_headers, dict(demo_catalog.customers[0]))
+    delivery_id = _failed_delivery(session_factory)
+    runner = CliRunner()
+    url_option = ["--database-url", database_url]
+    failed = runner.invoke(main, ["webhook", "log", "--status", "failed", *url_option])
+    assert failed.exit_code == 0, failed.output
+    assert delivery_id in failed.output
+    delivered = runner.invoke(main, ["webhook", "log", "--status", "delivered", *url_option])
+    assert delivered.exit_code == 0, delivered.output
+    assert delivery_id not in delivered.output
+
+
 @pytest.mark.parametrize("events", ["", ",", "delivered,,nope"])
 def test_event_lists_are_checked(events: str) -> None:
     with pytest.raises(webhooks.WebhookError, match="^events:"):

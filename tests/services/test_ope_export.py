@@ -61,8 +61,8 @@ def logged_history(session_factory: sessionmaker[Session], demo_catalog: DemoCat
                 session.commit()
 
 
-def _replay(args: list[str], out: Path) -> dict:
-    result = CliRunner().invoke(
+def _replay(args: list[str], out: Path, env: dict[str, str] | None = None) -> dict:
+    result = CliRunner(env=env).invoke(
         main,
         [
             "replay",
@@ -98,6 +98,42 @@ def test_replay_from_db_equals_replay_from_exported_file(
             assert from_file["estimators"][name][field] == pytest.approx(
                 from_db["estimators"][name][field], rel=1e-9, abs=1e-12
             ), (name, field)
+
+
+def test_replay_reads_the_database_named_by_hitl_database_url(
+    database_url: str, logged_history: None, tmp_path: Path
+) -> None:
+    from_option = _replay(["--database-url", database_url], tmp_path / "option")
+    from_env = _replay([], tmp_path / "env", env={"HITL_DATABASE_URL": database_url})
+    assert from_env["rows"] == from_option["rows"] > 0
+    assert from_env["estimators"] == from_option["estimators"]
+
+
+def test_a_log_file_wins_over_hitl_database_url(
+    database_url: str, logged_history: None, tmp_path: Path
+) -> None:
+    file = tmp_path / "log.parquet"
+    exported = CliRunner().invoke(
+        main, ["export", "--out", str(file), "--database-url", database_url]
+    )
+    assert exported.exit_code == 0, exported.output
+    from_file = _replay(["--log", str(file)], tmp_path / "file")
+    # A database that cannot be opened: reading it would fail the replay.
+    unreachable = {"HITL_DATABASE_URL": f"sqlite:///{tmp_path / 'no' / 'such' / 'hitl.db'}"}
+    with_env = _replay(["--log", str(file)], tmp_path / "with-env", env=unreachable)
+    assert with_env["rows"] == from_file["rows"] > 0
+    assert with_env["estimators"] == from_file["estimators"]
+
+
+def test_replay_refuses_both_sources_and_neither_on_the_command_line(tmp_path: Path) -> None:
+    file = tmp_path / "log.parquet"
+    both = CliRunner().invoke(
+        main, ["replay", "--log", str(file), "--database-url", "sqlite://", "--target", "uniform"]
+    )
+    neither = CliRunner().invoke(main, ["replay", "--target", "uniform"])
+    for result in (both, neither):
+        assert result.exit_code == 2
+        assert "--log FILE or --database-url URL" in result.output
 
 
 def test_export_rows_follow_the_documented_reward_rule(
