@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -104,6 +105,12 @@ def _reward_bars(session: Session, key: str) -> Figure:
     )
 
 
+PROJECTED_LABEL = "projected automated share (next routing)"
+BOUND_LABEL = "bound on auto override rate"
+FAILED_LABEL = "bound of the failed first test (nothing automated)"
+TARGET_LABEL = "target of each pass"
+
+
 def _or_nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
@@ -112,22 +119,34 @@ def _promise(session: Session) -> Figure:
     """The bootstrapping curve of the promise, one point per learn pass."""
     figure, axes = _figure()
     rows = trust_status.threshold_history(session)
-    status = trust_status.promise_status(session)
     if not rows:
         axes.text(0.5, 0.5, "no learn pass yet", ha="center", va="center", transform=axes.transAxes)
         return figure
     versions = [r.model_version for r in rows]
-    automation = [r.projected_automation or 0.0 for r in rows]
     audits = [(r.details or {}).get("audits") or {} for r in rows]
     rate = [_or_nan(a.get("rate")) for a in audits]
     low = [_or_nan(a.get("low") if a.get("n") else None) for a in audits]
     high = [_or_nan(a.get("high") if a.get("n") else None) for a in audits]
-    axes.plot(versions, automation, marker="o", markersize=3, label="automated share")
+    # A projection (the window re-scored at the new threshold), not what routing did: the
+    # automation-rate chart shows that. None (not computed) is a gap, not 0.
+    axes.plot(versions, [_or_nan(r.projected_automation) for r in rows], marker="o",
+              markersize=3, label=PROJECTED_LABEL)  # fmt: skip
     axes.plot(versions, [_or_nan(r.bound) if r.threshold is not None else math.nan for r in rows],
-              marker=".", label="bound on auto override rate")  # fmt: skip
+              marker=".", label=BOUND_LABEL)  # fmt: skip
+    # The first test failed (nothing automated): its bound, apart, so that a pass failing on
+    # plenty of evidence is not drawn as one without any.
+    failed = [_or_nan(r.bound) if r.threshold is None else math.nan for r in rows]
+    if not all(math.isnan(bound) for bound in failed):
+        axes.plot(versions, failed, linestyle="none", marker="x", color="#b00020",
+                  label=FAILED_LABEL)  # fmt: skip
     axes.plot(versions, rate, marker="s", markersize=3, label="audited override rate")
     axes.fill_between(versions, low, high, alpha=0.2, label="its interval")
-    axes.axhline(status.target, color="#b00020", linestyle="--", label="target")
+    # Each pass's bound against the target it was tested for: a step per pass, centred on it.
+    edges = [versions[0] - 0.5, *((a + b) / 2 for a, b in itertools.pairwise(versions)),
+             versions[-1] + 0.5]  # fmt: skip
+    targets = [r.target for r in rows]
+    axes.step(edges, [*targets, targets[-1]], where="post", color="#b00020", linestyle="--",
+              label=TARGET_LABEL)  # fmt: skip
     axes.set_xlabel("model version (learn pass)")
     axes.set_ylim(0, 1.05)
     axes.legend(loc="upper left", fontsize="x-small")
@@ -186,7 +205,8 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
         ),
     ),
     "promise": (
-        "The promise: automated share, override bound and audited override rate per learn pass",
+        "The promise per learn pass: projected automated share, override bound against its "
+        "target, audited override rate",
         _promise,
     ),
     "verdict-rates": (

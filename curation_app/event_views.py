@@ -30,6 +30,8 @@ from bandit.services.catalog_store import display_items
 from bandit.services.corrections import correction_view, corrections_of, current_slate
 from bandit.services.delivery import decision_config, delivered_slate
 from bandit.services.rewards import reward_payload
+from bandit.services.trust import failed_test_clause
+from bandit.services.trust_status import FailedTest, failed_test_served
 from curation_app.reasons import reason_text
 
 
@@ -54,16 +56,19 @@ def rank_response(decision: Decision) -> dict[str, Any]:
     }
 
 
-def routing_view(decision: Decision, config: PolicyConfig) -> dict[str, Any]:
+def routing_view(
+    decision: Decision, config: PolicyConfig, failed_test: FailedTest | None = None
+) -> dict[str, Any]:
     """Why the decision went the route it did, under the config it was made with (for clients
-    and admins; never shown to the curator reviewing it, so that audits stay blinded)."""
+    and admins; never shown to the curator reviewing it, so that audits stay blinded).
+    `failed_test`: the failed first threshold test of the approval state it was routed with."""
     return {
         "approval_probability": decision.approval_probability,
         "auto_threshold": decision.auto_threshold,
         "audit": decision.audit,
         "audit_probability": decision.audit_probability,
         "confidence": decision.uncertainty.get("confidence"),
-        "reason": _routing_reason(decision, config),
+        "reason": _routing_reason(decision, config, failed_test),
     }
 
 
@@ -74,7 +79,9 @@ _AFTER_OR_BEFORE = {
 }
 
 
-def _routing_reason(decision: Decision, config: PolicyConfig) -> str:
+def _routing_reason(
+    decision: Decision, config: PolicyConfig, failed_test: FailedTest | None
+) -> str:
     """The rule that chose this decision's route, with the numbers it compared."""
     route, mode = Route(decision.route), config.routing_mode
     if mode == RoutingMode.APPRENTICE:
@@ -104,7 +111,16 @@ def _routing_reason(decision: Decision, config: PolicyConfig) -> str:
         )
     if route == Route.AUTO:
         return f"approval {approval:.3f} met the auto threshold {threshold:.3f}"
-    if threshold is None:
+    if threshold is None and failed_test is not None:
+        clause = failed_test_clause(
+            failed_test.threshold,
+            failed_test.bound,
+            failed_test.slates,
+            failed_test.overrides,
+            failed_test.target,
+        )
+        auto = f"no auto threshold in force ({clause})"
+    elif threshold is None:
         auto = "no auto threshold in force (too little evidence yet)"
     else:
         auto = f"below the auto threshold {threshold:.3f}"
@@ -113,6 +129,13 @@ def _routing_reason(decision: Decision, config: PolicyConfig) -> str:
     else:
         review = f"below the review threshold {config.review_threshold:.3f}"
     return f"approval {approval:.3f}: {auto}, {review}, {_AFTER_OR_BEFORE[route]}"
+
+
+def _failed_test(session: Session, decision: Decision) -> FailedTest | None:
+    # Looked up only where the reason needs it: a scored decision with no threshold in force.
+    if decision.approval_probability is None or decision.auto_threshold is not None:
+        return None
+    return failed_test_served(session, decision.model_version)
 
 
 def event_view(
@@ -160,7 +183,9 @@ def event_view(
     }
     document = {
         **rank_response(decision),
-        "routing": routing_view(decision, decision_config(session, decision)),
+        "routing": routing_view(
+            decision, decision_config(session, decision), _failed_test(session, decision)
+        ),
         "context": dict(decision.context),
         "created_at": decision.created_at.isoformat(),
         "delivered_at": decision.delivered_at.isoformat() if decision.delivered_at else None,

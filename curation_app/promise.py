@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from bandit.engine.vocabulary import ApprovalStatus
-from bandit.services.trust import MIN_CALIBRATION_VERDICTS, SCORED_REVIEWS
-from bandit.services.trust_status import PromiseStatus
+from bandit.services.trust import SCORED_REVIEWS, failed_test_clause, uncalibrated_clause
+from bandit.services.trust_status import FailedTest, PromiseStatus
 
 # When the audit share changed inside the window, audits of different weeks stand for
 # different numbers of auto-delivered slates.
@@ -13,6 +13,23 @@ _AUDITS_WEIGHTED = "; the audit share changed, so each audit counts for 1 / its 
 
 def _percent(value: float | None) -> str:
     return "–" if value is None else f"{value * 100:.1f}%"
+
+
+def _more_evidence(failed: FailedTest) -> str:
+    """Whether waiting for more reviews can help: only while the measured rate is below the
+    target does a larger sample bring the bound under it."""
+    if failed.rate is None or failed.target is None:
+        return ""
+    if failed.rate > failed.target:
+        return (
+            f" Curators changed {_percent(failed.rate)} of these slates, more than the target "
+            "itself: more evidence will not help; slates curators change less often (or a looser "
+            "target) will."
+        )
+    return (
+        f" Their override rate, {_percent(failed.rate)}, is within the target: more reviewed "
+        "slates can bring the bound below it."
+    )
 
 
 def promise_sentence(status: PromiseStatus) -> str:
@@ -37,10 +54,16 @@ def today_sentences(status: PromiseStatus) -> list[str]:
             "every decision goes to review."
         )
     elif status.status != ApprovalStatus.READY:
+        why = uncalibrated_clause(status.calibration_verdicts, status.calibration_kept)
+        lines.append(f"Approval model not calibrated: {why}. Every decision goes to review.")
+    elif status.threshold is None and status.failed_test is not None:
+        failed = status.failed_test
+        clause = failed_test_clause(
+            failed.threshold, failed.bound, failed.slates, failed.overrides, failed.target
+        )
         lines.append(
-            "Too few held-out curator verdicts to calibrate the approval model "
-            f"({status.calibration_verdicts} of {MIN_CALIBRATION_VERDICTS} needed): every "
-            "decision goes to review."
+            f"{clause[0].upper()}{clause[1:]}: nothing is delivered automatically."
+            f"{_more_evidence(failed)}"
         )
     elif status.threshold is None:
         lines.append(

@@ -59,19 +59,31 @@ class TrustReport:
     ece: float | None
     brier: float | None
     projected_automation: float | None
-    bound_slates: int = 0  # reviewed slates at or above the chosen threshold: the bound's sample
+    # The bound's sample: reviewed slates at or above the chosen threshold, or above the
+    # failed first one (`tested_threshold`), and how many of them a curator changed.
+    bound_slates: int = 0
+    tested_threshold: float | None = None
+    bound_overrides: int = 0
+    target: float | None = None  # the promise the bound was tested against
+    calibration_kept: int | None = None  # of the calibration verdicts, how many kept the item
 
     def message(self) -> str:
-        """One line for `hitl learn` and the settings page."""
+        """One line for `hitl learn`."""
         if self.status != ApprovalStatus.READY:
-            return (
-                f"approval model: too few held-out verdicts to calibrate "
-                f"({self.calibration_verdicts} of {MIN_CALIBRATION_VERDICTS} needed); "
-                "every decision is routed to review"
+            return f"approval model: {self._uncalibrated()}; every decision is routed to review"
+        calibrated = f"approval model calibrated (ECE {_number(self.ece)})"
+        if self.threshold is None and self.bound is not None:
+            failed = failed_test_clause(
+                self.tested_threshold,
+                self.bound,
+                self.bound_slates,
+                self.bound_overrides,
+                self.target,
             )
+            return f"{calibrated}; {failed}: nothing is delivered automatically"
         if self.threshold is None:
             return (
-                f"approval model calibrated (ECE {_number(self.ece)}); too little evidence "
+                f"{calibrated}; too little evidence "
                 f"({self.evidence} {SCORED_REVIEWS}) to bound the override rate: "
                 "nothing is delivered automatically"
             )
@@ -80,6 +92,42 @@ class TrustReport:
             f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} "
             f"{SCORED_REVIEWS} in the window; ECE {_number(self.ece)})"
         )
+
+    def _uncalibrated(self) -> str:
+        return uncalibrated_clause(self.calibration_verdicts, self.calibration_kept)
+
+
+def uncalibrated_clause(verdicts: int, kept: int | None) -> str:
+    """Why the calibration was not fitted: too few held-out verdicts, or enough of them all
+    alike (isotonic regression on one class says nothing about the other)."""
+    if verdicts < MIN_CALIBRATION_VERDICTS:
+        return (
+            f"too few held-out verdicts to calibrate "
+            f"({verdicts} of {MIN_CALIBRATION_VERDICTS} needed)"
+        )
+    if kept is None:  # a pass stored before the kept count was
+        alike = "all kept or all changed"
+    elif kept == 0:
+        alike = "all changed (removed or swapped)"
+    else:
+        alike = "all kept"
+    return (
+        f"the {verdicts} held-out verdicts are {alike}, so the calibration cannot be fitted "
+        "yet (it needs both kept and changed items)"
+    )
+
+
+def failed_test_clause(
+    threshold: float | None, bound: float, slates: int, overrides: int, target: float | None
+) -> str:
+    """The first threshold test ran and failed: the curators change too many of even the
+    best-scored slates for the target, which more evidence of the same kind will not fix."""
+    at = "the highest testable threshold" + ("" if threshold is None else f" {threshold:.2f}")
+    against = "the target" + ("" if target is None else f" {target * 100:.1f}%")
+    return (
+        f"the override bound at {at} is {bound * 100:.1f}% from {slates} reviewed slates "
+        f"({overrides} override{'' if overrides == 1 else 's'}), above {against}"
+    )
 
 
 def _number(value: float | None) -> str:
@@ -159,6 +207,10 @@ def update_approval(
         evidence=0 if choice is None else choice.evidence,
         bound=None if chosen is None else chosen.bound,
         bound_slates=0 if chosen is None else chosen.n,
+        tested_threshold=None if chosen is None else chosen.threshold,
+        bound_overrides=0 if chosen is None else chosen.overrides,
+        target=config.max_override_rate,
+        calibration_kept=int(kept.sum()),
         ece=ece,
         brier=brier,
         projected_automation=projected,

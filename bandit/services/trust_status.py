@@ -10,10 +10,23 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, RiskThreshold
 from bandit.engine.vocabulary import ApprovalStatus, RoutingMode
-from bandit.services import configs
+from bandit.services import configs, trust
 from bandit.services.approval_store import COPIED_FROM
 
 HISTORY_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class FailedTest:
+    """A pass's first threshold test ran and failed: nothing is automated, not for want of
+    evidence but because the curators changed too many of even the best-scored slates."""
+
+    threshold: float | None  # the highest testable threshold (None: a row that lacks it)
+    bound: float
+    slates: int  # reviewed slates at or above it
+    overrides: int
+    rate: float | None  # their override rate, audits weighted (None: a row that lacks it)
+    target: float | None
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,9 @@ class PromiseStatus:
     brier: float | None
     calibration_verdicts: int
     reliability: list[dict[str, float]]
+    # Set when no threshold is in force although one was tested (see `FailedTest`).
+    failed_test: FailedTest | None = None
+    calibration_kept: int | None = None  # of the calibration verdicts, how many kept the item
 
 
 def promise_status(session: Session) -> PromiseStatus:
@@ -55,7 +71,9 @@ def promise_status(session: Session) -> PromiseStatus:
     state: dict[str, Any] = (saved.approval_state or {}) if saved is not None else {}
     latest = None if saved is None else _threshold_row(session, saved.version, state)
     report = (latest.details or {}).get("report", {}) if latest is not None else {}
-    audits = state.get("audits") or {}
+    # Audits are facts of the log, not of an approval model: a version that serves none
+    # (a rollback to before the first) still has the audits of earlier automation.
+    audits = (state.get("audits") or {}) if state else trust.audit_summary(session, config)
     metrics = state.get("metrics") or {}
     return PromiseStatus(
         active=config.routing_mode == RoutingMode.RISK_CONTROLLED,
@@ -66,8 +84,8 @@ def promise_status(session: Session) -> PromiseStatus:
         model_version=None if saved is None else saved.version,
         threshold=state.get("threshold"),
         projected_automation=state.get("projected_automation"),
-        evidence=int(report.get("evidence", 0)),
-        bound=report.get("bound"),
+        evidence=0 if latest is None else latest.evidence,
+        bound=None if latest is None else latest.bound,
         bound_slates=0 if latest is None else latest.n,
         audits=int(audits.get("n", 0)),
         audit_overrides=int(audits.get("overrides", 0)),
@@ -79,6 +97,39 @@ def promise_status(session: Session) -> PromiseStatus:
         brier=metrics.get("brier"),
         calibration_verdicts=int(report.get("calibration_verdicts", 0)),
         reliability=list(metrics.get("reliability") or []),
+        failed_test=None if latest is None else _failed_test(latest),
+        calibration_kept=report.get("calibration_kept"),
+    )
+
+
+def _failed_test(row: RiskThreshold) -> FailedTest | None:
+    """The stored row's failed first test; None when a threshold passed or none was tested
+    (no calibrated model, or too few scored slates for any test: rate and bound are None)."""
+    if row.threshold is not None or row.bound is None:
+        return None
+    tested = ((row.details or {}).get("risk") or {}).get("chosen") or {}
+    return FailedTest(
+        tested.get("threshold"), row.bound, row.n, row.overrides, row.rate, row.target
+    )
+
+
+def failed_test_served(session: Session, model_version: int) -> FailedTest | None:
+    """The failed first test behind the approval state `model_version` served (and routed
+    its decisions with), if its pass tested a threshold and none passed."""
+    state = session.scalar(
+        select(ModelVersion.approval_state).where(ModelVersion.version == model_version)
+    )
+    risk = (state or {}).get("risk") or {}
+    tested = risk.get("chosen")
+    if risk.get("threshold") is not None or not tested or tested.get("bound") is None:
+        return None
+    return FailedTest(
+        tested.get("threshold"),
+        float(tested["bound"]),
+        int(tested.get("n", 0)),
+        int(tested.get("overrides", 0)),
+        tested.get("rate"),
+        risk.get("target"),
     )
 
 

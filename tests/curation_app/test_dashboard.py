@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
 from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import utcnow
+from bandit.db.models import RiskThreshold, utcnow
 from bandit.services import metrics
-from curation_app.dashboard import CHARTS
+from curation_app.dashboard import (
+    BOUND_LABEL,
+    CHARTS,
+    FAILED_LABEL,
+    PROJECTED_LABEL,
+    TARGET_LABEL,
+    _promise,
+)
 from tests.api_support import activate_config, ranked, reward_url
 from tests.curation_app.test_console import login
 
@@ -105,3 +114,54 @@ def test_the_reward_charts_show_the_mean_per_delivered_position_and_say_so(
     # matplotlib writes each text it draws as a comment beside its outline.
     assert "<!-- default v1 -->" in chart and "<!-- 0.60 (10 positions) -->" in chart
     assert "<!-- 0.33" not in chart
+
+
+def _pass(version: int, target: float, **figures: Any) -> RiskThreshold:
+    """A learn pass's stored threshold row (its audits measured none)."""
+    row: dict[str, Any] = {"threshold": None, "n": 0, "overrides": 0, "rate": None, "bound": None}
+    row |= {"projected_automation": None, "evidence": 1500, "confidence_level": 0.9}
+    return RiskThreshold(
+        model_version=version, target=target, details={"audits": {}}, **(row | figures)
+    )
+
+
+def test_the_promise_chart_draws_the_projection_failed_bounds_and_each_passs_target(
+    session: Session,
+) -> None:
+    """Pass 2 tested nothing (no projection), pass 3's first test failed at 0.61, pass 4
+    automated after the target was raised from 5% to 10%."""
+    session.add_all(
+        [
+            _pass(2, 0.05),
+            _pass(3, 0.05, n=229, overrides=126, rate=0.55, bound=0.61, projected_automation=0.0),
+            _pass(
+                4,
+                0.10,
+                threshold=0.8,
+                n=300,
+                overrides=9,
+                rate=0.03,
+                bound=0.08,
+                projected_automation=0.4,
+            ),
+        ]
+    )
+    session.flush()
+    axes = _promise(session).axes[0]
+    lines = {line.get_label(): line for line in axes.lines}
+    assert "automated share" not in lines  # the projection is not what happened
+
+    def ys(label: str) -> list[float]:
+        return [float(y) for y in np.asarray(lines[label].get_ydata())]
+
+    projected = ys(PROJECTED_LABEL)
+    assert math.isnan(projected[0]) and projected[1:] == [0.0, 0.4]
+    bound, failed = ys(BOUND_LABEL), ys(FAILED_LABEL)
+    assert math.isnan(bound[0]) and math.isnan(bound[1]) and bound[2] == 0.08
+    assert math.isnan(failed[0]) and failed[1] == 0.61 and math.isnan(failed[2])
+    target = lines[TARGET_LABEL]
+    # A step centred on each pass at the target its bound was tested against.
+    xs, ys_ = np.asarray(target.get_xdata()).tolist(), np.asarray(target.get_ydata()).tolist()
+    steps = dict(zip(xs, ys_, strict=True))
+    assert [steps[x] for x in (1.5, 2.5, 3.5)] == [0.05, 0.05, 0.10]
+    assert set(axes.get_legend_handles_labels()[1]) >= {PROJECTED_LABEL, FAILED_LABEL}

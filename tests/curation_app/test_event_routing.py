@@ -7,8 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from bandit.db.models import ModelVersion
 from bandit.engine.config import PolicyConfig
 from bandit.engine.routing import route_for
 from bandit.engine.vocabulary import Route
@@ -124,3 +126,26 @@ def test_risk_controlled_routing_without_an_approval_model_says_every_slate_is_r
         assert document["routing"]["reason"] == (
             "no approval model yet, so a curator reviews every slate before delivery"
         )
+
+
+def test_no_threshold_after_a_failed_first_test_names_the_bound_not_too_little_evidence(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog
+) -> None:
+    """The served approval state's pass tested 0.61 on 229 slates and it failed: routing's
+    reason says so, not that evidence is lacking."""
+    trusted_model(session_factory, None, audit_share=0.0, review_threshold=0.5)
+    failed = {"threshold": 0.61, "n": 229, "overrides": 126, "rate": 0.55, "bound": 0.603}
+    with session_factory() as session:
+        saved = session.scalars(select(ModelVersion)).one()
+        risk = {"threshold": None, "target": 0.05, "chosen": failed, "first_failure": failed}
+        saved.approval_state = {**(saved.approval_state or {}), "risk": risk}
+        session.commit()
+    for document in _documents(session_factory, demo_catalog, 2):
+        reason = document["routing"]["reason"]
+        assert document["route"] == Route.REVIEW_AFTER
+        assert "too little evidence" not in reason, reason
+        assert (
+            "no auto threshold in force (the override bound at the highest testable threshold "
+            "0.61 is 60.3% from 229 reviewed slates (126 overrides), above the target 5.0%)"
+        ) in reason, reason
+        assert reason.endswith(ENDINGS[Route.REVIEW_AFTER])

@@ -30,7 +30,12 @@ from bandit.services import (
     trust,
     trust_status,
 )
-from bandit.services.approval_store import COPIED_FROM, approval_from, role_for
+from bandit.services.approval_store import (
+    COPIED_FROM,
+    approval_from,
+    copy_approval,
+    role_for,
+)
 from bandit.services.runtime import EngineRuntime
 from bandit.services.trust_status import PromiseStatus
 from curation_app import promise
@@ -217,3 +222,26 @@ def test_a_new_lineage_keeps_the_approval_model(session: Session) -> None:
     lineage = model_versions.start_new_lineage(session, replace(config, algorithm="cover"), "t")
     assert lineage.examples_total == 0
     _same_approval(lineage, trained)
+
+
+def test_a_version_without_an_approval_model_still_reports_the_audits_in_the_log(
+    session_factory: sessionmaker[Session], ready: PromiseStatus
+) -> None:
+    """The audits measured earlier automation, whatever the served version: a rollback to a
+    version with no approval model says there is none, and still shows those audits."""
+    assert ready.audits == 75
+    with session_factory() as session:
+        row, config = configs.active_config(session)
+        latest = model_store.latest_model(session)
+        plain = model_store.save_model(session, VWPolicy.fresh(config), row, 0, latest, "plain")
+        newer = model_store.save_model(session, VWPolicy.fresh(config), row, 0, plain, "newer")
+        copy_approval(_version(session, LEARNED), newer)
+        rolled_back = model_versions.rollback(session, plain.version)
+        assert rolled_back.approval_state is None
+        status = trust_status.promise_status(session)
+    assert status.status == ApprovalStatus.UNTRAINED and status.threshold is None
+    audited = ("audits", "audit_overrides", "audit_rate", "audit_low", "audit_high")
+    assert [getattr(status, f) for f in audited] == [getattr(ready, f) for f in audited]
+    sentences = promise.today_sentences(status)
+    assert not any("No audits yet" in line for line in sentences), sentences
+    assert any("(0 of 75 audits changed)" in line for line in sentences), sentences
