@@ -82,8 +82,9 @@ class TaskDocument(_Answer):
     task_id: int
     lease_token: str | None
     leased_until: str | None
+    # "review" and null for a curator not told the route (risk-controlled routing's audits).
     route: str
-    already_delivered: bool
+    already_delivered: bool | None
     review_round: int
     event_id: str
     context: dict[str, Any]

@@ -18,12 +18,12 @@ from flask_login import current_user, login_required
 from sqlalchemy import select
 
 from bandit.db.models import CuratorAction, ReviewTask, utcnow
-from bandit.engine.vocabulary import AuditAction, Route, TaskStatus
+from bandit.engine.vocabulary import AuditAction, TaskStatus
 from bandit.services import audit, configs, explanations, review
 from bandit.services.curator_day import curator_day
 from bandit.services.review import overflow
 from bandit.services.review.undo import undo_deadline
-from curation_app import review_forms, task_view
+from curation_app import review_forms, route_blinding, task_view
 from curation_app.auth import ADMIN, current_curator_id, current_username
 from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import status_for
@@ -122,12 +122,17 @@ def _render_task(
     budget_amount = task_view.budget_amount(decision, panel)
     kept_categories = {item.category for item in panel.kept if item.category}
     cards = task_view.cards(db, decision, budget_amount, config.blinded_review, kept_categories)
+    is_admin = current_user.role == ADMIN
+    hidden = route_blinding.route_hidden(db, task, is_admin)
+    first_round = task.review_round == 1
     return render_template(
         "task.html",
         task=task,
+        route=route_blinding.shown_route(task, hidden),
         decision=decision,
         error=error,
-        delivered_already=task.route == Route.REVIEW_AFTER and task.review_round == 1,
+        delivered_already=route_blinding.already_delivered(task, hidden) and first_round,
+        route_hidden=hidden and first_round,
         second_opinion=task.review_round > 1,
         blinded=config.blinded_review,
         heartbeat_ms=review_forms.heartbeat_interval_ms(config.review_lease_seconds),
@@ -142,7 +147,7 @@ def _render_task(
         rendered_at=rendered_at or f"{time.time():.3f}",
         day=curator_day(db, current_curator_id(), now),
         undo=_undo_offer(now),
-        is_admin=current_user.role == ADMIN,
+        is_admin=is_admin,
     ), status
 
 
@@ -223,7 +228,9 @@ def submit(task_id: int) -> ResponseReturnValue:
         message = "This task was already saved from another tab; those verdicts were kept: "
         return moved_on(message + "; ".join(kept) + ".", "info", url, kept=kept)
     session[LAST_SUBMIT] = task_id
-    message = review_forms.saved_message(task.route, verdicts, True, task.review_round)
+    hidden = route_blinding.route_hidden(db, task, current_user.role == ADMIN)
+    shown = route_blinding.shown_route(task, hidden)
+    message = review_forms.saved_message(shown, verdicts, True, task.review_round)
     url, _ = claim_next_url()
     return moved_on(message, "success", url, task_id=task_id)
 

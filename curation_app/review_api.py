@@ -3,6 +3,10 @@
 Every call authenticates with a bearer token bound to a curator (`hitl token create NAME
 --curator USERNAME`) and acts as that curator: the same leases, checks and audit log as the
 console.
+
+A token bound to a curator who is not an admin is not told the route of a task made under
+risk-controlled routing, so that audits stay blinded (`route_blinding`): `route` reads
+"review" and `already_delivered` null.
 """
 
 from __future__ import annotations
@@ -14,12 +18,13 @@ from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from bandit.db.models import ReviewTask, utcnow
-from bandit.engine.vocabulary import AuditAction, Route
+from bandit.engine.vocabulary import AuditAction
 from bandit.services import audit, configs, review
 from bandit.services.review import overflow
 from bandit.services.review.queue import priority_at
-from curation_app import review_forms
+from curation_app import review_forms, route_blinding
 from curation_app.api import ApiError, ItemId, bearer_required, handle_api_error, parse_body
+from curation_app.auth import ADMIN
 from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
 from curation_app.security import api_rate_limit, csrf
@@ -66,6 +71,11 @@ def _log(action: str, task_id: int, **details: Any) -> None:
     )  # fmt: skip
 
 
+def _route_hidden(task: ReviewTask) -> bool:
+    """Whether this request's curator must not be told the task's route."""
+    return route_blinding.route_hidden(get_session(), task, g.curator.role == ADMIN)
+
+
 def task_document(task: ReviewTask) -> dict[str, Any]:
     """A leased task as the API hands it out: lease, context, slate and best alternates."""
     session = get_session()
@@ -73,12 +83,13 @@ def task_document(task: ReviewTask) -> dict[str, Any]:
     decision = task.decision
     items = review_forms.review_items(session, decision)
     slate = review_forms.slate_rows(session, decision, config.blinded_review, items)
+    hidden = _route_hidden(task)
     return {
         "task_id": task.id,
         "lease_token": task.lease_token,
         "leased_until": task.leased_until.isoformat() if task.leased_until else None,
-        "route": task.route,
-        "already_delivered": task.route == Route.REVIEW_AFTER,
+        "route": route_blinding.shown_route(task, hidden),
+        "already_delivered": route_blinding.already_delivered(task, hidden),
         # 2: an independent second opinion, stored for agreement only; the slate is settled.
         "review_round": task.review_round,
         "measure_name": task.measure_name,
@@ -143,7 +154,8 @@ def submit(task_id: int) -> ResponseReturnValue:
                     task_id,
                     verdicts=review_forms.verdict_summary(verdicts),
                 )
-            message = review_forms.saved_message(task.route, verdicts, recorded, task.review_round)
+            route = route_blinding.shown_route(task, _route_hidden(task))
+            message = review_forms.saved_message(route, verdicts, recorded, task.review_round)
     except review.ReviewError as error:
         raise ApiError(status_for(error), f"task {task_id}: {error}") from error
     return jsonify(task_id=task_id, recorded=recorded, duplicate=not recorded, message=message)

@@ -54,10 +54,38 @@ HELP: dict[str, FieldHelp] = {
         "Uncertainty temperature", "> 0", "Softens scores into the distribution measured."
     ),
     "auto_threshold": FieldHelp(
-        "Auto threshold", "confidence 0-1", "At or above: delivered with no review."
+        "Auto threshold",
+        "confidence 0-1",
+        "At or above: delivered with no review. Not used when risk-controlled: there the "
+        "evidence sets the approval threshold.",
     ),
     "review_threshold": FieldHelp(
-        "Review threshold", "confidence 0-1", "Below: a curator reviews before output."
+        "Review threshold",
+        "confidence 0-1; approval 0-1 when risk-controlled",
+        "Below: a curator reviews before output. Risk-controlled: on the slate's approval, "
+        "it splits what is not automated into review after (at or above) and before; 1.0 "
+        "reviews all of it before.",
+    ),
+    "max_override_rate": FieldHelp(
+        "Max override rate",
+        "share in (0, 0.5]",
+        "At most this share of automatic deliveries would have been changed by a curator.",
+    ),
+    "confidence_level": FieldHelp(
+        "Confidence level",
+        "level in [0.5, 0.999]",
+        "How sure the bound on that override rate must be before a slate is automated.",
+    ),
+    "audit_share": FieldHelp(
+        "Audit share",
+        "share in [0, 0.5]",
+        "Of the slates routing would automate, this share goes out and is also reviewed, "
+        "blinded: the unbiased evidence of the override rate.",
+    ),
+    "risk_window": FieldHelp(
+        "Risk window",
+        "reviewed slates, 50-1000000",
+        "The latest reviewed slates the override bound is computed over.",
     ),
     "review_lease_seconds": FieldHelp(
         "Review lease", "seconds", "How long a claimed task stays with its curator between beats."
@@ -90,6 +118,16 @@ HELP: dict[str, FieldHelp] = {
     ),
     "double_review_share": FieldHelp(
         "Double-review share", "share 0-1", "Tasks also given to a second curator, for agreement."
+    ),
+    "fallback_min_seconds": FieldHelp(
+        "Shortest client fallback",
+        "seconds",
+        "The least a rank request may ask to wait before its slate goes out unreviewed.",
+    ),
+    "fallback_max_seconds": FieldHelp(
+        "Longest client fallback",
+        "seconds, 0 forbids",
+        "The most a rank request may ask to wait before its slate goes out unreviewed.",
     ),
     "blinded_review": FieldHelp(
         "Blinded review", "", "Hide probabilities and exploration flags from curators."

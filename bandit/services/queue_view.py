@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -17,8 +19,13 @@ def waiting_tasks(
     route: str | None = None,
     category: str | None = None,
     limit: int = QUEUE_PAGE,
+    routes_hidden_under: Collection[int] = (),
 ) -> list[ReviewTask]:
-    """Open and held tasks in the order curators get them; `category`: one on the slate."""
+    """Open and held tasks in the order curators get them; `category`: one on the slate.
+
+    `routes_hidden_under`: config versions whose decisions' routes the viewer is not told;
+    a `route` filter never matches their tasks, so it cannot single them out.
+    """
     statement = (
         select(ReviewTask)
         .where(ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)))
@@ -28,6 +35,11 @@ def waiting_tasks(
     )
     if route:
         statement = statement.where(ReviewTask.route == route)
+        if routes_hidden_under:
+            hidden = select(Decision.id).where(
+                Decision.policy_config_id.in_(tuple(routes_hidden_under))
+            )
+            statement = statement.where(ReviewTask.decision_id.not_in(hidden))
     if category:
         with_category = (
             select(ProposedItem.decision_id)

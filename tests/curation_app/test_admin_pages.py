@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import fields
 from datetime import timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import AuditEntry, PolicyConfigRow, utcnow
+from bandit.engine.config import PolicyConfig
 from bandit.services import accounts, audit, review
 from bandit.services.review import overflow
 from bandit.services.review import queue as review_queue
@@ -37,6 +39,27 @@ def test_every_field_has_a_label_unit_and_help_and_parameters_follow_the_algorit
         page,
     )
     assert 'class="field" for="setting-review_sla_seconds"' in page
+
+
+def test_every_setting_has_its_own_help_and_the_thresholds_say_what_they_mean_when_risk_controlled(
+    admin: FlaskClient,
+) -> None:
+    assert [f.name for f in fields(PolicyConfig) if f.name not in HELP] == []
+    page = admin.get("/settings").get_data(as_text=True)
+    units = {
+        "max_override_rate": "share in (0, 0.5]",
+        "confidence_level": "level in [0.5, 0.999]",
+        "audit_share": "share in [0, 0.5]",
+        "risk_window": "reviewed slates, 50-1000000",
+    }
+    for name, unit in units.items():
+        label = re.search(rf'for="setting-{name}"><span class="field-label">([^<]+)', page)
+        assert label is not None and label.group(1).strip() == HELP[name].label, name
+        assert f"({unit})" in page, name
+    # Risk-controlled routing ignores auto_threshold and reads review_threshold on the
+    # approval scale: the help must not promise otherwise.
+    assert "Not used when risk-controlled" in page
+    assert "(confidence 0-1; approval 0-1 when risk-controlled)" in page
 
 
 def test_every_invalid_field_is_marked_at_once_and_nothing_is_saved(

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import Decision
+from bandit.db.models import Decision, ReviewTask
 from bandit.engine.approval import ApprovalModel
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
-from bandit.engine.vocabulary import Route
+from bandit.engine.vocabulary import Overflow, Route
 from bandit.services import accounts, configs, decisions, model_store, review, trust
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import CURATOR_PASSWORD, DemoCatalog
@@ -34,7 +36,8 @@ def trusted_model(
     config = PolicyConfig(routing_mode="risk_controlled", slate_size=3, **(defaults | settings))
     with sessions() as session:
         row = configs.save_config(session, config, created_by="test", activate=True)
-        saved = model_store.save_model(session, VWPolicy.fresh(config), row, 0, None, "test")
+        previous = model_store.latest_model(session)
+        saved = model_store.save_model(session, VWPolicy.fresh(config), row, 0, previous, "test")
         approval = ApprovalModel.fresh()
         saved.approval_bytes = approval.to_bytes()
         approval.close()
@@ -178,3 +181,88 @@ def test_the_bound_reads_the_latest_reviews_however_many_slates_went_out_unrevie
     # makes a changed slate.
     assert choice.tests[0].n == 50
     assert choice.tests[0].overrides == (50 if first_verdict == "remove" else 0)
+
+
+def _rank_until(
+    sessions: sessionmaker[Session], runtime: EngineRuntime, context: dict[str, Any], audit: bool
+) -> Decision:
+    """Rank `context` until a decision with `audit` comes out (an audit is drawn at 20%)."""
+    for _ in range(500):
+        with sessions() as session:
+            decision, _ = decisions.rank(session, runtime, decisions.RankRequest(context=context))
+            session.commit()
+        if decision.audit == audit:
+            return decision
+    pytest.fail(f"no decision with audit={audit} among 500")
+
+
+def test_with_review_threshold_one_a_curator_still_cannot_tell_an_audit(
+    app: Flask,
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+) -> None:
+    """review_threshold = 1.0 (what the docs recommend) sends every slate below the automatic
+    threshold to review before delivery, so every first-round review-after task is an audit:
+    whatever tells review-after from review-before tells the curator which tasks are audits."""
+    runtime = EngineRuntime(np.random.default_rng(8))
+    customer = demo_catalog.customers[2]
+    # No threshold in force: nothing is auto-eligible, the slate (0.857 < 1.0) waits for review.
+    trusted_model(session_factory, threshold=None, review_threshold=1.0)
+    before = _rank_until(session_factory, runtime, customer, audit=False)
+    assert before.route == Route.REVIEW_BEFORE
+    trusted_model(session_factory, threshold=0.5, review_threshold=1.0)
+    audit = _rank_until(session_factory, runtime, customer, audit=True)
+    assert audit.route == Route.REVIEW_AFTER
+    with session_factory() as session:
+        accounts.add_curator(session, "second", CURATOR_PASSWORD)
+        accounts.add_curator(session, "lead", CURATOR_PASSWORD, role="admin")
+        tokens = [
+            accounts.create_token(session, f"tool-{name}", curator_username=name)
+            for name in (curator_account[0], "second")
+        ]
+        session.commit()
+    # What a curator is told of each task, through the review API and the console.
+    told: dict[str, dict[str, Any]] = {}
+    for name, token in zip((curator_account[0], "second"), tokens, strict=True):
+        client = app.test_client()
+        document = client.post(
+            "/api/v1/review/claim", headers={"Authorization": f"Bearer {token}"}
+        ).get_json()["task"]
+        login(client, name, CURATOR_PASSWORD)
+        page = client.get(f"/tasks/{document['task_id']}").get_data(as_text=True)
+        badge = page.split('class="route-badge">', 1)[1].split("<", 1)[0]
+        told[document["event_id"]] = {
+            "route": document["route"],
+            "already_delivered": document["already_delivered"],
+            "badge": badge,
+            "delivered notice": 'id="delivered-notice"' in page,
+        }
+    assert set(told) == {before.event_id, audit.event_id}
+    assert told[audit.event_id] == told[before.event_id]
+    assert "after" not in str(told[audit.event_id]).lower()
+    # Past the SLA under `hold`, "held" would name the slate still waiting, "check overdue"
+    # the one already out.
+    with session_factory() as session:
+        for decision, label in ((before, Overflow.HELD), (audit, Overflow.CHECK_OVERDUE)):
+            session.scalars(
+                select(ReviewTask).where(ReviewTask.decision_id == decision.id)
+            ).one().overflow = label
+        session.commit()
+    client = app.test_client()
+    login(client, curator_account[0], CURATOR_PASSWORD)
+    queue = client.get("/").get_data(as_text=True)
+    assert "review after" not in queue and "review before" not in queue
+    assert queue.count(">overdue</span>") == 2
+    assert re.search(r'id="count-overdue"[^>]*>2<', queue)
+    assert "check_overdue" not in queue and 'id="count-held"' not in queue
+    # A route filter written into the address must not single the audits out either.
+    for route in (Route.REVIEW_AFTER, Route.REVIEW_BEFORE):
+        filtered = client.get(f"/?route={route}").get_data(as_text=True)
+        assert audit.event_id[:10] not in filtered and before.event_id[:10] not in filtered
+    # Admins still see every route: audits are theirs to measure.
+    client = app.test_client()
+    login(client, "lead", CURATOR_PASSWORD)
+    admin_queue = client.get(f"/?route={Route.REVIEW_AFTER}").get_data(as_text=True)
+    assert audit.event_id[:10] in admin_queue and before.event_id[:10] not in admin_queue
+    assert "review after" in admin_queue
