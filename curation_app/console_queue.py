@@ -83,7 +83,7 @@ def queue() -> ResponseReturnValue:
         # Under risk-controlled routing a curator's route filter would match nothing new.
         routes=() if blinded and config.routing_mode == RoutingMode.RISK_CONTROLLED else ROUTES,
         route=route,
-        overdue_merged=bool(blinded),
+        overdue_merged=bool(blinded),  # route_blinding.overdue_counts_merged, already known
         categories=categories,
         category=category,
         filtered=bool(route or category),

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask.typing import ResponseReturnValue
-from flask_login import login_required
+from flask_login import current_user, login_required
 from matplotlib import dates
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -20,6 +20,8 @@ from bandit.db.models import utcnow
 from bandit.engine.vocabulary import Route
 from bandit.services import metrics, trust_status
 from bandit.services.review import queue as review_queue
+from curation_app import route_blinding
+from curation_app.auth import ADMIN
 from curation_app.db import get_session
 from curation_app.review_forms import describe_age
 
@@ -251,6 +253,7 @@ def index() -> ResponseReturnValue:
         decided=int(decided),
         automated_share=automated / decided if decided else None,
         summary=summary,
+        overdue_merged=route_blinding.overdue_counts_merged(session, current_user.role == ADMIN),
         oldest_hours=None
         if summary.oldest_wait_seconds is None
         else math.floor(summary.oldest_wait_seconds / 360) / 10,

@@ -64,3 +64,10 @@ def blinded_config_ids(session: Session) -> Collection[int]:
         for config_id in ids
         if stored_config(session, config_id).routing_mode == RoutingMode.RISK_CONTROLLED
     }
+
+
+def overdue_counts_merged(session: Session, is_admin: bool) -> bool:
+    """Whether queue counts show one "overdue" figure instead of held (review-before slates
+    waiting past their SLA) and checks overdue (slates already out): a curator who may see
+    blinded tasks is not told how many of the overdue ones went out."""
+    return not is_admin and bool(blinded_config_ids(session))

@@ -256,6 +256,10 @@ def test_with_review_threshold_one_a_curator_still_cannot_tell_an_audit(
     assert queue.count(">overdue</span>") == 2
     assert re.search(r'id="count-overdue"[^>]*>2<', queue)
     assert "check_overdue" not in queue and 'id="count-held"' not in queue
+    # The dashboard's counts, which curators open too, merge them the same way.
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert re.search(r'id="dash-overdue"[^>]*>2<', dashboard)
+    assert 'id="dash-held"' not in dashboard and 'id="dash-checks-overdue"' not in dashboard
     # A route filter written into the address must not single the audits out either.
     for route in (Route.REVIEW_AFTER, Route.REVIEW_BEFORE):
         filtered = client.get(f"/?route={route}").get_data(as_text=True)
