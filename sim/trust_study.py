@@ -233,8 +233,18 @@ def _sweep_summary(runs: list[dict[str, Any]], target: float, rounds: int) -> di
     }
 
 
+# The issue's bar over the last tenth of a run: nearly always-review's customer reward at a
+# fifth of its curator minutes.
+REWARD_RATIO_TARGET = 0.98
+MINUTES_RATIO_TARGET = 0.2
+
+
 def study_findings(study: dict[str, Any]) -> dict[str, Any]:
-    """Ratios against always-review over the last tenth, per risk-controlled run."""
+    """Ratios against always-review over the last tenth, per risk-controlled run.
+
+    `true_override_within_target` is null for a run that delivered no slate automatically:
+    it kept the promise only vacuously, which `automated` says.
+    """
     runs = study["runs"]
     out: dict[str, Any] = {}
     always = runs.get(ALWAYS)
@@ -243,15 +253,20 @@ def study_findings(study: dict[str, Any]) -> dict[str, Any]:
     for name, run in runs.items():
         if run["target"] is None:
             continue
+        reward_ratio = run["reward_per_decision_last_10pct"] / max(
+            always["reward_per_decision_last_10pct"], 1e-9
+        )
+        minutes_ratio = run["curator_minutes_per_1000_last_10pct"] / max(
+            always["curator_minutes_per_1000_last_10pct"], 1e-9
+        )
+        rate = run["true_override_rate_auto"]
         out[name] = {
-            "reward_ratio_last_10pct": run["reward_per_decision_last_10pct"]
-            / max(always["reward_per_decision_last_10pct"], 1e-9),
-            "minutes_ratio_last_10pct": run["curator_minutes_per_1000_last_10pct"]
-            / max(always["curator_minutes_per_1000_last_10pct"], 1e-9),
-            "true_override_within_target": (
-                run["true_override_rate_auto"] is None
-                or run["true_override_rate_auto"] <= run["target"]
-            ),
+            "reward_ratio_last_10pct": reward_ratio,
+            "minutes_ratio_last_10pct": minutes_ratio,
+            "automated": bool(run["auto_delivered"]),
+            "true_override_within_target": None if rate is None else rate <= run["target"],
+            "reward_and_minutes_target_met": reward_ratio >= REWARD_RATIO_TARGET
+            and minutes_ratio <= MINUTES_RATIO_TARGET,
         }
     return out
 

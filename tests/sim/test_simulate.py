@@ -316,6 +316,44 @@ def test_audited_slates_are_not_counted_as_auto_deliveries() -> None:
     assert run["measured_override_bound_last"] is None
 
 
+def _study_run(
+    target: float | None, reward: float, minutes: float, auto: int, rate: float | None
+) -> dict[str, float | int | None]:
+    return {
+        "target": target,
+        "reward_per_decision_last_10pct": reward,
+        "curator_minutes_per_1000_last_10pct": minutes,
+        "auto_delivered": auto,
+        "true_override_rate_auto": rate,
+    }
+
+
+def test_findings_call_a_run_that_automated_nothing_vacuous_and_check_the_reward_minutes_bar() -> (
+    None
+):
+    from sim.trust_study import study_findings
+
+    study = {
+        "runs": {
+            "trust_always_review": _study_run(None, 4.0, 500.0, 0, None),
+            "nothing_automated": _study_run(0.05, 4.0, 500.0, 0, None),
+            "kept_and_cheap": _study_run(0.05, 3.95, 90.0, 800, 0.03),
+            "broke_the_promise": _study_run(0.05, 3.99, 90.0, 800, 0.08),
+            "too_expensive": _study_run(0.05, 4.0, 120.0, 500, 0.02),
+        }
+    }
+    findings = study_findings(study)
+    assert "trust_always_review" not in findings
+    vacuous = findings["nothing_automated"]
+    assert vacuous["automated"] is False and vacuous["true_override_within_target"] is None
+    assert vacuous["reward_and_minutes_target_met"] is False
+    kept = findings["kept_and_cheap"]
+    assert kept["true_override_within_target"] is True and kept["reward_and_minutes_target_met"]
+    assert kept["reward_ratio_last_10pct"] == pytest.approx(3.95 / 4.0)
+    assert findings["broke_the_promise"]["true_override_within_target"] is False
+    assert findings["too_expensive"]["reward_and_minutes_target_met"] is False
+
+
 def test_a_stopped_trust_study_resumes_with_only_the_runs_it_lacks() -> None:
     from sim.trust_study import run_study
 
