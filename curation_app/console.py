@@ -118,12 +118,12 @@ def _render_task(
     decision = task.decision
     _, config = configs.active_config(db)
     now = utcnow()
-    panel = task_view.customer_panel(db, decision)
+    is_admin = current_user.role == ADMIN
+    hidden = route_blinding.route_hidden(db, task, is_admin)
+    panel = task_view.customer_panel(db, decision, route_hidden=hidden)
     budget_amount = task_view.budget_amount(decision, panel)
     kept_categories = {item.category for item in panel.kept if item.category}
     cards = task_view.cards(db, decision, budget_amount, config.blinded_review, kept_categories)
-    is_admin = current_user.role == ADMIN
-    hidden = route_blinding.route_hidden(db, task, is_admin)
     first_round = task.review_round == 1
     return render_template(
         "task.html",

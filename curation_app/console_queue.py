@@ -67,7 +67,7 @@ def queue() -> ResponseReturnValue:
             QueueLine(
                 row=row,
                 route=route_blinding.shown_route(task, hidden),
-                overflow=route_blinding.shown_overflow(task, hidden),
+                overflow=route_blinding.shown_overflow(task, hidden, now),
                 segment=str(context.get("segment") or ""),
                 budget=float(budget) if isinstance(budget, int | float) else None,
                 categories=slate_categories.get(task.id, []),

@@ -14,6 +14,7 @@ the same notice, the same overflow label. Admins see the routes (and the audits)
 from __future__ import annotations
 
 from collections.abc import Collection
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,12 +49,23 @@ def already_delivered(task: ReviewTask, hidden: bool) -> bool | None:
     return task.route == Route.REVIEW_AFTER
 
 
-def shown_overflow(task: ReviewTask, hidden: bool) -> str:
-    """The task's overflow label as the viewer reads it ('' when it has none)."""
+def shown_overflow(task: ReviewTask, hidden: bool, now: datetime) -> str:
+    """The task's overflow label as the viewer reads it ('' when it has none).
+
+    A blinded task reads "overdue" once its SLA has passed, whatever its route: a
+    review-before task that arrives at a full queue under `hold` is labelled held at once,
+    while a review-after one is labelled only when its SLA passes, so the label alone would
+    pick out the review-before tasks from the start.
+    """
     label = task.overflow or ""
-    if hidden and label in (Overflow.HELD, Overflow.CHECK_OVERDUE):
-        return BLINDED_OVERDUE
-    return label
+    if not hidden or label not in (Overflow.HELD, Overflow.CHECK_OVERDUE):
+        return label
+    return BLINDED_OVERDUE if past_sla(task, now) else ""
+
+
+def past_sla(task: ReviewTask, now: datetime) -> bool:
+    """Whether the task has waited past its review SLA."""
+    return task.due_at is not None and task.due_at <= now
 
 
 def blinded_config_ids(session: Session) -> Collection[int]:

@@ -88,15 +88,24 @@ def _budget_of(
     return None, ""
 
 
-def customer_panel(session: Session, decision: Decision) -> CustomerPanel:
-    """The customer panel; a stored profile never masquerades as the request's context."""
+def customer_panel(
+    session: Session, decision: Decision, route_hidden: bool = False
+) -> CustomerPanel:
+    """The customer panel; a stored profile never masquerades as the request's context.
+
+    `route_hidden`: the viewer must not tell audits apart, so past slates whose review still
+    waits are left out (`customer_history`'s `reviewed_only`)."""
     context = decision.context
     labels = dict(PROFILE_FIELDS)
     given = [(labels[key], _text(context[key])) for key, _ in PROFILE_FIELDS if key in context]
     customer_id = (
         context.get("customer_id") if isinstance(context.get("customer_id"), str) else None
     )
-    history = customer_history(session, customer_id, decision.event_id) if customer_id else None
+    history = (
+        customer_history(session, customer_id, decision.event_id, reviewed_only=route_hidden)
+        if customer_id
+        else None
+    )
     profile = (history.profile if history else None) or {}
     stored = [(labels[key], _text(profile[key])) for key, _ in PROFILE_FIELDS if key in profile]
     if "notes" in profile:

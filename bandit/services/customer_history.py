@@ -8,7 +8,8 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bandit.db.models import Decision, Outcome
+from bandit.db.models import Decision, Outcome, ReviewTask
+from bandit.engine.vocabulary import TaskStatus
 from bandit.services.customers import profile_for
 from bandit.services.delivery import delivered_item_ids
 
@@ -46,14 +47,32 @@ class CustomerHistory:
 
 
 def customer_history(
-    session: Session, customer_id: str, before_event: str | None = None, limit: int = PAST_SLATES
+    session: Session,
+    customer_id: str,
+    before_event: str | None = None,
+    limit: int = PAST_SLATES,
+    reviewed_only: bool = False,
 ) -> CustomerHistory:
-    """The customer's stored profile and their latest delivered slates other than `before_event`."""
+    """The customer's stored profile and their latest delivered slates other than `before_event`.
+
+    `reviewed_only` leaves out slates whose review still waits: to a curator who must not
+    tell an audit from a review-before task, a slate already out while its review waits is
+    an audit (a review-before slate goes out only once reviewed).
+    """
+    waiting_review = (
+        select(ReviewTask.id)
+        .where(
+            ReviewTask.decision_id == Decision.id,
+            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
+        )
+        .exists()
+    )
     statement = (
         select(Decision)
         .where(
             Decision.context["customer_id"].as_string() == customer_id,
             Decision.delivered_at.is_not(None),
+            *([~waiting_review] if reviewed_only else []),
         )
         .options(selectinload(Decision.proposed), selectinload(Decision.final_slate))
         .order_by(Decision.created_at.desc())

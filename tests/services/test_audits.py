@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -13,7 +14,7 @@ from scipy import stats
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import Decision, ReviewTask
+from bandit.db.models import Decision, ReviewTask, utcnow
 from bandit.engine.approval import ApprovalModel
 from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
@@ -237,6 +238,8 @@ def test_with_review_threshold_one_a_curator_still_cannot_tell_an_audit(
             "already_delivered": document["already_delivered"],
             "badge": badge,
             "delivered notice": 'id="delivered-notice"' in page,
+            # The same customer's other task: an audit already out would be listed as past.
+            "no past slates": "No earlier slates for this customer." in page,
         }
     assert set(told) == {before.event_id, audit.event_id}
     assert told[audit.event_id] == told[before.event_id]
@@ -245,9 +248,10 @@ def test_with_review_threshold_one_a_curator_still_cannot_tell_an_audit(
     # the one already out.
     with session_factory() as session:
         for decision, label in ((before, Overflow.HELD), (audit, Overflow.CHECK_OVERDUE)):
-            session.scalars(
+            task = session.scalars(
                 select(ReviewTask).where(ReviewTask.decision_id == decision.id)
-            ).one().overflow = label
+            ).one()
+            task.overflow, task.due_at = label, utcnow() - timedelta(minutes=1)
         session.commit()
     client = app.test_client()
     login(client, curator_account[0], CURATOR_PASSWORD)
@@ -270,3 +274,43 @@ def test_with_review_threshold_one_a_curator_still_cannot_tell_an_audit(
     admin_queue = client.get(f"/?route={Route.REVIEW_AFTER}").get_data(as_text=True)
     assert audit.event_id[:10] in admin_queue and before.event_id[:10] not in admin_queue
     assert "review after" in admin_queue
+
+
+def test_a_slate_held_at_a_full_queue_is_not_marked_before_its_sla_passes(
+    app: Flask,
+    session_factory: sessionmaker[Session],
+    demo_catalog: DemoCatalog,
+    curator_account: tuple[str, str],
+) -> None:
+    """Under `hold`, a review-before task arriving at a full queue is labelled held at once,
+    a review-after one only when its SLA passes: an "overdue" mark before the SLA would pick
+    out the tasks that are not audits."""
+    settings = {
+        "overflow_policy": "hold",
+        "curator_capacity_per_hour": 1,
+        "review_sla_seconds": 3600,
+    }
+    runtime = EngineRuntime(np.random.default_rng(8))
+    customer = demo_catalog.customers[2]
+    trusted_model(session_factory, threshold=None, review_threshold=1.0, **settings)
+    filler = _rank_until(session_factory, runtime, demo_catalog.customers[5], audit=False)
+    before = _rank_until(session_factory, runtime, customer, audit=False)
+    trusted_model(session_factory, threshold=0.5, review_threshold=1.0, **settings)
+    audit = _rank_until(session_factory, runtime, customer, audit=True)
+    with session_factory() as session:
+        labels = {task.decision_id: task.overflow for task in session.scalars(select(ReviewTask))}
+    assert labels[before.id] == Overflow.HELD and labels[audit.id] is None  # the world's rule
+    client = app.test_client()
+    login(client, curator_account[0], CURATOR_PASSWORD)
+    queue = client.get("/").get_data(as_text=True)
+    rows = {
+        decision.event_id: re.search(
+            rf"<tr[^>]*>(?:(?!</tr>).)*{decision.event_id[:10]}(?:(?!</tr>).)*</tr>", queue, re.S
+        )
+        for decision in (filler, before, audit)
+    }
+    assert all(rows.values())
+    assert not any("overdue" in row.group(0) for row in rows.values() if row)
+    assert re.search(r'id="count-overdue"[^>]*>0<', queue)
+    dashboard = client.get("/dashboard").get_data(as_text=True)
+    assert re.search(r'id="dash-overdue"[^>]*>0<', dashboard)

@@ -155,6 +155,9 @@ class QueueSummary:
     oldest_wait_seconds: float | None
     # Waiting past their SLA under hold with the slate already out (the check is late).
     checks_overdue: int = 0
+    # Held or overdue checks whose SLA has passed: the one count that does not tell a
+    # review-before task held at a full queue's intake from a check (blinded views).
+    past_sla: int = 0
 
 
 def queue_summary(session: Session, now: datetime) -> QueueSummary:
@@ -172,6 +175,13 @@ def queue_summary(session: Session, now: datetime) -> QueueSummary:
             .group_by(ReviewTask.overflow)
         ).all()
     )
+    past_sla = session.scalar(
+        select(func.count()).where(
+            ReviewTask.overflow.in_((Overflow.HELD, Overflow.CHECK_OVERDUE)),
+            ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED)),
+            ReviewTask.due_at <= now,
+        )
+    )
     oldest = session.scalar(
         select(func.min(ReviewTask.created_at)).where(
             ReviewTask.status.in_((TaskStatus.OPEN, TaskStatus.CLAIMED))
@@ -185,6 +195,7 @@ def queue_summary(session: Session, now: datetime) -> QueueSummary:
         held=int(labelled.get(Overflow.HELD, 0)),
         oldest_wait_seconds=None if oldest is None else (now - oldest).total_seconds(),
         checks_overdue=int(labelled.get(Overflow.CHECK_OVERDUE, 0)),
+        past_sla=int(past_sla or 0),
     )
 
 
