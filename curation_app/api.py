@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from enum import Enum
 from typing import Annotated, Any, TypeVar
 
 from flask import Blueprint, current_app, g, jsonify, request
@@ -178,14 +179,58 @@ def parse_body(model: type[Body]) -> Body:
         raise ApiError(400, _describe(error)) from error
 
 
-def bearer_required(
-    curator: bool = False,
-) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
-    """Let the request through only with a valid `Authorization: Bearer` token.
+class TokenUse(Enum):
+    """Which API tokens an endpoint admits: a token serves one side, never both."""
 
-    Sets g.api_client_id and g.api_client_name; with `curator`, the token must also be bound
-    to an active curator, who is set as g.curator (the review API).
+    # Unbound tokens, for client services: rank, events, rewards, choice, Personalizer.
+    CLIENT = "client"
+    # Tokens bound to an active curator, who acts through them: the review API.
+    REVIEW = "review"
+
+
+# The client endpoints hand out routes and statuses and take rewards by event id, and the
+# review API hands curators event ids: a curator's token on them would tell audits apart.
+CURATOR_TOKEN_ON_CLIENT_API = (
+    "a token bound to a curator may use the review API only (/api/v1/review/...); "
+    "client endpoints take a token made without --curator"
+)
+
+
+def admit_token(
+    token: str,
+    admits: TokenUse,
+    unknown_message: str = "Authorization: invalid or revoked bearer token",
+) -> None:
+    """Check `token` is valid and of the kind `admits`; set who calls on g, or raise ApiError.
+
+    `unknown_message` is the 401's, naming where the token came from. Sets g.api_client_id
+    and g.api_client_name; for TokenUse.REVIEW also g.curator.
     """
+    session = get_session()
+    if admits is TokenUse.REVIEW:
+        client, g.curator = accounts.curator_client_for_token(session, token)
+    else:
+        # The client's own row says whether it is bound: no join on the hot path (rank).
+        client = accounts.client_for_token(session, token)
+    if client is None:
+        raise ApiError(401, unknown_message)
+    if admits is TokenUse.REVIEW and g.curator is None:
+        raise ApiError(
+            403,
+            "this token is not bound to an active curator; create one with "
+            "`hitl token create NAME --curator USERNAME`",
+        )
+    # Bound at all, even to an admin or to a curator since switched off: not a client's token.
+    if admits is TokenUse.CLIENT and client.curator_id is not None:
+        raise ApiError(403, CURATOR_TOKEN_ON_CLIENT_API)
+    g.api_client_id, g.api_client_name = client.id, client.name
+
+
+def bearer_required(
+    admits: TokenUse = TokenUse.CLIENT,
+) -> Callable[[Callable[..., ResponseReturnValue]], Callable[..., ResponseReturnValue]]:
+    """Let the request through only with a valid `Authorization: Bearer` token of the kind
+    `admits` (see admit_token)."""
 
     def decorate(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
         @functools.wraps(view)
@@ -197,22 +242,7 @@ def bearer_required(
                     401,
                     "Authorization: missing bearer token; send 'Authorization: Bearer <token>'",
                 )
-            session = get_session()
-            if curator:
-                client, g.curator = accounts.curator_client_for_token(session, token.strip())
-            else:
-                client = accounts.client_for_token(session, token.strip())
-            if client is None:
-                raise ApiError(401, "Authorization: invalid or revoked bearer token")
-            g.api_client_id, g.api_client_name = client.id, client.name
-            g.api_client_curator_id = client.curator_id
-            if curator:
-                if g.curator is None:
-                    raise ApiError(
-                        403,
-                        "this token is not bound to an active curator; create one with "
-                        "`hitl token create NAME --curator USERNAME`",
-                    )
+            admit_token(token.strip(), admits)
             return view(*args, **kwargs)
 
         return wrapped
@@ -258,10 +288,6 @@ def rank() -> ResponseReturnValue:
 @require_token
 def event(event_id: str) -> ResponseReturnValue:
     """The event document: cheap to poll (ETag, If-None-Match, ?wait= long-poll)."""
-    if g.api_client_curator_id is not None:
-        # Its routing block says whether the decision is an audit, and the review API hands
-        # curators event ids: a curator's token reading it would unblind the audits.
-        raise ApiError(403, "a token bound to a curator cannot read event documents")
     try:
         return event_polling.poll_event(event_id)
     except event_polling.PollError as error:

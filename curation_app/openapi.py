@@ -31,7 +31,8 @@ PUBLIC: list[dict[str, list[str]]] = []
 ERROR_MEANINGS = {
     400: "invalid body, field or path (the message names it); nothing changed",
     401: "missing, invalid or revoked bearer token (WWW-Authenticate says how to send one)",
-    403: "the token is not bound to an active curator",
+    403: "the wrong kind of token: the review API takes only a token bound to an active "
+    "curator, every other endpoint only a token bound to none",
     404: "no such task or event",
     409: "a conflict with what is stored (a lost lease, the same curator twice, a reward or "
     "choice that contradicts the stored one); nothing changed",
@@ -48,10 +49,11 @@ WWW_AUTHENTICATE = {
     "WWW-Authenticate": {"description": "the bearer challenge", "schema": {"type": "string"}}
 }
 # Every POST may be refused for its body's size or label; every authenticated call for its
-# token or the rate limit; any call for a NUL in its path or query.
+# token (missing or bad: 401; of the other kind: 403) or the rate limit; any call for a NUL in
+# its path or query.
 ANY_CALL = (400,)
 WITH_BODY = (400, 413, 415)
-AUTHENTICATED = (401, 429)
+AUTHENTICATED = (401, 403, 429)
 
 
 def _string_schema(annotated: Any) -> dict[str, Any]:
@@ -146,8 +148,7 @@ OPERATIONS = (
         "the event: delivered slate as sent, corrections, current slate, lifecycle, review due "
         "time",
         EventDocument,
-        # 403: a token bound to a curator (the routing block would unblind audits).
-        ANY_CALL + AUTHENTICATED + (403, 404),
+        ANY_CALL + AUTHENTICATED + (404,),
         parameters=[EVENT_ID, *POLLING_PARAMETERS],
         method="get",
     ),
@@ -190,7 +191,7 @@ OPERATIONS = (
         200,
         "{task: ...} with lease, slate and alternates, or {task: null}",
         answers.ClaimAnswer,
-        (400, 413) + AUTHENTICATED + (403,),
+        (400, 413) + AUTHENTICATED,
     ),
     Operation(
         "/api/v1/review/{task_id}",
@@ -199,7 +200,7 @@ OPERATIONS = (
         200,
         "recorded, or duplicate of the same lease's submit",
         answers.SubmitAnswer,
-        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        WITH_BODY + AUTHENTICATED + (404, 409),
         body=SubmitBody,
         parameters=[TASK_ID],
     ),
@@ -210,7 +211,7 @@ OPERATIONS = (
         200,
         "released",
         answers.ReleaseAnswer,
-        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        WITH_BODY + AUTHENTICATED + (404, 409),
         body=LeaseBody,
         parameters=[TASK_ID],
     ),
@@ -221,7 +222,7 @@ OPERATIONS = (
         200,
         "the new lease end",
         answers.HeartbeatAnswer,
-        WITH_BODY + AUTHENTICATED + (403, 404, 409),
+        WITH_BODY + AUTHENTICATED + (404, 409),
         body=LeaseBody,
         parameters=[TASK_ID],
     ),
@@ -302,7 +303,11 @@ def build_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {
-                "clientToken": {"type": "http", "scheme": "bearer"},
+                "clientToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a token made with `hitl token create NAME` (no --curator)",
+                },
                 "curatorToken": {
                     "type": "http",
                     "scheme": "bearer",

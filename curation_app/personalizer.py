@@ -2,8 +2,8 @@
 
 Rank and multi-slot rank over actions sent inline, reward, and activate for deferred events,
 under /personalizer/v1.0. The key travels as `Ocp-Apim-Subscription-Key` (or as a bearer
-token): it is an API token made with `hitl token create`. Errors keep Personalizer's shape,
-`{"error": {"code", "message"}}`. See docs/personalizer.md.
+token): it is an API token made with `hitl token create`, never one bound to a curator (403).
+Errors keep Personalizer's shape, `{"error": {"code", "message"}}`. See docs/personalizer.md.
 """
 
 from __future__ import annotations
@@ -20,9 +20,18 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from bandit.engine.policy import UnscorableContext
 from bandit.engine.recommender import NoEligibleItems
 from bandit.engine.vocabulary import ApiSurface, PersonalizerErrorCode
-from bandit.services import accounts, personalizer, rewards
+from bandit.services import personalizer, rewards
 from bandit.services.personalizer import InlineAction, InlineRank
-from curation_app.api import ApiError, EventId, ItemId, RewardValue, _describe, parse_body
+from curation_app.api import (
+    ApiError,
+    EventId,
+    ItemId,
+    RewardValue,
+    TokenUse,
+    _describe,
+    admit_token,
+    parse_body,
+)
 from curation_app.api_context import ContextKey, ContextValue, feature_numbers_in_range
 from curation_app.db import get_runtime, get_session, transaction
 from curation_app.errors import shape_errors_under, status_for
@@ -153,7 +162,8 @@ def flatten(features: list[dict[str, Any]], field: str) -> dict[str, Any]:
 
 
 def key_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., ResponseReturnValue]:
-    """Let the request through with a valid key (Personalizer's header, or a bearer token)."""
+    """Let the request through with a valid client key (Personalizer's header, or a bearer
+    token); a token bound to a curator is refused (403), as on every client endpoint."""
 
     @functools.wraps(view)
     def wrapped(*args: Any, **kwargs: Any) -> ResponseReturnValue:
@@ -163,10 +173,8 @@ def key_required(view: Callable[..., ResponseReturnValue]) -> Callable[..., Resp
             key = token.strip() if scheme.lower() == "bearer" else ""
         if not key:
             raise ApiError(401, f"{KEY_HEADER}: missing; send the API token made by hitl token")
-        client = accounts.client_for_token(get_session(), key)
-        if client is None:
-            raise ApiError(401, f"{KEY_HEADER}: invalid or revoked key")
-        g.api_client_id, g.api_client_name = client.id, client.name
+        # A client's token only: rank answers carry the route, and rewards reach learning.
+        admit_token(key, TokenUse.CLIENT, f"{KEY_HEADER}: invalid or revoked key")
         return view(*args, **kwargs)
 
     return wrapped

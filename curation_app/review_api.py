@@ -23,7 +23,14 @@ from bandit.services import audit, configs, review
 from bandit.services.review import overflow
 from bandit.services.review.queue import priority_at
 from curation_app import review_forms, route_blinding
-from curation_app.api import ApiError, ItemId, bearer_required, handle_api_error, parse_body
+from curation_app.api import (
+    ApiError,
+    ItemId,
+    TokenUse,
+    bearer_required,
+    handle_api_error,
+    parse_body,
+)
 from curation_app.auth import ADMIN
 from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
@@ -60,7 +67,7 @@ class LeaseBody(BaseModel):
     lease_token: LeaseToken
 
 
-require_curator_token = bearer_required(curator=True)
+require_curator_token = bearer_required(TokenUse.REVIEW)
 
 
 def _log(action: str, task_id: int, **details: Any) -> None:
