@@ -131,7 +131,7 @@ def test_csv_and_parquet_logs_load_the_same(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "uniform"], "give either --log FILE or --db URL"),
+        (["--target", "uniform"], "give either --log FILE or --database-url URL"),
         (["--log", "LOG", "--target", "uniform", "--estimators", "sips,magic"], "unknown magic"),
         (["--log", "BAD", "--target", "logged"], "propensity must be in (0, 1]"),
         (["--log", "NOPE", "--target", "logged"], "does not exist"),
