@@ -73,30 +73,28 @@ def test_sigterm_lets_the_pass_in_progress_commit(
     assert _audit_rows(session_factory) == 1
 
 
-def test_a_pass_still_running_after_the_grace_period_is_rolled_back(
-    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("grace", "busy_seconds", "stops_within"),
+    [
+        pytest.param(0.2, 20, 15, id="after-the-grace-period"),
+        pytest.param(0, 10, 5, id="no-grace-period-at-once"),
+    ],
+)
+def test_a_pass_still_running_when_the_grace_ends_is_rolled_back(
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    grace: float,
+    busy_seconds: float,
+    stops_within: float,
 ) -> None:
-    _pass_that_writes(monkeypatch, lambda: _busy_for(20))
-    control = learner_loop.StopControl(grace=0.2)
+    _pass_that_writes(monkeypatch, lambda: _busy_for(busy_seconds))
+    control = learner_loop.StopControl(grace=grace)
     control.install()
     started = time.monotonic()
     committed = learner_loop.watch(session_factory, 0.01, control, max_passes=5)
     assert committed == 0
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < stops_within
     assert _audit_rows(session_factory) == 0  # nothing of the interrupted pass was kept
-
-
-def test_no_grace_period_rolls_the_running_pass_back_at_once(
-    session_factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    _pass_that_writes(monkeypatch, lambda: _busy_for(10))
-    control = learner_loop.StopControl(grace=0)
-    control.install()
-    started = time.monotonic()
-    committed = learner_loop.watch(session_factory, 0.01, control, max_passes=5)
-    assert committed == 0
-    assert time.monotonic() - started < 5
-    assert _audit_rows(session_factory) == 0
 
 
 def test_no_grace_period_between_passes_just_stops(

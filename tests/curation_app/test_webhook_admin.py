@@ -33,10 +33,17 @@ from tests.curation_app.test_settings import admin  # noqa: F401 - the signed-in
 PAGE = "/settings/webhooks"
 
 
-def _failed_delivery(sessions: sessionmaker[Session]) -> str:
-    """A stored delivery that ran out of retries (to a URL nobody listens on)."""
+@pytest.fixture
+def failed_delivery_id(
+    session_factory: sessionmaker[Session],
+    client: FlaskClient,
+    auth_headers: dict[str, str],
+    demo_catalog: DemoCatalog,
+) -> str:
+    """A ranked decision whose stored delivery ran out of retries (to a URL nobody listens on)."""
+    ranked(client, auth_headers, dict(demo_catalog.customers[0]))
     now = utcnow()
-    with sessions() as session:
+    with session_factory() as session:
         endpoint = webhooks.add_endpoint(session, "http://127.0.0.1:9/x", ["delivered"], "t")
         decision = session.scalars(select(Decision)).first()
         assert decision is not None
@@ -88,12 +95,9 @@ def test_a_bad_endpoint_is_refused_and_stores_nothing(
 def test_an_admin_replays_a_failed_delivery_from_the_log(
     admin: FlaskClient,  # noqa: F811
     session_factory: sessionmaker[Session],
-    client: FlaskClient,
-    auth_headers: dict[str, str],
-    demo_catalog: DemoCatalog,
+    failed_delivery_id: str,
 ) -> None:
-    ranked(client, auth_headers, dict(demo_catalog.customers[0]))
-    delivery_id = _failed_delivery(session_factory)
+    delivery_id = failed_delivery_id
     page = admin.get(PAGE + "?status=failed").get_data(as_text=True)
     assert delivery_id in page and "Replay" in page
     response = admin.post(f"{PAGE}/deliveries/{delivery_id}/replay",
@@ -132,14 +136,9 @@ def test_the_cli_adds_lists_and_refuses_bad_input(database_url: str) -> None:
 
 
 def test_the_cli_log_filters_by_the_documented_lowercase_status(
-    database_url: str,
-    session_factory: sessionmaker[Session],
-    client: FlaskClient,
-    auth_headers: dict[str, str],
-    demo_catalog: DemoCatalog,
+    database_url: str, failed_delivery_id: str
 ) -> None:
-    ranked(client, auth_headers, dict(demo_catalog.customers[0]))
-    delivery_id = _failed_delivery(session_factory)
+    delivery_id = failed_delivery_id
     runner = CliRunner()
     url_option = ["--database-url", database_url]
     failed = runner.invoke(main, ["webhook", "log", "--status", "failed", *url_option])
