@@ -16,6 +16,7 @@ from bandit.engine.vocabulary import DecisionStatus, Route
 from bandit.services import accounts, decisions, learning, review, rewards
 from bandit.services.delivery import delivered_slate
 from bandit.services.learner_cache import LearnerCache
+from bandit.services.review.double_review import FIRST_ROUND
 from bandit.services.runtime import EngineRuntime
 from sim.curators import SimulatedCurator, change_probability
 from sim.world import TrueRewardModel
@@ -255,6 +256,8 @@ class _ReviewDesk:
             session, task.id, curator_id, task.lease_token or "", verdicts, seconds
         )
         session.commit()
-        if task.route == Route.REVIEW_BEFORE:
+        # A second opinion copies the first task's route, but the slate went out once: after
+        # the first review.
+        if task.route == Route.REVIEW_BEFORE and task.review_round == FIRST_ROUND:
             world.delivered(session, decision, profile, step)
         return True

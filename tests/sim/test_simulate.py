@@ -12,14 +12,14 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from bandit.db.models import CuratorAction, Decision, Outcome
+from bandit.db.models import CuratorAction, Decision, Outcome, ReviewTask
 from bandit.engine.config import PolicyConfig
 from bandit.services import configs
 from bandit.services.runtime import EngineRuntime
 from curation_app.cli import main
 from sim.curators import SimulatedCurator
 from sim.demo_data import generate_catalog
-from sim.loop import LoopSettings, run_loop
+from sim.loop import LoopSettings, customer_received, run_loop
 from sim.runs import RunPlan, plans_for, simulate_run, world_for
 from sim.scenario import Scenario, scenario_from_mapping
 from sim.world import TrueRewardModel
@@ -243,6 +243,42 @@ def test_paced_curators_review_at_their_hourly_capacity_and_outcomes_arrive_late
     assert 0 < answered < reviewed
     assert last_answered is not None and last_reviewed is not None
     assert last_answered < last_reviewed
+
+
+def test_a_second_opinion_does_not_deliver_the_slate_again(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, truth: TrueRewardModel
+) -> None:
+    """Under double review, the customer answers once: when the first review delivered it."""
+    with session_factory() as session:
+        policy = PolicyConfig(routing_mode="review_before", double_review_share=1.0)
+        configs.save_config(session, policy, "t", True)
+        session.commit()
+    rng = np.random.default_rng(12)
+    curators = [SimulatedCurator(name, 0.7, 5.0, rng) for name in ("first", "second")]
+    settings = LoopSettings(decisions=30, learn_every=10, reward_share=1.0, tasks_per_step=4)
+
+    run_loop(
+        session_factory, EngineRuntime(rng), truth, demo_catalog.customers, curators, settings, rng
+    )
+
+    with session_factory() as session:
+        second_rounds = session.scalar(
+            select(func.count())
+            .select_from(ReviewTask)
+            .where(ReviewTask.review_round == 2, ReviewTask.status == "done")
+        )
+        per_decision = dict(
+            session.execute(
+                select(Outcome.decision_id, func.count()).group_by(Outcome.decision_id)
+            ).all()
+        )
+        received = {
+            decision.id: len(customer_received(decision))
+            for decision in session.scalars(select(Decision).where(Decision.id.in_(per_decision)))
+        }
+    assert second_rounds and second_rounds >= 5
+    assert len(per_decision) >= 20
+    assert per_decision == received  # one answer per item the customer got, none twice
 
 
 def test_the_default_scenario_is_valid() -> None:
