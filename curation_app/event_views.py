@@ -118,6 +118,8 @@ def _routing_reason(
             failed_test.slates,
             failed_test.overrides,
             failed_test.target,
+            failed_test.effective,
+            failed_test.rate,
         )
         auto = f"no auto threshold in force ({clause})"
     elif threshold is None:

@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 from bandit.engine.vocabulary import ApprovalStatus
-from bandit.services.trust import SCORED_REVIEWS, failed_test_clause, uncalibrated_clause
+from bandit.services.trust import (
+    SCORED_REVIEWS,
+    bound_sample_clause,
+    failed_test_clause,
+    uncalibrated_clause,
+)
 from bandit.services.trust_status import FailedTest, PromiseStatus
 
 # When the audit share changed inside the window, audits of different weeks stand for
@@ -20,15 +25,17 @@ def _more_evidence(failed: FailedTest) -> str:
     target does a larger sample bring the bound under it."""
     if failed.rate is None or failed.target is None:
         return ""
+    audits_in = failed.effective is not None and abs(failed.effective - failed.slates) >= 0.5
+    weighted = " (audits weighted)" if audits_in else ""
     if failed.rate > failed.target:
         return (
-            f" Curators changed {_percent(failed.rate)} of these slates, more than the target "
-            "itself: more evidence will not help; slates curators change less often (or a looser "
-            "target) will."
+            f" Curators changed {_percent(failed.rate)}{weighted} of these slates, more than the "
+            "target itself: more evidence will not help; slates curators change less often (or a "
+            "looser target) will."
         )
     return (
-        f" Their override rate, {_percent(failed.rate)}, is within the target: more reviewed "
-        "slates can bring the bound below it."
+        f" Their override rate{weighted}, {_percent(failed.rate)}, is within the target: more "
+        "reviewed slates can bring the bound below it."
     )
 
 
@@ -42,12 +49,14 @@ def promise_sentence(status: PromiseStatus) -> str:
 
 def today_sentences(status: PromiseStatus) -> list[str]:
     """What the promise means today, from the latest learn pass."""
-    lines = []
     if not status.active:
-        lines.append(
+        # Nothing below applies: other routing modes neither audit nor use the approval
+        # threshold, so its figures would describe automation that is not happening.
+        return [
             "Routing is not risk-controlled: set routing mode to risk_controlled to keep this "
             "promise."
-        )
+        ]
+    lines = []
     if status.status == ApprovalStatus.UNTRAINED:
         lines.append(
             "No approval model is served (none was learned with the served model version): "
@@ -59,7 +68,13 @@ def today_sentences(status: PromiseStatus) -> list[str]:
     elif status.threshold is None and status.failed_test is not None:
         failed = status.failed_test
         clause = failed_test_clause(
-            failed.threshold, failed.bound, failed.slates, failed.overrides, failed.target
+            failed.threshold,
+            failed.bound,
+            failed.slates,
+            failed.overrides,
+            failed.target,
+            failed.effective,
+            failed.rate,
         )
         lines.append(
             f"{clause[0].upper()}{clause[1:]}: nothing is delivered automatically."
@@ -72,11 +87,14 @@ def today_sentences(status: PromiseStatus) -> list[str]:
             "override rate below the target: nothing is delivered automatically."
         )
     else:
+        sample = bound_sample_clause(
+            status.bound_slates, status.bound_overrides, status.bound_effective, status.bound_rate
+        )
         lines.append(
             f"{_percent(status.projected_automation)} of recent decisions would be delivered "
             f"automatically (approval threshold {status.threshold:.2f}; upper bound on their "
-            f"override rate {_percent(status.bound)} from {status.bound_slates} reviewed slates "
-            f"at or above it, of {status.evidence} {SCORED_REVIEWS} in the window)."
+            f"override rate {_percent(status.bound)} from {sample} at or above it, of "
+            f"{status.evidence} {SCORED_REVIEWS} in the window)."
         )
     if status.audits:
         lines.append(

@@ -64,6 +64,10 @@ class TrustReport:
     bound_slates: int = 0
     tested_threshold: float | None = None
     bound_overrides: int = 0
+    # With audits among the sample: Kish's effective sample and the weighted override rate,
+    # which the bound is computed from.
+    bound_effective: float | None = None
+    bound_rate: float | None = None
     target: float | None = None  # the promise the bound was tested against
     calibration_kept: int | None = None  # of the calibration verdicts, how many kept the item
 
@@ -79,6 +83,8 @@ class TrustReport:
                 self.bound_slates,
                 self.bound_overrides,
                 self.target,
+                self.bound_effective,
+                self.bound_rate,
             )
             return f"{calibrated}; {failed}: nothing is delivered automatically"
         if self.threshold is None:
@@ -87,10 +93,13 @@ class TrustReport:
                 f"({self.evidence} {SCORED_REVIEWS}) to bound the override rate: "
                 "nothing is delivered automatically"
             )
+        sample = bound_sample_clause(
+            self.bound_slates, self.bound_overrides, self.bound_effective, self.bound_rate
+        )
         return (
             f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
-            f"{self.bound_slates} reviewed slates at or above it, of {self.evidence} "
-            f"{SCORED_REVIEWS} in the window; ECE {_number(self.ece)})"
+            f"{sample} at or above it, of {self.evidence} {SCORED_REVIEWS} in the window; "
+            f"ECE {_number(self.ece)})"
         )
 
     def _uncalibrated(self) -> str:
@@ -117,17 +126,36 @@ def uncalibrated_clause(verdicts: int, kept: int | None) -> str:
     )
 
 
+def bound_sample_clause(
+    slates: int, overrides: int, effective: float | None, rate: float | None
+) -> str:
+    """The bound's sample in words. When audits are among it, each stands for 1 / its audit
+    share slates, so the bound rests on the smaller effective sample and the weighted rate,
+    not on the raw counts (which would give another bound)."""
+    changed = f"{overrides} override{'' if overrides == 1 else 's'}"
+    if effective is None or rate is None or abs(effective - slates) < 0.5:
+        return f"{slates} reviewed slates ({changed})"
+    return (
+        f"{slates} reviewed slates ({changed}; audits weighted by 1 / their audit share: an "
+        f"effective sample of {effective:.0f} slates, weighted override rate {rate * 100:.1f}%)"
+    )
+
+
 def failed_test_clause(
-    threshold: float | None, bound: float, slates: int, overrides: int, target: float | None
+    threshold: float | None,
+    bound: float,
+    slates: int,
+    overrides: int,
+    target: float | None,
+    effective: float | None = None,
+    rate: float | None = None,
 ) -> str:
     """The first threshold test ran and failed: the curators change too many of even the
     best-scored slates for the target, which more evidence of the same kind will not fix."""
     at = "the highest testable threshold" + ("" if threshold is None else f" {threshold:.2f}")
     against = "the target" + ("" if target is None else f" {target * 100:.1f}%")
-    return (
-        f"the override bound at {at} is {bound * 100:.1f}% from {slates} reviewed slates "
-        f"({overrides} override{'' if overrides == 1 else 's'}), above {against}"
-    )
+    sample = bound_sample_clause(slates, overrides, effective, rate)
+    return f"the override bound at {at} is {bound * 100:.1f}% from {sample}, above {against}"
 
 
 def _number(value: float | None) -> str:
@@ -209,6 +237,8 @@ def update_approval(
         bound_slates=0 if chosen is None else chosen.n,
         tested_threshold=None if chosen is None else chosen.threshold,
         bound_overrides=0 if chosen is None else chosen.overrides,
+        bound_effective=None if chosen is None else chosen.n_effective,
+        bound_rate=None if chosen is None else chosen.rate,
         target=config.max_override_rate,
         calibration_kept=int(kept.sum()),
         ece=ece,

@@ -27,6 +27,7 @@ class FailedTest:
     overrides: int
     rate: float | None  # their override rate, audits weighted (None: a row that lacks it)
     target: float | None
+    effective: float | None = None  # Kish's effective sample of the weighted slates
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,11 @@ class PromiseStatus:
     # Set when no threshold is in force although one was tested (see `FailedTest`).
     failed_test: FailedTest | None = None
     calibration_kept: int | None = None  # of the calibration verdicts, how many kept the item
+    # The bound's sample as the bound used it: overrides, Kish's effective sample and the
+    # override rate with audits weighted (None: a row stored before they were).
+    bound_overrides: int = 0
+    bound_effective: float | None = None
+    bound_rate: float | None = None
 
 
 def promise_status(session: Session) -> PromiseStatus:
@@ -99,7 +105,17 @@ def promise_status(session: Session) -> PromiseStatus:
         reliability=list(metrics.get("reliability") or []),
         failed_test=None if latest is None else _failed_test(latest),
         calibration_kept=report.get("calibration_kept"),
+        bound_overrides=0 if latest is None else latest.overrides,
+        bound_effective=_tested(latest).get("n_effective"),
+        bound_rate=None if latest is None else latest.rate,
     )
+
+
+def _tested(row: RiskThreshold | None) -> dict[str, Any]:
+    """The stored row's chosen (or failed first) threshold test, as `ThresholdTest` fields."""
+    if row is None:
+        return {}
+    return ((row.details or {}).get("risk") or {}).get("chosen") or {}
 
 
 def _failed_test(row: RiskThreshold) -> FailedTest | None:
@@ -107,9 +123,15 @@ def _failed_test(row: RiskThreshold) -> FailedTest | None:
     (no calibrated model, or too few scored slates for any test: rate and bound are None)."""
     if row.threshold is not None or row.bound is None:
         return None
-    tested = ((row.details or {}).get("risk") or {}).get("chosen") or {}
+    tested = _tested(row)
     return FailedTest(
-        tested.get("threshold"), row.bound, row.n, row.overrides, row.rate, row.target
+        tested.get("threshold"),
+        row.bound,
+        row.n,
+        row.overrides,
+        row.rate,
+        row.target,
+        tested.get("n_effective"),
     )
 
 
@@ -130,6 +152,7 @@ def failed_test_served(session: Session, model_version: int) -> FailedTest | Non
         int(tested.get("overrides", 0)),
         tested.get("rate"),
         risk.get("target"),
+        tested.get("n_effective"),
     )
 
 

@@ -237,11 +237,11 @@ def test_the_settings_sentence_says_when_audits_were_weighted(
 ) -> None:
     with session_factory() as session:
         status = trust_status.promise_status(session)
-    one_share = next(line for line in promise.today_sentences(status) if "audits" in line)
+    one_share = next(line for line in promise.today_sentences(status) if "audits changed" in line)
     two_shares = next(
         line
         for line in promise.today_sentences(replace(status, audit_shares=2))
-        if "audits" in line
+        if "audits changed" in line
     )
     assert "audit share changed" not in one_share
     assert "audit share changed" in two_shares and f"of {status.audits} audits" in two_shares

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import CuratorAction, Decision, RiskThreshold
+from bandit.engine import risk_control
 from bandit.engine.risk_control import THRESHOLD_GRID
 from bandit.engine.vocabulary import ApprovalRole, ApprovalStatus, CuratorVerdict
 from bandit.services import decisions, trust, trust_status
@@ -191,3 +192,54 @@ def _status(**figures: object) -> PromiseStatus:
         "reliability": [],
     }
     return PromiseStatus(**(defaults | figures))  # type: ignore[arg-type]
+
+
+def test_a_bound_on_audit_weighted_slates_names_the_sample_it_was_computed_from() -> None:
+    """Audits stand for 1 / their share slates: the bound rests on Kish's effective sample and
+    the weighted rate, and the raw counts alone would give another bound."""
+    rng = np.random.default_rng(3)
+    # Before automation every slate was reviewed (weight 1); then the top went out
+    # automatically and only audits of it, at 25%, were reviewed (weight 4).
+    early = rng.uniform(0.0, 1.0, 3000)
+    audited = rng.uniform(0.5, 1.0, 400)
+    scores = np.r_[early, audited]
+    chance = np.r_[np.where(early < 0.5, 0.3, 0.005), np.full(400, 0.03)]
+    overridden = rng.random(scores.size) < chance
+    weights = np.r_[np.ones(3000), np.full(400, 4.0)]
+    choice = risk_control.choose_threshold(scores, overridden, weights, 0.10, CONFIDENCE)
+    chosen = choice.chosen
+    assert chosen is not None and chosen.passed and chosen.n_effective < chosen.n - 100
+    status = _status(
+        target=0.10,
+        threshold=chosen.threshold,
+        projected_automation=0.4,
+        evidence=choice.evidence,
+        bound=chosen.bound,
+        bound_slates=chosen.n,
+        bound_overrides=chosen.overrides,
+        bound_effective=chosen.n_effective,
+        bound_rate=chosen.rate,
+    )
+    sentence = promise.today_sentences(status)[0]
+    shown = (
+        f"from {chosen.n} reviewed slates ({chosen.overrides} overrides; audits weighted by 1 / "
+        f"their audit share: an effective sample of {chosen.n_effective:.0f} slates, weighted "
+        f"override rate {chosen.rate * 100:.1f}%)"
+    )
+    assert shown in sentence
+    # The shown figures give back the shown bound (Clopper-Pearson on the effective sample).
+    k_eff = chosen.rate * chosen.n_effective
+    assert stats.beta.ppf(CONFIDENCE, k_eff + 1, chosen.n_effective - k_eff) == pytest.approx(
+        chosen.bound
+    )
+    raw = stats.beta.ppf(CONFIDENCE, chosen.overrides + 1, chosen.n - chosen.overrides)
+    assert abs(raw - chosen.bound) > 0.005  # the raw counts would not
+
+
+def test_outside_risk_controlled_routing_the_promise_describes_nothing_else() -> None:
+    """Partial routing automates on the policy's confidence and never audits: the approval
+    threshold's figures and 'no audits yet (5% audited)' would describe what is not done."""
+    sentences = promise.today_sentences(_status(active=False, evidence=1200, threshold=0.8))
+    assert sentences == [
+        "Routing is not risk-controlled: set routing mode to risk_controlled to keep this promise."
+    ]
