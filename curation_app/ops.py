@@ -8,6 +8,7 @@ answers the same numbers.
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Iterator
@@ -119,17 +120,65 @@ class LoopCollector(Collector):
             "Newest model version the learner saved.",
             gauges.latest_model_version,
         )
+        yield from _promise_gauges(gauges.promise)
+        level = f"{gauges.promise.confidence_level:.0%}"
         yield _gauge(
-            "hitl_auto_override_bound",
-            f"{operations.OVERRIDE_BOUND_LEVEL:.0%} upper bound on the share of delivered "
-            "slates curators overturn when verifying after output.",
-            gauges.override_bound,
+            "hitl_review_after_override_bound",
+            f"{level} upper bound on the share of slates curators overturn when verifying "
+            "after output (review-after tasks; not audits of automatic slates).",
+            gauges.review_after_bound,
         )
         yield _gauge(
-            "hitl_auto_override_evidence",
-            "Slates verified after output behind the override bound.",
-            gauges.verifications,
+            "hitl_review_after_checks",
+            "Review-after checks behind hitl_review_after_override_bound.",
+            gauges.review_after_checks,
         )
+
+
+def _promise_gauges(promise: operations.PromiseGauges) -> Iterator[GaugeMetricFamily]:
+    level = f"{promise.confidence_level:.0%}"
+    yield _gauge(
+        "hitl_risk_controlled",
+        "1 when the active routing mode is risk_controlled (the promise below is kept).",
+        float(promise.risk_controlled),
+    )
+    yield _gauge(
+        "hitl_promise_target",
+        "The team's max_override_rate: the most auto-delivered slates curators may change.",
+        promise.target,
+    )
+    yield _gauge(
+        "hitl_auto_threshold",
+        "Approval threshold in force for automatic delivery (NaN: nothing is automated).",
+        math.nan if promise.threshold is None else promise.threshold,
+    )
+    yield _gauge(
+        "hitl_auto_override_bound",
+        f"{level} upper bound on the override rate of automatically delivered slates, as the "
+        "served learn pass chose the threshold (1 when no threshold was tested).",
+        promise.bound,
+    )
+    yield _gauge(
+        "hitl_auto_override_evidence",
+        "Reviewed slates at or above the tested threshold behind hitl_auto_override_bound.",
+        promise.bound_slates,
+    )
+    yield _gauge(
+        "hitl_auto_override_effective_sample",
+        "Kish's effective sample of that evidence (audits weighted by 1 / their share).",
+        promise.bound_effective_sample,
+    )
+    yield _gauge("hitl_audits", "Audits of auto-eligible slates in the window.", promise.audits)
+    audited = GaugeMetricFamily(
+        "hitl_audited_override_rate",
+        f"Override rate of audited auto-eligible slates with its two-sided {level} interval "
+        "(rate NaN with no audit).",
+        labels=("estimate",),
+    )
+    audited.add_metric(("rate",), math.nan if promise.audit_rate is None else promise.audit_rate)
+    audited.add_metric(("low",), promise.audit_low)
+    audited.add_metric(("high",), promise.audit_high)
+    yield audited
 
 
 def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:

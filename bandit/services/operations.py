@@ -13,11 +13,8 @@ from sqlalchemy.orm import Session
 from bandit.db import migrate
 from bandit.db.models import CuratorAction, Outcome, ReviewTask, SlateVerification
 from bandit.engine.vocabulary import ReadinessProblem, Route, TaskStatus, VerificationOutcome
-from bandit.services import model_store
+from bandit.services import model_store, trust_status
 from bandit.services.runtime import EngineRuntime
-
-# The trust promise's confidence: "... with 90% confidence".
-OVERRIDE_BOUND_LEVEL = 0.90
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,23 @@ def readiness(session: Session, runtime: EngineRuntime) -> Readiness:
 
 
 @dataclass(frozen=True)
+class PromiseGauges:
+    """The promise as routing serves it: the figures of the settings page, for alerting."""
+
+    risk_controlled: bool
+    target: float
+    confidence_level: float
+    threshold: float | None  # the auto threshold in force (None: nothing is automated)
+    bound: float  # the served pass's bound on the override rate of auto slates; 1 untested
+    bound_slates: int
+    bound_effective_sample: float
+    audits: int
+    audit_rate: float | None
+    audit_low: float
+    audit_high: float
+
+
+@dataclass(frozen=True)
 class LoopGauges:
     """The loop's state at one moment, for the metrics endpoint."""
 
@@ -62,8 +76,11 @@ class LoopGauges:
     verdict_lag_seconds: float
     reward_lag_seconds: float
     latest_model_version: int
-    override_bound: float
-    verifications: int
+    promise: PromiseGauges
+    # Review-after checks (verify after output), at the promise's confidence level: the
+    # evidence of partial and review-after routing, which audit nothing.
+    review_after_bound: float
+    review_after_checks: int
 
 
 def _age(now: datetime, oldest: datetime | None) -> float:
@@ -108,12 +125,35 @@ def loop_gauges(session: Session, now: datetime) -> LoopGauges:
     )
     total = int(sum(verified.values()))
     overturned = int(verified.get(VerificationOutcome.CORRECTED, 0))
+    promise = promise_gauges(session)
     return LoopGauges(
         queue_depth=int(depth or 0),
         oldest_wait_seconds=_age(now, oldest),
         verdict_lag_seconds=_age(now, oldest_verdict),
         reward_lag_seconds=_age(now, oldest_reward),
         latest_model_version=model_store.latest_version_number(session),
-        override_bound=override_upper_bound(overturned, total, OVERRIDE_BOUND_LEVEL),
-        verifications=total,
+        promise=promise,
+        review_after_bound=override_upper_bound(overturned, total, promise.confidence_level),
+        review_after_checks=total,
+    )
+
+
+def promise_gauges(session: Session) -> PromiseGauges:
+    """The served approval state's threshold, bound and audits (`trust_status`), the numbers
+    the settings page words."""
+    status = trust_status.promise_status(session)
+    return PromiseGauges(
+        risk_controlled=status.active,
+        target=status.target,
+        confidence_level=status.confidence_level,
+        threshold=status.threshold,
+        bound=1.0 if status.bound is None else status.bound,
+        bound_slates=status.bound_slates,
+        bound_effective_sample=(
+            float(status.bound_slates) if status.bound_effective is None else status.bound_effective
+        ),
+        audits=status.audits,
+        audit_rate=status.audit_rate,
+        audit_low=0.0 if status.audit_low is None else status.audit_low,
+        audit_high=1.0 if status.audit_high is None else status.audit_high,
     )

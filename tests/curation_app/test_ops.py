@@ -124,7 +124,10 @@ def test_metrics_move_with_the_requests_sent(
     assert ("hitl_model_version_served", ()) in after
     assert _value(after, "hitl_model_version_latest") == 0
     assert _value(after, "hitl_learner_lag_seconds", signal="verdict") == 0
-    assert _value(after, "hitl_auto_override_bound") == 1.0  # no verification yet: no trust
+    assert _value(after, "hitl_review_after_checks") == 0
+    assert _value(after, "hitl_review_after_override_bound") == 1.0  # no verification: no trust
+    assert _value(after, "hitl_auto_override_bound") == 1.0  # no threshold tested either
+    assert _value(after, "hitl_risk_controlled") == 0.0
 
 
 def test_override_bound_tightens_with_evidence() -> None:

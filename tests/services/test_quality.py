@@ -275,7 +275,7 @@ def test_the_review_after_an_undo_is_no_override_and_the_undone_time_counts(
     assert stats.median_seconds == pytest.approx(60.0)
     assert curator_day.curator_day(session, bob).median_seconds == pytest.approx(60.0)
     # Nor is it evidence for the override bound on slates nobody reviewed before delivery.
-    assert operations.loop_gauges(session, utcnow()).verifications == 0
+    assert operations.loop_gauges(session, utcnow()).review_after_checks == 0
 
 
 def test_verify_after_reviews_are_the_overrides_beside_an_undone_review_before(
@@ -300,8 +300,8 @@ def test_verify_after_reviews_are_the_overrides_beside_an_undone_review_before(
     assert stats.tasks == 3 and stats.override_rate == pytest.approx(1 / 2)
     assert stats.median_seconds == pytest.approx(21.0)  # of 60, 20 and 21 s
     gauges = operations.loop_gauges(session, utcnow())
-    assert gauges.verifications == 2
-    assert gauges.override_bound == pytest.approx(operations.override_upper_bound(1, 2, 0.9))
+    assert gauges.review_after_checks == 2
+    assert gauges.review_after_bound == pytest.approx(operations.override_upper_bound(1, 2, 0.9))
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from flask.testing import FlaskClient
 from scipy import stats
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -26,6 +27,7 @@ from bandit.services.runtime import EngineRuntime
 from curation_app import promise
 from curation_app.cli import main
 from tests.conftest import CURATOR_PASSWORD, DemoCatalog
+from tests.curation_app.test_ops import _samples, _value
 from tests.services.test_audits import trusted_model
 
 AUDITS = 75  # score 0.95, audit probability 0.2, none changed
@@ -314,3 +316,30 @@ def test_the_projected_automation_is_the_current_models_share_above_the_threshol
 
 def _at(proposed: object) -> int:
     return int(getattr(proposed, "position"))  # noqa: B009
+
+
+def test_the_metrics_are_the_promise_the_settings_page_states(
+    session_factory: sessionmaker[Session], learned: tuple[HandLog, str], client: FlaskClient
+) -> None:
+    """An alert on /metrics reads the bound routing used, not another sample's: the served
+    pass's threshold, bound, its evidence and the audited rate's interval."""
+    log, _ = learned
+    n, _, n_eff, bound = _reference_bound(log, 0.21)
+    with session_factory() as session:
+        status = trust_status.promise_status(session)
+    samples = _samples(client)
+    assert _value(samples, "hitl_risk_controlled") == 1.0
+    assert _value(samples, "hitl_promise_target") == pytest.approx(0.05)
+    assert _value(samples, "hitl_auto_threshold") == pytest.approx(0.21)
+    assert _value(samples, "hitl_auto_override_bound") == pytest.approx(bound)
+    assert _value(samples, "hitl_auto_override_evidence") == n
+    assert _value(samples, "hitl_auto_override_effective_sample") == pytest.approx(n_eff)
+    assert _value(samples, "hitl_audits") == AUDITS == status.audits
+    for estimate, figure in (
+        ("rate", status.audit_rate),
+        ("low", status.audit_low),
+        ("high", status.audit_high),
+    ):
+        assert _value(samples, "hitl_audited_override_rate", estimate=estimate) == pytest.approx(
+            figure
+        )
