@@ -7,7 +7,9 @@ from bandit.services.trust import (
     SCORED_REVIEWS,
     bound_sample_clause,
     failed_test_clause,
+    scope_clause,
     uncalibrated_clause,
+    window_words,
 )
 from bandit.services.trust_status import FailedTest, PromiseStatus
 
@@ -77,7 +79,8 @@ def today_sentences(status: PromiseStatus) -> list[str]:
             failed.rate,
         )
         lines.append(
-            f"{clause[0].upper()}{clause[1:]}: nothing is delivered automatically."
+            f"{clause[0].upper()}{clause[1:]}{scope_clause(status.evidence_scope)}: nothing is "
+            "delivered automatically."
             f"{_more_evidence(failed)}"
         )
     elif status.threshold is None:
@@ -94,7 +97,7 @@ def today_sentences(status: PromiseStatus) -> list[str]:
             f"{_percent(status.projected_automation)} of recent decisions would be delivered "
             f"automatically (approval threshold {status.threshold:.2f}; upper bound on their "
             f"override rate {_percent(status.bound)} from {sample} at or above it, of "
-            f"{status.evidence} {SCORED_REVIEWS} in the window)."
+            f"{status.evidence} {SCORED_REVIEWS} in the {window_words(status.evidence_scope)})."
         )
     if status.audits:
         lines.append(

@@ -26,7 +26,7 @@ GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
         "fallback_min_seconds", "fallback_max_seconds",
     )),
     ("The promise (risk-controlled routing)", (
-        "max_override_rate", "confidence_level", "audit_share", "risk_window",
+        "max_override_rate", "confidence_level", "audit_share", "risk_window", "drift_guard",
     )),
     ("Exploration", (
         "algorithm", "epsilon", "softmax_lambda", "bag_size", "cover_size",

@@ -87,6 +87,12 @@ HELP: dict[str, FieldHelp] = {
         "reviewed slates, 50-1000000",
         "The latest reviewed slates the override bound is computed over.",
     ),
+    "drift_guard": FieldHelp(
+        "Drift guard",
+        "",
+        "The threshold must also pass on the newer half of the window alone, so curators "
+        "growing stricter re-tighten it sooner; automates less where evidence is thin.",
+    ),
     "review_lease_seconds": FieldHelp(
         "Review lease", "seconds", "How long a claimed task stays with its curator between beats."
     ),

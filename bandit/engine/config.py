@@ -68,7 +68,9 @@ class PolicyConfig:
     ``confidence_level``) on the override rate of auto-delivered slates, measured on the last
     ``risk_window`` first-round reviews that logged an approval probability (every approval
     role, audits weighted by 1 / their audit probability), stays at or below
-    ``max_override_rate``; with too little evidence nothing is automated. ``audit_share`` of
+    ``max_override_rate``; with too little evidence nothing is automated. With
+    ``drift_guard`` the newer half of those reviews must allow the threshold on its own too
+    (the window's bound assumes curators did not drift within it). ``audit_share`` of
     the slates it would auto-deliver go to a blinded review-after audit instead. Below the
     automatic threshold, ``review_threshold`` (manual, on the same approval scale) splits
     review-after (at or above it) from review-before.
@@ -119,6 +121,8 @@ class PolicyConfig:
     confidence_level: float = 0.9
     audit_share: float = 0.05
     risk_window: int = 1500
+    # The threshold must also pass on the newer half of the window alone (curators drifting).
+    drift_guard: bool = False
 
     def __post_init__(self) -> None:
         _check_text(self, "name")
@@ -243,8 +247,9 @@ def _check_console_settings(config: PolicyConfig) -> None:
     _check_int(config, "curator_capacity_per_hour", 1, 1_000_000)
     _check_choice(config, "overflow_policy", OVERFLOW_POLICIES)
     _check_number(config, "double_review_share", low=0.0, high=1.0)
-    if not isinstance(config.blinded_review, bool):
-        raise ConfigError("blinded_review", f"must be true or false; got {config.blinded_review!r}")
+    for flag in ("blinded_review", "drift_guard"):
+        if not isinstance(getattr(config, flag), bool):
+            raise ConfigError(flag, f"must be true or false; got {getattr(config, flag)!r}")
     _check_int(config, "fallback_min_seconds", 0, 30 * 86_400)
     _check_int(config, "fallback_max_seconds", 0, 30 * 86_400)
     if config.fallback_max_seconds and config.fallback_min_seconds > config.fallback_max_seconds:

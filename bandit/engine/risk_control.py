@@ -26,11 +26,19 @@ is tried (tests/engine/test_risk_control.py measures what the larger start gains
 The start depends on the scores and weights alone, never on the
 verdicts, so each test keeps its level. With too little evidence the first tested threshold
 fails (or none is testable) and nothing is automated.
+
+The bound pools the window as one population. When curators drift (grow stricter), the
+window's older reviews make the rate look lower than what the current curators would change,
+and the promise is then missed more often than 1 - confidence against the current rate
+(docs/trust.md gives the figures). The optional drift guard (`guarded_choice`) also runs the
+sequence on the newer half of the window alone and keeps the higher of the two thresholds:
+both must allow it. It only ever automates less, so the level under a stationary window is
+kept; the price is automation where evidence is thin.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -41,6 +49,9 @@ from scipy import stats
 THRESHOLD_GRID = tuple(round(1.0 - i / 100, 2) for i in range(100))
 # The first test covers this many times the smallest sample that could pass (see above).
 START_EVIDENCE_FACTOR = 5
+# What the chosen threshold's bound was computed over.
+WHOLE_WINDOW = "window"
+NEWER_HALF = "newer half"
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,8 @@ class ThresholdChoice:
     confidence_level: float
     evidence: int
     tests: tuple[ThresholdTest, ...]
+    # WHOLE_WINDOW, or NEWER_HALF when the drift guard's run on the newer half decided.
+    evidence_scope: str = WHOLE_WINDOW
 
     @property
     def chosen(self) -> ThresholdTest | None:
@@ -81,6 +94,7 @@ class ThresholdChoice:
             "target": self.target,
             "confidence_level": self.confidence_level,
             "evidence": self.evidence,
+            "evidence_scope": self.evidence_scope,
             "chosen": None if chosen is None else chosen.__dict__,
             "first_failure": None if failed is None else failed.__dict__,
         }
@@ -193,3 +207,29 @@ def choose_threshold(
             break
         chosen = threshold
     return ThresholdChoice(chosen, max_override_rate, confidence_level, int(s.size), tuple(tests))
+
+
+def guarded_choice(
+    scores: ArrayLike,
+    overridden: ArrayLike,
+    weights: ArrayLike,
+    max_override_rate: float,
+    confidence_level: float,
+) -> ThresholdChoice:
+    """`choose_threshold` on the whole window and on its newer half (the arrays' first half:
+    newest first), keeping the higher threshold; None when either allows none. The choice
+    returned is the one that decided, so its tests are the bound that holds it back."""
+    s = np.asarray(scores, dtype=float)
+    y = np.asarray(overridden, dtype=float)
+    w = np.asarray(weights, dtype=float)
+    whole = choose_threshold(s, y, w, max_override_rate, confidence_level)
+    if whole.threshold is None:
+        return whole
+    half = s.size // 2
+    newer = replace(
+        choose_threshold(s[:half], y[:half], w[:half], max_override_rate, confidence_level),
+        evidence_scope=NEWER_HALF,
+    )
+    if newer.threshold is None or newer.threshold > whole.threshold:
+        return newer
+    return whole

@@ -69,6 +69,7 @@ class TrustReport:
     bound_effective: float | None = None
     bound_rate: float | None = None
     target: float | None = None  # the promise the bound was tested against
+    evidence_scope: str = risk_control.WHOLE_WINDOW  # what the deciding bound was run on
     calibration_kept: int | None = None  # of the calibration verdicts, how many kept the item
 
     def message(self) -> str:
@@ -86,7 +87,10 @@ class TrustReport:
                 self.bound_effective,
                 self.bound_rate,
             )
-            return f"{calibrated}; {failed}: nothing is delivered automatically"
+            return (
+                f"{calibrated}; {failed}{scope_clause(self.evidence_scope)}: nothing is "
+                "delivered automatically"
+            )
         if self.threshold is None:
             return (
                 f"{calibrated}; too little evidence "
@@ -98,7 +102,8 @@ class TrustReport:
         )
         return (
             f"auto threshold {self.threshold:.2f} (override bound {self.bound:.3f} on "
-            f"{sample} at or above it, of {self.evidence} {SCORED_REVIEWS} in the window; "
+            f"{sample} at or above it, of {self.evidence} {SCORED_REVIEWS} in the "
+            f"{window_words(self.evidence_scope)}; "
             f"ECE {_number(self.ece)})"
         )
 
@@ -124,6 +129,20 @@ def uncalibrated_clause(verdicts: int, kept: int | None) -> str:
         f"the {verdicts} held-out verdicts are {alike}, so the calibration cannot be fitted "
         "yet (it needs both kept and changed items)"
     )
+
+
+def window_words(scope: str) -> str:
+    """Where the deciding bound's evidence lies: the window, or its newer half."""
+    if scope == risk_control.NEWER_HALF:
+        return "newer half of the window (drift guard)"
+    return "window"
+
+
+def scope_clause(scope: str) -> str:
+    """Appended to a failed test's clause when the drift guard's newer half failed it."""
+    if scope == risk_control.NEWER_HALF:
+        return ", on the newer half of the window (drift guard)"
+    return ""
 
 
 def bound_sample_clause(
@@ -240,6 +259,7 @@ def update_approval(
         bound_effective=None if chosen is None else chosen.n_effective,
         bound_rate=None if chosen is None else chosen.rate,
         target=config.max_override_rate,
+        evidence_scope=risk_control.WHOLE_WINDOW if choice is None else choice.evidence_scope,
         calibration_kept=int(kept.sum()),
         ece=ece,
         brier=brier,
@@ -341,9 +361,8 @@ def choose_auto_threshold(session: Session, config: PolicyConfig) -> risk_contro
     scores = np.array([r[1] for r in rows], dtype=float)
     weights = np.array([1.0 / _drawn_with(r[3]) if r[2] else 1.0 for r in rows])
     overridden = np.array([r[4] for r in rows], dtype=float)
-    return risk_control.choose_threshold(
-        scores, overridden, weights, config.max_override_rate, config.confidence_level
-    )
+    choose = risk_control.guarded_choice if config.drift_guard else risk_control.choose_threshold
+    return choose(scores, overridden, weights, config.max_override_rate, config.confidence_level)
 
 
 def _projected_automation(

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bandit.db.models import ModelVersion, RiskThreshold
+from bandit.engine import risk_control
 from bandit.engine.vocabulary import ApprovalStatus, RoutingMode
 from bandit.services import configs, trust
 from bandit.services.approval_store import COPIED_FROM
@@ -63,6 +64,7 @@ class PromiseStatus:
     bound_overrides: int = 0
     bound_effective: float | None = None
     bound_rate: float | None = None
+    evidence_scope: str = risk_control.WHOLE_WINDOW  # or the drift guard's newer half
 
 
 def promise_status(session: Session) -> PromiseStatus:
@@ -108,14 +110,20 @@ def promise_status(session: Session) -> PromiseStatus:
         bound_overrides=0 if latest is None else latest.overrides,
         bound_effective=_tested(latest).get("n_effective"),
         bound_rate=None if latest is None else latest.rate,
+        evidence_scope=_risk(latest).get("evidence_scope", risk_control.WHOLE_WINDOW),
     )
+
+
+def _risk(row: RiskThreshold | None) -> dict[str, Any]:
+    """The stored row's threshold choice (`ThresholdChoice.to_document`)."""
+    if row is None:
+        return {}
+    return (row.details or {}).get("risk") or {}
 
 
 def _tested(row: RiskThreshold | None) -> dict[str, Any]:
     """The stored row's chosen (or failed first) threshold test, as `ThresholdTest` fields."""
-    if row is None:
-        return {}
-    return ((row.details or {}).get("risk") or {}).get("chosen") or {}
+    return _risk(row).get("chosen") or {}
 
 
 def _failed_test(row: RiskThreshold) -> FailedTest | None:

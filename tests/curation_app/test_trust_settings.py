@@ -85,3 +85,29 @@ def test_a_policy_file_outside_the_range_is_refused_by_name(
     assert result.exit_code == 1, result.output
     assert f"{field}:" in result.output
     assert snapshot(session_factory) == before
+
+
+def test_a_policy_file_whose_drift_guard_is_not_a_boolean_is_refused_by_name(
+    database_url: str, session_factory: sessionmaker[Session], tmp_path: Path
+) -> None:
+    activate_config(session_factory, name="live")
+    before = snapshot(session_factory)
+    path = tmp_path / "policy.toml"
+    path.write_text('name = "live"\nrouting_mode = "risk_controlled"\ndrift_guard = "yes"\n')
+    result = CliRunner().invoke(main, ["policy", "set", str(path), "--database-url", database_url])
+    assert result.exit_code == 1, result.output
+    assert "drift_guard: must be true or false" in result.output
+    assert snapshot(session_factory) == before
+
+
+def test_the_admin_turns_the_drift_guard_on(
+    admin: FlaskClient,  # noqa: F811
+    session_factory: sessionmaker[Session],
+) -> None:
+    page = admin.get("/settings").get_data(as_text=True)
+    assert 'name="drift_guard"' in page and "Drift guard" in page
+    response = admin.post("/settings", data=form_of(page, drift_guard="on"))
+    assert response.status_code == 302
+    with session_factory() as session:
+        rows = session.scalars(select(PolicyConfigRow).order_by(PolicyConfigRow.id)).all()
+    assert rows[-1].document["drift_guard"] is True

@@ -9,6 +9,7 @@ direct formulas for ECE and Brier).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -54,9 +55,11 @@ def _design() -> HandLog:
     return HandLog(scores, overridden, audit)
 
 
-def _build(sessions: sessionmaker[Session], catalog: DemoCatalog, log: HandLog) -> None:
+def _build(
+    sessions: sessionmaker[Session], catalog: DemoCatalog, log: HandLog, **settings: Any
+) -> None:
     """Rank and review len(log) decisions, then log the designed scores and audits."""
-    trusted_model(sessions, threshold=None, confidence_level=CONFIDENCE)
+    trusted_model(sessions, threshold=None, confidence_level=CONFIDENCE, **settings)
     runtime = EngineRuntime(np.random.default_rng(21))
     with sessions() as session:
         curator = accounts.add_curator(session, "hand-curator", CURATOR_PASSWORD).id
@@ -343,3 +346,23 @@ def test_the_metrics_are_the_promise_the_settings_page_states(
         assert _value(samples, "hitl_audited_override_rate", estimate=estimate) == pytest.approx(
             figure
         )
+
+
+def test_the_drift_guard_holds_the_threshold_back_on_the_newer_half_and_says_so(
+    session_factory: sessionmaker[Session], demo_catalog: DemoCatalog, database_url: str
+) -> None:
+    """The same log, whose newer half is the low-scored slates curators changed half of: the
+    whole window allows 0.21 (test above), its newer half allows nothing, so nothing is
+    automated, and the page and `hitl learn` say the newer half decided."""
+    _build(session_factory, demo_catalog, _design(), drift_guard=True)
+    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    with session_factory() as session:
+        status = trust_status.promise_status(session)
+    sentence = promise.today_sentences(status)[0]
+    print(sentence)
+    print(result.output)
+    assert status.threshold is None and status.evidence_scope == "newer half"
+    assert status.evidence == (AUDITS + CLEAN + LOW) // 2
+    guard = "on the newer half of the window (drift guard): nothing is delivered automatically"
+    assert guard in sentence and guard in result.output
