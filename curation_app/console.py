@@ -96,13 +96,21 @@ def _held_or_refusal(task_id: int) -> ReviewTask | ResponseReturnValue:
 
 
 def _undo_offer(now: datetime) -> dict[str, Any] | None:
-    """The curator's last submit, if it can still be undone: task id and deadline."""
+    """The curator's last submit, if it can still be undone: task id and latest deadline."""
     task_id = session.get(LAST_SUBMIT)
     task = get_session().get(ReviewTask, task_id) if isinstance(task_id, int) else None
     if task is None or task.status != TaskStatus.DONE or task.curator_id != current_curator_id():
         return None
     deadline = undo_deadline(task)
     if deadline is None or deadline <= now:
+        return None
+    # A learner pass ends the window before the deadline: no offer the server would refuse.
+    learned = get_session().scalar(
+        select(CuratorAction.id)
+        .where(CuratorAction.task_id == task.id, CuratorAction.learned_at.is_not(None))
+        .limit(1)
+    )
+    if learned is not None:
         return None
     return {"task_id": task.id, "until": deadline.isoformat()}
 

@@ -98,7 +98,8 @@ def _bars(
 
 
 def _reward_bars(session: Session, key: str) -> Figure:
-    """Mean customer reward per delivered position by `key`, each bar with its mean and n."""
+    """Mean customer reward per delivered position by `key` (every position the customer got,
+    curators' swap-ins included), each bar with its mean and n."""
     means = metrics.mean_reward_by(session, key)
     return _bars(
         {label: m.mean for label, m in means.items()},
@@ -220,7 +221,7 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
         lambda s: _lines(metrics.queue_history(s, *_window(s)), "tasks / hours"),
     ),
     "reward-by-policy": (
-        "Mean customer reward per delivered position, by policy version",
+        "Mean customer reward per delivered position (swap-ins included), by policy version",
         lambda s: _reward_bars(s, "policy"),
     ),
     "coverage": (
@@ -228,7 +229,7 @@ CHARTS: dict[str, tuple[str, Callable[[Session], Figure]]] = {
         lambda s: _bars(metrics.catalog_coverage(s), "share proposed", share=True),
     ),
     "reward-by-segment": (
-        "Mean customer reward per delivered position, by customer segment",
+        "Mean customer reward per delivered position (swap-ins included), by customer segment",
         lambda s: _reward_bars(s, "segment"),
     ),
 }

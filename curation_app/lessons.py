@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from flask import Blueprint, abort, render_template, request
@@ -41,32 +42,56 @@ class LessonLine:
     because: str
     # Said when a curator's row is not their own reviews' share (see MEASURE_NOTES).
     note: str = ""
+    # False: only other items' reviews moved it (shared features); listed apart.
+    own: bool = True
+
+
+def _counts(verdicts: dict[str, int], names: Collection[str]) -> str:
+    return ", ".join(
+        f"{count} {VERDICT_WORDS.get(name, name)}"
+        for name, count in sorted(verdicts.items())
+        if name in names
+    )
 
 
 def _words(row: ReviewLesson, yours: bool) -> LessonLine:
     details = row.details or {}
-    verdicts = ", ".join(
-        f"{count} {VERDICT_WORDS.get(name, name)}"
-        for name, count in sorted(details.get("verdicts", {}).items())
-    )
+    verdicts: dict[str, int] = details.get("verdicts", {})
+    direction = _direction(row.change)
+    own = lessons.moved_by_own_rounds(row.change, details)
     segments = ", ".join(sorted(details.get("segments", {})))
     who = "Your" if yours else "Curators'"
-    because = (
-        f"{who} {verdicts} of this {details.get('category', 'item')} "
-        f"(customers: {segments or 'all'})"
-    )
-    return LessonLine(
-        row.item_id,
-        _direction(row.change),
-        abs(row.change),
-        because,
-        MEASURE_NOTES.get(str(details.get("measure", "")), "") if yours else "",
-    )
+    of_this = f"of this {details.get('category', 'item')} (customers: {segments or 'all'})"
+    measure = MEASURE_NOTES.get(str(details.get("measure", "")), "") if yours else ""
+    if not own:
+        taught = details.get("taught")
+        if taught is None:  # a row stored before `taught` was: by what its verdicts teach
+            taught = sorted({lessons.verdict_push(v) for v in verdicts} - {None})
+        pushing = {v for v in verdicts if lessons.verdict_push(v) in taught} or set(verdicts)
+        if taught:
+            their = f"{who} {_counts(verdicts, pushing)} {of_this} pushed it {' and '.join(taught)}"
+            rest = _counts(verdicts, set(verdicts) - pushing)
+            their += f" ({rest} taught it nothing by themselves)" if rest else ""
+        else:
+            their = f"{who} {_counts(verdicts, verdicts)} {of_this} taught it nothing by themselves"
+        because = (
+            f"{their}; the reviews of other items moved it {direction}, through the features it "
+            "shares with them"
+        )
+        return LessonLine(row.item_id, direction, abs(row.change), because, measure, own=False)
+    # Only the verdicts that push the way it moved are its cause (in apprentice mode a keep
+    # is imitated, so when none of them does, they all are).
+    pushing = {v for v in verdicts if lessons.verdict_push(v) == direction} or set(verdicts)
+    because = f"{who} {_counts(verdicts, pushing)} {of_this}"
+    rest = _counts(verdicts, set(verdicts) - pushing)
+    if rest and direction != "unchanged":
+        because += f"; also {rest}, which did not push it {direction}"
+    return LessonLine(row.item_id, direction, abs(row.change), because, measure)
 
 
 def _direction(change: float) -> str:
-    # The page shows three decimals: a smaller move (a kept item's is exactly 0) is none.
-    if abs(change) < 0.0005:
+    # The page shows three decimals: a smaller move is none.
+    if abs(change) < lessons.VISIBLE_CHANGE:
         return "unchanged"
     return "up" if change > 0 else "down"
 
@@ -84,11 +109,13 @@ def index() -> ResponseReturnValue:
     version, rows = lessons.lessons_for(
         session, int(raw_version) if raw_version else None, curator_id
     )
+    words = [_words(row, mine) for row in rows]
     return render_template(
         "lessons.html",
         version=version,
         versions=lessons.lesson_versions(session),
         mine=mine,
         probe_contexts=lessons.PROBE_CONTEXTS,
-        lines=[_words(row, mine) for row in rows],
+        lines=[line for line in words if line.own],
+        shared=[line for line in words if not line.own],
     )

@@ -149,7 +149,8 @@ def learn_pending(
             )
             changes = lessons.measure_changes(probe, policy, makers, team_out, learn_without)
             contexts = {d.id: d.context for d in decisions.values()}
-            lessons.record_lessons(session, probe, changes, actions, contexts, version, now)
+            taught = lessons.taught_directions(pass_rounds, makers, team_out)
+            lessons.record_lessons(session, probe, changes, actions, contexts, version, now, taught)
         if actions:
             # Curator verdicts are approval labels: the approval model learns from them here,
             # in the same transaction, and is saved with the same model version.

@@ -6,8 +6,16 @@ item category and customer segment) touched them.
 A pass also learns customer outcomes, which move the same items; a before/after difference
 would credit the curators with what customers did. The rounds curators make are the
 curator-proxy rounds (an item a curator removed or swapped out before delivery) and the
-imitation rounds (swap-ins, apprentice choices); a kept item teaches the policy nothing (its
-reward is what the customer does), so its change is zero: it teaches the approval model.
+imitation rounds (swap-ins, apprentice choices); a keep teaches the policy nothing (its
+reward is what the customer does; it teaches the approval model), except in apprentice mode,
+where a kept item is imitated as a swap-in is.
+
+Items share features (category, brand, colour, ...), so a round moves the scores of items it
+never chose: a kept item, or an item pushed the other way by its own round, still moves when
+other items' rounds change those weights. Each row therefore stores which way the rounds that
+chose its item pushed it (`details["taught"]`: a curator-proxy round's reward 0 down, an
+imitation round's 1 up), and `moved_by_own_rounds` tells the rows those explain from the rows
+only other items' reviews moved.
 
 The all-curators rows compare with the pass learned without any curator's rounds. A
 curator's own rows compare with the pass learned without that curator's rounds only (leave
@@ -36,6 +44,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import CuratorAction, Decision, ReviewLesson
 from bandit.engine import vw_format
 from bandit.engine.policy import VWPolicy
+from bandit.engine.records import LoggedRound
 from bandit.services.learner_cache import LearnerCache
 
 PROBE_CONTEXTS = 20
@@ -52,6 +61,12 @@ RELEARN_BUDGET = 5_000
 WITHOUT_ALL_CURATORS = "without_all_curators"
 WITHOUT_THIS_CURATOR = "without_this_curator"
 NO_CURATOR_ROUNDS = "no_curator_rounds"
+# Which way a round pushes the item it chose (`details["taught"]`), and the smallest change
+# the page shows (three decimals): a smaller one is no move.
+UP, DOWN = "up", "down"
+VISIBLE_CHANGE = 0.0005
+# Rows stored before `taught` was: the way each verdict's own round pushes its item.
+_VERDICT_PUSHES = {"removed": DOWN, "swapped": DOWN, SWAPPED_IN: UP}
 
 
 @dataclass(frozen=True)
@@ -151,6 +166,41 @@ def _measure(changes: Changes, curator: int | None) -> tuple[str, dict[str, floa
     return NO_CURATOR_ROUNDS, dict.fromkeys(changes.team, 0.0)
 
 
+Taught = dict[tuple[int | None, str], set[str]]
+
+
+def taught_directions(
+    rounds: Sequence[LoggedRound], makers: Sequence[int | None], team_out: frozenset[int]
+) -> Taught:
+    """Which way the curator-made rounds of the pass pushed each item they chose, per curator
+    (`makers`) and for all curators (key None: the rounds in `team_out`)."""
+    taught: Taught = defaultdict(set)
+    for index, round_ in enumerate(rounds):
+        # A round pulls its item's score toward its reward: the proxy's 0, an imitation's 1.
+        direction = UP if round_.reward > 0.5 else DOWN
+        if index in team_out:
+            taught[(None, round_.chosen_item_id)].add(direction)
+        if makers[index] is not None:
+            taught[(makers[index], round_.chosen_item_id)].add(direction)
+    return taught
+
+
+def verdict_push(verdict: str) -> str | None:
+    """Which way the round a verdict makes pushes its item (None: a keep makes none)."""
+    return _VERDICT_PUSHES.get(verdict)
+
+
+def moved_by_own_rounds(change: float, details: dict[str, Any]) -> bool:
+    """True when the rounds that chose the row's item explain its move (or it did not move);
+    False when only other items' rounds, through shared features, can have moved it."""
+    if abs(change) < VISIBLE_CHANGE:
+        return True
+    taught = details.get("taught")
+    if taught is None:
+        taught = [verdict_push(v) for v in details.get("verdicts", {})]
+    return (UP if change > 0 else DOWN) in taught
+
+
 def record_lessons(
     session: Session,
     probe: Probe,
@@ -159,9 +209,12 @@ def record_lessons(
     contexts: dict[int, dict[str, Any]],
     version: int,
     now: datetime,
+    taught: Taught,
 ) -> list[ReviewLesson]:
     """Store the items curator feedback moved most, for everyone (all curators' rounds left
-    out) and per curator (that curator's rounds left out) (flushes)."""
+    out) and per curator (that curator's rounds left out), with which way the rounds that
+    chose each item pushed it: up to TOP_ITEMS those rounds moved, and as many that only
+    other items' rounds moved (flushes)."""
     category = dict(zip(probe.item_ids, probe.categories, strict=True))
     touches: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
     segments: dict[tuple[int | None, str], Counter[str]] = defaultdict(Counter)
@@ -179,7 +232,15 @@ def record_lessons(
         measure, moved = _measure(changes, curator)
         keys = [k for k in touches if k[0] == curator and k[1] in moved]
         keys.sort(key=lambda k: -abs(moved[k[1]]))
-        for key in keys[:TOP_ITEMS]:
+        # A row showing the all-curators change goes by all curators' rounds of its item.
+        owner = None if measure == WITHOUT_ALL_CURATORS else curator
+        pushed = {k: sorted(taught.get((owner, k[1]), ())) for k in keys}
+        # The items each group moved most: those their own rounds moved, and those only
+        # other items' rounds did (which would otherwise crowd the first out).
+        own = {k for k in keys if moved_by_own_rounds(moved[k[1]], {"taught": pushed[k]})}
+        chosen = [k for k in keys if k in own][:TOP_ITEMS]
+        chosen += [k for k in keys if k not in own][:TOP_ITEMS]
+        for key in chosen:
             item_id = key[1]
             rows.append(
                 ReviewLesson(
@@ -194,6 +255,7 @@ def record_lessons(
                         "segments": dict(segments[key]),
                         "probe_contexts": len(probe.contexts),
                         "measure": measure,
+                        "taught": pushed[key],
                     },
                     created_at=now,
                 )

@@ -119,13 +119,14 @@ class MeanReward:
 
 def mean_reward_by(session: Session, key: str) -> dict[str, MeanReward]:
     """Mean customer reward per delivered position, grouped by "policy" version or by
-    customer "segment".
+    customer "segment": what customers got.
 
-    The unit is the learner's: one logged round per delivered position with a customer reward
-    (`rounds.delivered_rewards`, the logged rounds' own rule), so a reward for the whole event
-    counts once per position it covers, as the learner applies it, and a per-item reward once.
-    Rewards stored after the reward wait, defaults and curator proxies are not customer
-    rewards and are left out.
+    Every delivered position with a customer reward counts, curators' swap-ins and apprentice
+    slates included, though those are no bandit round (`rounds.delivered_rewards`, the logged
+    rounds' rule for what a position's reward is): a reward for the whole event counts once
+    per position it covers, as the learner applies it, and a per-item reward once. Rewards
+    stored after the reward wait, defaults and curator proxies are not customer rewards and
+    are left out.
     """
     rewarded = select(Outcome.decision_id).where(Outcome.is_default.is_(False)).distinct()
     sums: dict[str, list[float]] = defaultdict(list)

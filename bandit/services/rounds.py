@@ -2,7 +2,8 @@
 
 This module is the single definition of what the policy learns from. The learner, the
 export to replay tables, replay and the simulator's scoring all call `logged_rounds`; the
-dashboard's mean reward calls `delivered_rewards`, the same rule read from columns.
+dashboard's mean reward calls `delivered_rewards`, the same rule read from columns (for every
+delivered position, swap-ins included, each marked whether it is a policy draw).
 
 The rule (documented for policy configs in `PolicyConfig` and docs/learning.md), for each
 position of the policy's own proposal:
@@ -262,8 +263,8 @@ class _StoredReward(NamedTuple):
 
 
 class DeliveredReward(NamedTuple):
-    """The reward of one delivered position, exactly as its logged round carries it (a tuple:
-    read models make one per delivered position)."""
+    """The reward of one delivered position; for a policy draw exactly as its logged round
+    carries it (a tuple: read models make one per delivered position)."""
 
     event_id: str
     policy_name: str
@@ -272,11 +273,16 @@ class DeliveredReward(NamedTuple):
     position: int
     reward: float
     reward_source: RewardSource
+    # False: a position the policy did not draw (a swap-in, an apprentice slate): no round.
+    policy_draw: bool
 
 
 def delivered_rewards(session: Session, decision_ids: Collection[int]) -> list[DeliveredReward]:
-    """The rewards of the rounds of delivered policy positions (customer or default; not the
-    curator proxies) of these decisions, by the rule above, without building the rounds.
+    """The reward of every delivered position of these decisions that has one, without
+    building the rounds: the policy's draws (`policy_draw`) exactly as their rounds carry
+    it (customer or default; not the curator proxies), and the other delivered positions
+    (curators' or clients' swap-ins, apprentice slates) by the same rule, though they are no
+    round: `customer` for an outcome in time, else `default`.
 
     For read models over many decisions: it reads columns, not ORM objects, and never the
     candidates, pmfs or uncertainty a round's other fields come from.
@@ -312,13 +318,15 @@ def delivered_rewards(session: Session, decision_ids: Collection[int]) -> list[D
             rows = outcomes[row.id]
             default = next((o for o in rows if o.is_default), None)
             slate = row.delivered_slate if row.delivered_at else None
-            for item_id in _learnable_items(slate, proposed, config):
+            draws = _learnable_items(slate, proposed, config)
+            for entry in sorted(slate or (), key=lambda e: e["position"]):
+                item_id = entry["item_id"]
                 received = _received_reward(row.reward_due_at, config, item_id, rows, default)
                 if received is not None:
                     found.append(
                         DeliveredReward(
                             row.event_id, row.policy_name, row.policy_version, row.context,
-                            proposed[item_id], received[1], received[2],
+                            entry["position"], received[1], received[2], item_id in draws,
                         )
                     )  # fmt: skip
     return found

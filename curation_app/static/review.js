@@ -118,6 +118,21 @@
       });
   }
 
+  // A refused undo concerns the task submitted before, not the one on screen: it says why
+  // and closes the offer, and the current task's lease and form stay as they were.
+  function refuseUndo(text) {
+    var bar = document.getElementById("undo-bar");
+    if (bar) {
+      bar.hidden = true;
+      bar.setAttribute("data-closed", "true");
+    }
+    flash(text || "the server refused the undo", "error");
+  }
+
+  function isUndo(form) {
+    return form.id === "undo-bar";
+  }
+
   function postFlow(form, before) {
     var busy = form.closest("#review-form") || form;
     busy.setAttribute("aria-busy", "true");
@@ -139,6 +154,11 @@
       .then(function (result) {
         if (!result.ok) {
           busy.removeAttribute("aria-busy");
+          if (isUndo(form)) {
+            refuseUndo(result.answer.error);
+            return false;
+          }
+          // Only the current task's own actions (submit, skip, give back) hold its lease.
           if (result.status === 409 && page) {
             page.loseLease();
           }
@@ -718,11 +738,14 @@
     var left = bar.querySelector('[data-role="undo-left"]');
     function tick() {
       var seconds = Math.round((until - Date.now()) / 1000);
+      if (bar.getAttribute("data-closed")) {
+        return false;
+      }
       if (seconds <= 0) {
         bar.hidden = true;
         return false;
       }
-      left.textContent = "(" + seconds + " s left)";
+      left.textContent = "(until the learner learns it, at most " + seconds + " s)";
       return true;
     }
     tick();

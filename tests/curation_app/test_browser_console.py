@@ -182,6 +182,39 @@ def test_submit_opens_the_next_task_without_a_reload_and_undo_brings_it_back(
         assert not db.scalars(select(CuratorAction).where(CuratorAction.task_id == first)).all()
 
 
+def test_a_refused_undo_says_why_and_leaves_the_current_task_submittable(
+    page: Page,
+    live_server: str,
+    tasks: list[int],
+    curator_account: tuple[str, str],
+    session_factory: sessionmaker[Session],
+    console_errors: list[str],
+) -> None:
+    first = open_first_task(page, live_server, curator_account)
+    page.keyboard.press("n")
+    page.wait_for_url(re.compile(rf"/tasks/(?!{first}$)\d+$"))
+    second = task_id_now(page)
+    expect(page.locator("#undo-bar")).to_contain_text("until the learner learns it")
+    with session_factory() as db:  # a learner pass, between the page load and the click
+        for action in db.scalars(select(CuratorAction).where(CuratorAction.task_id == first)):
+            action.learned_at = action.created_at
+        db.commit()
+    page.get_by_role("button", name="Undo").click()
+    expect(page.locator("#flow-messages")).to_contain_text(
+        f"Task {first}: cannot undo: the learner has already learned these verdicts"
+    )
+    expect(page.locator("#undo-bar")).to_be_hidden()
+    expect(page.locator("#lease-lost")).to_be_hidden()
+    expect(page.locator("#submit-review")).to_be_enabled()
+    console_errors[:] = [e for e in console_errors if "status of 409" not in e]
+    page.keyboard.press("n")  # the task on screen is still this curator's to submit
+    page.wait_for_url(re.compile(rf"/tasks/(?!{second}$)\d+$"))
+    expect(page.locator("#flow-messages")).to_contain_text("Review saved")
+    with session_factory() as db:
+        assert db.get(ReviewTask, first).status == TaskStatus.DONE  # type: ignore[union-attr]
+        assert db.get(ReviewTask, second).status == TaskStatus.DONE  # type: ignore[union-attr]
+
+
 def test_skip_gives_a_different_task_and_next_does_not_return_it(
     page: Page, live_server: str, tasks: list[int], curator_account: tuple[str, str]
 ) -> None:

@@ -246,6 +246,28 @@ def test_undo_is_refused_after_the_window_or_an_outcome(
         assert db.get(ReviewTask, task_id).status == TaskStatus.DONE  # type: ignore[union-attr]
 
 
+def test_once_the_learner_has_the_verdicts_no_undo_is_offered(
+    curator: FlaskClient, three_tasks: list[str], session_factory: sessionmaker[Session]
+) -> None:
+    task_id, _, form = open_next(curator)
+    next_url = curator.post(f"/tasks/{task_id}", data=keep_all(form), headers=JSON).get_json()[
+        "next_url"
+    ]
+    assert f'action="/tasks/{task_id}/undo"' in curator.get(next_url).get_data(as_text=True)
+    with session_factory() as db:
+        for action in db.scalars(select(CuratorAction).where(CuratorAction.task_id == task_id)):
+            action.learned_at = action.created_at  # what a learner pass does
+        db.commit()
+    page = curator.get(next_url).get_data(as_text=True)
+    assert "/undo" not in page and 'id="undo-bar"' not in page
+    response = curator.post(
+        f"/tasks/{task_id}/undo", data={"csrf_token": csrf_token(page)}, headers=JSON
+    )
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error == f"Task {task_id}: cannot undo: the learner has already learned these verdicts"
+
+
 def test_queue_rows_link_to_their_task_and_filter_by_route_and_category(
     curator: FlaskClient, two_tasks: list[str], session_factory: sessionmaker[Session]
 ) -> None:

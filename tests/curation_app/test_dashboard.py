@@ -108,8 +108,13 @@ def test_the_reward_charts_show_the_mean_per_delivered_position_and_say_so(
                        headers=auth_headers).status_code == 202  # fmt: skip
     login(client, *curator_account)
     page = client.get("/dashboard").get_data(as_text=True)
-    assert "Mean customer reward per delivered position, by policy version" in page
-    assert "Mean customer reward per delivered position, by customer segment" in page
+    assert (
+        "Mean customer reward per delivered position (swap-ins included), by policy version" in page
+    )
+    assert (
+        "Mean customer reward per delivered position (swap-ins included), by customer segment"
+        in page
+    )
     chart = client.get("/dashboard/charts/reward-by-policy.svg").get_data(as_text=True)
     # matplotlib writes each text it draws as a comment beside its outline.
     assert "<!-- default v1 -->" in chart and "<!-- 0.60 (10 positions) -->" in chart

@@ -48,3 +48,40 @@ def test_the_page_names_what_each_curators_number_compares_with(
     team = client.get("/lessons?who=all").get_data(as_text=True)
     assert "learned without any of them" in team
     assert "sku-team" in team and "reviews together" not in team
+
+
+def test_items_moved_only_through_other_items_are_listed_apart_and_say_so(
+    client: FlaskClient, curator_account: tuple[str, str], session_factory: sessionmaker[Session]
+) -> None:
+    # The reviewers' rows of model version 100: kept only, and a swap-in, both moved down;
+    # the last two rows were stored before `taught` was (read by what their verdicts teach).
+    rows = [
+        ("sku-kept", -0.042, {"kept": 7}, []),
+        ("sku-swapped-in", -0.056, {"kept": 3, "swapped_in": 1}, ["up"]),
+        ("sku-removed", -0.03, {"kept": 2, "removed": 1}, ["down"]),
+        ("sku-old-kept", 0.02, {"kept": 1}, None),
+        ("sku-old-swap", -0.01, {"swapped": 1}, None),
+    ]
+    with session_factory() as session:
+        for item_id, change, verdicts, taught in rows:
+            lesson = _lesson(None, item_id, change, lessons.WITHOUT_ALL_CURATORS)
+            lesson.details = {"category": "trousers", "verdicts": verdicts, "measure": "x"}
+            if taught is not None:
+                lesson.details["taught"] = taught
+            session.add(lesson)
+        session.commit()
+    login(client, *curator_account)
+    page = client.get("/lessons?who=all").get_data(as_text=True)
+    direct = page[page.index('id="lessons"') : page.index('id="lessons-shared-heading"')]
+    shared = page[page.index('id="lessons-shared"') :]
+    assert "Moved by the reviews of other items (shared features)" in page
+    assert "sku-removed" in direct and "sku-old-swap" in direct
+    assert "Curators&#39; 1 removals of this trousers" in direct
+    assert "also 2 keeps, which did not push it down" in direct
+    for item_id in ("sku-kept", "sku-swapped-in", "sku-old-kept"):
+        assert item_id in shared and item_id not in direct
+    assert "7 keeps of this trousers (customers: all) taught it nothing by themselves" in shared
+    assert "Curators&#39; 1 swaps in of this trousers (customers: all) pushed it up (3 keeps" in (
+        shared
+    )
+    assert "moved it down, through the features it shares with them" in shared

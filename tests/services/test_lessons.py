@@ -141,6 +141,32 @@ def test_a_curator_who_only_kept_is_not_credited_with_another_curators_swaps(
     assert all(abs(r.change - team[r.item_id]) < 1e-9 for r in bens if r.item_id in team)
 
 
+def test_items_only_other_items_reviews_moved_are_told_apart_from_those_their_own_moved(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    # Ben's swap-ins (reward 1) push their items up and his swaps out and removals (reward 0)
+    # push theirs down; every item also moves through the features it shares with the
+    # others, Anna's kept items included, which their keeps did not move.
+    _two_curator_pass(session, demo_catalog)
+    team = session.scalars(select(ReviewLesson).where(ReviewLesson.curator_id.is_(None))).all()
+    pushes = {"kept": set(), "swapped_in": {"up"}, "removed": {"down"}, "swapped": {"down"}}
+    for row in team:
+        assert set(row.details["taught"]) == set().union(
+            *(pushes[v] for v in row.details["verdicts"])
+        )
+    kept_only = [r for r in team if set(r.details["verdicts"]) == {"kept"}]
+    moved = [r for r in kept_only if abs(r.change) >= lessons.VISIBLE_CHANGE]
+    assert moved  # shared features move kept items on this log
+    assert not any(lessons.moved_by_own_rounds(r.change, r.details) for r in moved)
+    words = [lessons_page._words(r, yours=False) for r in team]
+    causes = {"up": ("swaps in",), "down": ("removals", "swaps out")}
+    for line in words:
+        if line.own and line.direction != "unchanged":
+            cause = line.because.split(";")[0]  # what follows is "also ..., which did not"
+            assert "keeps" not in cause and any(c in cause for c in causes[line.direction])
+    assert any(line.own for line in words) and any(not line.own for line in words)
+
+
 class _FakePolicy:
     """Scores item k as the sum of the rounds it learned, weighted by k + 1."""
 

@@ -11,8 +11,9 @@ from sqlalchemy.orm import Session
 
 from bandit.db.models import Decision, ReviewTask
 from bandit.engine.config import PolicyConfig
-from bandit.services import configs, decisions, metrics, rewards
-from bandit.services.review import overflow
+from bandit.services import accounts, configs, decisions, metrics, review, rewards
+from bandit.services.delivery import delivered_slate
+from bandit.services.review import ItemVerdict, overflow
 from bandit.services.runtime import EngineRuntime
 from tests.conftest import DemoCatalog
 
@@ -110,3 +111,34 @@ def test_the_mean_reward_is_per_delivered_position_as_the_learner_sees_it(
         segment_x: (0.2, 5),
         segment_y: (1.0, 5),
     }
+
+
+def test_a_curators_swap_in_counts_in_what_customers_got(
+    session: Session, demo_catalog: DemoCatalog
+) -> None:
+    """Review before output: the curator swaps the first of three items for a spare, and the
+    customer keeps the swap-in (1) and returns the policy's two (0). The customer got three
+    items, one kept: 1 / 3, though the policy's own positions alone would read 0 / 2."""
+    (event,) = _rank(session, demo_catalog, 1, routing_mode="review_before", slate_size=3,
+                     candidate_count=10, reward_wait_seconds=3600)  # fmt: skip
+    curator = accounts.add_curator(session, "metrics-curator", "metrics-password-1")
+    task = review.claim_next(session, curator.id, now=T0)
+    assert task is not None
+    decision = task.decision
+    slate = [p.item_id for p in decision.proposed]
+    spare = next(c["item_id"] for c in decision.candidates if c["item_id"] not in slate)
+    verdicts = [ItemVerdict(p.position, "keep") for p in decision.proposed]
+    verdicts[0] = ItemVerdict(0, "swap", spare, "closer to the brief")
+    review.submit_review(session, task.id, curator.id, task.lease_token or "", verdicts, 9.0, T0)
+    session.commit()
+    got = {e["item_id"]: e["position"] for e in delivered_slate(decision)}
+    assert got == {spare: 0, slate[1]: 1, slate[2]: 2}
+    outcomes = [(spare, 1.0), (slate[1], 0.0), (slate[2], 0.0)]
+    rewards.record_rewards(session, event, outcomes, "client:test", now=T0 + HOUR / 2)
+    session.commit()
+    by_policy = metrics.mean_reward_by(session, "policy")
+    assert {k: (round(v.mean, 4), v.positions) for k, v in by_policy.items()} == {
+        "default v1": (0.3333, 3)
+    }
+    segment = str(demo_catalog.customers[0]["segment"])
+    assert metrics.mean_reward_by(session, "segment")[segment].positions == 3

@@ -24,7 +24,7 @@ from bandit.services import (
     rewards,
     rounds,
 )
-from bandit.services.delivery import policy_items_delivered
+from bandit.services.delivery import delivered_slate, policy_items_delivered
 from bandit.services.export import export_log
 from bandit.services.review import ItemVerdict
 from bandit.services.review.overflow import upkeep
@@ -162,11 +162,21 @@ def test_delivered_rewards_are_the_rounds_rewards_read_from_columns(
     session_factory: sessionmaker[Session], learned_history: list[LoggedRound]
 ) -> None:
     """The read models' shortcut (the dashboard's mean reward) gives every delivered
-    position's round its own reward and source, customer, default or late, and nothing else."""
+    position's round its own reward and source, customer, default or late, and marks every
+    other delivered position (the swap-ins) as no policy draw."""
     with session_factory() as session:
         defined = rounds.logged_rounds(session)
         ids = [d.id for d in session.query(Decision)]
-        read = rounds.delivered_rewards(session, ids)
+        every = rounds.delivered_rewards(session, ids)
+        swapped_in = {
+            (d.event_id, e["position"])
+            for d in session.query(Decision)
+            for e in delivered_slate(d)
+            if e["item_id"] not in policy_items_delivered(d)
+        }
+    read = [r for r in every if r.policy_draw]
+    others = {(r.event_id, r.position) for r in every if not r.policy_draw}
+    assert others and others <= swapped_in
     received = (RewardSource.CUSTOMER, RewardSource.DEFAULT)
     expected = Counter(
         (r.event_id, r.position, r.reward, r.reward_source, r.context.get("segment"))
