@@ -52,9 +52,11 @@ demo: install $(DEMO_SECRET)
 	$(BIN)/hitl demo-data --items 2000 --customers 300 --seed 7
 	$(BIN)/hitl warm-up --decisions 300 --seed 7
 	$(BIN)/hitl curator add curator --password curator-demo --if-missing
+	$(BIN)/hitl curator add admin --role admin --password admin-demo --if-missing
 	@echo "API token for client service demo-client:"
 	@$(BIN)/hitl token create demo-client --replace
 	@echo "Console: http://$(HOST):$(PORT)  login: curator / curator-demo   (Ctrl-C stops)"
+	@echo "Admin pages (/settings, /quality, ...): login admin / admin-demo"
 	@$(DEMO_ENV); export HITL_SECRET_KEY HITL_SECURE_COOKIES; \
 		$(BIN)/hitl learn --watch --every 10 & learner=$$!; \
 		trap 'kill -TERM $$learner 2>/dev/null; wait $$learner' EXIT INT TERM; \

@@ -44,7 +44,7 @@ def catalog() -> None:
 def catalog_load(file: Path, database_url: str | None) -> None:
     """Load items from a CSV or Parquet FILE (insert new ids, update known ones)."""
     try:
-        rows = catalog_store.rows_from_frame(catalog_store.read_catalog_file(file))
+        rows = catalog_store.load_catalog_file(file)
     except catalog_store.CatalogFileError as error:
         raise click.ClickException(str(error)) from error
     with sessions_for(database_url)() as session:

@@ -33,12 +33,15 @@ def import_command(source: Path, fmt: str, out: Path) -> None:
     if not (out.parent if str(out.parent) else Path(".")).is_dir():
         raise click.ClickException(f"--out: folder {out.parent} does not exist")
     try:
-        imported = import_dsjson(source)
+        imported = import_dsjson(source)  # its refusals name the file and line
+    except LogFormatError as error:
+        raise click.ClickException(str(error)) from error
+    try:
         # Validate exactly as replay will read it, before writing anything.
         build_log(imported.rounds, imported.candidates, imported.items)
         paths = write_log(imported.rounds, imported.candidates, imported.items, out)
     except LogFormatError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(f"{source}: {error}") from error
     except OSError as error:
         raise click.ClickException(f"--out: cannot write {out}: {error}") from error
     click.echo(

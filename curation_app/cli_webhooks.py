@@ -186,7 +186,13 @@ def _after_pass(report: PassReport, heartbeat: Path | None) -> None:
 
 
 def _echo(report: PassReport) -> None:
+    skipped = (
+        f" ({report.skipped} outbox changes no endpoint subscribed to marked done)"
+        if report.skipped
+        else ""
+    )
     click.echo(
         f"webhooks: {report.fanned_out} new deliveries, {report.attempted} attempts, "
         f"{report.delivered} delivered, {report.retrying} to retry, {report.failed} failed"
+        + skipped
     )

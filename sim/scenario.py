@@ -83,7 +83,10 @@ def load_scenario(path: Path) -> Scenario:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
         raise ScenarioError(f"{path.name}: cannot read it as TOML: {error}") from error
-    return scenario_from_mapping(document)
+    try:
+        return scenario_from_mapping(document)
+    except ScenarioError as error:
+        raise ScenarioError(f"{path}: {error}") from error
 
 
 def scenario_from_mapping(document: dict[str, Any]) -> Scenario:

@@ -48,9 +48,11 @@ CONFIG_SUFFIXES = (".toml", ".json")
 class ConfigError(ValueError):
     """A policy config field is missing, of the wrong type or out of range."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+    def __init__(self, field: str, message: str, source: str = "") -> None:
+        text = f"{field}: {message}"
+        super().__init__(f"{source}: {text}" if source else text)
         self.field = field
+        self.detail = message
 
 
 @dataclass(frozen=True)
@@ -237,6 +239,8 @@ def load_config_file(path: Path) -> PolicyConfig:
         raise ConfigError("document", f"cannot parse {path.name}: nested too deeply") from error
     try:
         return config_from_mapping(document)
+    except ConfigError as error:  # a field's refusal, said with the file it is in
+        raise ConfigError(error.field, error.detail, source=str(path)) from error
     except TypeError as error:  # a field of the wrong shape that the checks never reached
         raise ConfigError("document", f"{path.name}: {error}") from error
 

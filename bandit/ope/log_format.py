@@ -252,7 +252,13 @@ def load_log(path: Path) -> ReplayLog:
         else None
     )
     items = read_table(paths.items, "items") if paths.items.exists() else None
-    return build_log(rounds, candidates, items)
+    try:
+        return build_log(rounds, candidates, items)
+    except LogFormatError as error:
+        # The message starts with the table it is about: name that table's file first.
+        table = str(error).split(":", 1)[0]
+        where = {"candidates": paths.candidates, "items": paths.items}.get(table, paths.rounds)
+        raise LogFormatError(f"{where}: {error}") from error
 
 
 def build_log(

@@ -185,8 +185,8 @@ def resolve_target(
     if path.suffix in (".toml", ".json"):
         try:
             config = load_config_file(path)
-        except (ConfigError, TypeError, OSError) as error:
-            raise TargetError(f"target {path.name}: invalid policy config: {error}") from error
+        except (ConfigError, TypeError, OSError) as error:  # the message names the file
+            raise TargetError(f"target: invalid policy config: {error}") from error
         if explore_eval:
             return explore_eval_target(log, config, seed)
         return progressive_policy_target(log, config)

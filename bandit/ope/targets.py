@@ -93,12 +93,19 @@ def uniform_target(log: ReplayLog) -> TargetDistribution:
 def file_target(log: ReplayLog, path: Path) -> TargetDistribution:
     """A target given as a file of (event_id, position, action, probability) rows."""
     table = read_table(path, "target", dictionary=("action",))
+    try:
+        return _target_from(log, table, path.name)
+    except LogFormatError as error:
+        raise LogFormatError(f"{path}: {error}") from error
+
+
+def _target_from(log: ReplayLog, table: pa.Table, name: str) -> TargetDistribution:
     missing = [c for c in TARGET_COLUMNS if c not in table.column_names]
     if missing:
         raise LogFormatError(f"target: missing column(s) {', '.join(missing)}")
     support, vocabulary = log.rows_for(table, "target", allow_new_actions=True)
     check_distribution(support, log.rows, "target", "probability")
-    target = from_support(path.name, log, support, len(vocabulary))
+    target = from_support(name, log, support, len(vocabulary))
     names = table.column_names
     return replace(
         target,

@@ -120,6 +120,13 @@ def load_grid(path: Path) -> Grid:
         document = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, tomllib.TOMLDecodeError) as error:
         raise GridError(f"grid: cannot read {path}: {error}") from error
+    try:
+        return _grid_from(document)
+    except GridError as error:
+        raise GridError(f"{path}: {error}") from error
+
+
+def _grid_from(document: dict[str, Any]) -> Grid:
     unknown = sorted(set(document) - {"base", "grid", "objective"})
     if unknown:
         raise GridError(f"grid: unknown table [{unknown[0]}]")

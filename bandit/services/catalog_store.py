@@ -45,10 +45,18 @@ class CatalogFileError(ValueError):
     """A catalog file cannot be loaded; the message names the column or row."""
 
 
+def load_catalog_file(path: Path) -> list[dict[str, Any]]:
+    """A CSV or Parquet catalog file's validated rows; a refusal names the file first."""
+    try:
+        return rows_from_frame(read_catalog_file(path))
+    except CatalogFileError as error:
+        raise CatalogFileError(f"{path}: {error}") from error
+
+
 def read_catalog_file(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet catalog file, checking its columns."""
+    """Read a CSV or Parquet catalog file, checking its columns (messages omit the path)."""
     if not path.exists():
-        raise CatalogFileError(f"{path}: no such file")
+        raise CatalogFileError("no such file")
     suffix = path.suffix.lower()
     try:
         if suffix == ".csv":
@@ -65,15 +73,15 @@ def read_catalog_file(path: Path) -> pd.DataFrame:
             _refuse_repeated_columns(pq.read_schema(path).names)
             frame = pd.read_parquet(path)
         else:
-            raise CatalogFileError(f"{path.name}: expected a .csv or .parquet file")
+            raise CatalogFileError("expected a .csv or .parquet file")
     except UnicodeDecodeError as error:
-        raise CatalogFileError(f"{path.name}: {_first_undecodable_line(path)}") from error
+        raise CatalogFileError(_first_undecodable_line(path)) from error
     except IsADirectoryError as error:
-        raise CatalogFileError(f"{path}: is a directory, not a catalog file") from error
+        raise CatalogFileError("is a directory, not a catalog file") from error
     except (ValueError, OSError) as error:
         if isinstance(error, CatalogFileError):
             raise
-        raise CatalogFileError(f"{path.name}: cannot read: {error}") from error
+        raise CatalogFileError(f"cannot read: {error}") from error
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise CatalogFileError(f"missing required column(s): {', '.join(missing)}")

@@ -59,6 +59,13 @@ class PassReport:
     delivered: int
     retrying: int
     failed: int
+    # Outbox rows fanned out, and rows no endpoint wanted (marked dispatched in bulk).
+    changes: int = 0
+    skipped: int = 0
+
+    def had_more(self, batch_size: int) -> bool:
+        """Whether this pass filled a batch (fan-out or sending), so more may be waiting."""
+        return self.changes >= batch_size or self.attempted >= batch_size
 
 
 Poster = Callable[[str, bytes, dict[str, str], float], SendResult]
@@ -145,7 +152,7 @@ def send_due_webhooks(
         jobs = claim_due(session, now, settings)
         session.commit()
     if not jobs:
-        return PassReport(fanned, 0, 0, 0, 0)
+        return PassReport(fanned.deliveries, 0, 0, 0, 0, fanned.changes, fanned.skipped)
     with ThreadPoolExecutor(max_workers=min(settings.concurrency, len(jobs))) as pool:
         sent = list(pool.map(lambda job: _attempt(job, settings, post), jobs))
     counts = {status: 0 for status in WebhookStatus}
@@ -163,11 +170,13 @@ def send_due_webhooks(
             counts[WebhookStatus(status)] += 1
         session.commit()
     return PassReport(
-        fanned,
+        fanned.deliveries,
         len(jobs),
         counts[WebhookStatus.DELIVERED],
         counts[WebhookStatus.PENDING],
         counts[WebhookStatus.FAILED],
+        fanned.changes,
+        fanned.skipped,
     )
 
 
@@ -196,7 +205,11 @@ def run_worker(
     upkeep: Callable[[Session], Any] | None = None,
     on_pass: Callable[[PassReport], None] | None = None,
 ) -> None:
-    """Loop until `should_stop()`: queue upkeep (fallbacks, SLAs), then one webhook pass."""
+    """Loop until `should_stop()`: queue upkeep (fallbacks, SLAs), then one webhook pass.
+
+    It pauses `interval_seconds` only after a pass that filled no batch, neither of outbox
+    rows to fan out nor of deliveries to send.
+    """
     rng = np.random.default_rng()
     while not should_stop():
         if upkeep is not None:
@@ -206,5 +219,5 @@ def run_worker(
         report = send_due_webhooks(session_factory, settings=settings, rng=rng)
         if on_pass is not None:
             on_pass(report)
-        if report.attempted < settings.batch_size:
+        if not report.had_more(settings.batch_size):
             time.sleep(interval_seconds)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, false, not_, or_, select, update
 from sqlalchemy.orm import Session
 
 from bandit.db.models import (
@@ -155,11 +155,29 @@ def deactivate_endpoint(session: Session, endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
-def fan_out(session: Session, now: datetime, settings: WebhookSettings) -> int:
-    """One delivery per (new outbox row, subscribed endpoint); returns deliveries created."""
+@dataclass(frozen=True)
+class FanOut:
+    """What one fan-out did with the outbox."""
+
+    changes: int  # rows fanned out to their endpoints (at most the batch size)
+    deliveries: int  # deliveries created for them
+    skipped: int  # rows no active endpoint subscribed to at their time, marked dispatched at once
+
+
+def fan_out(session: Session, now: datetime, settings: WebhookSettings) -> FanOut:
+    """One delivery per (new outbox row, subscribed endpoint), oldest rows first.
+
+    Rows that no active endpoint wants (a kind nobody subscribes to, or made before every
+    endpoint subscribed to their kind was registered) are marked dispatched by one UPDATE
+    first, so a backlog from before the first endpoint costs one statement, not a pass per
+    batch. Then up to a batch of the wanted rows get their deliveries.
+    """
+    active = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active)))
+    wanted = _wanted(active)
+    skipped = _skip_unwanted(session, wanted, now)
     query = (
         select(EventChange)
-        .where(EventChange.dispatched_at.is_(None))
+        .where(EventChange.dispatched_at.is_(None), wanted)
         .order_by(EventChange.id)
         .limit(settings.batch_size)
     )
@@ -167,9 +185,6 @@ def fan_out(session: Session, now: datetime, settings: WebhookSettings) -> int:
         # Two workers never fan out the same row; the unique key would refuse it anyway.
         query = query.with_for_update(skip_locked=True)
     changes = list(session.scalars(query))
-    if not changes:
-        return 0
-    active = list(session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.active)))
     created = 0
     for change in changes:
         for endpoint in active:
@@ -191,7 +206,37 @@ def fan_out(session: Session, now: datetime, settings: WebhookSettings) -> int:
             created += 1
         change.dispatched_at = now
     session.flush()
-    return created
+    return FanOut(len(changes), created, skipped)
+
+
+def _wanted(active: list[WebhookEndpoint]) -> ColumnElement[bool]:
+    """Outbox rows some active endpoint is owed: its kind, made at or after its registration."""
+    since: dict[str, datetime] = {}
+    for endpoint in active:
+        for kind in endpoint.events:
+            since[kind] = min(since.get(kind, endpoint.created_at), endpoint.created_at)
+    return or_(
+        false(),
+        *(
+            and_(EventChange.kind == kind, EventChange.created_at >= first)
+            for kind, first in sorted(since.items())
+        ),
+    )
+
+
+def _skip_unwanted(session: Session, wanted: ColumnElement[bool], now: datetime) -> int:
+    """Mark dispatched, in one UPDATE, every undispatched row no active endpoint wants."""
+    unwanted = select(EventChange.id).where(EventChange.dispatched_at.is_(None), not_(wanted))
+    if is_postgresql(session):
+        # Rows another worker is fanning out are its business; never wait for its locks.
+        unwanted = unwanted.with_for_update(skip_locked=True)
+    done = session.execute(
+        update(EventChange)
+        .where(EventChange.id.in_(unwanted.scalar_subquery()))
+        .values(dispatched_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
 
 
 def claim_due(session: Session, now: datetime, settings: WebhookSettings) -> list[DeliveryJob]:

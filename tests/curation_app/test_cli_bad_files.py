@@ -195,6 +195,11 @@ def test_broken_catalog_files_are_refused_by_name(
     before = snapshot(session_factory)
 
     _refused(["catalog", "load", str(path), "--database-url", database_url], case.names)
+    # The file comes first, then the row or line and column (a directory says so instead).
+    result = CliRunner().invoke(
+        main, ["catalog", "load", str(path), "--database-url", database_url]
+    )
+    assert result.output.startswith(f"Error: {path}: "), result.output
 
     assert snapshot(session_factory) == before
 
@@ -207,7 +212,7 @@ def test_broken_policy_configs_are_refused_by_name(
     path = _write(tmp_path, case)
     before = snapshot(session_factory)
 
-    _refused(["policy", "set", str(path), "--database-url", database_url], case.names)
+    _refused(["policy", "set", str(path), "--database-url", database_url], (*case.names, path.name))
 
     assert snapshot(session_factory) == before
 
