@@ -104,6 +104,7 @@ def model_promote(
     from bandit.ope.targets import TargetError
     from bandit.services import promotion
     from bandit.services.export import export_log
+    from curation_app.cli_replay import clipped_text
 
     with sessions_for(database_url)() as session:
         try:
@@ -130,8 +131,9 @@ def model_promote(
         ("served", verdict.incumbent, verdict.incumbent_estimate),
     ):
         click.echo(
-            f"{label:10} version {number:>4}: {verdict.estimator} {estimate.value:.4f} "
-            f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] on {log.rows} rows"
+            f"{label:10} version {number:>4}: {verdict.estimator} {estimate.value:.4f}"
+            f"{clipped_text(estimate)} [{estimate.ci_low:.4f}, {estimate.ci_high:.4f}] "
+            f"on {log.rows} rows"
         )
     click.echo(verdict.reason)
     if not verdict.promoted:

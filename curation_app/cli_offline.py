@@ -17,6 +17,7 @@ from bandit.ope.tuning import TunedPoint, indistinguishable_message, load_grid, 
 from curation_app.cli_dask import DASK_OPTION, dask_client, is_partitioned
 from curation_app.cli_replay import (
     OFFLINE_ERRORS,
+    clipped_text,
     interval_text,
     source_log,
 )
@@ -133,7 +134,7 @@ def _point_line(rank: int, point: TunedPoint) -> str:
         f"{estimate.value:>7.4f} {interval_text(estimate):<20} "
         f"{workload.review_share:>7.1%} {workload.blocking_share:>7.1%} "
         f"{'n/a' if math.isnan(rejection) else f'{rejection:.1%}':>7}"
-        f"{'' if point.feasible else '  (outside limits)'}"
+        f"{'' if point.feasible else '  (outside limits)'}{clipped_text(estimate)}"
     )
 
 

@@ -72,6 +72,11 @@ def interval_text(estimate: Estimate) -> str:
     return f"[{estimate.ci_low:.4f}, {estimate.ci_high:.4f}]"
 
 
+def clipped_text(estimate: Estimate) -> str:
+    """` (clipped from 1.8592)` when the value was clipped to the reward range, else ``."""
+    return "" if estimate.unclipped is None else f" (clipped from {estimate.unclipped:.4f})"
+
+
 def prepare_out(out: Path) -> None:
     """Create the output folder, or say why it cannot be (never a traceback)."""
     try:
@@ -95,14 +100,19 @@ def _print_report(report: ReplayReport) -> None:
         mark = "*" if name == report.headline else " "
         click.echo(
             f"{name + mark:<11} {estimate.value:>8.4f}  {interval_text(estimate):<22} "
-            f"{estimate.ess:>10.1f}  {estimate.method}"
+            f"{estimate.ess:>10.1f}  {estimate.method}{clipped_text(estimate)}"
         )
     if "pi" in report.estimates and report.headline != "pi":
         click.echo(f"pi {report.estimates['pi'].value:.4f} assumes {ASSUMPTIONS['pi']}")
+    headline = report.estimates.get(report.headline)
+    of_value = f"the {report.headline} value"
+    if headline is not None and headline.unclipped is not None:
+        of_value += f" before clipping ({headline.unclipped:.4f})"  # the parts add up to it
+    width = max((len(source) for source in report.per_source), default=0)
     for source, split in report.per_source.items():
         click.echo(
-            f"  from {source:<14} {split['contribution']:>8.4f} of the {report.headline} "
-            f"value ({split['rows']} rows)"
+            f"  from {source:<{max(width, 14)}} {split['contribution']:>8.4f} of {of_value} "
+            f"({split['rows']} rows)"
         )
     check = (report.diagnostics or {}).get("mean_weight")
     if check:

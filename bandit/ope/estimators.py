@@ -74,14 +74,18 @@ class Estimate:
     ess: float
     rows: int
     method: str = "normal"  # how the interval was made: normal or bootstrap
+    # The estimator's own value when it fell outside the observed reward range; `value` (and
+    # the interval) are then clipped to that range (`bandit.ope.intervals.in_reward_range`).
+    unclipped: float | None = None
 
-    def as_dict(self) -> dict[str, float]:
-        """The JSON fields of replay.json."""
+    def as_dict(self) -> dict[str, float | None]:
+        """The JSON fields of replay.json (`unclipped` null unless the value was clipped)."""
         return {
             "value": self.value,
             "ci_low": self.ci_low,
             "ci_high": self.ci_high,
             "ess": self.ess,
+            "unclipped": self.unclipped,
         }
 
 

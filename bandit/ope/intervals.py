@@ -5,15 +5,16 @@ event as the unit: the normal interval uses the cluster-robust standard error, a
 effective sample size is small (below `BOOTSTRAP_ESS`) it is widened to cover a percentile
 bootstrap that resamples whole events (Field & Welsh, 2007, "Bootstrapping clustered data"),
 which follows the skew of heavy-tailed weights instead of assuming symmetry; measured, neither
-alone covered best for every estimator there (docs/replay.md). The interval is then
-intersected with the reward range: a target's value per position cannot lie outside it, so
-this only removes impossible values. Below `WARN_ESS` the report carries a warning: few logged
-slates speak for the target, and no interval is trustworthy there.
+alone covered best for every estimator there (docs/replay.md). The interval, and the value,
+are then clipped to the reward range: a target's value per position cannot lie outside it, so
+this only removes impossible values (the estimator's own value is kept as `unclipped`).
+Below `WARN_ESS` the report carries a warning: few logged slates speak for the target, and no
+interval is trustworthy there.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -130,9 +131,26 @@ def sums_estimate(
         boot_low, boot_high = bootstrap_of_sums(sums, counts, settings)
         low, high = min(low, boot_low), max(high, boot_high)
         method = WIDER_OF_BOTH
-    low = float(np.clip(low, settings.reward_low, settings.reward_high))
-    high = float(np.clip(high, settings.reward_low, settings.reward_high))
-    return Estimate(name, value, low, high, ess, int(rows), method=method)
+    return in_reward_range(Estimate(name, value, low, high, ess, int(rows), method), settings)
+
+
+def in_reward_range(estimate: Estimate, settings: IntervalSettings) -> Estimate:
+    """The estimate with its value and interval clipped to the observed reward range.
+
+    A value per position cannot lie outside that range, but an importance-weighted estimate
+    can (a few slates with huge weights): the value is then clipped too, and the estimator's
+    own value kept as `unclipped` so that reports can say so. Clipping is monotone, so a
+    value inside its interval stays inside the clipped interval."""
+    low, high = settings.reward_low, settings.reward_high
+    value = estimate.value
+    outside = value < low or value > high  # False for NaN: an undefined value stays NaN
+    return replace(
+        estimate,
+        value=float(np.clip(value, low, high)),
+        ci_low=float(np.clip(estimate.ci_low, low, high)),
+        ci_high=float(np.clip(estimate.ci_high, low, high)),
+        unclipped=value if outside else None,
+    )
 
 
 def ess_warning(name: str, ess: float) -> str | None:

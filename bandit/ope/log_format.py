@@ -77,7 +77,8 @@ class ReplayLog:
     items: pd.DataFrame | None
     # P(the logged item at its position | context), whatever came before: for `iips`.
     marginal_propensity: np.ndarray | None = None
-    # Whose judgement each reward is (RewardSource values), when the log says.
+    # Whose judgement each reward is (RewardSource values), when the log says; `choose_reward`
+    # relabels the rows whose reward it replaces (`curator`, `customer+curator`, ...).
     reward_source: np.ndarray | None = None
 
     @property

@@ -42,7 +42,7 @@ import pyarrow.parquet as pq
 
 from bandit.ope.diagnostics import mean_weight_of_sums
 from bandit.ope.estimators import Estimate, normal_quantile
-from bandit.ope.intervals import BOOTSTRAP_ESS, IntervalSettings, event_sums
+from bandit.ope.intervals import BOOTSTRAP_ESS, IntervalSettings, event_sums, in_reward_range
 from bandit.ope.log_format import (
     LogFormatError,
     LogPaths,
@@ -230,9 +230,9 @@ class RatioSums:
         correction = self.events / max(self.events - 1, 1)
         se = math.sqrt(correction * scale * scale * squares) / self.rows
         z = normal_quantile(0.5 + intervals.level / 2)
-        low = float(np.clip(value - z * se, intervals.reward_low, intervals.reward_high))
-        high = float(np.clip(value + z * se, intervals.reward_low, intervals.reward_high))
-        return Estimate(name, value, low, high, self.ess, n)
+        return in_reward_range(
+            Estimate(name, value, value - z * se, value + z * se, self.ess, n), intervals
+        )
 
 
 @dataclass(frozen=True)

@@ -356,9 +356,16 @@ def estimand_of(options: ReplayOptions, length: int) -> str:
 
 
 def report_warnings(estimates: dict[str, Estimate], mean_weight: dict[str, Any]) -> tuple[str, ...]:
-    """ESS warnings (every estimator but dm) and the mean-weight check's."""
+    """ESS warnings (every estimator but dm), clipped values and the mean-weight check's."""
     warnings = tuple(
         w for w in (ess_warning(n, e.ess) for n, e in estimates.items() if n != "dm") if w
+    )
+    warnings += tuple(
+        f"{name}: its estimate {e.unclipped:.4f} lies outside the log's reward range and is "
+        f"reported clipped to {e.value:.4f}: a few heavily weighted slates carry it, so it says "
+        "little about the target"
+        for name, e in estimates.items()
+        if e.unclipped is not None
     )
     if not mean_weight["consistent_with_1"]:
         warnings += (

@@ -17,6 +17,10 @@ reviewed the item (kept 1, removed or swapped 0).
   value describes those events, not all of them.
 - `blend`: weight x customer + (1 - weight) x curator where both exist, the customer's alone
   elsewhere.
+
+The chosen log's `reward_source` says whose judgement its new `reward` is, so that the
+per-source split describes the signal estimated: `customer (late)` for a late outcome,
+`curator` for every row under `curator`, `<logged source>+curator` for a blended row.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ REWARD_CHOICES = (CUSTOMER, CURATOR, BLEND)
 CURATOR_REWARD = "curator_reward"
 CURATOR_VERDICT = "curator_verdict"
 LATE_REWARD = "late_reward"
+LATE_CUSTOMER = f"{RewardSource.CUSTOMER.value} (late)"
 VERDICT_REWARD = {
     CuratorVerdict.KEPT.value: 1.0,
     CuratorVerdict.REMOVED.value: 0.0,
@@ -76,15 +81,25 @@ def choose_reward(log: ReplayLog, choice: str, blend_weight: float = 0.5) -> Rep
     curator = _curator_rewards(log)
     reviewed = ~np.isnan(curator)
     if choice == BLEND:
+        customer = _with_late_customer_rewards(log)
         mixed = np.where(
-            reviewed, blend_weight * log.reward + (1 - blend_weight) * curator, log.reward
+            reviewed, blend_weight * customer.reward + (1 - blend_weight) * curator, customer.reward
         )
-        return replace(log, reward=mixed)
+        sources = customer.reward_source
+        if sources is not None:
+            blended = np.char.add(sources.astype(str), f"+{CURATOR}").astype(object)
+            sources = np.where(reviewed, blended, sources)
+        return replace(customer, reward=mixed, reward_source=sources)
     missing_events = np.unique(log.event[~reviewed])
     keep = ~np.isin(log.event, missing_events)
     if not keep.any():
         raise LogFormatError("log: --reward curator: no event has a curator verdict on every item")
-    return replace(_subset(log, keep), reward=curator[keep])
+    # Every remaining reward is the curator's verdict, whatever the round logged.
+    return replace(
+        _subset(log, keep),
+        reward=curator[keep],
+        reward_source=np.full(int(keep.sum()), CURATOR, dtype=object),
+    )
 
 
 def _with_late_customer_rewards(log: ReplayLog) -> ReplayLog:
@@ -95,7 +110,11 @@ def _with_late_customer_rewards(log: ReplayLog) -> ReplayLog:
     use = (log.reward_source == RewardSource.DEFAULT.value) & np.isfinite(numbers)
     if not use.any():
         return log
-    return replace(log, reward=np.where(use, numbers, log.reward))
+    return replace(
+        log,
+        reward=np.where(use, numbers, log.reward),
+        reward_source=np.where(use, LATE_CUSTOMER, log.reward_source),
+    )
 
 
 def _subset(log: ReplayLog, keep: np.ndarray) -> ReplayLog:
@@ -127,8 +146,9 @@ def _subset(log: ReplayLog, keep: np.ndarray) -> ReplayLog:
 
 
 def per_source(log: ReplayLog, terms: np.ndarray) -> dict[str, dict[str, float]]:
-    """The estimate's per-row terms split by `reward_source`: each source's share of the value
-    (they add up to the estimate) and of the rows."""
+    """The estimate's per-row terms split by `reward_source` (whose judgement the replayed
+    reward is, after `choose_reward`): each source's share of the value (they add up to the
+    estimate before any clipping to the reward range) and of the rows."""
     if log.reward_source is None:
         return {}
     out = {}

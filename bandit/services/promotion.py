@@ -4,7 +4,10 @@ or when an admin forces it; either way the reason is recorded in the audit log.
 Both versions are evaluated as frozen policies on the same log (`frozen_model_target`), by
 the value of their own slates (the slate estimand, docs/replay.md). The challenger passes when
 the lower bound of its estimate's 95% interval exceeds the incumbent's point estimate: a
-conservative rule, so noise alone rarely ships a worse model.
+conservative rule, so noise alone rarely ships a worse model. Both numbers are inside the log's
+reward range (`bandit.ope.intervals.in_reward_range`): an incumbent estimate beyond it is
+clipped, so the bar is the range's top at worst, never a value no challenger could reach, and
+the reason says so, with the effective sample sizes when few logged slates carry either.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 from bandit.db.models import ModelVersion
 from bandit.engine.vocabulary import AuditAction
 from bandit.ope.estimators import Estimate
+from bandit.ope.intervals import WARN_ESS
 from bandit.ope.log_format import ReplayLog
 from bandit.ope.policy_target import frozen_model_target
 from bandit.ope.replay import default_estimator, evaluate
@@ -47,16 +51,34 @@ class Verdict:
     def reason(self) -> str:
         """One line saying why the gate decided as it did."""
         low = self.challenger_estimate.ci_low
-        incumbent = self.incumbent_estimate.value
+        incumbent = self.incumbent_estimate
+        clipped = ""
+        if incumbent.unclipped is not None:
+            clipped = f" (clipped from {incumbent.unclipped:.4f}"
+            if incumbent.unclipped > incumbent.value:  # the bar is the range's top
+                clipped += " to the top of the reward range, which no lower bound can exceed"
+            clipped += ")"
         comparison = (
             f"{self.estimator} lower bound {low:.4f} {'>' if self.passed else '<='} incumbent "
-            f"estimate {incumbent:.4f}"
+            f"estimate {incumbent.value:.4f}{clipped}{self._caveat()}"
         )
         if self.passed:
             return f"passed: {comparison}"
         if self.forced_by:
             return f"forced by admin {self.forced_by} although {comparison}"
         return f"refused: {comparison}"
+
+    def _caveat(self) -> str:
+        """Why the log may not settle the question: estimates clipped or resting on few slates."""
+        both = (self.challenger_estimate, self.incumbent_estimate)
+        if all(e.unclipped is None and e.ess >= WARN_ESS for e in both):
+            return ""
+        sizes = " and ".join(f"{e.ess:.1f}" for e in both)
+        return (
+            f"; effective sample sizes {sizes} slates (challenger, incumbent): few logged "
+            "slates speak for these versions, so the estimates may be far off "
+            "(docs/replay.md, The publish gate)"
+        )
 
 
 def judge(
@@ -151,4 +173,7 @@ def promote(
 
 def _json_safe(estimate: Estimate) -> dict[str, float | None]:
     # JSON columns on PostgreSQL refuse NaN; an undefined estimate is stored as null.
-    return {k: (v if math.isfinite(v) else None) for k, v in estimate.as_dict().items()}
+    return {
+        k: (v if v is not None and math.isfinite(v) else None)
+        for k, v in estimate.as_dict().items()
+    }

@@ -169,5 +169,8 @@ def test_hand_log_through_the_file_path_matches_the_arrays() -> None:
         ("ips", "snips"),
         options=ReplayOptions(estimand="position"),
     )
-    assert report.estimates["ips"].value == pytest.approx(8.25 / 5)
+    # IPS's 1.65 lies above the largest reward logged (1): reported clipped, its own kept.
+    assert report.estimates["ips"].unclipped == pytest.approx(8.25 / 5)
+    assert report.estimates["ips"].value == report.estimates["ips"].ci_high == 1.0
     assert report.estimates["snips"].value == pytest.approx(8.25 / 10.25)
+    assert report.estimates["snips"].unclipped is None

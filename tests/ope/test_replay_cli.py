@@ -5,6 +5,7 @@ tracebacks."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from bandit.ope.log_format import write_log
+from bandit.ope.log_format import build_log, write_log
+from bandit.ope.reward_choice import choose_reward, per_source
 from bandit.ope.slate_world import SlateWorld
 from bandit.ope.synthetic import action_names
 from curation_app.cli import main
@@ -177,6 +179,33 @@ def test_reward_choice_curator_uses_reviewed_events_only(tmp_path: Path) -> None
         assert result.exit_code == 0, result.output
     rows = {d: json.loads((tmp_path / d / "replay.json").read_text())["rows"] for d in "ckb"}
     assert rows["k"] < rows["c"] == rows["b"]
+    # The split says whose judgement the replayed rewards are, not what the round logged.
+    assert re.findall(r"^  from (\S+) ", curator.output, re.M) == ["curator"]
+    assert f"of the cascade-dr value ({rows['k']} rows)" in curator.output
+    assert re.findall(r"^  from (\S+) ", blend.output, re.M) == [
+        "curator_proxy",  # unreviewed events: the logged reward alone
+        "curator_proxy+curator",
+        "customer",
+        "customer+curator",
+    ]
+
+
+def test_a_late_customer_outcome_is_split_as_the_customers() -> None:
+    rounds = pa.table(
+        {
+            "event_id": ["a", "b", "c"],
+            "timestamp": ["2025-01-01T00:00:00Z"] * 3,
+            "position": [0, 0, 0],
+            "action": ["x", "y", "x"],
+            "reward": [1.0, 0.0, 0.0],
+            "propensity": [0.5, 0.5, 0.5],
+            "reward_source": ["customer", "default", "default"],
+            "late_reward": [None, 1.0, None],
+        }
+    )
+    log = choose_reward(build_log(rounds), "customer")
+    assert log.reward.tolist() == [1.0, 1.0, 0.0]
+    assert per_source(log, log.reward).keys() == {"customer", "customer (late)", "default"}
 
 
 def test_obp_export_meets_obp_input_rules(tmp_path: Path) -> None:

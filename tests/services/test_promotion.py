@@ -3,6 +3,9 @@ better, or when an admin forces it, and the audit log says why."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
@@ -15,7 +18,8 @@ from bandit.engine.config import PolicyConfig
 from bandit.engine.policy import VWPolicy
 from bandit.ope.log_format import build_log
 from bandit.ope.policy_target import catalog_rows, context_dicts
-from bandit.services import accounts, configs, model_store
+from bandit.ope.targets import file_target
+from bandit.services import accounts, configs, model_store, promotion
 from bandit.services.export import export_log
 from bandit.services.runtime import EngineRuntime
 from curation_app.cli import main
@@ -24,6 +28,7 @@ from sim.demo_data import generate_catalog
 from sim.loop import LoopSettings, run_loop
 from sim.world import TrueRewardModel
 from tests.conftest import DemoCatalog
+from tests.ope.test_reward_range import far_target_log
 
 
 @pytest.fixture
@@ -162,3 +167,48 @@ def test_bad_promotions_are_refused_and_change_nothing(
     with session_factory() as session:
         assert model_store.latest_version_number(session) == trained
     assert _audit(session_factory) == []
+
+
+@pytest.mark.parametrize(
+    ("rare_reward", "clipped_to"), [(1.0, "1.0000"), (0.0, "0.0000")], ids=["above", "below"]
+)
+def test_estimates_beyond_the_reward_range_are_compared_clipped(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    rare_reward: float,
+    clipped_to: str,
+) -> None:
+    """Two versions that both favour an item the log showed twice: their `dr` lands outside
+    [0, 1]. Reported, each value is clipped into its own interval; compared, the challenger's
+    lower bound meets the incumbent's clipped value, so an identical challenger is refused
+    (below the range, the unclipped bar let it pass)."""
+    log, target = far_target_log(tmp_path, rare_reward)
+    with session_factory() as session:
+        config_row = configs.save_config(session, PolicyConfig(), "t", True)
+        previous = None
+        for note in ("challenger", "served"):
+            previous = model_store.save_model(
+                session, VWPolicy.fresh(PolicyConfig()), config_row, 0, previous, note
+            )
+        session.commit()
+    # Both versions propose what the target file says: the gate's arithmetic is under test.
+    monkeypatch.setattr(
+        promotion, "frozen_model_target", lambda log, model, config, name: file_target(log, target)
+    )
+
+    result = _promote(database_url, "1", "--log", str(log))
+
+    assert result.exit_code != 0 and "was not promoted" in result.output
+    lines = re.findall(
+        r"version +\d+: dr (\S+) \(clipped from (\S+)\) \[(\S+), (\S+)\]", result.output
+    )
+    assert len(lines) == 2, result.output
+    for value, unclipped, low, high in lines:
+        assert value == clipped_to and not 0.0 <= float(unclipped) <= 1.0
+        assert 0.0 <= float(low) <= float(value) <= float(high) <= 1.0
+    [(action, _, reason)] = _audit(session_factory)
+    assert action == "model.promote_refused"
+    assert reason.startswith(f"refused: dr lower bound 0.0000 <= incumbent estimate {clipped_to}")
+    assert "(clipped from" in reason and "effective sample sizes 2.0 and 2.0 slates" in reason
