@@ -169,17 +169,24 @@ def test_reviews_decided_before_any_approval_model_are_named_as_no_evidence(
     with session_factory() as session:
         session.execute(update(Decision).values(approval_probability=None))
         session.commit()
-    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
-    assert result.exit_code == 0, result.output
-    with session_factory() as session:
-        status = trust_status.promise_status(session)
-    sentence = promise.today_sentences(status)[0]
-    print(sentence)
-    print(result.output)
+    status, sentence, output = _learned_status(session_factory, database_url)
     assert status.status == "ready" and status.threshold is None and status.evidence == 0
     assert "0 reviewed slates scored when decided" in sentence and "no score" in sentence
-    assert "(0 reviewed slates scored when decided)" in result.output
-    assert "(0 reviewed slates)" not in sentence + result.output
+    assert "(0 reviewed slates scored when decided)" in output
+    assert "(0 reviewed slates)" not in sentence + output
+
+
+def _learned_status(
+    sessions: sessionmaker[Session], database_url: str
+) -> tuple[trust_status.PromiseStatus, str, str]:
+    """Run `hitl learn`, then the promise as stored, its first sentence and the CLI output."""
+    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
+    assert result.exit_code == 0, result.output
+    with sessions() as session:
+        status = trust_status.promise_status(session)
+    sentence = promise.today_sentences(status)[0]
+    print(sentence, result.output, sep="\n")
+    return status, sentence, result.output
 
 
 def _check_audit_interval(session_factory: sessionmaker[Session], log: HandLog) -> None:
@@ -355,14 +362,8 @@ def test_the_drift_guard_holds_the_threshold_back_on_the_newer_half_and_says_so(
     whole window allows 0.21 (test above), its newer half allows nothing, so nothing is
     automated, and the page and `hitl learn` say the newer half decided."""
     _build(session_factory, demo_catalog, _design(), drift_guard=True)
-    result = CliRunner().invoke(main, ["learn", "--database-url", database_url])
-    assert result.exit_code == 0, result.output
-    with session_factory() as session:
-        status = trust_status.promise_status(session)
-    sentence = promise.today_sentences(status)[0]
-    print(sentence)
-    print(result.output)
+    status, sentence, output = _learned_status(session_factory, database_url)
     assert status.threshold is None and status.evidence_scope == "newer half"
     assert status.evidence == (AUDITS + CLEAN + LOW) // 2
     guard = "on the newer half of the window (drift guard): nothing is delivered automatically"
-    assert guard in sentence and guard in result.output
+    assert guard in sentence and guard in output
