@@ -31,6 +31,7 @@ from curation_app.api import (
     handle_api_error,
     parse_body,
 )
+from curation_app.api_context import NO_NUL_PATTERN
 from curation_app.auth import ADMIN
 from curation_app.db import get_session, transaction
 from curation_app.errors import status_for
@@ -41,7 +42,8 @@ csrf.exempt(bp)
 api_rate_limit(bp)
 bp.register_error_handler(ApiError, handle_api_error)
 
-LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64)]
+# PostgreSQL refuses NUL in text: without the pattern it was a 500 there.
+LeaseToken = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=NO_NUL_PATTERN)]
 
 
 class VerdictBody(BaseModel):
@@ -50,7 +52,7 @@ class VerdictBody(BaseModel):
     position: Annotated[int, Field(ge=0, le=1000)]
     verdict: Literal["keep", "remove", "swap"]
     replacement_item_id: ItemId | None = None
-    reason: Annotated[str, Field(max_length=500)] = ""
+    reason: Annotated[str, StringConstraints(max_length=500, pattern=NO_NUL_PATTERN)] = ""
 
 
 class SubmitBody(BaseModel):

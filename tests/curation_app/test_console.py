@@ -341,6 +341,7 @@ def test_swap_to_unknown_item_stores_nothing(
             "Positions 1 and 2 would swap in the same item",
         ),
         ({"reason-2": "x" * 501}, "Position 3: reason: at most 500 characters"),
+        ({"reason-1": "warm\x00"}, "contains a NUL character"),
         ({"rendered_at": "nan"}, "the form lost its render time"),
         ({"rendered_at": ""}, "the form lost its render time"),
     ],

@@ -115,6 +115,20 @@ def test_heartbeat_renews_the_lease(
     assert answer.get_json()["leased_until"] >= task["leased_until"]
 
 
+@pytest.mark.parametrize("action", ["heartbeat", "release"])
+def test_a_lease_token_with_a_nul_is_refused_by_name(
+    client: FlaskClient, reviewer: dict[str, str], queued: list[str],
+    session_factory: sessionmaker[Session], action: str,
+) -> None:  # fmt: skip
+    task = claim(client, reviewer)
+    before = snapshot(session_factory)
+    url = f"/api/v1/review/{task['task_id']}/{action}"
+    answer = client.post(url, json={"lease_token": "\x00"}, headers=reviewer)
+    assert answer.status_code == 400, answer.get_json()
+    assert answer.get_json()["error"].startswith("lease_token")
+    assert snapshot(session_factory) == before
+
+
 @pytest.mark.parametrize(
     ("headers", "status", "message"),
     [
@@ -183,6 +197,16 @@ BAD_SUBMITS = {
         lambda task, items: keep_all(task, seconds_spent=-1), 400, "seconds_spent"
     ),
     "extra-field": (lambda task, items: keep_all(task, note="x"), 400, "note: unknown field"),
+    # PostgreSQL refuses NUL in text: it was a 500 there, not a refusal by name.
+    "nul-in-the-lease-token": (
+        lambda task, items: keep_all(task, lease_token="\x00"), 400, "lease_token"
+    ),
+    "nul-in-a-reason": (
+        lambda task, items: keep_all(task, verdicts=[
+            {**verdict, "reason": "too warm\x00"} for verdict in keep_all(task)["verdicts"]
+        ]),
+        400, "verdicts.0.reason",
+    ),
 }  # fmt: skip
 
 
