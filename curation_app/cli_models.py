@@ -100,14 +100,22 @@ def model_promote(
     database_url: str | None,
 ) -> None:
     """Serve model VERSION only if its estimate's lower bound beats the served model's estimate."""
+    from bandit.db.session import begin_reading
     from bandit.ope.log_format import LogFormatError, build_log, load_log
     from bandit.ope.targets import TargetError
     from bandit.services import promotion
     from bandit.services.export import export_log
     from curation_app.cli_replay import clipped_text
 
-    with sessions_for(database_url)() as session:
+    refusals = (promotion.PromotionError, LogFormatError, TargetError, ConfigError, ValueError)
+    sessions = sessions_for(database_url)
+    chosen = None if estimator == "auto" else estimator
+    # The export and the replay only read, and may take minutes: as a reader, so that ranks,
+    # reviews and learn passes go on meanwhile. The promotion itself is a short write after.
+    with sessions() as session:
+        begin_reading(session)
         try:
+            promotion.admin_id(session, force_by)
             if log_file is not None:
                 log = load_log(log_file)
             else:
@@ -115,15 +123,13 @@ def model_promote(
                 if exported.rounds.num_rows == 0:
                     raise click.ClickException("the database holds no rewarded decision yet")
                 log = build_log(exported.rounds, exported.candidates, exported.items)
-            chosen = None if estimator == "auto" else estimator
-            verdict = promotion.promote(session, version, log, chosen, force_by)
-        except (
-            promotion.PromotionError,
-            LogFormatError,
-            TargetError,
-            ConfigError,
-            ValueError,
-        ) as error:
+            _, judged = promotion.judge(session, version, log, chosen)
+        except refusals as error:
+            raise click.ClickException(f"promotion refused: {error}") from error
+    with sessions() as session:
+        try:
+            verdict = promotion.promote(session, version, log, chosen, force_by, judged=judged)
+        except refusals as error:
             raise click.ClickException(f"promotion refused: {error}") from error
         session.commit()
     for label, number, estimate in (

@@ -91,7 +91,25 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        if connection.get_execution_options().get(READ_ONLY):
+            connection.exec_driver_sql("BEGIN")  # a reader: WAL lets writers go on beside it
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+# An execution option: the transaction only reads (see `begin_reading`).
+READ_ONLY = "hitl_read_only"
+
+
+def begin_reading(session: Session) -> None:
+    """Begin the session's transaction as a reader, before its first statement.
+
+    On SQLite every transaction otherwise begins IMMEDIATE, taking the write lock, so a long
+    read (a replay over the whole log) would stall every rank, submit and learn pass behind
+    it until their busy timeout ran out. A reader must not write: a deferred transaction that
+    writes after another writer committed fails at once instead of queueing.
+    """
+    session.connection(execution_options={READ_ONLY: True})
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

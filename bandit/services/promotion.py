@@ -122,6 +122,16 @@ def judge(
     return challenger, verdict
 
 
+def admin_id(session: Session, force_by_admin: str | None) -> int | None:
+    """The id of the admin forcing a promotion (None when nobody forces it)."""
+    if force_by_admin is None:
+        return None
+    admin = accounts.find_curator(session, force_by_admin)
+    if admin is None or admin.role != "admin":
+        raise PromotionError(f"admin: {force_by_admin!r} is not an admin account")
+    return admin.id
+
+
 def promote(
     session: Session,
     version: int,
@@ -129,18 +139,26 @@ def promote(
     estimator: str | None = None,
     force_by_admin: str | None = None,
     actor: str = "cli",
+    judged: Verdict | None = None,
 ) -> Verdict:
     """Serve `version` if it passes the gate (or an admin forces it); audit either way.
 
+    `judged`: the verdict of `judge`, when the comparison ran in an earlier (reading)
+    transaction so that no lock was held through the replay; it is refused when the served
+    version has changed since, since the gate never compared the challenger with the new one.
     Does not commit; the caller commits the new version and the audit entry together.
     """
-    admin_id = None
-    if force_by_admin is not None:
-        admin = accounts.find_curator(session, force_by_admin)
-        if admin is None or admin.role != "admin":
-            raise PromotionError(f"admin: {force_by_admin!r} is not an admin account")
-        admin_id = admin.id
-    _, verdict = judge(session, version, log, estimator)
+    forcing_admin = admin_id(session, force_by_admin)
+    if judged is None:
+        _, verdict = judge(session, version, log, estimator)
+    else:
+        verdict = judged
+        served_now = model_store.latest_version_number(session)
+        if served_now != verdict.incumbent:
+            raise PromotionError(
+                f"version: the served model changed while the gate compared (version "
+                f"{verdict.incumbent} then, {served_now} now); run the promotion again"
+            )
     estimator = verdict.estimator
     forced = force_by_admin if not verdict.passed else None
     verdict = replace(verdict, forced_by=forced)
@@ -157,7 +175,7 @@ def promote(
         session,
         AuditAction.MODEL_PROMOTE if served is not None else AuditAction.MODEL_PROMOTE_REFUSED,
         actor=force_by_admin or actor,
-        curator_id=admin_id,
+        curator_id=forcing_admin,
         target=f"model version {version}",
         reason=verdict.reason,
         estimator=estimator,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,3 +213,40 @@ def test_estimates_beyond_the_reward_range_are_compared_clipped(
     assert action == "model.promote_refused"
     assert reason.startswith(f"refused: dr lower bound 0.0000 <= incumbent estimate {clipped_to}")
     assert "(clipped from" in reason and "effective sample sizes 2.0 and 2.0 slates" in reason
+
+
+def test_the_gate_holds_no_lock_while_it_replays_and_refuses_if_the_served_model_moved(
+    database_url: str,
+    session_factory: sessionmaker[Session],
+    trained: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A replay can take minutes. A learn pass saving a model meanwhile must neither wait for
+    it (on SQLite every transaction took the write lock, so ranks and learn passes queued
+    behind the whole replay and failed after their busy timeout) nor be overwritten by a
+    promotion that was compared with the model before it."""
+    contrarian = _serve_a_contrarian_model(session_factory)
+    real_evaluate = promotion.evaluate
+    saved_meanwhile: list[int] = []
+
+    def evaluate_while_the_learner_saves(*arguments: Any, **options: Any) -> Any:
+        if not saved_meanwhile:
+            with session_factory() as other:
+                config_row, config = configs.active_config(other)
+                latest = model_store.latest_model(other)
+                policy = VWPolicy.fresh(config)
+                saved = model_store.save_model(other, policy, config_row, 0, latest, "a pass")
+                other.commit()
+                saved_meanwhile.append(saved.version)
+        return real_evaluate(*arguments, **options)
+
+    monkeypatch.setattr(promotion, "evaluate", evaluate_while_the_learner_saves)
+    result = _promote(database_url, str(trained))
+
+    assert result.exit_code == 1, result.output  # a refusal, not a traceback
+    assert saved_meanwhile == [contrarian + 1]
+    assert "the served model changed while the gate compared" in result.output
+    assert f"(version {contrarian} then, {contrarian + 1} now)" in result.output
+    with session_factory() as session:
+        assert model_store.latest_version_number(session) == contrarian + 1
+    assert _audit(session_factory) == []
