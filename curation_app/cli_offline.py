@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from bandit.db.session import begin_reading
 from bandit.ope import interop
 from bandit.ope.log_format import write_log
 from bandit.ope.partitioned import count_rows, partition_files
@@ -71,6 +72,7 @@ def export_command(
         from bandit.services.export_stream import export_partitioned
 
         with sessions_for(database_url)() as session:
+            begin_reading(session)  # a long read: ranks and reviews go on beside it
             written = export_partitioned(session, out, chunk)
         click.echo(
             f"exported {written.rows} rows in {written.parts} parts over {len(written.days)} "
@@ -86,6 +88,7 @@ def export_command(
         from bandit.services.export import export_log
 
         with sessions_for(database_url)() as session:
+            begin_reading(session)  # a long read: ranks and reviews go on beside it
             exported = export_log(session)
         paths = write_log(exported.rounds, exported.candidates, exported.items, out)
         click.echo(

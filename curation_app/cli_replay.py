@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from bandit.db.session import begin_reading
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import LogFormatError, ReplayLog, build_log
 from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UniformLoggingError
@@ -51,6 +52,7 @@ def log_from_db(url: str | None) -> ReplayLog:
     from bandit.services.export import export_log
 
     with sessions_for(url)() as session:
+        begin_reading(session)  # a long read: ranks and reviews go on beside it
         exported = export_log(session)
     if exported.rounds.num_rows == 0:
         raise click.ClickException("the database holds no decision with a reward yet")
