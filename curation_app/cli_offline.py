@@ -9,7 +9,6 @@ from pathlib import Path
 import click
 import numpy as np
 
-from bandit.db.session import begin_reading
 from bandit.ope import interop
 from bandit.ope.log_format import write_log
 from bandit.ope.partitioned import count_rows, partition_files
@@ -69,6 +68,7 @@ def export_command(
             raise click.UsageError("--partitioned writes Parquet tables: no --format or --log")
         if out.suffix in (".parquet", ".csv") or (out.exists() and not out.is_dir()):
             raise click.UsageError("--out must be a directory with --partitioned")
+        from bandit.db.session import begin_reading
         from bandit.services.export_stream import export_partitioned
 
         with sessions_for(database_url)() as session:
@@ -85,6 +85,7 @@ def export_command(
             raise click.UsageError("--log converts a log: use it with --format dsjson or obp")
         if out.suffix not in (".parquet", ".csv"):
             raise click.UsageError("--out must end in .parquet or .csv for --format table")
+        from bandit.db.session import begin_reading
         from bandit.services.export import export_log
 
         with sessions_for(database_url)() as session:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import click
 
-from bandit.db.session import begin_reading
 from bandit.ope.estimators import Estimate
 from bandit.ope.log_format import LogFormatError, ReplayLog, build_log
 from bandit.ope.pseudo_inverse import LOGGING_POLICIES, UniformLoggingError
@@ -49,6 +48,7 @@ ASSUMPTIONS = {
 
 def log_from_db(url: str | None) -> ReplayLog:
     """The database's own log, exported and validated."""
+    from bandit.db.session import begin_reading
     from bandit.services.export import export_log
 
     with sessions_for(url)() as session:
