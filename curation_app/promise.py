@@ -5,6 +5,7 @@ from __future__ import annotations
 from bandit.engine.vocabulary import ApprovalStatus
 from bandit.services.trust import (
     SCORED_REVIEWS,
+    audits_weighted,
     bound_sample_clause,
     failed_test_clause,
     scope_clause,
@@ -27,8 +28,7 @@ def _more_evidence(failed: FailedTest) -> str:
     target does a larger sample bring the bound under it."""
     if failed.rate is None or failed.target is None:
         return ""
-    audits_in = failed.effective is not None and abs(failed.effective - failed.slates) >= 0.5
-    weighted = " (audits weighted)" if audits_in else ""
+    weighted = " (audits weighted)" if audits_weighted(failed.slates, failed.effective) else ""
     if failed.rate > failed.target:
         return (
             f" Curators changed {_percent(failed.rate)}{weighted} of these slates, more than the "

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from scipy import stats
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from bandit.db import migrate
 from bandit.db.models import CuratorAction, Outcome, ReviewTask, SlateVerification
+from bandit.engine import risk_control
 from bandit.engine.vocabulary import ReadinessProblem, Route, TaskStatus, VerificationOutcome
 from bandit.services import model_store, trust_status
 from bandit.services.runtime import EngineRuntime
@@ -87,18 +87,6 @@ def _age(now: datetime, oldest: datetime | None) -> float:
     return 0.0 if oldest is None else max((now - oldest).total_seconds(), 0.0)
 
 
-def override_upper_bound(overturned: int, reviewed: int, level: float) -> float:
-    """One-sided Clopper-Pearson upper bound on the share of delivered slates a curator changed.
-
-    With k overturned out of n verified after output, the bound is the `level` quantile of
-    Beta(k + 1, n - k) (Clopper & Pearson, 1934, "The use of confidence or fiducial limits
-    illustrated in the case of the binomial"); 1 when nothing was verified or all overturned.
-    """
-    if reviewed == 0 or overturned >= reviewed:
-        return 1.0
-    return float(stats.beta.ppf(level, overturned + 1, reviewed - overturned))
-
-
 def loop_gauges(session: Session, now: datetime) -> LoopGauges:
     """Queue depth and oldest wait, learner lag, newest model and the override bound."""
     waiting = (TaskStatus.OPEN, TaskStatus.CLAIMED)
@@ -133,7 +121,7 @@ def loop_gauges(session: Session, now: datetime) -> LoopGauges:
         reward_lag_seconds=_age(now, oldest_reward),
         latest_model_version=model_store.latest_version_number(session),
         promise=promise,
-        review_after_bound=override_upper_bound(overturned, total, promise.confidence_level),
+        review_after_bound=risk_control.upper_bound(overturned, total, promise.confidence_level),
         review_after_checks=total,
     )
 

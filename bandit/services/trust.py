@@ -145,6 +145,12 @@ def scope_clause(scope: str) -> str:
     return ""
 
 
+def audits_weighted(slates: int, effective: float | None) -> bool:
+    """Whether audits (weight 1 / their share) are among a bound's sample: its effective
+    sample is then smaller than its count of slates."""
+    return effective is not None and abs(effective - slates) >= 0.5
+
+
 def bound_sample_clause(
     slates: int, overrides: int, effective: float | None, rate: float | None
 ) -> str:
@@ -152,7 +158,7 @@ def bound_sample_clause(
     share slates, so the bound rests on the smaller effective sample and the weighted rate,
     not on the raw counts (which would give another bound)."""
     changed = f"{overrides} override{'' if overrides == 1 else 's'}"
-    if effective is None or rate is None or abs(effective - slates) < 0.5:
+    if rate is None or not audits_weighted(slates, effective):
         return f"{slates} reviewed slates ({changed})"
     return (
         f"{slates} reviewed slates ({changed}; audits weighted by 1 / their audit share: an "

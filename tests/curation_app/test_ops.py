@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db import migrate
-from bandit.services.operations import override_upper_bound
+from bandit.engine.risk_control import upper_bound
 from curation_app import create_app
 from curation_app.logs import REQUEST_ID_HEADER, JsonFormatter
 from tests.api_support import DELIVER_AT_ONCE, activate_config, ranked
@@ -131,11 +131,11 @@ def test_metrics_move_with_the_requests_sent(
 
 
 def test_override_bound_tightens_with_evidence() -> None:
-    assert override_upper_bound(0, 0, 0.9) == 1.0
-    few, many = override_upper_bound(1, 20, 0.9), override_upper_bound(10, 400, 0.9)
+    assert upper_bound(0, 0, 0.9) == 1.0
+    few, many = upper_bound(1, 20, 0.9), upper_bound(10, 400, 0.9)
     assert 1 / 20 < few < 1.0 and 10 / 400 < many < few
     # Clopper-Pearson with no overturn in n: 1 - (1 - level)^(1/n).
-    assert override_upper_bound(0, 50, 0.9) == pytest.approx(1 - 0.1 ** (1 / 50))
+    assert upper_bound(0, 50, 0.9) == pytest.approx(1 - 0.1 ** (1 / 50))
 
 
 def test_request_id_is_returned_and_logged(

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bandit.db.models import Decision, SlateVerification, utcnow
+from bandit.engine import risk_control
 from bandit.engine.quality import (
     SHIFT_GAP,
     ReviewRecord,
@@ -301,7 +302,7 @@ def test_verify_after_reviews_are_the_overrides_beside_an_undone_review_before(
     assert stats.median_seconds == pytest.approx(21.0)  # of 60, 20 and 21 s
     gauges = operations.loop_gauges(session, utcnow())
     assert gauges.review_after_checks == 2
-    assert gauges.review_after_bound == pytest.approx(operations.override_upper_bound(1, 2, 0.9))
+    assert gauges.review_after_bound == pytest.approx(risk_control.upper_bound(1, 2, 0.9))
 
 
 @pytest.fixture
